@@ -1,0 +1,200 @@
+//! The command line, as clap definitions: the contract's options, grouped by purpose.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  Follow a resource; the value, then every change:
+    lrwatch http://127.0.0.1:8080/counter/a
+
+  One JSON event per line, for jq:
+    lrwatch --json http://127.0.0.1:8080/counter/a | jq -r .body
+
+  In a script, wait for the next change (and no longer than a minute):
+    lrwatch --no-initial --count 1 --timeout 60 http://127.0.0.1:8080/counter/a
+
+  See the protocol at work (requests, links, the transport chosen and why):
+    lrwatch -v http://127.0.0.1:8080/time
+
+  Try it with nothing else running:
+    lrwatch demo";
+
+/// Follow web resources live: print each new value as it changes.
+///
+/// lrwatch discovers what the server offers (LiveResource long-polling, and more) and follows
+/// the resource over the best transport it finds, falling back to plain polling, so it works
+/// with any URL. stdout carries events only; status and errors go to stderr.
+#[derive(Debug, Parser)]
+#[command(
+    name = "lrwatch",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = EXAMPLES,
+    after_long_help = EXAMPLES
+)]
+pub struct Cli {
+    /// Resources to follow: absolute http:// or https:// URLs.
+    #[arg(value_name = "URL", required = true)]
+    pub urls: Vec<String>,
+
+    #[command(flatten)]
+    pub follow: FollowArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands besides following.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the reference LiveResource server.
+    Serve {
+        /// Address to listen on (port 0 picks a free port; the address is printed on stdout).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Start the reference server in-process on loopback and follow its /time.
+    Demo {
+        #[command(flatten)]
+        follow: FollowArgs,
+    },
+}
+
+/// Options that shape how resources are followed and printed.
+#[derive(Debug, Clone, Args)]
+pub struct FollowArgs {
+    /// One JSON envelope per event, one per line (NDJSON).
+    #[arg(short, long, help_heading = "Output")]
+    pub json: bool,
+
+    /// Exit 0 after N events (the initial value counts).
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Output")]
+    pub count: Option<u64>,
+
+    /// Do not emit the initial value; emit changes only.
+    #[arg(long, help_heading = "Output")]
+    pub no_initial: bool,
+
+    /// When to use color: auto (a terminal, NO_COLOR unset, TERM not dumb), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto, help_heading = "Output")]
+    pub color: ColorChoice,
+
+    /// Protocol trace on stderr: requests, links found, transport chosen and why, retries.
+    #[arg(short, long, help_heading = "Output", conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// No status or warning lines on stderr (errors are still reported).
+    #[arg(short, long, help_heading = "Output")]
+    pub quiet: bool,
+
+    /// Give up after SECS seconds and exit 124.
+    #[arg(short, long, value_name = "SECS", value_parser = parse_secs, help_heading = "Following")]
+    pub timeout: Option<f64>,
+
+    /// Extra request header "NAME: VALUE", repeatable; sent only to the resource's own origin.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header, help_heading = "Following")]
+    pub headers: Vec<(String, String)>,
+
+    /// Transport: auto (the best one offered), or force one; forcing one that the resource
+    /// does not advertise is an error naming what it does advertise.
+    #[arg(long, value_enum, value_name = "T", default_value_t = TransportChoice::Auto, help_heading = "Following")]
+    pub transport: TransportChoice,
+
+    /// The wait for long-polls, in seconds (sent as `Wait` and `Prefer: wait=`).
+    #[arg(long, value_name = "SECS", default_value_t = lrwatch::follow::DEFAULT_WAIT, value_parser = clap::value_parser!(u64).range(0..=3600), help_heading = "Following")]
+    pub wait: u64,
+
+    /// Plain-polling period in seconds, fractions allowed [default: the server's
+    /// X-Poll-Interval, else 5].
+    #[arg(long, value_name = "SECS", value_parser = parse_interval, help_heading = "Following")]
+    pub interval: Option<f64>,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Color on a terminal, unless NO_COLOR is set or TERM is dumb.
+    Auto,
+    /// Always color.
+    Always,
+    /// Never color.
+    Never,
+}
+
+/// `--transport`: the mechanisms this version can carry a resource over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TransportChoice {
+    /// The best mechanism the resource offers.
+    Auto,
+    /// Plain polling (conditional GETs every --interval).
+    Poll,
+    /// Long-polling with If-None-Match and a wait.
+    ValueWait,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1e9 => Ok(v),
+        _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    let v = parse_secs(s)?;
+    if v < 0.01 {
+        return Err("the interval must be at least 0.01 seconds".to_string());
+    }
+    Ok(v)
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("'{s}' is not of the form 'NAME: VALUE'"))?;
+    let name = name.trim();
+    let valid_name = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !valid_name {
+        return Err(format!("'{name}' is not a valid header name"));
+    }
+    let value = value.trim();
+    if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+        return Err(format!(
+            "the value of header '{name}' contains control characters"
+        ));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn headers_parse() {
+        assert_eq!(parse_header("X-A: b c"), Ok(("X-A".into(), "b c".into())));
+        assert_eq!(parse_header("X-A:"), Ok(("X-A".into(), "".into())));
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header(": v").is_err());
+        assert!(parse_header("bad name: v").is_err());
+        assert!(parse_header("X: a\r\nInjected: 1").is_err());
+    }
+
+    #[test]
+    fn seconds_parse() {
+        assert_eq!(parse_secs("1.5"), Ok(1.5));
+        for bad in ["0", "-1", "nan", "inf", "x", ""] {
+            assert!(parse_secs(bad).is_err(), "{bad}");
+        }
+        assert!(parse_interval("0.001").is_err());
+    }
+}

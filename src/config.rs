@@ -1,0 +1,161 @@
+//! Raw flags become one resolved `Config`, once: terminal detection, `NO_COLOR` and defaults
+//! are decided here, and the rest of the binary reads only `Config`.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use lrwatch::{Mechanism, Options};
+use url::Url;
+
+use crate::cli::{ColorChoice, FollowArgs, TransportChoice};
+use crate::exit::UsageError;
+
+/// How events are written to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One JSON envelope per line.
+    Json,
+    /// Each value's body on one line, for pipes.
+    Lines,
+    /// A header line and the pretty value, for people.
+    Terminal {
+        /// Whether to use color.
+        color: bool,
+    },
+}
+
+/// Everything the follow loop needs, decided.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub urls: Vec<Url>,
+    pub mode: Mode,
+    pub count: Option<u64>,
+    pub no_initial: bool,
+    pub timeout: Option<Duration>,
+    pub verbose: bool,
+    pub quiet: bool,
+    pub options: Options,
+}
+
+/// The environment the decisions depend on, read once (and replaceable in tests).
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub stdout_is_terminal: bool,
+    pub no_color: bool,
+    pub term_dumb: bool,
+}
+
+impl Env {
+    /// Reads the real environment. `LRWATCH_TEST_TERM=1` makes stdout count as a terminal, so
+    /// that tests can check terminal output without a pseudo-terminal.
+    pub fn detect() -> Env {
+        let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+        Env {
+            stdout_is_terminal: std::io::stdout().is_terminal()
+                || std::env::var_os("LRWATCH_TEST_TERM").is_some_and(|v| v == "1"),
+            no_color: set("NO_COLOR"),
+            term_dumb: std::env::var_os("TERM").is_some_and(|v| v == "dumb"),
+        }
+    }
+}
+
+impl Config {
+    /// Resolves the flags; a bad URL is a usage error.
+    pub fn resolve(urls: &[String], args: &FollowArgs, env: &Env) -> Result<Config, UsageError> {
+        let urls = urls
+            .iter()
+            .map(|u| lrwatch::parse_url(u).map_err(|e| UsageError(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let color = match args.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => env.stdout_is_terminal && !env.no_color && !env.term_dumb,
+        };
+        let mode = if args.json {
+            Mode::Json
+        } else if env.stdout_is_terminal {
+            Mode::Terminal { color }
+        } else {
+            Mode::Lines
+        };
+        let transport = match args.transport {
+            TransportChoice::Auto => None,
+            TransportChoice::Poll => Some(Mechanism::Poll),
+            TransportChoice::ValueWait => Some(Mechanism::ValueWait),
+        };
+        Ok(Config {
+            urls,
+            mode,
+            count: args.count,
+            no_initial: args.no_initial,
+            timeout: args.timeout.map(Duration::from_secs_f64),
+            verbose: args.verbose,
+            quiet: args.quiet,
+            options: Options {
+                transport,
+                wait: args.wait,
+                interval: args.interval.map(Duration::from_secs_f64),
+                headers: args.headers.clone(),
+                ..Options::default()
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn resolve(args: &[&str], env: Env) -> Config {
+        let cli = Cli::try_parse_from(args).unwrap();
+        Config::resolve(&cli.urls, &cli.follow, &env).unwrap()
+    }
+
+    fn env(terminal: bool, no_color: bool) -> Env {
+        Env {
+            stdout_is_terminal: terminal,
+            no_color,
+            term_dumb: false,
+        }
+    }
+
+    #[test]
+    fn mode_follows_terminal_and_flags() {
+        assert_eq!(
+            resolve(&["l", "http://h/"], env(true, false)).mode,
+            Mode::Terminal { color: true }
+        );
+        assert_eq!(
+            resolve(&["l", "http://h/"], env(true, true)).mode,
+            Mode::Terminal { color: false }
+        );
+        assert_eq!(
+            resolve(&["l", "http://h/"], env(false, false)).mode,
+            Mode::Lines
+        );
+        assert_eq!(
+            resolve(&["l", "-j", "http://h/"], env(true, false)).mode,
+            Mode::Json
+        );
+        assert_eq!(
+            resolve(&["l", "--color", "always", "http://h/"], env(true, true)).mode,
+            Mode::Terminal { color: true }
+        );
+        let dumb = Env {
+            term_dumb: true,
+            ..env(true, false)
+        };
+        assert_eq!(
+            resolve(&["l", "http://h/"], dumb).mode,
+            Mode::Terminal { color: false }
+        );
+    }
+
+    #[test]
+    fn bad_url_is_usage_error() {
+        let cli = Cli::try_parse_from(["l", "ftp://h/"]).unwrap();
+        assert!(Config::resolve(&cli.urls, &cli.follow, &env(false, false)).is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! What followers report: events (the resource's values) and notices (what the follower is doing).
+
+use std::time::SystemTime;
+
+use crate::mechanism::Mechanism;
+
+/// The kind of an event, named as in the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The resource has a (new) value.
+    Value,
+    /// The resource is gone (404 or 410).
+    Removed,
+}
+
+impl EventKind {
+    /// The contract's name for this kind (`value`, `removed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Value => "value",
+            EventKind::Removed => "removed",
+        }
+    }
+}
+
+/// A resource's content, as received, with its JSON reading when it is JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Body {
+    /// The bytes exactly as the server sent them.
+    pub bytes: Vec<u8>,
+    /// The `Content-Type`, if any.
+    pub content_type: Option<String>,
+    /// The parsed value, when the body is JSON (see [`Body::new`]).
+    pub json: Option<serde_json::Value>,
+}
+
+impl Body {
+    /// Wraps received bytes, parsing them as JSON when the media type says JSON
+    /// (`application/json`, `*+json`), or when there is no `Content-Type` and the bytes parse.
+    /// A body that claims JSON but does not parse stays text: it is shown, not dropped.
+    pub fn new(bytes: Vec<u8>, content_type: Option<String>) -> Body {
+        let json_type = content_type.as_deref().map(is_json_media_type);
+        let json = match json_type {
+            Some(false) => None,
+            Some(true) | None => serde_json::from_slice(&bytes).ok(),
+        };
+        Body {
+            bytes,
+            content_type,
+            json,
+        }
+    }
+
+    /// The body as text (invalid UTF-8 replaced), for bodies that are not JSON.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.bytes)
+    }
+}
+
+fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
+}
+
+/// One change of a followed resource (or its initial state).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// What happened.
+    pub kind: EventKind,
+    /// The URL the user asked to follow, exactly as given (after parsing).
+    pub uri: String,
+    /// The `ETag` as the server sent it (quotes included), if any.
+    pub etag: Option<String>,
+    /// The mechanism that delivered it.
+    pub transport: Mechanism,
+    /// When lrwatch received it.
+    pub time: SystemTime,
+    /// The content; `None` for removals.
+    pub body: Option<Body>,
+    /// Whether this is the state found when following began, rather than a change.
+    pub initial: bool,
+}
+
+/// How much a notice matters to someone watching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Protocol detail: requests, links found, the transport chosen and why.
+    Trace,
+    /// Something the user should know while following goes on: retries, a misbehaving server.
+    Warn,
+}
+
+/// What a follower is doing, for a verbose trace or a status line. Never part of the output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// The resource it is about.
+    pub uri: String,
+    /// How much it matters.
+    pub level: Level,
+    /// One line, in words.
+    pub message: String,
+}
+
+/// Everything a [`crate::Follow`] yields.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Update {
+    /// A value or removal.
+    Event(Event),
+    /// A trace or warning line.
+    Notice(Notice),
+    /// Following one resource ended with an error recovery could not absorb.
+    Failed(crate::Error),
+    /// [`crate::Interrupter::interrupt`] was called: the consumer asked to stop.
+    Interrupted,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_detection() {
+        let j = |b: &str, ct: Option<&str>| Body::new(b.into(), ct.map(String::from)).json;
+        assert_eq!(j("1", Some("application/json")), Some(serde_json::json!(1)));
+        assert_eq!(
+            j("{\"a\":1}", Some("application/vnd.x+json; charset=utf-8")),
+            Some(serde_json::json!({"a":1}))
+        );
+        assert_eq!(j("1", None), Some(serde_json::json!(1)));
+        assert_eq!(j("1", Some("text/plain")), None);
+        assert_eq!(j("nope", Some("application/json")), None);
+        assert_eq!(j("hello", None), None);
+    }
+}

@@ -1,0 +1,105 @@
+//! Exit codes, in one table, and how an error becomes one.
+
+use std::fmt;
+
+/// Exit 0: `--count` reached (or a subcommand finished).
+pub const SUCCESS: i32 = 0;
+/// Exit 1: a runtime error (unreachable server, transport not offered, ...).
+pub const FAILURE: i32 = 1;
+/// Exit 2: a usage error (bad option, bad URL).
+pub const USAGE: i32 = 2;
+/// Exit 124: `--timeout` ran out (the number `timeout(1)` uses).
+pub const TIMEOUT: i32 = 124;
+
+/// A mistake in how lrwatch was invoked: exit 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// How a run ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Done: exit 0.
+    Done,
+    /// `--timeout` ran out: exit 124.
+    TimedOut,
+    /// Ctrl-C: after a clean shutdown, die by SIGINT so the shell and loops see it.
+    Interrupted,
+}
+
+/// The exit code for a failure: usage errors are 2, broken pipes 0 (the reader has all it
+/// wanted, as with `lrwatch URL | head -1`), everything else 1.
+pub fn code_for_error(error: &anyhow::Error) -> i32 {
+    if is_broken_pipe(error) {
+        SUCCESS
+    } else if error.chain().any(|e| e.is::<UsageError>()) {
+        USAGE
+    } else if error.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<lrwatch::Error>(),
+            Some(lrwatch::Error::InvalidUrl { .. } | lrwatch::Error::Setup(_))
+        )
+    }) {
+        USAGE
+    } else {
+        FAILURE
+    }
+}
+
+/// Whether the error is a write to a closed pipe, anywhere in its chain.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The exit code for an ending; for an interruption, re-raises SIGINT with its default action
+/// first (which ends the process), falling back to 130 if that somehow returns.
+pub fn code_for_ending(ending: Ending) -> i32 {
+    match ending {
+        Ending::Done => SUCCESS,
+        Ending::TimedOut => TIMEOUT,
+        Ending::Interrupted => {
+            let _ = signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGINT);
+            130
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes() {
+        assert_eq!(code_for_ending(Ending::Done), 0);
+        assert_eq!(code_for_ending(Ending::TimedOut), 124);
+        assert_eq!(
+            code_for_error(&anyhow::Error::new(UsageError("x".into()))),
+            2
+        );
+        let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert_eq!(
+            code_for_error(&anyhow::Error::new(pipe).context("writing")),
+            0
+        );
+        let unreachable = lrwatch::Error::Unreachable {
+            url: "u".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(code_for_error(&anyhow::Error::new(unreachable)), 1);
+        let bad = lrwatch::Error::InvalidUrl {
+            url: "u".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(code_for_error(&anyhow::Error::new(bad)), 2);
+    }
+}

@@ -1,0 +1,602 @@
+//! The follow engine: one follower thread per resource, each discovering what the resource
+//! offers, choosing a transport, and sending events over one channel to the consumer.
+//!
+//! A transport is a module with a `run(&mut Ctx) -> Next` loop that turns responses into
+//! events through [`Ctx::apply`]; adding one means adding a module and a match arm in
+//! [`follow_resource`]. Deduplication, removal and capability re-reading live in `Ctx`, so
+//! every transport obeys "only real changes, never the same value twice in a row".
+
+mod poll;
+mod value_wait;
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use ureq::http::{HeaderName, HeaderValue};
+use url::Url;
+
+use crate::backoff::Backoff;
+use crate::discovery::Capabilities;
+use crate::error::{Error, Result};
+use crate::event::{Body, Event, EventKind, Level, Notice, Update};
+use crate::http::{FetchError, HttpClient, Response, DEFAULT_MAX_BODY};
+use crate::mechanism::Mechanism;
+
+/// The default wait of a long-poll, in seconds: below common 60 s proxy limits.
+pub const DEFAULT_WAIT: u64 = 55;
+/// The default plain-polling period, when neither the user nor the server sets one.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a plain request may take to answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much longer than the wait a long-poll may take before it counts as lost.
+const WAIT_SLACK: Duration = Duration::from_secs(15);
+
+/// How to follow: the parts of the command line the engine needs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A forced mechanism, or `None` for `auto`.
+    pub transport: Option<Mechanism>,
+    /// The wait for long-polls, in seconds.
+    pub wait: u64,
+    /// The plain-polling period chosen by the user (else the server's, else 5 s).
+    pub interval: Option<Duration>,
+    /// Extra request headers, sent only to each resource's own origin.
+    pub headers: Vec<(String, String)>,
+    /// The largest response body accepted, in bytes.
+    pub max_body: u64,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            transport: None,
+            wait: DEFAULT_WAIT,
+            interval: None,
+            headers: Vec::new(),
+            max_body: DEFAULT_MAX_BODY,
+        }
+    }
+}
+
+/// Parses a URL to follow: absolute, `http` or `https`.
+pub fn parse_url(s: &str) -> Result<Url> {
+    let invalid = |reason: String| Error::InvalidUrl {
+        url: s.to_string(),
+        reason,
+    };
+    let url = Url::parse(s).map_err(|e| invalid(e.to_string()))?;
+    match url.scheme() {
+        "http" | "https" if url.host().is_some() => Ok(url),
+        "http" | "https" => Err(invalid("it has no host".to_string())),
+        other => Err(invalid(format!(
+            "the scheme '{other}' is not http or https"
+        ))),
+    }
+}
+
+/// A LiveResource client: name resources, receive their values and every change as events,
+/// whatever transport carries them.
+///
+/// ```no_run
+/// use lrwatch::{Client, Options, Update};
+///
+/// let client = Client::new(Options::default())?;
+/// let url = lrwatch::parse_url("http://127.0.0.1:8080/counter/a")?;
+/// for update in client.follow([url]) {
+///     match update {
+///         Update::Event(event) => println!("{} {:?}", event.kind.as_str(), event.body),
+///         Update::Failed(error) => return Err(error),
+///         _ => {}
+///     }
+/// }
+/// # Ok::<(), lrwatch::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: HttpClient,
+    options: Arc<Options>,
+}
+
+impl Client {
+    /// A client with these options; fails when a user header is not a valid HTTP header.
+    pub fn new(options: Options) -> Result<Client> {
+        let headers = options
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let n = HeaderName::from_bytes(name.trim().as_bytes())
+                    .map_err(|_| Error::Setup(format!("invalid header name '{name}'")))?;
+                let v = HeaderValue::from_str(value.trim())
+                    .map_err(|_| Error::Setup(format!("invalid value for header '{name}'")))?;
+                Ok((n, v))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Client {
+            http: HttpClient::new(headers, options.max_body),
+            options: Arc::new(options),
+        })
+    }
+
+    /// Starts following each URL on its own thread; events arrive on the returned [`Follow`].
+    pub fn follow(&self, urls: impl IntoIterator<Item = Url>) -> Follow {
+        let (tx, rx) = mpsc::channel();
+        let shutdown = Arc::new(Shutdown::default());
+        for url in urls {
+            let ctx = Ctx {
+                uri: url.to_string(),
+                url: url.clone(),
+                http: self.http.clone(),
+                options: Arc::clone(&self.options),
+                tx: tx.clone(),
+                shutdown: Arc::clone(&shutdown),
+                known: Known::Unknown,
+                etag: None,
+                last_modified: None,
+                caps: None,
+                backoff: Backoff::default(),
+            };
+            let spawned = std::thread::Builder::new()
+                .name(format!("follow {url}"))
+                .spawn(move || follow_resource(ctx));
+            if let Err(e) = spawned {
+                let _ = tx.send(Update::Failed(Error::Setup(format!(
+                    "cannot start a thread to follow {url}: {e}"
+                ))));
+            }
+        }
+        Follow { rx, tx, shutdown }
+    }
+}
+
+/// The stream of updates from [`Client::follow`]. Dropping it stops the followers (a request
+/// in flight finishes first, in the background).
+#[derive(Debug)]
+pub struct Follow {
+    rx: Receiver<Update>,
+    tx: Sender<Update>,
+    shutdown: Arc<Shutdown>,
+}
+
+impl Follow {
+    /// The next update, waiting as long as it takes.
+    pub fn recv(&self) -> Option<Update> {
+        self.rx.recv().ok()
+    }
+
+    /// The next update, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> std::result::Result<Update, RecvTimeoutError> {
+        self.rx.recv_timeout(timeout)
+    }
+
+    /// A handle that makes this stream yield [`Update::Interrupted`], from any thread (a
+    /// signal handler thread, say), so one loop can wait for events and interruptions alike.
+    pub fn interrupter(&self) -> Interrupter {
+        Interrupter(self.tx.clone())
+    }
+}
+
+impl Iterator for Follow {
+    type Item = Update;
+    fn next(&mut self) -> Option<Update> {
+        self.recv()
+    }
+}
+
+impl Drop for Follow {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// See [`Follow::interrupter`].
+#[derive(Debug, Clone)]
+pub struct Interrupter(Sender<Update>);
+
+impl Interrupter {
+    /// Makes the [`Follow`] yield [`Update::Interrupted`].
+    pub fn interrupt(&self) {
+        let _ = self.0.send(Update::Interrupted);
+    }
+}
+
+/// A stop flag that sleeping followers wake up for.
+#[derive(Debug, Default)]
+struct Shutdown {
+    stopped: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Shutdown {
+    fn trigger(&self) {
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.wake.notify_all();
+    }
+
+    fn is_set(&self) -> bool {
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sleeps for `d`; false when shutdown came first.
+    fn sleep(&self, d: Duration) -> bool {
+        let guard = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = self
+            .wake
+            .wait_timeout_while(guard, d, |stopped| !*stopped)
+            .unwrap_or_else(|e| e.into_inner());
+        !*guard
+    }
+}
+
+/// What the follower knows the resource to be, for deduplication.
+#[derive(Debug, Clone, PartialEq)]
+enum Known {
+    Unknown,
+    Value(Vec<u8>),
+    Removed,
+}
+
+/// What a transport loop asks the engine to do when it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Stop following (shutdown, the consumer went away, or a fatal error was sent).
+    Stop,
+    /// Continue over another mechanism.
+    Switch(Mechanism),
+}
+
+/// One resource's follower state, shared by its transports.
+struct Ctx {
+    uri: String,
+    url: Url,
+    http: HttpClient,
+    options: Arc<Options>,
+    tx: Sender<Update>,
+    shutdown: Arc<Shutdown>,
+    known: Known,
+    etag: Option<String>,
+    last_modified: Option<String>,
+    caps: Option<Capabilities>,
+    backoff: Backoff,
+}
+
+/// How a request turned out, after the engine handled the parts all transports share.
+enum Outcome {
+    /// A response arrived (any status); the time it took.
+    Response(Response, Duration),
+    /// No response; the follower already waited out a backoff (or is stopping).
+    Retry,
+    /// Following must end (fatal error already sent, or shutdown).
+    Stop,
+}
+
+impl Ctx {
+    fn send(&self, update: Update) -> bool {
+        self.tx.send(update).is_ok()
+    }
+
+    fn notice(&self, level: Level, message: String) {
+        let _ = self.send(Update::Notice(Notice {
+            uri: self.uri.clone(),
+            level,
+            message,
+        }));
+    }
+
+    fn trace(&self, message: String) {
+        self.notice(Level::Trace, message);
+    }
+
+    fn warn(&self, message: String) {
+        self.notice(Level::Warn, message);
+    }
+
+    fn fail(&self, error: Error) -> Next {
+        let _ = self.send(Update::Failed(error));
+        Next::Stop
+    }
+
+    fn running(&self) -> bool {
+        !self.shutdown.is_set()
+    }
+
+    /// Sleeps, waking early for shutdown; false when following should stop.
+    fn sleep(&self, d: Duration) -> bool {
+        self.shutdown.sleep(d)
+    }
+
+    /// The plain-polling period: the user's, else the server's, else the default.
+    fn poll_period(&self) -> Duration {
+        self.options
+            .interval
+            .or_else(|| self.caps.as_ref().and_then(|c| c.poll_interval))
+            .unwrap_or(DEFAULT_INTERVAL)
+    }
+
+    /// Makes one GET, tracing it, and absorbs transport failures with a backoff.
+    fn fetch(&mut self, url: &Url, extra: &[(&str, String)], timeout: Duration) -> Outcome {
+        if !self.running() {
+            return Outcome::Stop;
+        }
+        let shown: Vec<String> = extra.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        self.trace(
+            format!("GET {url} {}", shown.join(", "))
+                .trim_end()
+                .to_string(),
+        );
+        let started = Instant::now();
+        match self.http.get(url, &self.url, extra, timeout) {
+            Ok(response) => {
+                let took = started.elapsed();
+                self.trace(format!("{} in {:.3}s", response.status, took.as_secs_f64()));
+                Outcome::Response(response, took)
+            }
+            Err(FetchError::TooLarge(limit)) => {
+                self.fail(Error::BodyTooLarge {
+                    url: url.to_string(),
+                    limit,
+                });
+                Outcome::Stop
+            }
+            Err(FetchError::Transport(reason)) => self.retry_later(&reason),
+        }
+    }
+
+    /// Waits out the next backoff delay after a failure described by `reason`.
+    fn retry_later(&mut self, reason: &str) -> Outcome {
+        let delay = self.backoff.next_delay();
+        self.warn(format!(
+            "{reason}; retrying in {:.1}s (attempt {})",
+            delay.as_secs_f64(),
+            self.backoff.failures()
+        ));
+        if self.sleep(delay) {
+            Outcome::Retry
+        } else {
+            Outcome::Stop
+        }
+    }
+
+    /// Takes in a full response for the resource: its capabilities, then its value.
+    fn apply(&mut self, response: Response, transport: Mechanism, initial: bool) -> Option<bool> {
+        self.read_caps(&response);
+        self.emit_from(response, transport, initial)
+    }
+
+    /// Re-reads what a successful response advertises (a server may change it).
+    fn read_caps(&mut self, response: &Response) {
+        if (200..300).contains(&response.status) {
+            let caps = Capabilities::from_headers(&response.headers, &response.url);
+            self.etag = caps.etag.clone();
+            self.last_modified = caps.last_modified.clone();
+            self.caps = Some(caps);
+        }
+    }
+
+    /// Emits what a response says of the resource: 2xx is a value, 404/410 a removal. Returns
+    /// whether an event was emitted (false for the same value again), or `None` when the
+    /// status is neither (the caller decides how to retry).
+    fn emit_from(
+        &mut self,
+        response: Response,
+        transport: Mechanism,
+        initial: bool,
+    ) -> Option<bool> {
+        match response.status {
+            200..=299 => {
+                let content_type = response.header("content-type").map(str::to_string);
+                Some(self.emit_value(response.body, content_type, transport, initial))
+            }
+            404 | 410 => {
+                self.etag = None;
+                self.last_modified = None;
+                Some(self.emit_removed(transport, initial))
+            }
+            _ => None,
+        }
+    }
+
+    fn emit_value(
+        &mut self,
+        bytes: Vec<u8>,
+        content_type: Option<String>,
+        transport: Mechanism,
+        initial: bool,
+    ) -> bool {
+        if matches!(&self.known, Known::Value(old) if *old == bytes) {
+            return false;
+        }
+        self.known = Known::Value(bytes.clone());
+        self.send(Update::Event(Event {
+            kind: EventKind::Value,
+            uri: self.uri.clone(),
+            etag: self.etag.clone(),
+            transport,
+            time: SystemTime::now(),
+            body: Some(Body::new(bytes, content_type)),
+            initial,
+        }))
+    }
+
+    fn emit_removed(&mut self, transport: Mechanism, initial: bool) -> bool {
+        if self.known == Known::Removed {
+            return false;
+        }
+        self.known = Known::Removed;
+        self.send(Update::Event(Event {
+            kind: EventKind::Removed,
+            uri: self.uri.clone(),
+            etag: None,
+            transport,
+            time: SystemTime::now(),
+            body: None,
+            initial,
+        }))
+    }
+
+    /// Whether `auto` may (still) use a mechanism, and if not, why.
+    fn usable(&self, mechanism: Mechanism) -> std::result::Result<(), &'static str> {
+        if !mechanism.is_supported() {
+            return Err("not supported by this version of lrwatch");
+        }
+        if mechanism == Mechanism::ValueWait && self.etag.is_none() {
+            return Err("the resource has no ETag to wait on");
+        }
+        Ok(())
+    }
+
+    /// The mechanism `auto` picks from the current capabilities, tracing why.
+    fn choose_auto(&self) -> Mechanism {
+        let caps = self.caps.as_ref();
+        let offers = caps.map(|c| c.offers.as_slice()).unwrap_or_default();
+        for offer in offers {
+            match self.usable(offer.mechanism) {
+                Ok(()) => return offer.mechanism,
+                Err(why) => self.trace(format!("not using {}: {why}", offer.mechanism)),
+            }
+        }
+        Mechanism::Poll
+    }
+}
+
+/// One resource from discovery to the end.
+fn follow_resource(mut ctx: Ctx) {
+    let url = ctx.url.clone();
+    // Discovery: the first GET. Failing to get any answer at all is fatal (the URL is
+    // probably wrong); an HTTP error status is retried, as the server may be starting.
+    let response = loop {
+        if !ctx.running() {
+            return;
+        }
+        ctx.trace(format!("GET {url}"));
+        match ctx.http.get(&url, &url, &[], REQUEST_TIMEOUT) {
+            Ok(r) if matches!(r.status, 200..=299 | 404 | 410) => break r,
+            Ok(r) => {
+                if matches!(
+                    ctx.retry_later(&format!("HTTP {}", r.status)),
+                    Outcome::Stop
+                ) {
+                    return;
+                }
+            }
+            Err(FetchError::TooLarge(limit)) => {
+                ctx.fail(Error::BodyTooLarge {
+                    url: url.to_string(),
+                    limit,
+                });
+                return;
+            }
+            Err(FetchError::Transport(reason)) => {
+                ctx.fail(Error::Unreachable {
+                    url: url.to_string(),
+                    reason,
+                });
+                return;
+            }
+        }
+    };
+    ctx.backoff.reset();
+    ctx.read_caps(&response);
+    let caps = ctx
+        .caps
+        .clone()
+        .unwrap_or_else(|| Capabilities::from_headers(&response.headers, &response.url));
+    ctx.trace(format!(
+        "{}; ETag {}; links: {}",
+        response.status,
+        caps.etag.as_deref().unwrap_or("none"),
+        describe_links(&caps)
+    ));
+    for error in &caps.links.errors {
+        ctx.warn(format!("ignoring a malformed Link header: {error}"));
+    }
+    let offered = caps.offered_names();
+    let mut mechanism = match ctx.options.transport {
+        Some(forced) => {
+            if !forced.is_supported() {
+                ctx.fail(Error::TransportUnsupported {
+                    wanted: forced.to_string(),
+                });
+                return;
+            }
+            if caps.offer(forced).is_none() {
+                ctx.fail(Error::TransportNotOffered {
+                    url: url.to_string(),
+                    wanted: forced.to_string(),
+                    offered,
+                });
+                return;
+            }
+            forced
+        }
+        None => ctx.choose_auto(),
+    };
+    ctx.trace(format!(
+        "transport {mechanism} ({}; offered: {})",
+        if ctx.options.transport.is_some() {
+            "forced"
+        } else {
+            "auto"
+        },
+        offered.join(", ")
+    ));
+    ctx.emit_from(response, mechanism, true);
+    loop {
+        let next = match mechanism {
+            Mechanism::ValueWait => value_wait::run(&mut ctx),
+            _ => poll::run(&mut ctx),
+        };
+        match next {
+            Next::Stop => return,
+            Next::Switch(m) => {
+                ctx.trace(format!("switching from {mechanism} to {m}"));
+                mechanism = m;
+            }
+        }
+    }
+}
+
+fn describe_links(caps: &Capabilities) -> String {
+    if caps.links.links.is_empty() {
+        return "none".to_string();
+    }
+    caps.links
+        .links
+        .iter()
+        .map(|l| format!("<{}> {}", l.target, l.rels.join(" ")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(parse_url("http://127.0.0.1:1/x").is_ok());
+        assert!(parse_url("https://example.com").is_ok());
+        for bad in [
+            "ftp://x/y",
+            "127.0.0.1:8080/x",
+            "not a url",
+            "http://",
+            "file:///etc/passwd",
+        ] {
+            assert!(
+                matches!(parse_url(bad), Err(Error::InvalidUrl { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn shutdown_wakes_sleepers() {
+        let s = Arc::new(Shutdown::default());
+        let s2 = Arc::clone(&s);
+        let t = std::thread::spawn(move || s2.sleep(Duration::from_secs(30)));
+        s.trigger();
+        assert!(!t.join().unwrap());
+        assert!(!s.sleep(Duration::from_secs(30)));
+    }
+}

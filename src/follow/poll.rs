@@ -1,0 +1,42 @@
+//! Plain polling, for any URL: conditional GETs (`If-None-Match`, else `If-Modified-Since`),
+//! else a body comparison, every `--interval`, else `X-Poll-Interval`, else 5 s.
+
+use super::{Ctx, Next, Outcome, REQUEST_TIMEOUT};
+use crate::mechanism::Mechanism;
+
+const SELF: Mechanism = Mechanism::Poll;
+
+/// Polls until shutdown, or until `auto` finds a better mechanism advertised.
+pub(super) fn run(ctx: &mut Ctx) -> Next {
+    loop {
+        if !ctx.sleep(ctx.poll_period()) {
+            return Next::Stop;
+        }
+        let mut headers = Vec::new();
+        if let Some(etag) = &ctx.etag {
+            headers.push(("If-None-Match", etag.clone()));
+        } else if let Some(date) = &ctx.last_modified {
+            headers.push(("If-Modified-Since", date.clone()));
+        }
+        let url = ctx.url.clone();
+        let response = match ctx.fetch(&url, &headers, REQUEST_TIMEOUT) {
+            Outcome::Response(r, _) => r,
+            Outcome::Retry => continue,
+            Outcome::Stop => return Next::Stop,
+        };
+        let status = response.status;
+        if status != 304 && ctx.apply(response, SELF, false).is_none() {
+            if let Outcome::Stop = ctx.retry_later(&format!("HTTP {status} from {url}")) {
+                return Next::Stop;
+            }
+            continue;
+        }
+        ctx.backoff.reset();
+        if ctx.options.transport.is_none() {
+            let better = ctx.choose_auto();
+            if better != SELF {
+                return Next::Switch(better);
+            }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The `value-wait` transport: long-polling with `If-None-Match` and a wait, in every form
+//! (`Wait: N` for forms A and B, `Prefer: wait=N` for form C; both are always sent).
+
+use std::time::Duration;
+
+use super::{Ctx, Next, Outcome, WAIT_SLACK};
+use crate::mechanism::Mechanism;
+
+const SELF: Mechanism = Mechanism::ValueWait;
+
+/// Long-polls until shutdown, or until `auto` should move to another mechanism.
+pub(super) fn run(ctx: &mut Ctx) -> Next {
+    let wait = ctx.options.wait;
+    let requested = Duration::from_secs(wait);
+    let mut warned_early = false;
+    loop {
+        // The link may move or vanish with any full response; follow what is advertised now.
+        let target = match ctx.caps.as_ref().and_then(|c| c.offer(SELF)) {
+            Some(offer) => offer.target.clone(),
+            None if ctx.options.transport.is_none() => return Next::Switch(ctx.choose_auto()),
+            // Forced, and the resource stopped advertising it (or is gone): keep waiting on the
+            // resource itself, which a removed resource answers with 404 until it is back.
+            None => ctx.url.clone(),
+        };
+        if ctx.options.transport.is_none() && ctx.etag.is_none() {
+            return Next::Switch(ctx.choose_auto());
+        }
+        let mut headers = vec![
+            ("Wait", wait.to_string()),
+            ("Prefer", format!("wait={wait}")),
+        ];
+        if let Some(etag) = &ctx.etag {
+            headers.push(("If-None-Match", etag.clone()));
+        }
+        let (response, took) = match ctx.fetch(&target, &headers, requested + WAIT_SLACK) {
+            Outcome::Response(r, took) => (r, took),
+            Outcome::Retry => continue,
+            Outcome::Stop => return Next::Stop,
+        };
+        let status = response.status;
+        let changed = match status {
+            304 => false,
+            _ => match ctx.apply(response, SELF, false) {
+                Some(changed) => changed,
+                None => match ctx.retry_later(&format!("HTTP {status} from {target}")) {
+                    Outcome::Stop => return Next::Stop,
+                    _ => continue,
+                },
+            },
+        };
+        ctx.backoff.reset();
+        // A server that ignores the wait answers at once with no news (304, the same value, or
+        // a 404 for a removed resource): asking again at once would spin. Slow to the polling
+        // period instead, as the protocol asks. A change answered at once is normal.
+        let early = wait == 0 || took < requested / 2;
+        if early && !changed {
+            if !warned_early && status == 304 {
+                warned_early = true;
+                ctx.warn(format!(
+                    "the server answered a {wait}s long-poll after {:.3}s; asking every {:.1}s instead",
+                    took.as_secs_f64(),
+                    ctx.poll_period().as_secs_f64()
+                ));
+            }
+            if !ctx.sleep(ctx.poll_period()) {
+                return Next::Stop;
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! HTTP requests for followers: redirects followed by hand (so user headers never leave their
+//! origin), bounded bodies, per-request timeouts, and one retry on a stale pooled connection.
+
+use std::io;
+use std::time::Duration;
+
+use ureq::http::{HeaderMap, HeaderName, HeaderValue};
+use url::Url;
+
+/// The largest response body read by default: 16 MiB.
+pub const DEFAULT_MAX_BODY: u64 = 16 * 1024 * 1024;
+/// How many redirects one request may follow.
+const MAX_REDIRECTS: usize = 10;
+/// Time allowed to set up a connection (DNS + TCP + TLS).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A complete response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The URL that answered, after redirects: the base for relative links.
+    pub url: Url,
+    /// All response headers.
+    pub headers: HeaderMap,
+    /// The body (empty for HEAD and 304).
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A header as text, if present and readable.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Why a request got no response.
+#[derive(Debug)]
+pub enum FetchError {
+    /// DNS, connect, TLS, reset, timeout: the server could not be talked to.
+    Transport(String),
+    /// The body was larger than the limit.
+    TooLarge(u64),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Transport(reason) => f.write_str(reason),
+            FetchError::TooLarge(limit) => write!(f, "body larger than {limit} bytes"),
+        }
+    }
+}
+
+/// A blocking HTTP client shared by every follower.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    agent: ureq::Agent,
+    user_headers: Vec<(HeaderName, HeaderValue)>,
+    max_body: u64,
+}
+
+impl HttpClient {
+    /// Builds a client. `user_headers` are sent only to URLs with the same origin as the
+    /// resource a request is made for; see [`HttpClient::get`].
+    pub fn new(user_headers: Vec<(HeaderName, HeaderValue)>, max_body: u64) -> HttpClient {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            // Redirects are followed in `get`, so that each hop decides afresh which headers
+            // may go to it.
+            .max_redirects(0)
+            .user_agent(concat!("lrwatch/", env!("CARGO_PKG_VERSION")))
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .build()
+            .new_agent();
+        HttpClient {
+            agent,
+            user_headers,
+            max_body,
+        }
+    }
+
+    /// `GET url` on behalf of `resource`, with `extra` headers; the response (any status) or
+    /// why there is none. `timeout` bounds the wait for the response head and, separately,
+    /// each read of the body.
+    pub fn get(
+        &self,
+        url: &Url,
+        resource: &Url,
+        extra: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<Response, FetchError> {
+        let mut url = url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let response = self.get_once(&url, resource, extra, timeout)?;
+            if matches!(response.status, 301 | 302 | 303 | 307 | 308) {
+                if let Some(next) = response.header("location").and_then(|l| url.join(l).ok()) {
+                    url = next;
+                    continue;
+                }
+            }
+            return Ok(response);
+        }
+        Err(FetchError::Transport(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
+    }
+
+    fn get_once(
+        &self,
+        url: &Url,
+        resource: &Url,
+        extra: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<Response, FetchError> {
+        // A pooled connection the server closed since its last use fails at once with a
+        // reset or EOF before any response head (ureq does not retry); a GET is safe to repeat.
+        match self.try_get(url, resource, extra, timeout) {
+            Err(Attempt::Stale(_)) => self.try_get(url, resource, extra, timeout),
+            other => other,
+        }
+        .map_err(|e| match e {
+            Attempt::Stale(reason) | Attempt::Failed(reason) => FetchError::Transport(reason),
+            Attempt::TooLarge(limit) => FetchError::TooLarge(limit),
+        })
+    }
+
+    fn try_get(
+        &self,
+        url: &Url,
+        resource: &Url,
+        extra: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<Response, Attempt> {
+        let mut request = self
+            .agent
+            .get(url.as_str())
+            .config()
+            .timeout_recv_response(Some(timeout))
+            .timeout_per_read(Some(timeout))
+            .build();
+        if url.origin() == resource.origin() {
+            for (name, value) in &self.user_headers {
+                request = request.header(name, value);
+            }
+        }
+        for (name, value) in extra {
+            request = request.header(*name, value.as_str());
+        }
+        let mut response = request.call().map_err(classify)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(self.max_body)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => Attempt::TooLarge(self.max_body),
+                other => Attempt::Failed(describe(&other)),
+            })?;
+        Ok(Response {
+            status,
+            url: url.clone(),
+            headers,
+            body,
+        })
+    }
+}
+
+enum Attempt {
+    Stale(String),
+    Failed(String),
+    TooLarge(u64),
+}
+
+fn classify(error: ureq::Error) -> Attempt {
+    let stale = matches!(&error, ureq::Error::Io(e) if matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe
+    ));
+    if stale {
+        Attempt::Stale(describe(&error))
+    } else {
+        Attempt::Failed(describe(&error))
+    }
+}
+
+/// ureq's errors in words a user can act on.
+fn describe(error: &ureq::Error) -> String {
+    match error {
+        ureq::Error::HostNotFound => "host not found".to_string(),
+        ureq::Error::ConnectionFailed => "connection failed".to_string(),
+        ureq::Error::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            "connection refused".to_string()
+        }
+        ureq::Error::Io(e) => format!("connection error ({e})"),
+        ureq::Error::Timeout(t) => format!("timed out ({t})"),
+        other => other.to_string(),
+    }
+}

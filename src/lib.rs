@@ -1,0 +1,21 @@
+//! lrwatch: follow web resources live over the LiveResource protocol, or plain polling.
+//!
+//! The library is the protocol client (and the reference server); it never prints and never
+//! exits. The `lrwatch` binary owns arguments, output and exit codes.
+#![deny(missing_docs)]
+
+pub mod link;
+pub mod server;
+
+mod backoff;
+pub mod discovery;
+pub mod error;
+pub mod event;
+pub mod follow;
+pub mod http;
+pub mod mechanism;
+
+pub use error::{Error, Result};
+pub use event::{Body, Event, EventKind, Level, Notice, Update};
+pub use follow::{parse_url, Client, Follow, Interrupter, Options};
+pub use mechanism::Mechanism;

@@ -1,0 +1,63 @@
+//! The `lrwatch` binary: parse the command line, run the command, map the outcome to an exit code.
+
+mod cli;
+mod config;
+mod exit;
+mod output;
+mod sanitize;
+mod watch;
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::config::{Config, Env};
+use crate::exit::Ending;
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(ending) => exit::code_for_ending(ending),
+        Err(error) => {
+            let code = exit::code_for_error(&error);
+            if !exit::is_broken_pipe(&error) {
+                eprintln!("lrwatch: {error:#}");
+            }
+            code
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> Result<Ending> {
+    let env = Env::detect();
+    match cli.command {
+        None => watch::run(Config::resolve(&cli.urls, &cli.follow, &env)?),
+        Some(Command::Serve { listen }) => serve(&listen),
+        Some(Command::Demo { follow }) => {
+            let handle = lrwatch::server::Server::bind("127.0.0.1:0")
+                .and_then(|s| s.spawn())
+                .context("cannot start the demo server")?;
+            let url = format!("http://{}/time", handle.local_addr());
+            if !follow.quiet {
+                eprintln!(
+                    "lrwatch demo: serving on http://{}; following {url} (Ctrl-C to stop)",
+                    handle.local_addr()
+                );
+            }
+            watch::run(Config::resolve(&[url], &follow, &env)?)
+        }
+    }
+}
+
+fn serve(listen: &str) -> Result<Ending> {
+    let server = lrwatch::server::Server::bind(listen)
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let mut out = std::io::stdout();
+    writeln!(out, "listening on http://{}", server.local_addr())?;
+    out.flush()?;
+    server.run().context("the server stopped")?;
+    Ok(Ending::Done)
+}

@@ -1,0 +1,254 @@
+//! Printing events: the one place that writes to stdout, in the contract's three modes.
+
+use std::io::{self, Write};
+
+use crossterm::style::{Color, Stylize};
+use lrwatch::{Event, EventKind};
+use serde_json::Value;
+
+use crate::config::Mode;
+use crate::sanitize::for_terminal;
+
+/// Writes events to `out`, flushing each one the moment it is written.
+pub struct Printer<W: Write> {
+    out: W,
+    mode: Mode,
+}
+
+impl<W: Write> Printer<W> {
+    /// A printer in `mode`.
+    pub fn new(out: W, mode: Mode) -> Printer<W> {
+        Printer { out, mode }
+    }
+
+    /// Writes one event and flushes.
+    pub fn event(&mut self, event: &Event) -> io::Result<()> {
+        match self.mode {
+            Mode::Json => {
+                let line = envelope(event);
+                self.out.write_all(line.as_bytes())?;
+            }
+            Mode::Lines => self.line(event)?,
+            Mode::Terminal { color } => self.terminal(event, color)?,
+        }
+        self.out.flush()
+    }
+
+    fn line(&mut self, event: &Event) -> io::Result<()> {
+        // A removal is an empty line: `read` sees "", and jq skips it.
+        let Some(body) = &event.body else {
+            return self.out.write_all(b"\n");
+        };
+        match &body.json {
+            Some(json) => {
+                serde_json::to_writer(&mut self.out, json)?;
+                self.out.write_all(b"\n")
+            }
+            None => {
+                self.out.write_all(&body.bytes)?;
+                if body.bytes.last() != Some(&b'\n') {
+                    self.out.write_all(b"\n")?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn terminal(&mut self, event: &Event, color: bool) -> io::Result<()> {
+        let time = humantime::format_rfc3339_millis(event.time).to_string();
+        let mut header = format!(
+            "{} {}",
+            time.get(11..23).unwrap_or(&time),
+            for_terminal(&event.uri, false)
+        );
+        if let Some(etag) = &event.etag {
+            header.push_str(&format!(" ETag {}", for_terminal(etag, false)));
+        }
+        header.push_str(&format!(" {}", event.transport));
+        let paint = Paint(color);
+        writeln!(self.out, "{}", paint.dim(&header))?;
+        match (&event.kind, &event.body) {
+            (EventKind::Removed, _) | (_, None) => {
+                writeln!(self.out, "{}", paint.fg("(removed)", Color::Red))
+            }
+            (_, Some(body)) => match &body.json {
+                Some(json) => {
+                    let mut text = String::new();
+                    pretty(json, 0, paint, &mut text);
+                    writeln!(self.out, "{text}")
+                }
+                None => {
+                    let text = body.text();
+                    let text = for_terminal(text.trim_end_matches('\n'), true);
+                    writeln!(self.out, "{text}")
+                }
+            },
+        }
+    }
+}
+
+/// The `--json` envelope: fields in the contract's order, one line.
+pub fn envelope(event: &Event) -> String {
+    let string = |s: &str| Value::from(s).to_string();
+    let mut line = format!(
+        "{{\"event\":{},\"uri\":{},\"etag\":{},\"transport\":{},\"time\":{}",
+        string(event.kind.as_str()),
+        string(&event.uri),
+        event.etag.as_deref().map_or("null".to_string(), string),
+        string(event.transport.as_str()),
+        string(&humantime::format_rfc3339_millis(event.time).to_string()),
+    );
+    if let Some(body) = &event.body {
+        let value = match &body.json {
+            Some(json) => json.to_string(),
+            None => string(&body.text()),
+        };
+        line.push_str(",\"body\":");
+        line.push_str(&value);
+    }
+    line.push_str("}\n");
+    line
+}
+
+/// Styling that is a no-op without color.
+#[derive(Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn dim(self, s: &str) -> String {
+        if self.0 {
+            s.dim().to_string()
+        } else {
+            s.to_string()
+        }
+    }
+
+    fn fg(self, s: &str, color: Color) -> String {
+        if self.0 {
+            s.with(color).to_string()
+        } else {
+            s.to_string()
+        }
+    }
+}
+
+/// Pretty-prints JSON with two-space indents, colored by type, strings escaped for a
+/// terminal. Recursion is bounded by serde_json's own nesting limit (128) when parsing.
+fn pretty(value: &Value, indent: usize, paint: Paint, out: &mut String) {
+    let pad = |n: usize| "  ".repeat(n);
+    match value {
+        Value::Null => out.push_str(&paint.fg("null", Color::DarkGrey)),
+        Value::Bool(b) => out.push_str(&paint.fg(&b.to_string(), Color::Yellow)),
+        Value::Number(n) => out.push_str(&paint.fg(&n.to_string(), Color::Cyan)),
+        Value::String(s) => out.push_str(&paint.fg(&quoted(s), Color::Green)),
+        Value::Array(items) if items.is_empty() => out.push_str("[]"),
+        Value::Object(map) if map.is_empty() => out.push_str("{}"),
+        Value::Array(items) => {
+            out.push_str("[\n");
+            for (i, item) in items.iter().enumerate() {
+                out.push_str(&pad(indent + 1));
+                pretty(item, indent + 1, paint, out);
+                out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&pad(indent));
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push_str("{\n");
+            for (i, (key, item)) in map.iter().enumerate() {
+                out.push_str(&pad(indent + 1));
+                out.push_str(&paint.fg(&quoted(key), Color::Blue));
+                out.push_str(": ");
+                pretty(item, indent + 1, paint, out);
+                out.push_str(if i + 1 < map.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&pad(indent));
+            out.push('}');
+        }
+    }
+}
+
+/// A JSON string literal, with the C1 and DEL controls serde_json leaves alone escaped too.
+fn quoted(s: &str) -> String {
+    for_terminal(&Value::from(s).to_string(), false).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lrwatch::{Body, Mechanism};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn event(kind: EventKind, body: Option<(&str, Option<&str>)>) -> Event {
+        Event {
+            kind,
+            uri: "http://h/x".into(),
+            etag: body.map(|_| "\"2\"".to_string()),
+            transport: Mechanism::ValueWait,
+            time: UNIX_EPOCH + Duration::from_millis(1_795_000_000_123),
+            body: body.map(|(b, ct)| Body::new(b.as_bytes().to_vec(), ct.map(String::from))),
+            initial: false,
+        }
+    }
+
+    fn print(mode: Mode, e: &Event) -> String {
+        let mut out = Vec::new();
+        Printer::new(&mut out, mode).event(e).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn json_envelope_in_contract_order() {
+        let e = event(
+            EventKind::Value,
+            Some(("{\"b\":1,\"a\":[true]}", Some("application/json"))),
+        );
+        assert_eq!(
+            print(Mode::Json, &e),
+            "{\"event\":\"value\",\"uri\":\"http://h/x\",\"etag\":\"\\\"2\\\"\",\"transport\":\"value-wait\",\"time\":\"2026-11-18T11:06:40.123Z\",\"body\":{\"b\":1,\"a\":[true]}}\n"
+        );
+        let r = event(EventKind::Removed, None);
+        assert_eq!(
+            print(Mode::Json, &r),
+            "{\"event\":\"removed\",\"uri\":\"http://h/x\",\"etag\":null,\"transport\":\"value-wait\",\"time\":\"2026-11-18T11:06:40.123Z\"}\n"
+        );
+        let t = event(EventKind::Value, Some(("hi\n", Some("text/plain"))));
+        assert!(print(Mode::Json, &t).ends_with(",\"body\":\"hi\\n\"}\n"));
+    }
+
+    #[test]
+    fn lines_are_compact_json_or_text_as_received() {
+        let e = event(EventKind::Value, Some(("{ \"a\" : 1 }", None)));
+        assert_eq!(print(Mode::Lines, &e), "{\"a\":1}\n");
+        let t = event(EventKind::Value, Some(("a\x1bb", Some("text/plain"))));
+        assert_eq!(print(Mode::Lines, &t), "a\x1bb\n");
+        assert_eq!(print(Mode::Lines, &event(EventKind::Removed, None)), "\n");
+    }
+
+    #[test]
+    fn terminal_is_pretty_and_escaped() {
+        let e = event(
+            EventKind::Value,
+            Some(("{\"k\":\"v\\u001b[31m\\u009b\",\"n\":[1,null]}", None)),
+        );
+        let out = print(Mode::Terminal { color: false }, &e);
+        assert_eq!(
+            out,
+            "11:06:40.123 http://h/x ETag \"2\" value-wait\n{\n  \"k\": \"v\\u001b[31m\\u{9b}\",\n  \"n\": [\n    1,\n    null\n  ]\n}\n"
+        );
+        let colored = print(Mode::Terminal { color: true }, &e);
+        assert!(colored.contains("\x1b["), "{colored:?}");
+        let t = event(
+            EventKind::Value,
+            Some(("evil\x1b]0;title\x07\n", Some("text/plain"))),
+        );
+        let out = print(Mode::Terminal { color: false }, &t);
+        assert!(out.ends_with("evil\\x1b]0;title\\x07\n"), "{out:?}");
+        assert!(!out.contains('\x1b'));
+        let r = print(
+            Mode::Terminal { color: false },
+            &event(EventKind::Removed, None),
+        );
+        assert!(r.ends_with("(removed)\n"));
+    }
+}

@@ -1,0 +1,429 @@
+//! The server over real sockets: ureq for ordinary requests, a raw `TcpStream` for framing,
+//! keep-alive and bad input. Every wait is bounded so a broken server fails fast.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::Server;
+
+fn start() -> String {
+    let handle = Server::bind("127.0.0.1:0").unwrap().spawn().unwrap();
+    format!("http://{}", handle.local_addr())
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        // A safety net only: no test should come near it.
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+fn body(response: ureq::http::Response<ureq::Body>) -> String {
+    response.into_body().read_to_string().unwrap()
+}
+
+/// Sends raw bytes and reads until the server closes (or 5 s pass).
+fn raw(base: &str, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads one response with a `Content-Length` body off a kept-alive stream.
+fn read_one(stream: &mut TcpStream) -> (String, String) {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "closed mid-head");
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .map_or(0, |n| n.trim().parse().unwrap());
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    (head, String::from_utf8(body).unwrap())
+}
+
+#[test]
+fn untouched_counter_is_zero_and_advertises_value_wait() {
+    let base = start();
+    let response = agent().get(format!("{base}/counter/fresh")).call().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "etag").as_deref(), Some("\"0\""));
+    assert_eq!(
+        header(&response, "link").as_deref(),
+        Some("</counter/fresh>; rel=\"value-wait\"")
+    );
+    assert_eq!(
+        header(&response, "liveresource-property").as_deref(),
+        Some("wait; min=1")
+    );
+    assert_eq!(
+        header(&response, "content-type").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(
+        header(&response, "cache-control").as_deref(),
+        Some("no-cache")
+    );
+    assert_eq!(body(response), "0");
+}
+
+#[test]
+fn post_increments_and_changes_the_etag() {
+    let base = start();
+    let agent = agent();
+    let url = format!("{base}/counter/c");
+    let first = agent.post(&url).send_empty().unwrap();
+    assert_eq!(first.status(), 200);
+    let etag1 = header(&first, "etag").unwrap();
+    assert!(header(&first, "link").is_some());
+    assert_eq!(body(first), "1");
+    let second = agent.post(&url).send_empty().unwrap();
+    let etag2 = header(&second, "etag").unwrap();
+    assert_eq!(body(second), "2");
+    assert_ne!(etag1, etag2);
+    let read = agent.get(&url).call().unwrap();
+    assert_eq!(header(&read, "etag"), Some(etag2));
+    assert_eq!(body(read), "2");
+}
+
+#[test]
+fn put_sets_json_and_refuses_anything_else() {
+    let base = start();
+    let agent = agent();
+    let url = format!("{base}/counter/j");
+    let bad = agent.put(&url).send("not json").unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(
+        header(&bad, "content-type").as_deref(),
+        Some("application/json")
+    );
+    let error: serde_json::Value = serde_json::from_str(&body(bad)).unwrap();
+    assert!(error["error"].as_str().unwrap().contains("not valid JSON"));
+    let good = agent.put(&url).send("{\"a\": [1, true]}").unwrap();
+    assert_eq!(good.status(), 200);
+    assert_eq!(body(good), "{\"a\":[1,true]}");
+    // Not a number any more: POST explains.
+    let post = agent.post(&url).send_empty().unwrap();
+    assert_eq!(post.status(), 400);
+}
+
+#[test]
+fn delete_then_get_is_404_until_recreated() {
+    let base = start();
+    let agent = agent();
+    let url = format!("{base}/counter/d");
+    let before = header(&agent.post(&url).send_empty().unwrap(), "etag").unwrap();
+    assert_eq!(agent.delete(&url).call().unwrap().status(), 204);
+    let gone = agent.get(&url).call().unwrap();
+    assert_eq!(gone.status(), 404);
+    assert!(header(&gone, "etag").is_none());
+    assert!(body(gone).contains("\"error\""));
+    assert_eq!(agent.delete(&url).call().unwrap().status(), 404);
+    let again = agent.post(&url).send_empty().unwrap();
+    assert_ne!(header(&again, "etag"), Some(before));
+    assert_eq!(body(again), "1");
+}
+
+#[test]
+fn long_poll_is_held_until_a_post() {
+    let base = start();
+    let url = format!("{base}/counter/lp");
+    let etag = header(&agent().get(&url).call().unwrap(), "etag").unwrap();
+    let poster = {
+        let url = url.clone();
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(300));
+            agent().post(&url).send_empty().unwrap().status()
+        })
+    };
+    let start = Instant::now();
+    let response = agent()
+        .get(&url)
+        .header("If-None-Match", &etag)
+        .header("Wait", "10")
+        .call()
+        .unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(response.status(), 200);
+    assert_ne!(header(&response, "etag"), Some(etag));
+    assert_eq!(body(response), "1");
+    assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    assert_eq!(poster.join().unwrap(), 200);
+}
+
+#[test]
+fn long_poll_held_through_a_delete_is_404() {
+    let base = start();
+    let url = format!("{base}/counter/gone");
+    let deleter = {
+        let url = url.clone();
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(200));
+            agent().delete(&url).call().unwrap().status()
+        })
+    };
+    let response = agent()
+        .get(&url)
+        .header("If-None-Match", "\"0\"")
+        .header("Prefer", "wait=10")
+        .call()
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(deleter.join().unwrap(), 204);
+}
+
+#[test]
+fn long_poll_times_out_with_304() {
+    let base = start();
+    for (name, value) in [("Wait", "1"), ("Prefer", "return=minimal, wait=1")] {
+        let start = Instant::now();
+        let response = agent()
+            .get(format!("{base}/counter/quiet"))
+            .header("If-None-Match", "\"0\"")
+            .header(name, value)
+            .call()
+            .unwrap();
+        let elapsed = start.elapsed();
+        assert_eq!(response.status(), 304, "{name}");
+        assert_eq!(header(&response, "etag").as_deref(), Some("\"0\""));
+        assert!(header(&response, "link").is_some());
+        assert!(elapsed >= Duration::from_millis(900), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+        assert_eq!(body(response), "");
+    }
+}
+
+#[test]
+fn malformed_wait_is_400() {
+    let base = start();
+    let response = agent()
+        .get(format!("{base}/counter/w"))
+        .header("If-None-Match", "\"0\"")
+        .header("Wait", "soon")
+        .call()
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(body(response).contains("Wait header"));
+}
+
+#[test]
+fn plain_is_verbatim_without_validators_or_links() {
+    let base = start();
+    let agent = agent();
+    let url = format!("{base}/plain/p");
+    assert_eq!(agent.get(&url).call().unwrap().status(), 404);
+    let put = agent
+        .put(&url)
+        .header("Content-Type", "text/csv")
+        .send("a,b\r\n1,2\n")
+        .unwrap();
+    assert_eq!(put.status(), 204);
+    let start = Instant::now();
+    let got = agent.get(&url).header("Wait", "10").call().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "Wait must be ignored"
+    );
+    assert_eq!(got.status(), 200);
+    assert_eq!(header(&got, "content-type").as_deref(), Some("text/csv"));
+    for absent in ["etag", "last-modified", "link", "liveresource-property"] {
+        assert!(header(&got, absent).is_none(), "{absent}");
+    }
+    assert_eq!(body(got), "a,b\r\n1,2\n");
+    assert_eq!(agent.delete(&url).call().unwrap().status(), 204);
+    assert_eq!(agent.get(&url).call().unwrap().status(), 404);
+}
+
+#[test]
+fn plain_defaults_to_text() {
+    // Raw, because an HTTP client may add its own Content-Type.
+    let base = start();
+    let put = raw(
+        &base,
+        b"PUT /plain/t HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+    );
+    assert!(put.starts_with("HTTP/1.1 204 "), "{put}");
+    let response = agent().get(format!("{base}/plain/t")).call().unwrap();
+    assert_eq!(
+        header(&response, "content-type").as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(body(response), "hi");
+}
+
+#[test]
+fn time_long_poll_returns_at_the_next_second() {
+    let base = start();
+    let url = format!("{base}/time");
+    let first = agent().get(&url).call().unwrap();
+    let etag = header(&first, "etag").unwrap();
+    assert!(etag.starts_with("\"t"));
+    assert!(header(&first, "link").is_some());
+    let value: serde_json::Value = serde_json::from_str(&body(first)).unwrap();
+    assert!(value["time"].as_str().unwrap().ends_with('Z'));
+    let start = Instant::now();
+    let next = agent()
+        .get(&url)
+        .header("If-None-Match", &etag)
+        .header("Wait", "5")
+        .call()
+        .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(next.status(), 200);
+    assert_ne!(header(&next, "etag"), Some(etag));
+}
+
+#[test]
+fn keep_alive_serves_two_requests_on_one_connection() {
+    let base = start();
+    let mut stream = TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(b"POST /counter/k HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (head, body) = read_one(&mut stream);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(!head.contains("Connection: close"));
+    assert_eq!(body, "1");
+    stream
+        .write_all(b"GET /counter/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (head, body) = read_one(&mut stream);
+    assert!(head.contains("Connection: close\r\n"), "{head}");
+    assert_eq!(body, "1");
+    let mut rest = Vec::new();
+    assert_eq!(
+        stream.read_to_end(&mut rest).unwrap(),
+        0,
+        "closed after close"
+    );
+}
+
+#[test]
+fn pipelined_requests_and_head_are_answered_in_order() {
+    let base = start();
+    let out = raw(
+        &base,
+        b"HEAD /counter/h HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /counter/h HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let (head_response, get_response) = out.split_once("\r\n\r\n").unwrap();
+    assert!(head_response.contains("Content-Length: 1"), "{out}");
+    // The HEAD answer has no body: the next bytes are the GET's status line.
+    assert!(get_response.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(get_response.ends_with("\r\n\r\n0"), "{out}");
+}
+
+#[test]
+fn http_1_0_closes_after_one_response() {
+    let base = start();
+    let out = raw(&base, b"GET /counter/z HTTP/1.0\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\n0"), "{out}");
+}
+
+#[test]
+fn oversize_body_is_413() {
+    let base = start();
+    let out = raw(
+        &base,
+        b"PUT /counter/big HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n{}",
+    );
+    assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+    assert!(out.contains("{\"error\":"), "{out}");
+}
+
+#[test]
+fn oversize_head_is_431() {
+    let base = start();
+    let mut request = b"GET /time HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    request.extend(std::iter::repeat_n(b'a', 70 * 1024));
+    request.extend_from_slice(b"\r\n\r\n");
+    let out = raw(&base, &request);
+    assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
+}
+
+#[test]
+fn chunked_request_is_411_and_closes() {
+    let base = start();
+    let out = raw(
+        &base,
+        b"PUT /counter/ch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+    );
+    assert!(out.starts_with("HTTP/1.1 411 "), "{out}");
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+}
+
+#[test]
+fn garbage_is_400_and_closes() {
+    let base = start();
+    let out = raw(&base, b"\x00\x01 hello \xff\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
+    assert!(out.contains("Content-Type: application/json\r\n"), "{out}");
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+}
+
+#[test]
+fn unknown_path_is_404_and_wrong_method_405() {
+    let base = start();
+    let agent = agent();
+    assert_eq!(
+        agent.get(format!("{base}/nope")).call().unwrap().status(),
+        404
+    );
+    let response = agent.delete(format!("{base}/time")).call().unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(
+        header(&response, "allow").as_deref(),
+        Some("GET, HEAD, OPTIONS")
+    );
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    let handle = Server::bind("127.0.0.1:0")
+        .unwrap()
+        .with_idle_timeout(Duration::from_millis(200))
+        .spawn()
+        .unwrap();
+    let mut stream = TcpStream::connect(handle.local_addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let start = Instant::now();
+    let mut rest = Vec::new();
+    // Nothing sent: the server closes without a word.
+    assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0);
+    assert!(start.elapsed() < Duration::from_secs(2));
+}

@@ -1,0 +1,292 @@
+//! A small harness: run the real binary with every wait bounded, talk to servers over HTTP,
+//! and stand up scripted servers on 127.0.0.1:0 that record what they were asked.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The longest any single wait in a test may take before the test fails.
+pub const BOUND: Duration = Duration::from_secs(10);
+
+/// The reference server, in-process; its base URL.
+pub fn reference_server() -> String {
+    let handle = lrwatch::server::Server::bind("127.0.0.1:0")
+        .and_then(|s| s.spawn())
+        .expect("start the reference server");
+    let base = format!("http://{}", handle.local_addr());
+    std::mem::forget(handle);
+    base
+}
+
+/// A running `lrwatch`, its stdout and stderr read line by line on background threads.
+pub struct Run {
+    child: Child,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    pub stderr_seen: Vec<String>,
+    _stdin: Option<ChildStdin>,
+}
+
+pub fn lrwatch(args: &[&str]) -> Run {
+    lrwatch_env(args, &[])
+}
+
+pub fn lrwatch_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lrwatch"));
+    cmd.args(args)
+        .env_remove("NO_COLOR")
+        .env_remove("LRWATCH_TEST_TERM")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("ALL_PROXY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn lrwatch");
+    let stdout = lines(child.stdout.take().unwrap());
+    let stderr = lines(child.stderr.take().unwrap());
+    let stdin = child.stdin.take();
+    Run {
+        child,
+        stdout,
+        stderr,
+        stderr_seen: Vec::new(),
+        _stdin: stdin,
+    }
+}
+
+fn lines(r: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl Run {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next stdout line; fails the test after BOUND.
+    pub fn line(&mut self) -> String {
+        match self.stdout.recv_timeout(BOUND) {
+            Ok(line) => line,
+            Err(_) => {
+                self.drain_stderr();
+                panic!(
+                    "no stdout line within {BOUND:?}; stderr: {:#?}",
+                    self.stderr_seen
+                )
+            }
+        }
+    }
+
+    /// The next stdout line parsed as JSON.
+    pub fn json(&mut self) -> serde_json::Value {
+        let line = self.line();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+
+    /// Waits for a stderr line containing `needle`; fails the test after BOUND.
+    pub fn stderr_until(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + BOUND;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    self.stderr_seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no stderr line with {needle:?} within {BOUND:?}; saw {:#?}",
+                    self.stderr_seen
+                ),
+            }
+        }
+    }
+
+    fn drain_stderr(&mut self) {
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
+            self.stderr_seen.push(line);
+        }
+    }
+
+    /// Waits for exit; kills and fails the test after BOUND.
+    pub fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + BOUND;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.drain_stderr();
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                self.drain_stderr();
+                panic!(
+                    "lrwatch did not exit within {BOUND:?}; stderr: {:#?}",
+                    self.stderr_seen
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The rest of stdout after exit.
+    pub fn rest(&mut self) -> Vec<String> {
+        self.stdout.try_iter().collect()
+    }
+
+    pub fn stderr_text(&mut self) -> String {
+        self.drain_stderr();
+        self.stderr_seen.join("\n")
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client for making changes on servers.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .new_agent()
+}
+
+pub fn post(url: &str) -> u16 {
+    agent().post(url).send_empty().unwrap().status().as_u16()
+}
+
+pub fn put(url: &str, content_type: &str, body: &str) -> u16 {
+    agent()
+        .put(url)
+        .header("Content-Type", content_type)
+        .send(body)
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+pub fn delete(url: &str) -> u16 {
+    agent().delete(url).call().unwrap().status().as_u16()
+}
+
+/// One request as a scripted server saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    /// Header names lowercased.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A scripted HTTP server: `reply(n, request)` gives the n-th (from 0) response as
+/// (status, headers, body); every request is recorded. One request per connection.
+pub struct Scripted {
+    pub base: String,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+pub type Reply = (u16, Vec<(String, String)>, String);
+
+pub fn scripted(reply: impl Fn(usize, &Seen) -> Reply + Send + Sync + 'static) -> Scripted {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let reply = Arc::new(reply);
+    let seen2 = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let seen = Arc::clone(&seen2);
+            let reply = Arc::clone(&reply);
+            std::thread::spawn(move || serve_one(stream, &seen, &*reply));
+        }
+    });
+    Scripted { base, seen }
+}
+
+fn serve_one(
+    mut stream: TcpStream,
+    seen: &Mutex<Vec<Seen>>,
+    reply: &(dyn Fn(usize, &Seen) -> Reply + Send + Sync),
+) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+        return;
+    }
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let request = Seen { path, headers };
+    let n = {
+        let mut seen = seen.lock().unwrap();
+        seen.push(request.clone());
+        seen.len() - 1
+    };
+    let (status, headers, body) = reply(n, &request);
+    let mut head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body.as_bytes());
+}
+
+/// Headers from literal pairs.
+pub fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

@@ -1,0 +1,210 @@
+//! Following scripted servers that check exactly what lrwatch sends, and misbehave on purpose.
+
+use std::time::Duration;
+
+use crate::harness::*;
+
+#[test]
+fn long_poll_sends_if_none_match_wait_and_prefer() {
+    // Form C: no links, only `LiveResource-Property: wait` on the resource itself.
+    let server = scripted(|n, _| match n {
+        0 => (
+            200,
+            h(&[
+                ("ETag", "\"e1\""),
+                ("LiveResource-Property", "wait; min=1"),
+                ("Content-Type", "application/json"),
+            ]),
+            "1".into(),
+        ),
+        _ => (
+            200,
+            h(&[
+                ("ETag", "\"e2\""),
+                ("LiveResource-Property", "wait"),
+                ("Content-Type", "application/json"),
+            ]),
+            "2".into(),
+        ),
+    });
+    let url = format!("{}/r", server.base);
+    let mut run = lrwatch(&["--json", "-n", "2", "--wait", "30", &url]);
+    let first = run.json();
+    assert_eq!(first["transport"], "value-wait");
+    assert_eq!(first["etag"], "\"e1\"");
+    let second = run.json();
+    assert_eq!(second["body"], 2);
+    assert_eq!(second["etag"], "\"e2\"");
+    assert!(run.wait().success());
+    let seen = server.seen.lock().unwrap();
+    let poll = &seen[1];
+    assert_eq!(poll.path, "/r");
+    assert_eq!(poll.header("if-none-match"), Some("\"e1\""));
+    assert_eq!(poll.header("wait"), Some("30"));
+    assert_eq!(poll.header("prefer"), Some("wait=30"));
+}
+
+#[test]
+fn a_server_that_ignores_the_wait_does_not_make_lrwatch_spin() {
+    let server = scripted(|n, _| {
+        let headers = h(&[("ETag", "\"same\""), ("Link", "</r>; rel=\"value-wait\"")]);
+        match n {
+            0 => (200, headers, "\"v\"".into()),
+            _ => (304, headers, String::new()),
+        }
+    });
+    let url = format!("{}/r", server.base);
+    let mut run = lrwatch(&["--interval", "0.2", "-t", "1.5", &url]);
+    assert_eq!(run.line(), "\"v\"");
+    assert_eq!(run.wait().code(), Some(124));
+    let requests = server.seen.lock().unwrap().len();
+    // 1.5 s at one request per 0.2 s is about 8; a spinning client makes thousands.
+    assert!((2..=12).contains(&requests), "{requests} requests");
+    let err = run.stderr_text();
+    assert!(err.contains("answered a 55s long-poll after"), "{err}");
+}
+
+#[test]
+fn the_same_value_is_never_emitted_twice() {
+    // A server that answers every long-poll at once with 200 and the same body.
+    let server = scripted(|_, _| {
+        (
+            200,
+            h(&[("ETag", "\"x\""), ("Link", "</r>; rel=value-wait")]),
+            "same".into(),
+        )
+    });
+    let url = format!("{}/r", server.base);
+    let mut run = lrwatch(&["--interval", "0.1", "-t", "1", &url]);
+    assert_eq!(run.line(), "same");
+    assert_eq!(run.wait().code(), Some(124));
+    assert!(run.rest().is_empty());
+    let requests = server.seen.lock().unwrap().len();
+    assert!((3..=15).contains(&requests), "{requests} requests");
+}
+
+#[test]
+fn polling_uses_if_modified_since_and_the_servers_interval() {
+    let server = scripted(|n, _| match n {
+        0 => (
+            200,
+            h(&[
+                ("Last-Modified", "Sat, 28 Nov 2026 06:00:00 GMT"),
+                ("X-Poll-Interval", "0.2"),
+            ]),
+            "a".into(),
+        ),
+        1 => (304, h(&[]), String::new()),
+        _ => (
+            200,
+            h(&[("Last-Modified", "Sat, 28 Nov 2026 06:00:09 GMT")]),
+            "b".into(),
+        ),
+    });
+    let url = format!("{}/r", server.base);
+    let mut run = lrwatch(&["--json", "-n", "2", &url]);
+    assert_eq!(run.json()["body"], "a");
+    // The server asked for 0.2 s; the default 5 s would take two polls past the bound.
+    let second = run.json();
+    assert_eq!(second["body"], "b");
+    assert_eq!(second["transport"], "poll");
+    assert!(run.wait().success());
+    let seen = server.seen.lock().unwrap();
+    assert_eq!(
+        seen[1].header("if-modified-since"),
+        Some("Sat, 28 Nov 2026 06:00:00 GMT")
+    );
+    assert_eq!(seen[1].header("if-none-match"), None);
+}
+
+#[test]
+fn errors_back_off_then_recover() {
+    let server = scripted(|n, _| {
+        let headers = h(&[
+            ("ETag", &format!("\"{}\"", n.min(3))),
+            ("Link", "</r>; rel=value-wait"),
+        ]);
+        match n {
+            0 => (200, headers, "1".into()),
+            1 | 2 => (503, h(&[]), "busy".into()),
+            _ => (200, headers, "2".into()),
+        }
+    });
+    let url = format!("{}/r", server.base);
+    let mut run = lrwatch(&["-n", "2", &url]);
+    assert_eq!(run.line(), "1");
+    run.stderr_until("HTTP 503");
+    assert_eq!(run.line(), "2");
+    assert!(run.wait().success());
+    assert!(run.stderr_text().contains("retrying in"));
+}
+
+#[test]
+fn user_headers_go_only_to_the_resources_origin() {
+    // The long-poll link points at another origin (another port): it must not get the token.
+    let other = scripted(|_, _| (200, h(&[("ETag", "\"2\"")]), "2".into()));
+    let link = format!("<{}/elsewhere>; rel=value-wait", other.base);
+    let origin = scripted(move |_, _| (200, h(&[("ETag", "\"1\""), ("Link", &link)]), "1".into()));
+    let url = format!("{}/r", origin.base);
+    let mut run = lrwatch(&[
+        "-n",
+        "2",
+        "-H",
+        "X-Token: s3cret",
+        "-H",
+        "Authorization: Bearer t",
+        &url,
+    ]);
+    assert_eq!(run.line(), "1");
+    assert_eq!(run.line(), "2");
+    assert!(run.wait().success());
+    let mine = origin.seen.lock().unwrap();
+    assert_eq!(mine[0].header("x-token"), Some("s3cret"));
+    assert_eq!(mine[0].header("authorization"), Some("Bearer t"));
+    let theirs = other.seen.lock().unwrap();
+    assert_eq!(theirs[0].path, "/elsewhere");
+    assert_eq!(theirs[0].header("x-token"), None);
+    assert_eq!(theirs[0].header("authorization"), None);
+    assert_eq!(theirs[0].header("if-none-match"), Some("\"1\""));
+}
+
+#[test]
+fn a_redirect_to_another_origin_drops_user_headers() {
+    let target = scripted(|_, _| (200, h(&[]), "moved".into()));
+    let location = format!("{}/new", target.base);
+    let origin = scripted(move |_, _| (302, h(&[("Location", &location)]), String::new()));
+    let mut run = lrwatch(&[
+        "-n",
+        "1",
+        "-H",
+        "X-Token: s3cret",
+        &format!("{}/old", origin.base),
+    ]);
+    assert_eq!(run.line(), "moved");
+    assert!(run.wait().success());
+    assert_eq!(
+        origin.seen.lock().unwrap()[0].header("x-token"),
+        Some("s3cret")
+    );
+    assert_eq!(target.seen.lock().unwrap()[0].header("x-token"), None);
+}
+
+#[test]
+fn unreachable_server_is_exit_1_quickly_with_a_clear_message() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/x");
+    let started = std::time::Instant::now();
+    let mut run = lrwatch(&[&url]);
+    assert_eq!(run.wait().code(), Some(1));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let err = run.stderr_text();
+    assert!(
+        err.starts_with(&format!("lrwatch: cannot reach {url}: ")),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
