@@ -39,13 +39,12 @@ pub enum Ending {
 pub fn code_for_error(error: &anyhow::Error) -> i32 {
     if is_broken_pipe(error) {
         SUCCESS
-    } else if error.chain().any(|e| e.is::<UsageError>()) {
-        USAGE
     } else if error.chain().any(|e| {
-        matches!(
-            e.downcast_ref::<lrwatch::Error>(),
-            Some(lrwatch::Error::InvalidUrl { .. } | lrwatch::Error::Setup(_))
-        )
+        e.is::<UsageError>()
+            || matches!(
+                e.downcast_ref::<lrwatch::Error>(),
+                Some(lrwatch::Error::InvalidUrl { .. } | lrwatch::Error::Setup(_))
+            )
     }) {
         USAGE
     } else {

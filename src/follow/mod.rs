@@ -2,8 +2,8 @@
 //! offers, choosing a transport, and sending events over one channel to the consumer.
 //!
 //! A transport is a module with a `run(&mut Ctx) -> Next` loop that turns responses into
-//! events through [`Ctx::apply`]; adding one means adding a module and a match arm in
-//! [`follow_resource`]. Deduplication, removal and capability re-reading live in `Ctx`, so
+//! events through `Ctx::apply`; adding one means adding a module and a match arm in
+//! `follow_resource`. Deduplication, removal and capability re-reading live in `Ctx`, so
 //! every transport obeys "only real changes, never the same value twice in a row".
 
 mod poll;
@@ -261,6 +261,8 @@ struct Ctx {
 }
 
 /// How a request turned out, after the engine handled the parts all transports share.
+// Returned and matched at once, never stored: boxing the response would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Outcome {
     /// A response arrived (any status); the time it took.
     Response(Response, Duration),
