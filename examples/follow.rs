@@ -22,14 +22,19 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("usage: follow URL [COUNT]");
         std::process::exit(2);
     };
-    let count: usize = std::env::args().nth(2).map_or(Ok(usize::MAX), |n| n.parse())?;
+    let count: usize = std::env::args()
+        .nth(2)
+        .map_or(Ok(usize::MAX), |n| n.parse())?;
     let url = lrwatch::parse_url(&arg)?;
     let client = Client::new(Options::default())?;
     let mut seen = 0;
     for update in client.follow([url]) {
         match update {
             Update::Event(event) => {
-                let body = event.body.map(|b| b.text().into_owned()).unwrap_or_default();
+                let body = event
+                    .body
+                    .map(|b| b.text().into_owned())
+                    .unwrap_or_default();
                 println!("{} via {}: {body}", event.kind.as_str(), event.transport);
                 seen += 1;
                 if seen >= count {
