@@ -208,3 +208,25 @@ fn unreachable_server_is_exit_1_quickly_with_a_clear_message() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn quiet_hides_warnings_and_verbose_shows_the_choice() {
+    let script = |n: usize, _: &Seen| match n {
+        0 => (200, h(&[("ETag", "\"1\""), ("Link", "</r>; rel=value-wait, </s>; rel=value-stream")]), "1".into()),
+        1 => (503, h(&[]), String::new()),
+        _ => (200, h(&[("ETag", "\"2\""), ("Link", "</r>; rel=value-wait")]), "2".into()),
+    };
+    let quiet = scripted(script);
+    let mut run = lrwatch(&["-q", "-n", "2", &format!("{}/r", quiet.base)]);
+    assert_eq!(run.line(), "1");
+    assert_eq!(run.line(), "2");
+    assert!(run.wait().success());
+    assert_eq!(run.stderr_text(), "", "-q shows no warnings");
+
+    let verbose = scripted(script);
+    let mut run = lrwatch(&["-v", "-n", "2", &format!("{}/r", verbose.base)]);
+    run.stderr_until("not using value-stream: not supported by this version");
+    run.stderr_until("transport value-wait (auto; offered: value-stream, value-wait, poll)");
+    run.stderr_until("HTTP 503");
+    assert!(run.wait().success());
+}
