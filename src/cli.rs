@@ -7,11 +7,21 @@ Examples:
   Follow a resource; the value, then every change:
     lrwatch http://127.0.0.1:8080/counter/a
 
-  One JSON event per line, for jq:
-    lrwatch --json http://127.0.0.1:8080/counter/a | jq -r .body
+  Each value on one line, for jq (one JSON event per line with --json):
+    lrwatch http://127.0.0.1:8080/counter/a | jq .count
+    lrwatch --json http://127.0.0.1:8080/counter/a | jq -r '.event + \" \" + .etag'
+
+  Show what changed, as a colored diff:
+    lrwatch --diff http://127.0.0.1:8080/objects/config
+
+  Run a command on each change (the body on stdin, facts in LRWATCH_*):
+    lrwatch --no-initial --exec 'jq .count; echo \"$LRWATCH_ETAG\"' http://127.0.0.1:8080/counter/a
 
   In a script, wait for the next change (and no longer than a minute):
-    lrwatch --no-initial --count 1 --timeout 60 http://127.0.0.1:8080/counter/a
+    if lrwatch -q --no-initial -n 1 -t 60 URL >/dev/null; then echo changed; fi
+
+  Follow one field of a JSON value:
+    lrwatch --select /time http://127.0.0.1:8080/time
 
   See the protocol at work (requests, links, the transport chosen and why):
     lrwatch -v http://127.0.0.1:8080/time
@@ -59,6 +69,14 @@ pub enum Command {
         #[command(flatten)]
         follow: FollowArgs,
     },
+    /// Print a completion script for a shell.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
 }
 
 /// Options that shape how resources are followed and printed.
@@ -67,6 +85,26 @@ pub struct FollowArgs {
     /// One JSON envelope per event, one per line (NDJSON).
     #[arg(short, long, help_heading = "Output")]
     pub json: bool,
+
+    /// After the first value, print a diff against the previous value (JSON pretty-printed
+    /// with sorted keys, so diffs are by line; a unified diff without color).
+    #[arg(short, long, help_heading = "Output", conflicts_with = "json")]
+    pub diff: bool,
+
+    /// Run CMD with `sh -c` for each event instead of printing it.
+    ///
+    /// The body goes to CMD's stdin; LRWATCH_EVENT, LRWATCH_URI, LRWATCH_ETAG (empty when
+    /// none) and LRWATCH_TRANSPORT describe the event. The content is never put on the command
+    /// line. One run at a time: events arriving during a run are coalesced, so the next run
+    /// sees the latest value of each resource. A failing CMD is reported on stderr and
+    /// following goes on; with --count, lrwatch exits when the last run has finished.
+    #[arg(short = 'x', long, value_name = "CMD", help_heading = "Output", conflicts_with_all = ["json", "diff"])]
+    pub exec: Option<String>,
+
+    /// Follow only the part of a JSON value at this JSON Pointer (RFC 6901), e.g. /items/0;
+    /// an event is emitted only when that part changes.
+    #[arg(long, value_name = "POINTER", help_heading = "Output")]
+    pub select: Option<String>,
 
     /// Exit 0 after N events (the initial value counts).
     #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Output")]

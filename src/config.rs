@@ -29,6 +29,16 @@ pub enum Mode {
 pub struct Config {
     pub urls: Vec<Url>,
     pub mode: Mode,
+    /// `--diff`: values after the first are printed as diffs.
+    pub diff: bool,
+    /// `--exec`: run this instead of printing.
+    pub exec: Option<String>,
+    /// `--select`: a checked JSON Pointer.
+    pub select: Option<String>,
+    /// Whether to keep a status line on stderr (a terminal, and not `-q`).
+    pub status_line: bool,
+    /// Whether stderr output may be colored.
+    pub stderr_color: bool,
     pub count: Option<u64>,
     pub no_initial: bool,
     pub timeout: Option<Duration>,
@@ -41,6 +51,7 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct Env {
     pub stdout_is_terminal: bool,
+    pub stderr_is_terminal: bool,
     pub no_color: bool,
     pub term_dumb: bool,
 }
@@ -53,6 +64,7 @@ impl Env {
         Env {
             stdout_is_terminal: std::io::stdout().is_terminal()
                 || std::env::var_os("LRWATCH_TEST_TERM").is_some_and(|v| v == "1"),
+            stderr_is_terminal: std::io::stderr().is_terminal(),
             no_color: set("NO_COLOR"),
             term_dumb: std::env::var_os("TERM").is_some_and(|v| v == "dumb"),
         }
@@ -66,11 +78,15 @@ impl Config {
             .iter()
             .map(|u| lrwatch::parse_url(u).map_err(|e| UsageError(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        let color = match args.color {
+        if let Some(pointer) = &args.select {
+            crate::select::check_pointer(pointer)?;
+        }
+        let color_on = |terminal: bool| match args.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => env.stdout_is_terminal && !env.no_color && !env.term_dumb,
+            ColorChoice::Auto => terminal && !env.no_color && !env.term_dumb,
         };
+        let color = color_on(env.stdout_is_terminal);
         let mode = if args.json {
             Mode::Json
         } else if env.stdout_is_terminal {
@@ -86,6 +102,11 @@ impl Config {
         Ok(Config {
             urls,
             mode,
+            diff: args.diff,
+            exec: args.exec.clone(),
+            select: args.select.clone(),
+            status_line: env.stderr_is_terminal && !args.quiet && !env.term_dumb,
+            stderr_color: color_on(env.stderr_is_terminal),
             count: args.count,
             no_initial: args.no_initial,
             timeout: args.timeout.map(Duration::from_secs_f64),
@@ -116,6 +137,7 @@ mod tests {
     fn env(terminal: bool, no_color: bool) -> Env {
         Env {
             stdout_is_terminal: terminal,
+            stderr_is_terminal: false,
             no_color,
             term_dumb: false,
         }

@@ -107,6 +107,19 @@ pub struct Notice {
     pub message: String,
 }
 
+/// Where a follower stands, for a one-line status display: replaced by the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The resource it is about.
+    pub uri: String,
+    /// The mechanism it follows over (or is trying to).
+    pub transport: Mechanism,
+    /// Since when it has followed over this mechanism without failing.
+    pub since: SystemTime,
+    /// Failed attempts in a row; 0 while all is well.
+    pub retries: u32,
+}
+
 /// Everything a [`crate::Follow`] yields.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -115,6 +128,8 @@ pub enum Update {
     Event(Event),
     /// A trace or warning line.
     Notice(Notice),
+    /// The follower's state changed: connected, switched transport, retrying.
+    Status(Status),
     /// Following one resource ended with an error recovery could not absorb.
     Failed(crate::Error),
     /// [`crate::Interrupter::interrupt`] was called: the consumer asked to stop.

@@ -6,6 +6,7 @@
 
 pub mod link;
 pub mod server;
+pub mod wire;
 
 mod backoff;
 pub mod discovery;
@@ -16,6 +17,6 @@ pub mod http;
 pub mod mechanism;
 
 pub use error::{Error, Result};
-pub use event::{Body, Event, EventKind, Level, Notice, Update};
+pub use event::{Body, Event, EventKind, Level, Notice, Status, Update};
 pub use follow::{parse_url, Client, Follow, Interrupter, Options};
 pub use mechanism::Mechanism;

@@ -2,9 +2,14 @@
 
 mod cli;
 mod config;
+mod diff;
+mod exec;
 mod exit;
 mod output;
+mod reference;
 mod sanitize;
+mod select;
+mod status;
 mod watch;
 
 use std::io::Write;
@@ -48,6 +53,14 @@ fn run(cli: Cli) -> Result<Ending> {
                 );
             }
             watch::run(Config::resolve(&[url], &follow, &env)?)
+        }
+        Some(Command::Completions { shell }) => {
+            std::io::stdout().write_all(&reference::completions(shell))?;
+            Ok(Ending::Done)
+        }
+        Some(Command::Man) => {
+            std::io::stdout().write_all(&reference::man()?)?;
+            Ok(Ending::Done)
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Printing events: the one place that writes to stdout, in the contract's three modes.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 
 use crossterm::style::{Color, Stylize};
@@ -13,16 +14,46 @@ use crate::sanitize::for_terminal;
 pub struct Printer<W: Write> {
     out: W,
     mode: Mode,
+    /// With `--diff`: each resource's last value, normalized, and its ETag.
+    previous: Option<HashMap<String, (String, Option<String>)>>,
 }
 
 impl<W: Write> Printer<W> {
-    /// A printer in `mode`.
-    pub fn new(out: W, mode: Mode) -> Printer<W> {
-        Printer { out, mode }
+    /// A printer in `mode`; with `diff`, values after a resource's first are printed as diffs.
+    pub fn new(out: W, mode: Mode, diff: bool) -> Printer<W> {
+        Printer {
+            out,
+            mode,
+            previous: diff.then(HashMap::new),
+        }
     }
 
     /// Writes one event and flushes.
     pub fn event(&mut self, event: &Event) -> io::Result<()> {
+        if let Some(previous) = &mut self.previous {
+            let text = crate::diff::normalized(event.body.as_ref());
+            let old = previous.insert(event.uri.clone(), (text, event.etag.clone()));
+            if let Some((old_text, old_etag)) = old {
+                let (new_text, _) = &previous[&event.uri];
+                let (terminal, color) = match self.mode {
+                    Mode::Terminal { color } => (true, color),
+                    _ => (false, false),
+                };
+                let labels = crate::diff::Labels {
+                    old: &format!("{} {}", event.uri, etag_label(old_etag.as_deref())),
+                    new: &format!(
+                        "{} {} · {} · {}",
+                        event.uri,
+                        etag_label(event.etag.as_deref()),
+                        event.transport,
+                        clock(event)
+                    ),
+                };
+                let diff = crate::diff::render(&old_text, new_text, &labels, terminal, color);
+                self.out.write_all(diff.as_bytes())?;
+                return self.out.flush();
+            }
+        }
         match self.mode {
             Mode::Json => {
                 let line = envelope(event);
@@ -55,12 +86,7 @@ impl<W: Write> Printer<W> {
     }
 
     fn terminal(&mut self, event: &Event, color: bool) -> io::Result<()> {
-        let time = humantime::format_rfc3339_millis(event.time).to_string();
-        let mut header = format!(
-            "{} {}",
-            time.get(11..23).unwrap_or(&time),
-            for_terminal(&event.uri, false)
-        );
+        let mut header = format!("{} {}", clock(event), for_terminal(&event.uri, false));
         if let Some(etag) = &event.etag {
             header.push_str(&format!(" ETag {}", for_terminal(etag, false)));
         }
@@ -85,6 +111,16 @@ impl<W: Write> Printer<W> {
             },
         }
     }
+}
+
+/// The event's time of day (UTC) to the millisecond, as headers show it.
+fn clock(event: &Event) -> String {
+    let time = humantime::format_rfc3339_millis(event.time).to_string();
+    time.get(11..23).unwrap_or(&time).to_string()
+}
+
+fn etag_label(etag: Option<&str>) -> String {
+    etag.map_or("(no ETag)".to_string(), |e| format!("ETag {e}"))
 }
 
 /// The `--json` envelope: fields in the contract's order, one line.
@@ -193,7 +229,7 @@ mod tests {
 
     fn print(mode: Mode, e: &Event) -> String {
         let mut out = Vec::new();
-        Printer::new(&mut out, mode).event(e).unwrap();
+        Printer::new(&mut out, mode, false).event(e).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -223,6 +259,23 @@ mod tests {
         let t = event(EventKind::Value, Some(("a\x1bb", Some("text/plain"))));
         assert_eq!(print(Mode::Lines, &t), "a\x1bb\n");
         assert_eq!(print(Mode::Lines, &event(EventKind::Removed, None)), "\n");
+    }
+
+    #[test]
+    fn diff_mode_prints_the_first_value_then_diffs() {
+        let mut out = Vec::new();
+        let mut printer = Printer::new(&mut out, Mode::Lines, true);
+        printer
+            .event(&event(EventKind::Value, Some(("{\"a\":1}", None))))
+            .unwrap();
+        let mut second = event(EventKind::Value, Some(("{\"a\":2}", None)));
+        second.etag = Some("\"3\"".into());
+        printer.event(&second).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "{\"a\":1}\n--- http://h/x ETag \"2\"\n+++ http://h/x ETag \"3\" · value-wait · 11:06:40.123\n@@ -1,3 +1,3 @@\n {\n-  \"a\": 1\n+  \"a\": 2\n }\n"
+        );
     }
 
     #[test]

@@ -1,21 +1,40 @@
-//! The follow loop: updates from the library in, events to the printer, notices to stderr,
-//! until `--count`, `--timeout`, Ctrl-C or a fatal error.
+//! The follow loop: updates from the library in; events through `--select` to the printer or
+//! `--exec`; notices and the status line to stderr; until `--count`, `--timeout`, Ctrl-C or a
+//! fatal error.
 
 use std::io::{self, BufWriter};
 use std::sync::mpsc::RecvTimeoutError;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use lrwatch::{Client, Level, Update};
+use lrwatch::{Client, Event, Level, Update};
 use signal_hook::consts::SIGINT;
 use signal_hook::iterator::Signals;
 
 use crate::config::Config;
+use crate::exec::Exec;
 use crate::exit::Ending;
 use crate::output::Printer;
+use crate::sanitize::for_terminal;
+use crate::select::Selector;
+use crate::status::Stderr;
+
+/// Where events go: stdout, or a command.
+enum Sink {
+    Print(Printer<BufWriter<io::StdoutLock<'static>>>),
+    Exec(Exec),
+}
 
 /// Follows `config.urls` until an ending.
 pub fn run(config: Config) -> Result<Ending> {
+    let stderr = Arc::new(Stderr::new(config.status_line, config.stderr_color));
+    let result = follow(&config, &stderr);
+    stderr.finish();
+    result
+}
+
+fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
     let client = Client::new(config.options.clone())?;
     let follow = client.follow(config.urls.iter().cloned());
 
@@ -32,8 +51,21 @@ pub fn run(config: Config) -> Result<Ending> {
         })
         .context("cannot start the signal thread")?;
 
-    let stdout = io::stdout();
-    let mut printer = Printer::new(BufWriter::new(stdout.lock()), config.mode);
+    let mut sink = match &config.exec {
+        Some(command) => {
+            let report_to = Arc::clone(stderr);
+            let report = Box::new(move |line: String| report_to.message(&line));
+            Sink::Exec(
+                Exec::start(command.clone(), report).context("cannot start the --exec runner")?,
+            )
+        }
+        None => Sink::Print(Printer::new(
+            BufWriter::new(io::stdout().lock()),
+            config.mode,
+            config.diff,
+        )),
+    };
+    let mut selector = config.select.clone().map(Selector::new);
     let deadline = config.timeout.map(|t| Instant::now() + t);
     let mut emitted = 0u64;
     loop {
@@ -55,12 +87,23 @@ pub fn run(config: Config) -> Result<Ending> {
         };
         match update {
             Update::Event(event) => {
+                let Some(event) = narrow(&mut selector, event)? else {
+                    continue;
+                };
                 if event.initial && config.no_initial {
                     continue;
                 }
-                printer.event(&event).context("cannot write to stdout")?;
+                match &mut sink {
+                    Sink::Print(printer) => stderr
+                        .around_event(|| printer.event(&event))
+                        .context("cannot write to stdout")?,
+                    Sink::Exec(exec) => exec.push(event),
+                }
                 emitted += 1;
                 if config.count.is_some_and(|n| emitted >= n) {
+                    if let Sink::Exec(exec) = sink {
+                        exec.finish();
+                    }
                     return Ok(Ending::Done);
                 }
             }
@@ -70,16 +113,24 @@ pub fn run(config: Config) -> Result<Ending> {
                     Level::Warn => !config.quiet,
                 };
                 if shown {
-                    eprintln!(
+                    stderr.message(&format!(
                         "lrwatch: {}: {}",
-                        crate::sanitize::for_terminal(&notice.uri, false),
-                        crate::sanitize::for_terminal(&notice.message, false)
-                    );
+                        for_terminal(&notice.uri, false),
+                        for_terminal(&notice.message, false)
+                    ));
                 }
             }
+            Update::Status(status) => stderr.status(status),
             Update::Failed(error) => return Err(error.into()),
             Update::Interrupted => return Ok(Ending::Interrupted),
             _ => {}
         }
+    }
+}
+
+fn narrow(selector: &mut Option<Selector>, event: Event) -> Result<Option<Event>> {
+    match selector {
+        Some(selector) => selector.apply(event),
+        None => Ok(Some(event)),
     }
 }

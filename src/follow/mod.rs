@@ -19,7 +19,7 @@ use url::Url;
 use crate::backoff::Backoff;
 use crate::discovery::Capabilities;
 use crate::error::{Error, Result};
-use crate::event::{Body, Event, EventKind, Level, Notice, Update};
+use crate::event::{Body, Event, EventKind, Level, Notice, Status, Update};
 use crate::http::{FetchError, HttpClient, Response, DEFAULT_MAX_BODY};
 use crate::mechanism::Mechanism;
 
@@ -135,6 +135,8 @@ impl Client {
                 last_modified: None,
                 caps: None,
                 backoff: Backoff::default(),
+                transport: Mechanism::Poll,
+                since: SystemTime::now(),
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("follow {url}"))
@@ -258,6 +260,9 @@ struct Ctx {
     last_modified: Option<String>,
     caps: Option<Capabilities>,
     backoff: Backoff,
+    /// The mechanism in use, and since when it has worked: for [`Status`] updates.
+    transport: Mechanism,
+    since: SystemTime,
 }
 
 /// How a request turned out, after the engine handled the parts all transports share.
@@ -291,6 +296,32 @@ impl Ctx {
 
     fn warn(&self, message: String) {
         self.notice(Level::Warn, message);
+    }
+
+    /// Reports where the follower stands; `retries` is 0 when all is well.
+    fn status(&self) {
+        let _ = self.send(Update::Status(Status {
+            uri: self.uri.clone(),
+            transport: self.transport,
+            since: self.since,
+            retries: self.backoff.failures(),
+        }));
+    }
+
+    /// Enters a mechanism: it works from now on.
+    fn enter(&mut self, mechanism: Mechanism) {
+        self.transport = mechanism;
+        self.since = SystemTime::now();
+        self.status();
+    }
+
+    /// A request succeeded: after failures, say that all is well again.
+    fn succeeded(&mut self) {
+        if self.backoff.failures() > 0 {
+            self.backoff.reset();
+            self.since = SystemTime::now();
+            self.status();
+        }
     }
 
     fn fail(&self, error: Error) -> Next {
@@ -347,6 +378,7 @@ impl Ctx {
     /// Waits out the next backoff delay after a failure described by `reason`.
     fn retry_later(&mut self, reason: &str) -> Outcome {
         let delay = self.backoff.next_delay();
+        self.status();
         self.warn(format!(
             "{reason}; retrying in {:.1}s (attempt {})",
             delay.as_secs_f64(),
@@ -543,6 +575,7 @@ fn follow_resource(mut ctx: Ctx) {
         offered.join(", ")
     ));
     ctx.emit_from(response, mechanism, true);
+    ctx.enter(mechanism);
     loop {
         let next = match mechanism {
             Mechanism::ValueWait => value_wait::run(&mut ctx),
@@ -553,6 +586,7 @@ fn follow_resource(mut ctx: Ctx) {
             Next::Switch(m) => {
                 ctx.trace(format!("switching from {mechanism} to {m}"));
                 mechanism = m;
+                ctx.enter(m);
             }
         }
     }

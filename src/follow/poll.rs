@@ -31,7 +31,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Next {
             }
             continue;
         }
-        ctx.backoff.reset();
+        ctx.succeeded();
         if ctx.options.transport.is_none() {
             let better = ctx.choose_auto();
             if better != SELF {

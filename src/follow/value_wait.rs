@@ -48,7 +48,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Next {
                 },
             },
         };
-        ctx.backoff.reset();
+        ctx.succeeded();
         // A server that ignores the wait answers at once with no news (304, the same value, or
         // a 404 for a removed resource): asking again at once would spin. Slow to the polling
         // period instead, as the protocol asks. A change answered at once is normal.

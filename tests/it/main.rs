@@ -3,5 +3,7 @@
 
 mod follow;
 mod harness;
+mod output;
+mod pty;
 mod scripted;
 mod subcommands;

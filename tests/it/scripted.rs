@@ -212,9 +212,20 @@ fn unreachable_server_is_exit_1_quickly_with_a_clear_message() {
 #[test]
 fn quiet_hides_warnings_and_verbose_shows_the_choice() {
     let script = |n: usize, _: &Seen| match n {
-        0 => (200, h(&[("ETag", "\"1\""), ("Link", "</r>; rel=value-wait, </s>; rel=value-stream")]), "1".into()),
+        0 => (
+            200,
+            h(&[
+                ("ETag", "\"1\""),
+                ("Link", "</r>; rel=value-wait, </s>; rel=value-stream"),
+            ]),
+            "1".into(),
+        ),
         1 => (503, h(&[]), String::new()),
-        _ => (200, h(&[("ETag", "\"2\""), ("Link", "</r>; rel=value-wait")]), "2".into()),
+        _ => (
+            200,
+            h(&[("ETag", "\"2\""), ("Link", "</r>; rel=value-wait")]),
+            "2".into(),
+        ),
     };
     let quiet = scripted(script);
     let mut run = lrwatch(&["-q", "-n", "2", &format!("{}/r", quiet.base)]);

@@ -1,0 +1,127 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'lrwatch' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'lrwatch'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'lrwatch' {
+            [CompletionResult]::new('-x', '-x', [CompletionResultType]::ParameterName, 'Run CMD with `sh -c` for each event instead of printing it')
+            [CompletionResult]::new('--exec', '--exec', [CompletionResultType]::ParameterName, 'Run CMD with `sh -c` for each event instead of printing it')
+            [CompletionResult]::new('--select', '--select', [CompletionResultType]::ParameterName, 'Follow only the part of a JSON value at this JSON Pointer (RFC 6901), e.g. /items/0; an event is emitted only when that part changes')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Exit 0 after N events (the initial value counts)')
+            [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Exit 0 after N events (the initial value counts)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use color: auto (a terminal, NO_COLOR unset, TERM not dumb), always, never')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Give up after SECS seconds and exit 124')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up after SECS seconds and exit 124')
+            [CompletionResult]::new('-H', '-H ', [CompletionResultType]::ParameterName, 'Extra request header "NAME: VALUE", repeatable; sent only to the resource''s own origin')
+            [CompletionResult]::new('--header', '--header', [CompletionResultType]::ParameterName, 'Extra request header "NAME: VALUE", repeatable; sent only to the resource''s own origin')
+            [CompletionResult]::new('--transport', '--transport', [CompletionResultType]::ParameterName, 'Transport: auto (the best one offered), or force one; forcing one that the resource does not advertise is an error naming what it does advertise')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'The wait for long-polls, in seconds (sent as `Wait` and `Prefer: wait=`)')
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Plain-polling period in seconds, fractions allowed [default: the server''s X-Poll-Interval, else 5]')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'One JSON envelope per event, one per line (NDJSON)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON envelope per event, one per line (NDJSON)')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'After the first value, print a diff against the previous value (JSON pretty-printed with sorted keys, so diffs are by line; a unified diff without color)')
+            [CompletionResult]::new('--diff', '--diff', [CompletionResultType]::ParameterName, 'After the first value, print a diff against the previous value (JSON pretty-printed with sorted keys, so diffs are by line; a unified diff without color)')
+            [CompletionResult]::new('--no-initial', '--no-initial', [CompletionResultType]::ParameterName, 'Do not emit the initial value; emit changes only')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Protocol trace on stderr: requests, links found, transport chosen and why, retries')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Protocol trace on stderr: requests, links found, transport chosen and why, retries')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No status or warning lines on stderr (errors are still reported)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No status or warning lines on stderr (errors are still reported)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the reference LiveResource server')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Start the reference server in-process on loopback and follow its /time')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for a shell')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'lrwatch;serve' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on (port 0 picks a free port; the address is printed on stdout)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'lrwatch;demo' {
+            [CompletionResult]::new('-x', '-x', [CompletionResultType]::ParameterName, 'Run CMD with `sh -c` for each event instead of printing it')
+            [CompletionResult]::new('--exec', '--exec', [CompletionResultType]::ParameterName, 'Run CMD with `sh -c` for each event instead of printing it')
+            [CompletionResult]::new('--select', '--select', [CompletionResultType]::ParameterName, 'Follow only the part of a JSON value at this JSON Pointer (RFC 6901), e.g. /items/0; an event is emitted only when that part changes')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Exit 0 after N events (the initial value counts)')
+            [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Exit 0 after N events (the initial value counts)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use color: auto (a terminal, NO_COLOR unset, TERM not dumb), always, never')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Give up after SECS seconds and exit 124')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up after SECS seconds and exit 124')
+            [CompletionResult]::new('-H', '-H ', [CompletionResultType]::ParameterName, 'Extra request header "NAME: VALUE", repeatable; sent only to the resource''s own origin')
+            [CompletionResult]::new('--header', '--header', [CompletionResultType]::ParameterName, 'Extra request header "NAME: VALUE", repeatable; sent only to the resource''s own origin')
+            [CompletionResult]::new('--transport', '--transport', [CompletionResultType]::ParameterName, 'Transport: auto (the best one offered), or force one; forcing one that the resource does not advertise is an error naming what it does advertise')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'The wait for long-polls, in seconds (sent as `Wait` and `Prefer: wait=`)')
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Plain-polling period in seconds, fractions allowed [default: the server''s X-Poll-Interval, else 5]')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'One JSON envelope per event, one per line (NDJSON)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON envelope per event, one per line (NDJSON)')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'After the first value, print a diff against the previous value (JSON pretty-printed with sorted keys, so diffs are by line; a unified diff without color)')
+            [CompletionResult]::new('--diff', '--diff', [CompletionResultType]::ParameterName, 'After the first value, print a diff against the previous value (JSON pretty-printed with sorted keys, so diffs are by line; a unified diff without color)')
+            [CompletionResult]::new('--no-initial', '--no-initial', [CompletionResultType]::ParameterName, 'Do not emit the initial value; emit changes only')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Protocol trace on stderr: requests, links found, transport chosen and why, retries')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Protocol trace on stderr: requests, links found, transport chosen and why, retries')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No status or warning lines on stderr (errors are still reported)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No status or warning lines on stderr (errors are still reported)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'lrwatch;completions' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'lrwatch;man' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'lrwatch;help' {
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the reference LiveResource server')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Start the reference server in-process on loopback and follow its /time')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for a shell')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'lrwatch;help;serve' {
+            break
+        }
+        'lrwatch;help;demo' {
+            break
+        }
+        'lrwatch;help;completions' {
+            break
+        }
+        'lrwatch;help;man' {
+            break
+        }
+        'lrwatch;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

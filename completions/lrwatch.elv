@@ -1,0 +1,111 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[lrwatch] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'lrwatch'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'lrwatch'= {
+            cand -x 'Run CMD with `sh -c` for each event instead of printing it'
+            cand --exec 'Run CMD with `sh -c` for each event instead of printing it'
+            cand --select 'Follow only the part of a JSON value at this JSON Pointer (RFC 6901), e.g. /items/0; an event is emitted only when that part changes'
+            cand -n 'Exit 0 after N events (the initial value counts)'
+            cand --count 'Exit 0 after N events (the initial value counts)'
+            cand --color 'When to use color: auto (a terminal, NO_COLOR unset, TERM not dumb), always, never'
+            cand -t 'Give up after SECS seconds and exit 124'
+            cand --timeout 'Give up after SECS seconds and exit 124'
+            cand -H 'Extra request header "NAME: VALUE", repeatable; sent only to the resource''s own origin'
+            cand --header 'Extra request header "NAME: VALUE", repeatable; sent only to the resource''s own origin'
+            cand --transport 'Transport: auto (the best one offered), or force one; forcing one that the resource does not advertise is an error naming what it does advertise'
+            cand --wait 'The wait for long-polls, in seconds (sent as `Wait` and `Prefer: wait=`)'
+            cand --interval 'Plain-polling period in seconds, fractions allowed [default: the server''s X-Poll-Interval, else 5]'
+            cand -j 'One JSON envelope per event, one per line (NDJSON)'
+            cand --json 'One JSON envelope per event, one per line (NDJSON)'
+            cand -d 'After the first value, print a diff against the previous value (JSON pretty-printed with sorted keys, so diffs are by line; a unified diff without color)'
+            cand --diff 'After the first value, print a diff against the previous value (JSON pretty-printed with sorted keys, so diffs are by line; a unified diff without color)'
+            cand --no-initial 'Do not emit the initial value; emit changes only'
+            cand -v 'Protocol trace on stderr: requests, links found, transport chosen and why, retries'
+            cand --verbose 'Protocol trace on stderr: requests, links found, transport chosen and why, retries'
+            cand -q 'No status or warning lines on stderr (errors are still reported)'
+            cand --quiet 'No status or warning lines on stderr (errors are still reported)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand serve 'Run the reference LiveResource server'
+            cand demo 'Start the reference server in-process on loopback and follow its /time'
+            cand completions 'Print a completion script for a shell'
+            cand man 'Print the man page (roff)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'lrwatch;serve'= {
+            cand --listen 'Address to listen on (port 0 picks a free port; the address is printed on stdout)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'lrwatch;demo'= {
+            cand -x 'Run CMD with `sh -c` for each event instead of printing it'
+            cand --exec 'Run CMD with `sh -c` for each event instead of printing it'
+            cand --select 'Follow only the part of a JSON value at this JSON Pointer (RFC 6901), e.g. /items/0; an event is emitted only when that part changes'
+            cand -n 'Exit 0 after N events (the initial value counts)'
+            cand --count 'Exit 0 after N events (the initial value counts)'
+            cand --color 'When to use color: auto (a terminal, NO_COLOR unset, TERM not dumb), always, never'
+            cand -t 'Give up after SECS seconds and exit 124'
+            cand --timeout 'Give up after SECS seconds and exit 124'
+            cand -H 'Extra request header "NAME: VALUE", repeatable; sent only to the resource''s own origin'
+            cand --header 'Extra request header "NAME: VALUE", repeatable; sent only to the resource''s own origin'
+            cand --transport 'Transport: auto (the best one offered), or force one; forcing one that the resource does not advertise is an error naming what it does advertise'
+            cand --wait 'The wait for long-polls, in seconds (sent as `Wait` and `Prefer: wait=`)'
+            cand --interval 'Plain-polling period in seconds, fractions allowed [default: the server''s X-Poll-Interval, else 5]'
+            cand -j 'One JSON envelope per event, one per line (NDJSON)'
+            cand --json 'One JSON envelope per event, one per line (NDJSON)'
+            cand -d 'After the first value, print a diff against the previous value (JSON pretty-printed with sorted keys, so diffs are by line; a unified diff without color)'
+            cand --diff 'After the first value, print a diff against the previous value (JSON pretty-printed with sorted keys, so diffs are by line; a unified diff without color)'
+            cand --no-initial 'Do not emit the initial value; emit changes only'
+            cand -v 'Protocol trace on stderr: requests, links found, transport chosen and why, retries'
+            cand --verbose 'Protocol trace on stderr: requests, links found, transport chosen and why, retries'
+            cand -q 'No status or warning lines on stderr (errors are still reported)'
+            cand --quiet 'No status or warning lines on stderr (errors are still reported)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'lrwatch;completions'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'lrwatch;man'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'lrwatch;help'= {
+            cand serve 'Run the reference LiveResource server'
+            cand demo 'Start the reference server in-process on loopback and follow its /time'
+            cand completions 'Print a completion script for a shell'
+            cand man 'Print the man page (roff)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'lrwatch;help;serve'= {
+        }
+        &'lrwatch;help;demo'= {
+        }
+        &'lrwatch;help;completions'= {
+        }
+        &'lrwatch;help;man'= {
+        }
+        &'lrwatch;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,79 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_lrwatch_global_optspecs
+    string join \n j/json d/diff x/exec= select= n/count= no-initial color= v/verbose q/quiet t/timeout= H/header= transport= wait= interval= h/help V/version
+end
+
+function __fish_lrwatch_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_lrwatch_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_lrwatch_using_subcommand
+    set -l cmd (__fish_lrwatch_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -s x -l exec -d 'Run CMD with `sh -c` for each event instead of printing it' -r
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -l select -d 'Follow only the part of a JSON value at this JSON Pointer (RFC 6901), e.g. /items/0; an event is emitted only when that part changes' -r
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -s n -l count -d 'Exit 0 after N events (the initial value counts)' -r
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -l color -d 'When to use color: auto (a terminal, NO_COLOR unset, TERM not dumb), always, never' -r -f -a "auto\t'Color on a terminal, unless NO_COLOR is set or TERM is dumb'
+always\t'Always color'
+never\t'Never color'"
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -s t -l timeout -d 'Give up after SECS seconds and exit 124' -r
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -s H -l header -d 'Extra request header "NAME: VALUE", repeatable; sent only to the resource\'s own origin' -r
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -l transport -d 'Transport: auto (the best one offered), or force one; forcing one that the resource does not advertise is an error naming what it does advertise' -r -f -a "auto\t'The best mechanism the resource offers'
+poll\t'Plain polling (conditional GETs every --interval)'
+value-wait\t'Long-polling with If-None-Match and a wait'"
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -l wait -d 'The wait for long-polls, in seconds (sent as `Wait` and `Prefer: wait=`)' -r
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -l interval -d 'Plain-polling period in seconds, fractions allowed [default: the server\'s X-Poll-Interval, else 5]' -r
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -s j -l json -d 'One JSON envelope per event, one per line (NDJSON)'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -s d -l diff -d 'After the first value, print a diff against the previous value (JSON pretty-printed with sorted keys, so diffs are by line; a unified diff without color)'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -l no-initial -d 'Do not emit the initial value; emit changes only'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -s v -l verbose -d 'Protocol trace on stderr: requests, links found, transport chosen and why, retries'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -s q -l quiet -d 'No status or warning lines on stderr (errors are still reported)'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -s V -l version -d 'Print version'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "serve" -d 'Run the reference LiveResource server'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "demo" -d 'Start the reference server in-process on loopback and follow its /time'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "completions" -d 'Print a completion script for a shell'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "man" -d 'Print the man page (roff)'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l listen -d 'Address to listen on (port 0 picks a free port; the address is printed on stdout)' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s x -l exec -d 'Run CMD with `sh -c` for each event instead of printing it' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l select -d 'Follow only the part of a JSON value at this JSON Pointer (RFC 6901), e.g. /items/0; an event is emitted only when that part changes' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s n -l count -d 'Exit 0 after N events (the initial value counts)' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l color -d 'When to use color: auto (a terminal, NO_COLOR unset, TERM not dumb), always, never' -r -f -a "auto\t'Color on a terminal, unless NO_COLOR is set or TERM is dumb'
+always\t'Always color'
+never\t'Never color'"
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s t -l timeout -d 'Give up after SECS seconds and exit 124' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s H -l header -d 'Extra request header "NAME: VALUE", repeatable; sent only to the resource\'s own origin' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l transport -d 'Transport: auto (the best one offered), or force one; forcing one that the resource does not advertise is an error naming what it does advertise' -r -f -a "auto\t'The best mechanism the resource offers'
+poll\t'Plain polling (conditional GETs every --interval)'
+value-wait\t'Long-polling with If-None-Match and a wait'"
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l wait -d 'The wait for long-polls, in seconds (sent as `Wait` and `Prefer: wait=`)' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l interval -d 'Plain-polling period in seconds, fractions allowed [default: the server\'s X-Poll-Interval, else 5]' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s j -l json -d 'One JSON envelope per event, one per line (NDJSON)'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s d -l diff -d 'After the first value, print a diff against the previous value (JSON pretty-printed with sorted keys, so diffs are by line; a unified diff without color)'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l no-initial -d 'Do not emit the initial value; emit changes only'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s v -l verbose -d 'Protocol trace on stderr: requests, links found, transport chosen and why, retries'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s q -l quiet -d 'No status or warning lines on stderr (errors are still reported)'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand man" -s h -l help -d 'Print help'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand help; and not __fish_seen_subcommand_from serve demo completions man help" -f -a "serve" -d 'Run the reference LiveResource server'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand help; and not __fish_seen_subcommand_from serve demo completions man help" -f -a "demo" -d 'Start the reference server in-process on loopback and follow its /time'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand help; and not __fish_seen_subcommand_from serve demo completions man help" -f -a "completions" -d 'Print a completion script for a shell'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand help; and not __fish_seen_subcommand_from serve demo completions man help" -f -a "man" -d 'Print the man page (roff)'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand help; and not __fish_seen_subcommand_from serve demo completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,249 @@
+//! Output for people and scripts: --diff, --exec, --select, broken pipes, completions, man.
+
+use std::process::Command;
+
+use crate::harness::*;
+
+#[test]
+fn diff_in_a_pipe_is_a_unified_diff() {
+    let base = reference_server();
+    let url = format!("{base}/counter/diff");
+    put(&url, "application/json", r#"{"b":2,"a":1}"#);
+    let mut run = lrwatch(&["--diff", "-n", "2", &url]);
+    assert_eq!(run.line(), r#"{"b":2,"a":1}"#);
+    put(&url, "application/json", r#"{"a":1,"b":3}"#);
+    let old = run.line();
+    assert!(old.starts_with(&format!("--- {url} ETag \"")), "{old}");
+    let new = run.line();
+    assert!(
+        new.starts_with(&format!("+++ {url} ETag \"")) && new.contains(" · value-wait · "),
+        "{new}"
+    );
+    let hunk: Vec<String> = (0..5).map(|_| run.line()).collect();
+    assert_eq!(
+        hunk,
+        [
+            "@@ -1,4 +1,4 @@",
+            " {",
+            "   \"a\": 1,",
+            "-  \"b\": 2",
+            "+  \"b\": 3"
+        ]
+    );
+    assert_eq!(run.line(), " }");
+    assert!(run.wait().success());
+}
+
+#[test]
+fn diff_on_a_terminal_highlights_changed_words() {
+    let base = reference_server();
+    let url = format!("{base}/counter/cdiff");
+    put(&url, "application/json", r#"{"greeting":"hello world"}"#);
+    let mut run = lrwatch_env(
+        &["--diff", "--color", "always", "-n", "2", &url],
+        &[("LRWATCH_TEST_TERM", "1")],
+    );
+    run.line(); // header
+    for _ in 0..3 {
+        run.line(); // the pretty value
+    }
+    put(&url, "application/json", r#"{"greeting":"hello there"}"#);
+    let mut lines = Vec::new();
+    while lines.len() < 8 {
+        lines.push(run.line());
+        if lines.last().unwrap().contains("there") {
+            break;
+        }
+    }
+    let added = lines.last().unwrap();
+    assert!(
+        added.contains("\x1b[7m"),
+        "the changed word is emphasized: {lines:?}"
+    );
+    assert!(run.wait().success());
+}
+
+#[test]
+fn exec_gets_the_value_on_stdin_and_facts_in_the_environment() {
+    let base = reference_server();
+    let url = format!("{base}/counter/exec");
+    put(&url, "application/json", r#"{"count":41}"#);
+    // The contract's example: a script gets the right value.
+    let mut run = lrwatch(&["-n", "2", "--no-initial", "-v", "--exec", "jq .count", &url]);
+    run.stderr_until("If-None-Match");
+    put(&url, "application/json", r#"{"count":42}"#);
+    assert_eq!(run.line(), "42");
+    run.stderr_until("If-None-Match");
+    put(&url, "application/json", r#"{"count":43}"#);
+    assert_eq!(run.line(), "43");
+    assert!(run.wait().success());
+
+    // Hostile content stays data: it is never part of the command line.
+    put(
+        &url,
+        "application/json",
+        r#""$(echo INJECTED) `echo INJECTED`; echo INJECTED""#,
+    );
+    let mut run = lrwatch(&[
+        "-n",
+        "1",
+        "--exec",
+        r#"cat; echo; echo "$LRWATCH_EVENT|$LRWATCH_URI|$LRWATCH_ETAG|$LRWATCH_TRANSPORT""#,
+        &url,
+    ]);
+    assert_eq!(
+        run.line(),
+        r#""$(echo INJECTED) `echo INJECTED`; echo INJECTED""#
+    );
+    let facts = run.line();
+    let parts: Vec<&str> = facts.split('|').collect();
+    assert_eq!(parts[0], "value");
+    assert_eq!(parts[1], url);
+    assert!(parts[2].starts_with('"'), "{facts}");
+    assert_eq!(parts[3], "value-wait");
+    assert!(run.wait().success());
+}
+
+#[test]
+fn exec_coalesces_events_that_arrive_during_a_run() {
+    let base = reference_server();
+    let url = format!("{base}/counter/coalesce");
+    let gate = std::env::temp_dir().join(format!("lrwatch-gate-{}", std::process::id()));
+    let _ = std::fs::remove_file(&gate);
+    // Each run waits for the gate file: the first run (the initial value) holds the runner
+    // while three changes arrive; only the latest of them gets a run.
+    let command = format!(
+        "while [ ! -e '{}' ]; do sleep 0.02; done; cat; echo",
+        gate.display()
+    );
+    let mut run = lrwatch(&["-v", "-n", "4", "--exec", &command, &url]);
+    run.stderr_until("If-None-Match");
+    for _ in 0..3 {
+        post(&url);
+        run.stderr_until("200 in");
+    }
+    std::fs::write(&gate, "").unwrap();
+    assert_eq!(run.line(), "0");
+    assert_eq!(run.line(), "3");
+    // With --count, lrwatch exits once the last run has finished.
+    assert!(run.wait().success());
+    assert!(run.rest().is_empty());
+    let _ = std::fs::remove_file(&gate);
+}
+
+#[test]
+fn a_failing_exec_command_is_reported_and_following_goes_on() {
+    let base = reference_server();
+    let url = format!("{base}/counter/fail");
+    let mut run = lrwatch(&["-n", "2", "-v", "--exec", "cat; echo; exit 3", &url]);
+    assert_eq!(run.line(), "0");
+    run.stderr_until("--exec: the command failed (exit status: 3)");
+    post(&url);
+    assert_eq!(run.line(), "1");
+    assert!(run.wait().success());
+}
+
+#[test]
+fn select_follows_one_part() {
+    let base = reference_server();
+    let url = format!("{base}/counter/sel");
+    put(&url, "application/json", r#"{"a":1,"b":{"c":1}}"#);
+    let mut run = lrwatch(&["--json", "-v", "-n", "2", "--select", "/b/c", &url]);
+    assert_eq!(run.json()["body"], 1);
+    run.stderr_until("If-None-Match");
+    put(&url, "application/json", r#"{"a":2,"b":{"c":1}}"#);
+    run.stderr_until("200 in");
+    put(&url, "application/json", r#"{"a":2,"b":{"c":2}}"#);
+    let event = run.json();
+    assert_eq!(event["body"], 2, "the change of /a alone was not an event");
+    assert!(run.wait().success());
+}
+
+#[test]
+fn select_errors_say_which_problem() {
+    let base = reference_server();
+    let url = format!("{base}/counter/selerr");
+    let mut run = lrwatch(&["--select", "/nope", &url]);
+    assert_eq!(run.wait().code(), Some(1));
+    assert_eq!(
+        run.stderr_text(),
+        format!("lrwatch: the value of {url} has nothing at --select '/nope'")
+    );
+
+    let plain = format!("{base}/plain/selerr");
+    put(&plain, "text/plain", "not json");
+    let mut run = lrwatch(&["--select", "/a", &plain]);
+    assert_eq!(run.wait().code(), Some(1));
+    assert!(run.stderr_text().contains("is not JSON"));
+
+    let mut run = lrwatch(&["--select", "a", &url]);
+    assert_eq!(run.wait().code(), Some(2));
+    assert!(run.stderr_text().contains("is not a JSON Pointer"));
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly_with_exit_0() {
+    let bin = env!("CARGO_BIN_EXE_lrwatch");
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            &format!("timeout 10 '{bin}' demo -q | head -1; exit ${{PIPESTATUS[0]}}"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
+fn completions_and_man_page_match_the_checked_in_files_and_load() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for (shell, file) in [
+        ("bash", "lrwatch.bash"),
+        ("zsh", "_lrwatch"),
+        ("fish", "lrwatch.fish"),
+        ("elvish", "lrwatch.elv"),
+        ("powershell", "_lrwatch.ps1"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_lrwatch"))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            out.stdout,
+            std::fs::read(format!("{root}/completions/{file}")).unwrap(),
+            "{shell}"
+        );
+    }
+    let man = Command::new(env!("CARGO_BIN_EXE_lrwatch"))
+        .arg("man")
+        .output()
+        .unwrap();
+    assert_eq!(
+        man.stdout,
+        std::fs::read(format!("{root}/man/lrwatch.1")).unwrap()
+    );
+    assert!(String::from_utf8_lossy(&man.stdout).contains(".TH lrwatch 1"));
+
+    let bash = Command::new("bash")
+        .args([
+            "-c",
+            &format!("source '{root}/completions/lrwatch.bash' && complete -p lrwatch"),
+        ])
+        .output()
+        .unwrap();
+    assert!(bash.status.success(), "{bash:?}");
+    let fish = Command::new("fish")
+        .args([
+            "-c",
+            &format!("source '{root}/completions/lrwatch.fish'; complete -C'lrwatch --tra'"),
+        ])
+        .output()
+        .expect("fish is installed by .ci/run");
+    assert!(
+        String::from_utf8_lossy(&fish.stdout).contains("--transport"),
+        "{fish:?}"
+    );
+}
