@@ -51,7 +51,6 @@ Register-ArgumentCompleter -Native -CommandName 'lrwatch' -ScriptBlock {
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Start the reference server in-process on loopback and follow its /time')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for a shell')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
-            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'lrwatch;serve' {
@@ -95,29 +94,6 @@ Register-ArgumentCompleter -Native -CommandName 'lrwatch' -ScriptBlock {
         'lrwatch;man' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
-            break
-        }
-        'lrwatch;help' {
-            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the reference LiveResource server')
-            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Start the reference server in-process on loopback and follow its /time')
-            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for a shell')
-            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
-            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
-            break
-        }
-        'lrwatch;help;serve' {
-            break
-        }
-        'lrwatch;help;demo' {
-            break
-        }
-        'lrwatch;help;completions' {
-            break
-        }
-        'lrwatch;help;man' {
-            break
-        }
-        'lrwatch;help;help' {
             break
         }
     })

@@ -22,29 +22,11 @@ _lrwatch() {
             lrwatch,demo)
                 cmd="lrwatch__subcmd__demo"
                 ;;
-            lrwatch,help)
-                cmd="lrwatch__subcmd__help"
-                ;;
             lrwatch,man)
                 cmd="lrwatch__subcmd__man"
                 ;;
             lrwatch,serve)
                 cmd="lrwatch__subcmd__serve"
-                ;;
-            lrwatch__subcmd__help,completions)
-                cmd="lrwatch__subcmd__help__subcmd__completions"
-                ;;
-            lrwatch__subcmd__help,demo)
-                cmd="lrwatch__subcmd__help__subcmd__demo"
-                ;;
-            lrwatch__subcmd__help,help)
-                cmd="lrwatch__subcmd__help__subcmd__help"
-                ;;
-            lrwatch__subcmd__help,man)
-                cmd="lrwatch__subcmd__help__subcmd__man"
-                ;;
-            lrwatch__subcmd__help,serve)
-                cmd="lrwatch__subcmd__help__subcmd__serve"
                 ;;
             *)
                 ;;
@@ -53,7 +35,7 @@ _lrwatch() {
 
     case "${cmd}" in
         lrwatch)
-            opts="-j -d -x -n -v -q -t -H -h -V --json --diff --exec --select --count --no-initial --color --verbose --quiet --timeout --header --transport --wait --interval --help --version serve demo completions man help"
+            opts="-j -d -x -n -v -q -t -H -h -V --json --diff --exec --select --count --no-initial --color --verbose --quiet --timeout --header --transport --wait --interval --help --version serve demo completions man"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -191,90 +173,6 @@ _lrwatch() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        lrwatch__subcmd__help)
-            opts="serve demo completions man help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        lrwatch__subcmd__help__subcmd__completions)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        lrwatch__subcmd__help__subcmd__demo)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        lrwatch__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        lrwatch__subcmd__help__subcmd__man)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        lrwatch__subcmd__help__subcmd__serve)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

@@ -48,7 +48,6 @@ set edit:completion:arg-completer[lrwatch] = {|@words|
             cand demo 'Start the reference server in-process on loopback and follow its /time'
             cand completions 'Print a completion script for a shell'
             cand man 'Print the man page (roff)'
-            cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'lrwatch;serve'= {
             cand --listen 'Address to listen on (port 0 picks a free port; the address is printed on stdout)'
@@ -88,23 +87,6 @@ set edit:completion:arg-completer[lrwatch] = {|@words|
         &'lrwatch;man'= {
             cand -h 'Print help'
             cand --help 'Print help'
-        }
-        &'lrwatch;help'= {
-            cand serve 'Run the reference LiveResource server'
-            cand demo 'Start the reference server in-process on loopback and follow its /time'
-            cand completions 'Print a completion script for a shell'
-            cand man 'Print the man page (roff)'
-            cand help 'Print this message or the help of the given subcommand(s)'
-        }
-        &'lrwatch;help;serve'= {
-        }
-        &'lrwatch;help;demo'= {
-        }
-        &'lrwatch;help;completions'= {
-        }
-        &'lrwatch;help;man'= {
-        }
-        &'lrwatch;help;help'= {
         }
     ]
     $completions[$command]

@@ -48,7 +48,6 @@ complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "serve" -d 'Run the ref
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "demo" -d 'Start the reference server in-process on loopback and follow its /time'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "completions" -d 'Print a completion script for a shell'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "man" -d 'Print the man page (roff)'
-complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l listen -d 'Address to listen on (port 0 picks a free port; the address is printed on stdout)' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s x -l exec -d 'Run CMD with `sh -c` for each event instead of printing it' -r
@@ -72,8 +71,3 @@ complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s q -l quiet -d '
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand man" -s h -l help -d 'Print help'
-complete -c lrwatch -n "__fish_lrwatch_using_subcommand help; and not __fish_seen_subcommand_from serve demo completions man help" -f -a "serve" -d 'Run the reference LiveResource server'
-complete -c lrwatch -n "__fish_lrwatch_using_subcommand help; and not __fish_seen_subcommand_from serve demo completions man help" -f -a "demo" -d 'Start the reference server in-process on loopback and follow its /time'
-complete -c lrwatch -n "__fish_lrwatch_using_subcommand help; and not __fish_seen_subcommand_from serve demo completions man help" -f -a "completions" -d 'Print a completion script for a shell'
-complete -c lrwatch -n "__fish_lrwatch_using_subcommand help; and not __fish_seen_subcommand_from serve demo completions man help" -f -a "man" -d 'Print the man page (roff)'
-complete -c lrwatch -n "__fish_lrwatch_using_subcommand help; and not __fish_seen_subcommand_from serve demo completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

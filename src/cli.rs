@@ -2,20 +2,20 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-const EXAMPLES: &str = "\
+pub const EXAMPLES: &str = "\
 Examples:
   Follow a resource; the value, then every change:
     lrwatch http://127.0.0.1:8080/counter/a
 
   Each value on one line, for jq (one JSON event per line with --json):
-    lrwatch http://127.0.0.1:8080/counter/a | jq .count
+    lrwatch http://127.0.0.1:8080/objects/stats | jq .count
     lrwatch --json http://127.0.0.1:8080/counter/a | jq -r '.event + \" \" + .etag'
 
   Show what changed, as a colored diff:
     lrwatch --diff http://127.0.0.1:8080/objects/config
 
   Run a command on each change (the body on stdin, facts in LRWATCH_*):
-    lrwatch --no-initial --exec 'jq .count; echo \"$LRWATCH_ETAG\"' http://127.0.0.1:8080/counter/a
+    lrwatch --no-initial --exec 'jq .count; echo \"$LRWATCH_ETAG\"' http://127.0.0.1:8080/objects/stats
 
   In a script, wait for the next change (and no longer than a minute):
     if lrwatch -q --no-initial -n 1 -t 60 URL >/dev/null; then echo changed; fi
@@ -40,6 +40,7 @@ Examples:
     version,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
+    disable_help_subcommand = true,
     after_help = EXAMPLES,
     after_long_help = EXAMPLES
 )]
