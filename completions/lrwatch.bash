@@ -82,7 +82,7 @@ _lrwatch() {
                     return 0
                     ;;
                 --transport)
-                    COMPREPLY=($(compgen -W "auto poll value-wait" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto poll value-wait value-stream hint-stream multiplex-wait multiplex-stream multiplex-ws multiplex-socket value-callback changes changes-wait changes-stream changes-callback" -- "${cur}"))
                     return 0
                     ;;
                 --wait)
@@ -162,7 +162,7 @@ _lrwatch() {
                     return 0
                     ;;
                 --transport)
-                    COMPREPLY=($(compgen -W "auto poll value-wait" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto poll value-wait value-stream hint-stream multiplex-wait multiplex-stream multiplex-ws multiplex-socket value-callback changes changes-wait changes-stream changes-callback" -- "${cur}"))
                     return 0
                     ;;
                 --wait)

@@ -32,9 +32,20 @@ always\t'Always color'
 never\t'Never color'"
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s t -l timeout -d 'Give up after SECS seconds and exit 124' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s H -l header -d 'Extra request header "NAME: VALUE", repeatable; sent only to the resource\'s own origin' -r
-complete -c lrwatch -n "__fish_lrwatch_needs_command" -l transport -d 'Transport: auto (the best one offered), or force one; forcing one that the resource does not advertise is an error naming what it does advertise' -r -f -a "auto\t'The best mechanism the resource offers'
-poll\t'Plain polling (conditional GETs every --interval)'
-value-wait\t'Long-polling with If-None-Match and a wait'"
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -l transport -d 'Transport: auto (the best one offered), or force one; forcing one that the resource does not advertise is an error naming what it does advertise' -r -f -a "auto\t''
+poll\t''
+value-wait\t''
+value-stream\t''
+hint-stream\t''
+multiplex-wait\t''
+multiplex-stream\t''
+multiplex-ws\t''
+multiplex-socket\t''
+value-callback\t''
+changes\t''
+changes-wait\t''
+changes-stream\t''
+changes-callback\t''"
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l wait -d 'The wait for long-polls, in seconds (sent as `Wait` and `Prefer: wait=`)' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l interval -d 'Plain-polling period in seconds, fractions allowed [default: the server\'s X-Poll-Interval, else 5]' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s j -l json -d 'One JSON envelope per event, one per line (NDJSON)'
@@ -58,9 +69,20 @@ always\t'Always color'
 never\t'Never color'"
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s t -l timeout -d 'Give up after SECS seconds and exit 124' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s H -l header -d 'Extra request header "NAME: VALUE", repeatable; sent only to the resource\'s own origin' -r
-complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l transport -d 'Transport: auto (the best one offered), or force one; forcing one that the resource does not advertise is an error naming what it does advertise' -r -f -a "auto\t'The best mechanism the resource offers'
-poll\t'Plain polling (conditional GETs every --interval)'
-value-wait\t'Long-polling with If-None-Match and a wait'"
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l transport -d 'Transport: auto (the best one offered), or force one; forcing one that the resource does not advertise is an error naming what it does advertise' -r -f -a "auto\t''
+poll\t''
+value-wait\t''
+value-stream\t''
+hint-stream\t''
+multiplex-wait\t''
+multiplex-stream\t''
+multiplex-ws\t''
+multiplex-socket\t''
+value-callback\t''
+changes\t''
+changes-wait\t''
+changes-stream\t''
+changes-callback\t''"
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l wait -d 'The wait for long-polls, in seconds (sent as `Wait` and `Prefer: wait=`)' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l interval -d 'Plain-polling period in seconds, fractions allowed [default: the server\'s X-Poll-Interval, else 5]' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s j -l json -d 'One JSON envelope per event, one per line (NDJSON)'

@@ -137,8 +137,16 @@ pub struct FollowArgs {
 
     /// Transport: auto (the best one offered), or force one; forcing one that the resource
     /// does not advertise is an error naming what it does advertise.
-    #[arg(long, value_enum, value_name = "T", default_value_t = TransportChoice::Auto, help_heading = "Following")]
-    pub transport: TransportChoice,
+    ///
+    /// auto tries, in order: a stream (value-stream), a socket (multiplex-ws,
+    /// multiplex-socket), a long-poll (value-wait), hint-stream, plain polling; several
+    /// resources sharing a multiplex endpoint use its multiplexed form (one connection). A
+    /// mechanism that fails repeatedly is left for the next one for a minute. Draft-form
+    /// mechanisms go by their equivalent names (an alternate event-stream link is
+    /// value-stream, LiveResource-Property: wait is value-wait, multiplex-request is
+    /// multiplex-wait).
+    #[arg(long, value_name = "T", default_value = "auto", value_parser = TRANSPORTS, help_heading = "Following")]
+    pub transport: String,
 
     /// The wait for long-polls, in seconds (sent as `Wait` and `Prefer: wait=`).
     #[arg(long, value_name = "SECS", default_value_t = lrwatch::follow::DEFAULT_WAIT, value_parser = clap::value_parser!(u64).range(0..=3600), help_heading = "Following")]
@@ -161,16 +169,23 @@ pub enum ColorChoice {
     Never,
 }
 
-/// `--transport`: the mechanisms this version can carry a resource over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TransportChoice {
-    /// The best mechanism the resource offers.
-    Auto,
-    /// Plain polling (conditional GETs every --interval).
-    Poll,
-    /// Long-polling with If-None-Match and a wait.
-    ValueWait,
-}
+/// `--transport` values: `auto` and every mechanism name of the contract.
+const TRANSPORTS: [&str; 14] = [
+    "auto",
+    "poll",
+    "value-wait",
+    "value-stream",
+    "hint-stream",
+    "multiplex-wait",
+    "multiplex-stream",
+    "multiplex-ws",
+    "multiplex-socket",
+    "value-callback",
+    "changes",
+    "changes-wait",
+    "changes-stream",
+    "changes-callback",
+];
 
 fn parse_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use lrwatch::{Mechanism, Options};
 use url::Url;
 
-use crate::cli::{ColorChoice, FollowArgs, TransportChoice};
+use crate::cli::{ColorChoice, FollowArgs};
 use crate::exit::UsageError;
 
 /// How events are written to stdout.
@@ -94,10 +94,12 @@ impl Config {
         } else {
             Mode::Lines
         };
-        let transport = match args.transport {
-            TransportChoice::Auto => None,
-            TransportChoice::Poll => Some(Mechanism::Poll),
-            TransportChoice::ValueWait => Some(Mechanism::ValueWait),
+        let transport = match args.transport.as_str() {
+            "auto" => None,
+            name => Some(
+                name.parse::<Mechanism>()
+                    .map_err(|e| UsageError(e.to_string()))?,
+            ),
         };
         Ok(Config {
             urls,

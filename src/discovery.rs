@@ -13,6 +13,9 @@ use crate::mechanism::Mechanism;
 pub struct Offer {
     /// The mechanism.
     pub mechanism: Mechanism,
+    /// The relation (or property) that advertised it, as normalised by the link parser:
+    /// `multiplex-request` and `multiplex-wait` differ in the request form they expect.
+    pub rel: String,
     /// Where to make its requests (resolved). For `poll` and `LiveResource-Property: wait`,
     /// the resource itself.
     pub target: Url,
@@ -104,6 +107,7 @@ impl Capabilities {
                 if let Some(mechanism) = mechanism {
                     add(Offer {
                         mechanism,
+                        rel: rel.clone(),
                         target: link.target.clone(),
                         reliable: is_reliable(link.param("mode")),
                         wait_min,
@@ -118,6 +122,7 @@ impl Capabilities {
                 .and_then(|(_, v)| v.parse().ok());
             add(Offer {
                 mechanism: Mechanism::ValueWait,
+                rel: "wait".to_string(),
                 target: base.clone(),
                 reliable: false,
                 wait_min,
@@ -125,6 +130,7 @@ impl Capabilities {
         }
         add(Offer {
             mechanism: Mechanism::Poll,
+            rel: "poll".to_string(),
             target: base.clone(),
             reliable: false,
             wait_min: None,

@@ -33,6 +33,15 @@ pub enum Error {
         /// What the resource does advertise, by link relation name (always ends with `poll`).
         offered: Vec<String>,
     },
+    /// The server refused a subscription over a forced transport.
+    Refused {
+        /// The resource URL.
+        url: String,
+        /// The transport.
+        transport: String,
+        /// What the server said.
+        reason: String,
+    },
     /// The user forced a transport this build of lrwatch does not implement yet.
     TransportUnsupported {
         /// The transport that was asked for.
@@ -63,6 +72,10 @@ impl fmt::Display for Error {
                 f,
                 "{url} does not offer the {wanted} transport; it offers: {}. Use --transport auto or one of those.",
                 offered.join(", ")
+            ),
+            Error::Refused { url, transport, reason } => write!(
+                f,
+                "the server refused to follow {url} over {transport}: {reason}. Try --transport auto."
             ),
             Error::TransportUnsupported { wanted } => write!(
                 f,

@@ -90,64 +90,7 @@ impl HttpClient {
         extra: &[(&str, String)],
         timeout: Duration,
     ) -> Result<Response, FetchError> {
-        let mut url = url.clone();
-        for _ in 0..=MAX_REDIRECTS {
-            let response = self.get_once(&url, resource, extra, timeout)?;
-            if matches!(response.status, 301 | 302 | 303 | 307 | 308) {
-                if let Some(next) = response.header("location").and_then(|l| url.join(l).ok()) {
-                    url = next;
-                    continue;
-                }
-            }
-            return Ok(response);
-        }
-        Err(FetchError::Transport(format!(
-            "more than {MAX_REDIRECTS} redirects"
-        )))
-    }
-
-    fn get_once(
-        &self,
-        url: &Url,
-        resource: &Url,
-        extra: &[(&str, String)],
-        timeout: Duration,
-    ) -> Result<Response, FetchError> {
-        // A pooled connection the server closed since its last use fails at once with a
-        // reset or EOF before any response head (ureq does not retry); a GET is safe to repeat.
-        match self.try_get(url, resource, extra, timeout) {
-            Err(Attempt::Stale(_)) => self.try_get(url, resource, extra, timeout),
-            other => other,
-        }
-        .map_err(|e| match e {
-            Attempt::Stale(reason) | Attempt::Failed(reason) => FetchError::Transport(reason),
-            Attempt::TooLarge(limit) => FetchError::TooLarge(limit),
-        })
-    }
-
-    fn try_get(
-        &self,
-        url: &Url,
-        resource: &Url,
-        extra: &[(&str, String)],
-        timeout: Duration,
-    ) -> Result<Response, Attempt> {
-        let mut request = self
-            .agent
-            .get(url.as_str())
-            .config()
-            .timeout_recv_response(Some(timeout))
-            .timeout_per_read(Some(timeout))
-            .build();
-        if url.origin() == resource.origin() {
-            for (name, value) in &self.user_headers {
-                request = request.header(name, value);
-            }
-        }
-        for (name, value) in extra {
-            request = request.header(*name, value.as_str());
-        }
-        let mut response = request.call().map_err(classify)?;
+        let (url, mut response) = self.follow_redirects(url, resource, extra, timeout)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response
@@ -156,22 +99,140 @@ impl HttpClient {
             .limit(self.max_body)
             .read_to_vec()
             .map_err(|e| match e {
-                ureq::Error::BodyExceedsLimit(_) => Attempt::TooLarge(self.max_body),
-                other => Attempt::Failed(describe(&other)),
+                ureq::Error::BodyExceedsLimit(_) => FetchError::TooLarge(self.max_body),
+                other => FetchError::Transport(describe(&other)),
             })?;
         Ok(Response {
             status,
-            url: url.clone(),
+            url,
             headers,
             body,
         })
+    }
+
+    /// `GET url` for a stream: the response head, and the body as a reader without a size
+    /// limit (the caller's parser bounds what it keeps). `idle` bounds each wait for bytes, so
+    /// a silent peer is noticed: the server's keep-alives must come more often.
+    pub fn open(
+        &self,
+        url: &Url,
+        resource: &Url,
+        extra: &[(&str, String)],
+        idle: Duration,
+    ) -> Result<Stream, FetchError> {
+        let (url, response) = self.follow_redirects(url, resource, extra, idle)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        Ok(Stream {
+            status,
+            url,
+            headers,
+            body: Box::new(response.into_body().into_reader()),
+        })
+    }
+
+    /// Sends the request, following redirects here so each hop decides which headers it gets.
+    fn follow_redirects(
+        &self,
+        url: &Url,
+        resource: &Url,
+        extra: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<(Url, ureq::http::Response<ureq::Body>), FetchError> {
+        let mut url = url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let response = self.send(&url, resource, extra, timeout)?;
+            if matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+                let next = response
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|l| url.join(l).ok());
+                if let Some(next) = next {
+                    url = next;
+                    continue;
+                }
+            }
+            return Ok((url, response));
+        }
+        Err(FetchError::Transport(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
+    }
+
+    fn send(
+        &self,
+        url: &Url,
+        resource: &Url,
+        extra: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<ureq::http::Response<ureq::Body>, FetchError> {
+        // A pooled connection the server closed since its last use fails at once with a
+        // reset or EOF before any response head (ureq does not retry); a GET is safe to repeat.
+        match self.try_send(url, resource, extra, timeout) {
+            Err(Attempt::Stale(_)) => self.try_send(url, resource, extra, timeout),
+            other => other,
+        }
+        .map_err(|(Attempt::Stale(reason) | Attempt::Failed(reason))| FetchError::Transport(reason))
+    }
+
+    fn try_send(
+        &self,
+        url: &Url,
+        resource: &Url,
+        extra: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<ureq::http::Response<ureq::Body>, Attempt> {
+        let mut request = self
+            .agent
+            .get(url.as_str())
+            .config()
+            .timeout_recv_response(Some(timeout))
+            .timeout_per_read(Some(timeout))
+            .build();
+        for (name, value) in self.headers_for(url, resource) {
+            request = request.header(name, value);
+        }
+        for (name, value) in extra {
+            request = request.header(*name, value.as_str());
+        }
+        request.call().map_err(classify)
+    }
+
+    /// The user's headers, for a URL on `resource`'s behalf: none unless same origin.
+    pub fn headers_for(&self, url: &Url, resource: &Url) -> &[(HeaderName, HeaderValue)] {
+        if url.origin() == resource.origin() {
+            &self.user_headers
+        } else {
+            &[]
+        }
+    }
+}
+
+/// An open response whose body is read as it arrives.
+pub struct Stream {
+    /// The status code.
+    pub status: u16,
+    /// The URL that answered, after redirects.
+    pub url: Url,
+    /// All response headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Box<dyn io::Read + Send>,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("status", &self.status)
+            .field("url", &self.url)
+            .finish()
     }
 }
 
 enum Attempt {
     Stale(String),
     Failed(String),
-    TooLarge(u64),
 }
 
 fn classify(error: ureq::Error) -> Attempt {

@@ -105,7 +105,17 @@ impl Mechanism {
 
     /// Whether this version of the follow engine can carry a resource over this mechanism.
     pub fn is_supported(self) -> bool {
-        matches!(self, Mechanism::ValueWait | Mechanism::Poll)
+        matches!(
+            self,
+            Mechanism::ValueWait
+                | Mechanism::Poll
+                | Mechanism::ValueStream
+                | Mechanism::HintStream
+                | Mechanism::MultiplexWs
+                | Mechanism::MultiplexSocket
+                | Mechanism::MultiplexStream
+                | Mechanism::MultiplexWait
+        )
     }
 }
 

@@ -6,9 +6,18 @@
 //! `follow_resource`. Deduplication, removal and capability re-reading live in `Ctx`, so
 //! every transport obeys "only real changes, never the same value twice in a row".
 
+mod hint_stream;
+mod hub;
+mod multiplex_stream;
+mod multiplex_wait;
+mod multiplexed;
 mod poll;
+mod sse;
+mod value_stream;
 mod value_wait;
+mod websocket;
 
+use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -31,6 +40,10 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much longer than the wait a long-poll may take before it counts as lost.
 const WAIT_SLACK: Duration = Duration::from_secs(15);
+/// Failures in a row after which `auto` leaves a mechanism for the next one.
+const FALL_BACK_AFTER: u32 = 3;
+/// How long `auto` stays away from a mechanism it fell back from before trying it again.
+const FALL_BACK_FOR: Duration = Duration::from_secs(60);
 
 /// How to follow: the parts of the command line the engine needs.
 #[derive(Debug, Clone)]
@@ -98,6 +111,18 @@ pub struct Client {
     options: Arc<Options>,
 }
 
+/// What every follower of one [`Client::follow`] call shares.
+#[derive(Debug)]
+struct Shared {
+    http: HttpClient,
+    options: Arc<Options>,
+    shutdown: Arc<Shutdown>,
+    /// One connection per multiplex endpoint, for all the resources that use it.
+    hubs: hub::Hubs,
+    /// How many resources this follow has.
+    followers: usize,
+}
+
 impl Client {
     /// A client with these options; fails when a user header is not a valid HTTP header.
     pub fn new(options: Options) -> Result<Client> {
@@ -120,8 +145,16 @@ impl Client {
 
     /// Starts following each URL on its own thread; events arrive on the returned [`Follow`].
     pub fn follow(&self, urls: impl IntoIterator<Item = Url>) -> Follow {
+        let urls: Vec<Url> = urls.into_iter().collect();
         let (tx, rx) = mpsc::channel();
         let shutdown = Arc::new(Shutdown::default());
+        let shared = Arc::new(Shared {
+            http: self.http.clone(),
+            options: Arc::clone(&self.options),
+            shutdown: Arc::clone(&shutdown),
+            hubs: hub::Hubs::default(),
+            followers: urls.len(),
+        });
         for url in urls {
             let ctx = Ctx {
                 uri: url.to_string(),
@@ -130,6 +163,8 @@ impl Client {
                 options: Arc::clone(&self.options),
                 tx: tx.clone(),
                 shutdown: Arc::clone(&shutdown),
+                shared: Arc::clone(&shared),
+                fell_back: HashMap::new(),
                 known: Known::Unknown,
                 etag: None,
                 last_modified: None,
@@ -140,6 +175,8 @@ impl Client {
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("follow {url}"))
+                // Followers keep little on the stack; a small one lets thousands run at once.
+                .stack_size(256 * 1024)
                 .spawn(move || follow_resource(ctx));
             if let Err(e) = spawned {
                 let _ = tx.send(Update::Failed(Error::Setup(format!(
@@ -255,6 +292,9 @@ struct Ctx {
     options: Arc<Options>,
     tx: Sender<Update>,
     shutdown: Arc<Shutdown>,
+    shared: Arc<Shared>,
+    /// Mechanisms `auto` fell back from, and when.
+    fell_back: HashMap<Mechanism, Instant>,
     known: Known,
     etag: Option<String>,
     last_modified: Option<String>,
@@ -263,6 +303,17 @@ struct Ctx {
     /// The mechanism in use, and since when it has worked: for [`Status`] updates.
     transport: Mechanism,
     since: SystemTime,
+}
+
+/// A value pushed by a stream or socket, with what it says about its place in the sequence.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Push {
+    /// The new `ETag`, when the push carries one.
+    etag: Option<String>,
+    /// The `ETag` of the value this one replaces (`Previous-ETag`), for gap detection.
+    previous_etag: Option<String>,
+    /// The content and its type; `None` when the resource was deleted.
+    body: Option<(Vec<u8>, Option<String>)>,
 }
 
 /// How a request turned out, after the engine handled the parts all transports share.
@@ -468,6 +519,80 @@ impl Ctx {
         }))
     }
 
+    /// Takes in a pushed value. A push that names the value it replaces (`Previous-ETag`)
+    /// is applied only when that is the value held; otherwise a push was missed, or this one
+    /// is older than what a catch-up already fetched, and one conditional GET settles which
+    /// (so a newer value is never followed by an older one). Returns false to stop.
+    fn apply_push(&mut self, push: Push, transport: Mechanism) -> bool {
+        let out_of_chain = match (&push.previous_etag, &self.etag) {
+            (Some(previous), Some(held)) => previous != held && push.etag.as_ref() != Some(held),
+            _ => false,
+        };
+        if out_of_chain {
+            self.trace(format!(
+                "a push replacing {} does not follow the ETag held ({}); fetching to settle it",
+                push.previous_etag.as_deref().unwrap_or("?"),
+                self.etag.as_deref().unwrap_or("none")
+            ));
+            return self.catch_up(transport);
+        }
+        // A push without an ETag (form A) leaves none known: the event says so, and the next
+        // catch-up is an unconditional GET.
+        self.etag = push.etag;
+        match push.body {
+            Some((bytes, content_type)) => self.emit_value(bytes, content_type, transport, false),
+            None => self.emit_removed(transport, false),
+        };
+        true
+    }
+
+    /// One conditional GET of the resource, reporting what changed: after every connect and
+    /// reconnect, on a hint, on a gap. Transport failures are left to the caller's next
+    /// reconnect (the hub or stream notices them too). Returns false to stop.
+    fn catch_up(&mut self, transport: Mechanism) -> bool {
+        if !self.running() {
+            return false;
+        }
+        let mut headers = Vec::new();
+        if let Some(etag) = &self.etag {
+            headers.push(("If-None-Match", etag.clone()));
+        }
+        let url = self.url.clone();
+        self.trace(format!("GET {url} (catching up)"));
+        match self.http.get(&url, &url, &headers, REQUEST_TIMEOUT) {
+            Ok(response) if response.status == 304 => true,
+            Ok(response) => {
+                self.apply(response, transport, false);
+                true
+            }
+            Err(FetchError::TooLarge(limit)) => {
+                self.fail(Error::BodyTooLarge {
+                    url: url.to_string(),
+                    limit,
+                });
+                false
+            }
+            Err(FetchError::Transport(reason)) => {
+                self.trace(format!("catching up failed: {reason}"));
+                true
+            }
+        }
+    }
+
+    /// After `failures` failures in a row of `mechanism`: in `auto`, the mechanism to fall
+    /// back to (saying so), once there were enough; `None` to keep trying.
+    fn fall_back(&mut self, mechanism: Mechanism, failures: u32, reason: &str) -> Option<Next> {
+        if self.options.transport.is_some() || failures < FALL_BACK_AFTER {
+            return None;
+        }
+        self.fell_back.insert(mechanism, Instant::now());
+        let next = self.choose_auto();
+        self.warn(format!(
+            "{mechanism} failed {failures} times ({reason}); falling back to {next}"
+        ));
+        Some(Next::Switch(next))
+    }
+
     /// Whether `auto` may (still) use a mechanism, and if not, why.
     fn usable(&self, mechanism: Mechanism) -> std::result::Result<(), &'static str> {
         if !mechanism.is_supported() {
@@ -476,20 +601,70 @@ impl Ctx {
         if mechanism == Mechanism::ValueWait && self.etag.is_none() {
             return Err("the resource has no ETag to wait on");
         }
+        if self
+            .fell_back
+            .get(&mechanism)
+            .is_some_and(|at| at.elapsed() < FALL_BACK_FOR)
+        {
+            return Err("it failed repeatedly a moment ago");
+        }
         Ok(())
+    }
+
+    /// The mechanisms offered, in the order `auto` tries them: the contract's order, with the
+    /// multiplexed form of a kind first when several resources are followed together, so that
+    /// they share one connection.
+    fn preference(&self) -> Vec<Mechanism> {
+        let Some(caps) = self.caps.as_ref() else {
+            return vec![Mechanism::Poll];
+        };
+        let multi = self.shared.followers > 1;
+        let mut order = Vec::new();
+        for offer in &caps.offers {
+            let shared_form = match offer.mechanism {
+                Mechanism::ValueStream => Some(Mechanism::MultiplexStream),
+                Mechanism::ValueWait => Some(Mechanism::MultiplexWait),
+                _ => None,
+            };
+            if let Some(m) = shared_form.filter(|m| multi && caps.offer(*m).is_some()) {
+                order.push(m);
+            }
+            order.push(offer.mechanism);
+        }
+        let mut seen = std::collections::HashSet::new();
+        order.retain(|m| seen.insert(*m));
+        order
     }
 
     /// The mechanism `auto` picks from the current capabilities, tracing why.
     fn choose_auto(&self) -> Mechanism {
-        let caps = self.caps.as_ref();
-        let offers = caps.map(|c| c.offers.as_slice()).unwrap_or_default();
-        for offer in offers {
-            match self.usable(offer.mechanism) {
-                Ok(()) => return offer.mechanism,
-                Err(why) => self.trace(format!("not using {}: {why}", offer.mechanism)),
+        for mechanism in self.preference() {
+            match self.usable(mechanism) {
+                Ok(()) => return mechanism,
+                Err(why) => self.trace(format!("not using {mechanism}: {why}")),
             }
         }
         Mechanism::Poll
+    }
+
+    /// The mechanism `auto` picks, without tracing.
+    fn choose_auto_quietly(&self) -> Mechanism {
+        self.preference()
+            .into_iter()
+            .find(|m| self.usable(*m).is_ok())
+            .unwrap_or(Mechanism::Poll)
+    }
+
+    /// In `auto`, a mechanism `auto` prefers to `current` and may use now (the climb back
+    /// after a fall back), if any.
+    fn better_than(&self, current: Mechanism) -> Option<Mechanism> {
+        if self.options.transport.is_some() {
+            return None;
+        }
+        let best = self.choose_auto_quietly();
+        let order = self.preference();
+        let rank = |m: Mechanism| order.iter().position(|x| *x == m).unwrap_or(usize::MAX);
+        (rank(best) < rank(current)).then_some(best)
     }
 }
 
@@ -579,6 +754,12 @@ fn follow_resource(mut ctx: Ctx) {
     loop {
         let next = match mechanism {
             Mechanism::ValueWait => value_wait::run(&mut ctx),
+            Mechanism::ValueStream => value_stream::run(&mut ctx),
+            Mechanism::HintStream => hint_stream::run(&mut ctx),
+            Mechanism::MultiplexWs
+            | Mechanism::MultiplexSocket
+            | Mechanism::MultiplexStream
+            | Mechanism::MultiplexWait => multiplexed::run(&mut ctx, mechanism),
             _ => poll::run(&mut ctx),
         };
         match next {

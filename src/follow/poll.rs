@@ -32,11 +32,8 @@ pub(super) fn run(ctx: &mut Ctx) -> Next {
             continue;
         }
         ctx.succeeded();
-        if ctx.options.transport.is_none() {
-            let better = ctx.choose_auto();
-            if better != SELF {
-                return Next::Switch(better);
-            }
+        if let Some(better) = ctx.better_than(SELF) {
+            return Next::Switch(better);
         }
     }
 }

@@ -14,6 +14,9 @@ pub(super) fn run(ctx: &mut Ctx) -> Next {
     let requested = Duration::from_secs(wait);
     let mut warned_early = false;
     loop {
+        if let Some(better) = ctx.better_than(SELF) {
+            return Next::Switch(better);
+        }
         // The link may move or vanish with any full response; follow what is advertised now.
         let target = match ctx.caps.as_ref().and_then(|c| c.offer(SELF)) {
             Some(offer) => offer.target.clone(),

@@ -6,7 +6,7 @@ use crate::harness::*;
 fn json_counter_over_value_wait_in_order() {
     let base = reference_server();
     let url = format!("{base}/counter/a");
-    let mut run = lrwatch(&["--json", "-n", "3", &url]);
+    let mut run = lrwatch(&["--json", "--transport", "value-wait", "-n", "3", &url]);
     let first = run.json();
     assert_eq!(first["event"], "value");
     assert_eq!(first["uri"], url);
@@ -50,7 +50,16 @@ fn piped_output_is_one_compact_body_per_line() {
 fn no_initial_emits_changes_only() {
     let base = reference_server();
     let url = format!("{base}/counter/n");
-    let mut run = lrwatch(&["--json", "--no-initial", "-n", "1", "-v", &url]);
+    let mut run = lrwatch(&[
+        "--json",
+        "--transport",
+        "value-wait",
+        "--no-initial",
+        "-n",
+        "1",
+        "-v",
+        &url,
+    ]);
     run.stderr_until("If-None-Match");
     post(&url);
     let event = run.json();
@@ -171,7 +180,7 @@ fn terminal_mode_has_a_header_and_a_pretty_value() {
     let url = format!("{base}/counter/term");
     put(&url, "application/json", r#"{"k":"v\u001b]0;pwned\u0007"}"#);
     let mut run = lrwatch_env(
-        &["-n", "1", &url],
+        &["-n", "1", "--transport", "value-wait", &url],
         &[("LRWATCH_TEST_TERM", "1"), ("NO_COLOR", "1")],
     );
     let header = run.line();

@@ -290,3 +290,74 @@ pub fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
+
+/// The reference server with these switches, in-process; its base URL.
+pub fn reference_server_with(config: lrwatch::server::ServerConfig) -> String {
+    let handle = lrwatch::server::Server::bind_with("127.0.0.1:0", config)
+        .and_then(|s| s.spawn())
+        .expect("start the reference server");
+    let base = format!("http://{}", handle.local_addr());
+    std::mem::forget(handle);
+    base
+}
+
+/// A TCP proxy in front of `upstream` (host:port) that counts the connections it forwards,
+/// and among them the WebSocket upgrades.
+pub struct Proxy {
+    pub base: String,
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
+    pub upgrades: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+pub fn counting_proxy(upstream: &str) -> Proxy {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let connections = Arc::new(AtomicUsize::new(0));
+    let upgrades = Arc::new(AtomicUsize::new(0));
+    let (c, u) = (Arc::clone(&connections), Arc::clone(&upgrades));
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { continue };
+            c.fetch_add(1, Ordering::SeqCst);
+            let upstream = upstream.clone();
+            let u = Arc::clone(&u);
+            std::thread::spawn(move || {
+                let Ok(mut server) = TcpStream::connect(&upstream) else {
+                    return;
+                };
+                // Peek at the first request head to tell WebSocket upgrades apart.
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 65536 {
+                    match client.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                if String::from_utf8_lossy(&head)
+                    .to_ascii_lowercase()
+                    .contains("upgrade: websocket")
+                {
+                    u.fetch_add(1, Ordering::SeqCst);
+                }
+                if server.write_all(&head).is_err() {
+                    return;
+                }
+                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Both);
+                });
+                let _ = std::io::copy(&mut client, &mut server);
+                let _ = server.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    Proxy {
+        base,
+        connections,
+        upgrades,
+    }
+}

@@ -5,5 +5,6 @@ mod follow;
 mod harness;
 mod output;
 mod pty;
+mod push;
 mod scripted;
 mod subcommands;

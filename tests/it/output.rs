@@ -9,7 +9,7 @@ fn diff_in_a_pipe_is_a_unified_diff() {
     let base = reference_server();
     let url = format!("{base}/counter/diff");
     put(&url, "application/json", r#"{"b":2,"a":1}"#);
-    let mut run = lrwatch(&["--diff", "-n", "2", &url]);
+    let mut run = lrwatch(&["--diff", "--transport", "value-wait", "-n", "2", &url]);
     assert_eq!(run.line(), r#"{"b":2,"a":1}"#);
     put(&url, "application/json", r#"{"a":1,"b":3}"#);
     let old = run.line();
@@ -69,7 +69,17 @@ fn exec_gets_the_value_on_stdin_and_facts_in_the_environment() {
     let url = format!("{base}/counter/exec");
     put(&url, "application/json", r#"{"count":41}"#);
     // The contract's example: a script gets the right value.
-    let mut run = lrwatch(&["-n", "2", "--no-initial", "-v", "--exec", "jq .count", &url]);
+    let mut run = lrwatch(&[
+        "-n",
+        "2",
+        "--no-initial",
+        "-v",
+        "--transport",
+        "value-wait",
+        "--exec",
+        "jq .count",
+        &url,
+    ]);
     run.stderr_until("If-None-Match");
     put(&url, "application/json", r#"{"count":42}"#);
     assert_eq!(run.line(), "42");
@@ -87,6 +97,8 @@ fn exec_gets_the_value_on_stdin_and_facts_in_the_environment() {
     let mut run = lrwatch(&[
         "-n",
         "1",
+        "--transport",
+        "value-wait",
         "--exec",
         r#"cat; echo; echo "$LRWATCH_EVENT|$LRWATCH_URI|$LRWATCH_ETAG|$LRWATCH_TRANSPORT""#,
         &url,
@@ -116,7 +128,16 @@ fn exec_coalesces_events_that_arrive_during_a_run() {
         "while [ ! -e '{}' ]; do sleep 0.02; done; cat; echo",
         gate.display()
     );
-    let mut run = lrwatch(&["-v", "-n", "4", "--exec", &command, &url]);
+    let mut run = lrwatch(&[
+        "-v",
+        "-n",
+        "4",
+        "--transport",
+        "value-wait",
+        "--exec",
+        &command,
+        &url,
+    ]);
     run.stderr_until("If-None-Match");
     for _ in 0..3 {
         post(&url);
@@ -148,7 +169,17 @@ fn select_follows_one_part() {
     let base = reference_server();
     let url = format!("{base}/counter/sel");
     put(&url, "application/json", r#"{"a":1,"b":{"c":1}}"#);
-    let mut run = lrwatch(&["--json", "-v", "-n", "2", "--select", "/b/c", &url]);
+    let mut run = lrwatch(&[
+        "--json",
+        "-v",
+        "-n",
+        "2",
+        "--transport",
+        "value-wait",
+        "--select",
+        "/b/c",
+        &url,
+    ]);
     assert_eq!(run.json()["body"], 1);
     run.stderr_until("If-None-Match");
     put(&url, "application/json", r#"{"a":2,"b":{"c":1}}"#);

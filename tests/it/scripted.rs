@@ -216,7 +216,7 @@ fn quiet_hides_warnings_and_verbose_shows_the_choice() {
             200,
             h(&[
                 ("ETag", "\"1\""),
-                ("Link", "</r>; rel=value-wait, </s>; rel=value-stream"),
+                ("Link", "</r>; rel=value-wait, </s>; rel=hint-stream"),
             ]),
             "1".into(),
         ),
@@ -236,8 +236,7 @@ fn quiet_hides_warnings_and_verbose_shows_the_choice() {
 
     let verbose = scripted(script);
     let mut run = lrwatch(&["-v", "-n", "2", &format!("{}/r", verbose.base)]);
-    run.stderr_until("not using value-stream: not supported by this version");
-    run.stderr_until("transport value-wait (auto; offered: value-stream, value-wait, poll)");
+    run.stderr_until("transport value-wait (auto; offered: value-wait, hint-stream, poll)");
     run.stderr_until("HTTP 503");
     assert!(run.wait().success());
 }

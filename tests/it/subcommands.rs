@@ -74,7 +74,7 @@ fn demo_shows_the_time_ticking() {
     assert!(run.wait().success());
     for event in [&first, &second] {
         assert_eq!(event["event"], "value");
-        assert_eq!(event["transport"], "value-wait");
+        assert_eq!(event["transport"], "value-stream");
         assert!(event["uri"].as_str().unwrap().ends_with("/time"));
     }
     let t1 = first["body"]["time"].as_str().unwrap();

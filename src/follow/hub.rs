@@ -1,0 +1,196 @@
+//! Multiplexing: one connection per advertised multiplex endpoint, shared by every followed
+//! resource that uses it. A hub thread owns the connection; each resource's follower joins it
+//! with an inbox and keeps its own state (deduplication, catch-up), so a multiplexed resource
+//! behaves exactly like one followed alone.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+
+use url::Url;
+
+use super::{Push, Shared};
+use crate::mechanism::Mechanism;
+
+/// What a hub tells one resource's follower.
+#[derive(Debug)]
+pub(super) enum HubEvent {
+    /// The subscription is in place on a (new) connection: catch up once.
+    Connected,
+    /// A new value (or a deletion) arrived.
+    Push(Push),
+    /// "It changed": fetch it.
+    Hint,
+    /// The server refused the subscription.
+    Refused(String),
+    /// The connection failed; `failures` in a row so far. The hub retries with backoff.
+    Down { reason: String, failures: u32 },
+}
+
+/// A follower joining a hub.
+#[derive(Debug)]
+pub(super) struct Sub {
+    /// The resource (absolute).
+    pub url: Url,
+    /// The ETag the follower holds.
+    pub etag: Option<String>,
+    /// Where the hub sends its events.
+    pub inbox: Sender<HubEvent>,
+}
+
+/// What a hub thread receives.
+#[derive(Debug)]
+pub(super) enum HubInput {
+    Subscribe(Sub),
+    Unsubscribe(Url),
+    /// From a hub's own reader thread (multiplex-stream): an event of connection `generation`.
+    Stream(u64, crate::wire::sse::Event),
+    /// From a hub's own reader thread: connection `generation` ended, and why.
+    StreamEnded(u64, String),
+}
+
+/// The hubs of one follow, by mechanism and endpoint.
+#[derive(Debug, Default)]
+pub(super) struct Hubs {
+    map: Mutex<HashMap<(Mechanism, String), Sender<HubInput>>>,
+}
+
+impl Hubs {
+    /// Subscribes `sub` through the hub for `mechanism` at `endpoint`, starting it if needed.
+    /// `rel` is the relation that advertised the endpoint (its request form may differ).
+    pub(super) fn join(
+        &self,
+        shared: &Arc<Shared>,
+        mechanism: Mechanism,
+        rel: &str,
+        endpoint: &Url,
+        sub: Sub,
+    ) -> Sender<HubInput> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (mechanism, endpoint.to_string());
+        let mut input = HubInput::Subscribe(sub);
+        if let Some(tx) = map.get(&key) {
+            match tx.send(input) {
+                Ok(()) => return tx.clone(),
+                // The hub ended (it cannot, but never leave a follower stranded): start anew.
+                Err(mpsc::SendError(back)) => input = back,
+            }
+        }
+        let (tx, rx) = mpsc::channel();
+        let _ = tx.send(input);
+        let hub_shared = Arc::clone(shared);
+        let hub_tx = tx.clone();
+        let endpoint = endpoint.clone();
+        let rel = rel.to_string();
+        let spawned = std::thread::Builder::new()
+            .name(format!("{mechanism} {endpoint}"))
+            .spawn(move || match mechanism {
+                Mechanism::MultiplexWs | Mechanism::MultiplexSocket => {
+                    super::websocket::run(&hub_shared, mechanism, &endpoint, &rx)
+                }
+                Mechanism::MultiplexWait => {
+                    super::multiplex_wait::run(&hub_shared, &rel, &endpoint, &rx)
+                }
+                _ => super::multiplex_stream::run(&hub_shared, &endpoint, &rx, hub_tx),
+            });
+        if spawned.is_ok() {
+            map.insert(key, tx.clone());
+        }
+        tx
+    }
+}
+
+/// The hub's record of one subscriber.
+#[derive(Debug)]
+pub(super) struct Member {
+    pub url: Url,
+    pub etag: Option<String>,
+    pub inbox: Sender<HubEvent>,
+}
+
+/// The subscribers of one hub, by resource URL.
+#[derive(Debug, Default)]
+pub(super) struct Members {
+    pub by_url: HashMap<String, Member>,
+}
+
+impl Members {
+    /// Adds a subscriber (replacing an earlier one for the same resource).
+    pub(super) fn add(&mut self, sub: Sub) -> &Member {
+        let key = sub.url.to_string();
+        self.by_url.insert(
+            key.clone(),
+            Member {
+                url: sub.url,
+                etag: sub.etag,
+                inbox: sub.inbox,
+            },
+        );
+        &self.by_url[&key]
+    }
+
+    /// Sends `event` to the subscriber of `url`; forgets it when it has gone.
+    pub(super) fn send(&mut self, url: &str, event: HubEvent) {
+        if let Some(member) = self.by_url.get(url) {
+            if member.inbox.send(event).is_err() {
+                self.by_url.remove(url);
+            }
+        }
+    }
+
+    /// Sends an event (made fresh for each) to every subscriber.
+    pub(super) fn broadcast(&mut self, event: impl Fn() -> HubEvent) {
+        self.by_url.retain(|_, m| m.inbox.send(event()).is_ok());
+    }
+
+    /// The subscriber key for a URI as the server wrote it, resolved against `base`.
+    pub(super) fn key_for(&self, base: &Url, uri: &str) -> Option<String> {
+        let url = base.join(uri).ok()?;
+        let key = url.to_string();
+        self.by_url.contains_key(&key).then_some(key)
+    }
+}
+
+/// How to name a resource to an endpoint: its path and query when they share an origin (what
+/// servers expect), else the absolute URL.
+pub(super) fn uri_for(endpoint: &Url, resource: &Url) -> String {
+    if endpoint.origin() == resource.origin() {
+        let mut s = resource.path().to_string();
+        if let Some(q) = resource.query() {
+            s.push('?');
+            s.push_str(q);
+        }
+        s
+    } else {
+        resource.to_string()
+    }
+}
+
+/// Names `targets` in the endpoint's query (form A), after the query it already has (a
+/// server's own switches may travel there).
+pub(super) fn set_targets(url: &mut Url, targets: &[crate::wire::multiplex::Target]) {
+    let encoded = crate::wire::multiplex::encode_query(targets);
+    let query = match url.query() {
+        Some(existing) if !existing.is_empty() => format!("{existing}&{encoded}"),
+        _ => encoded,
+    };
+    url.set_query(Some(&query));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_are_relative_on_the_same_origin() {
+        let e = Url::parse("http://h:1/multiplex/ws").unwrap();
+        assert_eq!(
+            uri_for(&e, &Url::parse("http://h:1/counter/a?x=1").unwrap()),
+            "/counter/a?x=1"
+        );
+        assert_eq!(
+            uri_for(&e, &Url::parse("http://o:1/counter/a").unwrap()),
+            "http://o:1/counter/a"
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! The `multiplex-wait` / `multiplex-request` hub: one long-poll for every resource that shares
+//! the endpoint. Resources are named in both request forms for `multiplex-wait` (form A's
+//! query, forms B/C's `Uri` headers) and in the header form for `multiplex-request`; the
+//! answer's members carry JSON bodies (A) or content strings (B, C); a 304 member is no news.
+
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use url::Url;
+
+use super::hub::{uri_for, HubEvent, HubInput, Members};
+use super::{Push, Shared, DEFAULT_INTERVAL, WAIT_SLACK};
+use crate::backoff::Backoff;
+use crate::wire::multiplex::{encode_uri_header, parse_answer, Member, Target};
+
+/// Runs the hub until following stops.
+pub(super) fn run(shared: &Shared, rel: &str, endpoint: &Url, input: &Receiver<HubInput>) {
+    let mut members = Members::default();
+    let mut backoff = Backoff::default();
+    let wait = shared.options.wait;
+    let requested = Duration::from_secs(wait);
+    let pace = shared.options.interval.unwrap_or(DEFAULT_INTERVAL);
+    loop {
+        if shared.shutdown.is_set() {
+            return;
+        }
+        if members.by_url.is_empty() {
+            match input.recv() {
+                Ok(input) => take(&mut members, input),
+                Err(_) => return,
+            }
+        }
+        while let Ok(input) = input.try_recv() {
+            take(&mut members, input);
+        }
+        if members.by_url.is_empty() {
+            continue;
+        }
+        let targets: Vec<Target> = members
+            .by_url
+            .values()
+            .map(|m| Target {
+                uri: uri_for(endpoint, &m.url),
+                if_none_match: m.etag.clone(),
+            })
+            .collect();
+        let mut url = endpoint.clone();
+        if rel != "multiplex-request" {
+            super::hub::set_targets(&mut url, &targets);
+        }
+        let mut headers: Vec<(&str, String)> = targets
+            .iter()
+            .map(|t| ("Uri", encode_uri_header(t)))
+            .collect();
+        headers.push(("Wait", wait.to_string()));
+        headers.push(("Prefer", format!("wait={wait}")));
+        let origin = members
+            .by_url
+            .values()
+            .next()
+            .map(|m| m.url.clone())
+            .unwrap_or_else(|| endpoint.clone());
+        let started = Instant::now();
+        let answer = shared
+            .http
+            .get(&url, &origin, &headers, requested + WAIT_SLACK);
+        let took = started.elapsed();
+        let news = match answer {
+            Ok(response) if response.status == 200 => {
+                backoff.reset();
+                match parse_answer(&String::from_utf8_lossy(&response.body)) {
+                    Ok(answer) => deliver(&mut members, endpoint, answer),
+                    Err(e) => {
+                        fail(shared, &mut members, &mut backoff, &e.to_string());
+                        continue;
+                    }
+                }
+            }
+            Ok(response) if response.status == 304 => {
+                backoff.reset();
+                false
+            }
+            Ok(response) => {
+                fail(
+                    shared,
+                    &mut members,
+                    &mut backoff,
+                    &format!("HTTP {} from {endpoint}", response.status),
+                );
+                continue;
+            }
+            Err(e) => {
+                fail(shared, &mut members, &mut backoff, &e.to_string());
+                continue;
+            }
+        };
+        // A server that answers at once with no news must not make this spin.
+        if !news && (wait == 0 || took < requested / 2) && !shared.shutdown.sleep(pace) {
+            return;
+        }
+    }
+}
+
+fn take(members: &mut Members, input: HubInput) {
+    match input {
+        HubInput::Subscribe(sub) => {
+            // Joining is being connected: the next long-poll includes this resource, and the
+            // follower catches up now for anything between its discovery and that poll.
+            let member = members.add(sub);
+            let _ = member.inbox.send(HubEvent::Connected);
+        }
+        HubInput::Unsubscribe(url) => {
+            members.by_url.remove(url.as_str());
+        }
+        _ => {}
+    }
+}
+
+/// Hands each member of an answer to its follower; whether there was news.
+fn deliver(members: &mut Members, endpoint: &Url, answer: Vec<(String, Member)>) -> bool {
+    let mut news = false;
+    for (uri, member) in answer {
+        let Some(key) = members.key_for(endpoint, &uri) else {
+            continue;
+        };
+        let push = match member.code {
+            200..=299 => {
+                let etag = member.header("ETag").map(str::to_string);
+                let content_type = member.header("Content-Type").map(str::to_string);
+                let bytes = match &member.body {
+                    // Forms B and C carry the content as a string; form A the value itself.
+                    Value::String(content) => content.clone().into_bytes(),
+                    value => value.to_string().into_bytes(),
+                };
+                if let Some(m) = members.by_url.get_mut(&key) {
+                    m.etag.clone_from(&etag);
+                }
+                Push {
+                    etag,
+                    previous_etag: None,
+                    body: Some((bytes, content_type)),
+                }
+            }
+            404 | 410 => {
+                if let Some(m) = members.by_url.get_mut(&key) {
+                    m.etag = None;
+                }
+                Push::default()
+            }
+            _ => continue,
+        };
+        news = true;
+        members.send(&key, HubEvent::Push(push));
+    }
+    news
+}
+
+fn fail(shared: &Shared, members: &mut Members, backoff: &mut Backoff, reason: &str) {
+    let delay = backoff.next_delay();
+    let failures = backoff.failures();
+    members.broadcast(|| HubEvent::Down {
+        reason: reason.to_string(),
+        failures,
+    });
+    shared.shutdown.sleep(delay);
+}

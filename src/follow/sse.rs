@@ -1,0 +1,187 @@
+//! The connection loop shared by the per-resource Server-Sent Events transports: connect,
+//! check the answer, catch up, parse events, reconnect with `Last-Event-ID` after the
+//! server's `retry` delay — never treating a stream that ends as done, never spinning.
+
+use std::io::Read;
+use std::time::Duration;
+
+use super::{Ctx, Next, Outcome};
+use crate::mechanism::Mechanism;
+use crate::wire::sse::{Event, Parser};
+
+/// How long a stream may stay silent before it is presumed dead and reconnected. Servers send
+/// keep-alive comments far more often (ours every 15 s).
+pub(super) const STREAM_IDLE: Duration = Duration::from_secs(45);
+/// The reconnection delay when the server did not set one.
+const DEFAULT_RETRY: Duration = Duration::from_secs(1);
+
+/// What an event handler wants next.
+pub(super) enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Runs `mechanism` over an SSE stream from the resource's offer, handing each event to
+/// `on_event`, until shutdown or a fall back.
+pub(super) fn run(
+    ctx: &mut Ctx,
+    mechanism: Mechanism,
+    mut on_event: impl FnMut(&mut Ctx, Event) -> Flow,
+) -> Next {
+    let mut last_id = String::new();
+    let mut retry = DEFAULT_RETRY;
+    let mut failures = 0u32;
+    loop {
+        if !ctx.running() {
+            return Next::Stop;
+        }
+        let (target, reliable) = match ctx.caps.as_ref().and_then(|c| c.offer(mechanism)) {
+            Some(offer) => (offer.target.clone(), offer.reliable),
+            None if ctx.options.transport.is_none() => return Next::Switch(ctx.choose_auto()),
+            None => (ctx.url.clone(), false),
+        };
+        let mut headers = vec![("Accept", "text/event-stream".to_string())];
+        if !last_id.is_empty() {
+            headers.push(("Last-Event-ID", last_id.clone()));
+        }
+        ctx.trace(format!(
+            "GET {target} (event stream{})",
+            if last_id.is_empty() {
+                String::new()
+            } else {
+                format!(", Last-Event-ID: {last_id}")
+            }
+        ));
+        let problem = match ctx.http.open(&target, &ctx.url, &headers, STREAM_IDLE) {
+            Err(e) => e.to_string(),
+            Ok(stream) => {
+                let content_type = stream
+                    .headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
+                if matches!(stream.status, 404 | 410) {
+                    ctx.emit_removed(mechanism, false);
+                    format!("HTTP {} for the stream", stream.status)
+                } else if stream.status != 200 {
+                    format!("HTTP {} for the stream", stream.status)
+                } else if !content_type.starts_with("text/event-stream") {
+                    // Not a stream at all: retrying cannot help, so count it as every failure.
+                    failures = failures.max(super::FALL_BACK_AFTER - 1);
+                    format!("the stream answered with Content-Type '{content_type}', not text/event-stream")
+                } else {
+                    failures = 0;
+                    ctx.succeeded();
+                    ctx.trace("stream open".to_string());
+                    // A reliable stream opens with the current value and replays what was
+                    // missed since Last-Event-ID: fetching as well would race it. Any other
+                    // stream only pushes what changes from now on: fetch once for the gap.
+                    if !reliable && !ctx.catch_up(mechanism) {
+                        return Next::Stop;
+                    }
+                    let mut parser = Parser::new();
+                    let ended = read_events(ctx, stream.body, &mut parser, &mut on_event);
+                    let Some(ended) = ended else {
+                        return Next::Stop;
+                    };
+                    if !parser.last_event_id().is_empty() {
+                        last_id = parser.last_event_id().to_string();
+                    }
+                    if let Some(ms) = parser.retry() {
+                        retry = Duration::from_millis(ms);
+                    }
+                    // Like EventSource: a stream that ends is reconnected after the server's
+                    // retry delay (never at once, so a server that closes at once is no spin).
+                    ctx.trace(format!(
+                        "{ended}; reconnecting in {:.1}s",
+                        retry.as_secs_f64()
+                    ));
+                    if !ctx.sleep(retry) {
+                        return Next::Stop;
+                    }
+                    continue;
+                }
+            }
+        };
+        failures += 1;
+        if let Some(next) = ctx.fall_back(mechanism, failures, &problem) {
+            return next;
+        }
+        if let Outcome::Stop = ctx.retry_later(&problem) {
+            return Next::Stop;
+        }
+    }
+}
+
+/// Reads and dispatches events until the stream ends; why it ended, or `None` to stop.
+fn read_events(
+    ctx: &mut Ctx,
+    mut body: Box<dyn Read + Send>,
+    parser: &mut Parser,
+    on_event: &mut impl FnMut(&mut Ctx, Event) -> Flow,
+) -> Option<String> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => return Some("the stream ended".to_string()),
+            Ok(n) => n,
+            Err(e) => return Some(format!("the stream broke ({e})")),
+        };
+        let events = match parser.feed(&buf[..n]) {
+            Ok(events) => events,
+            Err(e) => return Some(e.to_string()),
+        };
+        for event in events {
+            if let Flow::Stop = on_event(ctx, event) {
+                return None;
+            }
+        }
+        if !ctx.running() {
+            return None;
+        }
+    }
+}
+
+/// Splits a form B/C `update` (or reliable `open`) event's data into the JSON headers of its
+/// first line and the content after it; `None` content when there is no content line (the
+/// resource was deleted). `None` overall when the first line is not a JSON object.
+pub(super) fn headers_and_content(
+    data: &str,
+) -> Option<(serde_json::Map<String, serde_json::Value>, Option<&str>)> {
+    let (first, content) = match data.split_once('\n') {
+        Some((first, content)) => (first, Some(content)),
+        None => (data, None),
+    };
+    match serde_json::from_str(first) {
+        Ok(serde_json::Value::Object(headers)) => Some((headers, content)),
+        _ => None,
+    }
+}
+
+/// A header from an event's JSON headers object, by case-insensitive name.
+pub(super) fn header<'a>(
+    headers: &'a serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_data_splits() {
+        let (h, c) = headers_and_content("{\"ETag\":\"\\\"2\\\"\"}\n{\"a\":1}\nmore").unwrap();
+        assert_eq!(header(&h, "etag"), Some("\"2\""));
+        assert_eq!(c, Some("{\"a\":1}\nmore"));
+        let (_, c) = headers_and_content("{\"ETag\":\"x\"}").unwrap();
+        assert_eq!(c, None);
+        assert!(headers_and_content("not json\nx").is_none());
+        assert!(headers_and_content("[1]").is_none());
+    }
+}

@@ -1,0 +1,413 @@
+//! The WebSocket hubs: `multiplex-ws` (form A, JSON messages with ids) and `multiplex-socket`
+//! (forms B and C, text messages), both offering the `liveresource` subprotocol. One connection
+//! per endpoint; a read timeout makes a tick in which new subscriptions are sent, keep-alive
+//! pings go out, and a silent peer is noticed.
+
+use std::collections::HashMap;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{Duration, Instant};
+
+use tungstenite::client::IntoClientRequest;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+use url::Url;
+
+use super::hub::{uri_for, HubEvent, HubInput, Members};
+use super::{Push, Shared};
+use crate::backoff::Backoff;
+use crate::mechanism::Mechanism;
+use crate::wire::{socket, ws_json};
+
+/// How often the connection loop wakes while nothing arrives.
+const TICK: Duration = Duration::from_millis(250);
+/// How often a keep-alive ping goes out on a quiet connection.
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// Silence after which the peer is presumed dead (two pings unanswered, and then some).
+const DEAD_AFTER: Duration = Duration::from_secs(40);
+/// Time allowed to connect and finish the opening handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
+
+/// The two message languages.
+enum Language {
+    /// `multiplex-ws`: JSON, requests carry ids that replies echo.
+    Json {
+        next_id: u64,
+        ids: HashMap<String, String>,
+    },
+    /// `multiplex-socket`: text lines.
+    Text,
+}
+
+/// Something the server said, routed by resource.
+enum Heard {
+    Ack(String),
+    Refused(Option<String>, String),
+    Push(String, Push),
+    Hint(String),
+    Nothing,
+}
+
+impl Language {
+    fn subscribe(&mut self, uri: &str) -> String {
+        match self {
+            Language::Json { next_id, ids } => {
+                *next_id += 1;
+                let id = next_id.to_string();
+                ids.insert(id.clone(), uri.to_string());
+                ws_json::ClientMessage::Subscribe {
+                    id,
+                    mode: ws_json::Mode::Value,
+                    uri: uri.to_string(),
+                }
+                .encode()
+            }
+            Language::Text => socket::ClientMessage::Get(uri.to_string()).encode(),
+        }
+    }
+
+    fn unsubscribe(&mut self, uri: &str) -> String {
+        match self {
+            Language::Json { next_id, .. } => {
+                *next_id += 1;
+                ws_json::ClientMessage::Unsubscribe {
+                    id: next_id.to_string(),
+                    mode: ws_json::Mode::Value,
+                    uri: uri.to_string(),
+                }
+                .encode()
+            }
+            Language::Text => socket::ClientMessage::Cancel(uri.to_string()).encode(),
+        }
+    }
+
+    /// A keep-alive in the language, where it has one (JSON `ping`); else a WebSocket ping.
+    fn ping(&mut self) -> Message {
+        match self {
+            Language::Json { next_id, .. } => {
+                *next_id += 1;
+                Message::text(
+                    ws_json::ClientMessage::Ping {
+                        id: next_id.to_string(),
+                    }
+                    .encode(),
+                )
+            }
+            Language::Text => Message::Ping(Vec::new().into()),
+        }
+    }
+
+    fn hear(&mut self, text: &str) -> Heard {
+        match self {
+            Language::Json { ids, .. } => match ws_json::ServerMessage::parse(text) {
+                Ok(ws_json::ServerMessage::Subscribed { id }) => {
+                    ids.get(&id).cloned().map_or(Heard::Nothing, Heard::Ack)
+                }
+                Ok(ws_json::ServerMessage::Error { id, code, message }) => Heard::Refused(
+                    id.and_then(|id| ids.get(&id).cloned()),
+                    format!("{code} {message}"),
+                ),
+                Ok(ws_json::ServerMessage::Event { uri, headers, body }) => {
+                    let etag = header(&headers, "ETag");
+                    let body = (!body.is_null()).then(|| {
+                        (
+                            body.to_string().into_bytes(),
+                            Some("application/json".to_string()),
+                        )
+                    });
+                    Heard::Push(
+                        uri,
+                        Push {
+                            etag,
+                            previous_etag: header(&headers, "Previous-ETag"),
+                            body,
+                        },
+                    )
+                }
+                Ok(_) => Heard::Nothing,
+                Err(e) => Heard::Refused(None, format!("unreadable message: {e}")),
+            },
+            Language::Text => match socket::ServerMessage::parse(text) {
+                Ok(socket::ServerMessage::Ack { uri, .. }) => Heard::Ack(uri),
+                Ok(socket::ServerMessage::Error { uri, code, reason }) => {
+                    Heard::Refused(Some(uri), format!("{code} {reason}"))
+                }
+                Ok(socket::ServerMessage::Update {
+                    uri,
+                    headers,
+                    content,
+                }) => {
+                    let etag = header(&headers, "ETag");
+                    // A deletion is an update with no content and no Content-Type.
+                    let content_type = header(&headers, "Content-Type");
+                    let deleted = content.is_empty() && content_type.is_none();
+                    let body = (!deleted).then(|| (content.into_bytes(), content_type));
+                    Heard::Push(
+                        uri,
+                        Push {
+                            etag,
+                            previous_etag: header(&headers, "Previous-ETag"),
+                            body,
+                        },
+                    )
+                }
+                Ok(socket::ServerMessage::Hint { uri }) => Heard::Hint(uri),
+                Err(e) => Heard::Refused(None, format!("unreadable message: {e}")),
+            },
+        }
+    }
+}
+
+fn header(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+}
+
+/// Runs the hub for `endpoint` (an http(s) URL) until following stops.
+pub(super) fn run(
+    shared: &Shared,
+    mechanism: Mechanism,
+    endpoint: &Url,
+    input: &Receiver<HubInput>,
+) {
+    let mut members = Members::default();
+    let mut backoff = Backoff::default();
+    let mut failures = 0u32;
+    loop {
+        if shared.shutdown.is_set() {
+            return;
+        }
+        // Nobody to follow yet (or any more): wait for a subscriber before connecting.
+        if members.by_url.is_empty() {
+            match input.recv() {
+                Ok(HubInput::Subscribe(sub)) => {
+                    members.add(sub);
+                }
+                Ok(_) => continue,
+                Err(_) => return,
+            }
+        }
+        let mut language = match mechanism {
+            Mechanism::MultiplexWs => Language::Json {
+                next_id: 0,
+                ids: HashMap::new(),
+            },
+            _ => Language::Text,
+        };
+        let reason = match connect(shared, endpoint, &members) {
+            Ok(mut ws) => {
+                // Connected: what fails from here on is a new run of failures.
+                failures = 0;
+                backoff.reset();
+                let reason = serve(
+                    shared,
+                    endpoint,
+                    &mut ws,
+                    &mut language,
+                    &mut members,
+                    input,
+                );
+                let _ = ws.close(None);
+                match reason {
+                    Some(reason) => reason,
+                    None => return,
+                }
+            }
+            Err(reason) => reason,
+        };
+        failures += 1;
+        members.broadcast(|| HubEvent::Down {
+            reason: reason.clone(),
+            failures,
+        });
+        let delay = backoff.next_delay();
+        if !shared.shutdown.sleep(delay) {
+            return;
+        }
+    }
+}
+
+/// Opens the WebSocket with the `liveresource` subprotocol.
+fn connect(shared: &Shared, endpoint: &Url, members: &Members) -> Result<Socket, String> {
+    let mut ws_url = endpoint.clone();
+    let scheme = if endpoint.scheme() == "https" {
+        "wss"
+    } else {
+        "ws"
+    };
+    let _ = ws_url.set_scheme(scheme);
+    let mut request = ws_url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| format!("bad WebSocket URL: {e}"))?;
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        tungstenite::http::HeaderValue::from_static("liveresource"),
+    );
+    // User headers go along only when the endpoint shares its origin with the resources.
+    if let Some(first) = members.by_url.values().next() {
+        for (name, value) in shared.http.headers_for(endpoint, &first.url) {
+            if let (Ok(n), Ok(v)) = (
+                tungstenite::http::HeaderName::from_bytes(name.as_str().as_bytes()),
+                tungstenite::http::HeaderValue::from_bytes(value.as_bytes()),
+            ) {
+                request.headers_mut().insert(n, v);
+            }
+        }
+    }
+    let host = endpoint.host_str().ok_or("the endpoint has no host")?;
+    let port = endpoint.port_or_known_default().unwrap_or(80);
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    let mut last = format!("no address for {host}");
+    let tcp = addrs
+        .into_iter()
+        .find_map(
+            |addr| match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+                Ok(tcp) => Some(tcp),
+                Err(e) => {
+                    last = format!("cannot connect to {endpoint}: {e}");
+                    None
+                }
+            },
+        )
+        .ok_or(last)?;
+    let _ = tcp.set_nodelay(true);
+    tcp.set_read_timeout(Some(CONNECT_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let (ws, _) = tungstenite::client_tls(request, tcp).map_err(|e| match e {
+        tungstenite::HandshakeError::Interrupted(_) => {
+            "the WebSocket handshake timed out".to_string()
+        }
+        tungstenite::HandshakeError::Failure(e) => format!("the WebSocket handshake failed: {e}"),
+    })?;
+    set_read_timeout(&ws, TICK)?;
+    Ok(ws)
+}
+
+fn set_read_timeout(ws: &Socket, timeout: Duration) -> Result<(), String> {
+    let tcp = match ws.get_ref() {
+        MaybeTlsStream::Plain(tcp) => tcp,
+        MaybeTlsStream::Rustls(tls) => tls.get_ref(),
+        _ => return Ok(()),
+    };
+    tcp.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())
+}
+
+/// Subscribes everyone and relays messages until the connection ends (why), or following
+/// stops (`None`).
+fn serve(
+    shared: &Shared,
+    endpoint: &Url,
+    ws: &mut Socket,
+    language: &mut Language,
+    members: &mut Members,
+    input: &Receiver<HubInput>,
+) -> Option<String> {
+    let uris: Vec<String> = members
+        .by_url
+        .values()
+        .map(|m| uri_for(endpoint, &m.url))
+        .collect();
+    for uri in uris {
+        if let Err(e) = ws.send(Message::text(language.subscribe(&uri))) {
+            return Some(format!("cannot subscribe: {e}"));
+        }
+    }
+    let mut last_heard = Instant::now();
+    let mut last_ping = Instant::now();
+    loop {
+        match ws.read() {
+            Ok(Message::Text(text)) => {
+                last_heard = Instant::now();
+                match language.hear(text.as_str()) {
+                    Heard::Ack(uri) => route(members, endpoint, &uri, || HubEvent::Connected),
+                    Heard::Push(uri, push) => {
+                        if let Some(key) = members.key_for(endpoint, &uri) {
+                            if let Some(m) = members.by_url.get_mut(&key) {
+                                if push.etag.is_some() {
+                                    m.etag.clone_from(&push.etag);
+                                }
+                            }
+                            members.send(&key, HubEvent::Push(push));
+                        }
+                    }
+                    Heard::Hint(uri) => route(members, endpoint, &uri, || HubEvent::Hint),
+                    Heard::Refused(Some(uri), why) => {
+                        route(members, endpoint, &uri, || HubEvent::Refused(why.clone()))
+                    }
+                    Heard::Refused(None, _) | Heard::Nothing => {}
+                }
+            }
+            Ok(Message::Close(_)) => return Some("the server closed the WebSocket".to_string()),
+            Ok(_) => last_heard = Instant::now(),
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if shared.shutdown.is_set() {
+                    return None;
+                }
+                if let Err(why) = take_input(endpoint, ws, language, members, input) {
+                    return Some(why);
+                }
+                if last_heard.elapsed() > DEAD_AFTER {
+                    return Some(format!(
+                        "the WebSocket was silent for {}s",
+                        DEAD_AFTER.as_secs()
+                    ));
+                }
+                if last_ping.elapsed() > PING_EVERY {
+                    last_ping = Instant::now();
+                    if let Err(e) = ws.send(language.ping()) {
+                        return Some(format!("the WebSocket broke ({e})"));
+                    }
+                }
+            }
+            Err(e) => return Some(format!("the WebSocket broke ({e})")),
+        }
+    }
+}
+
+/// New subscribers and leavers, between reads.
+fn take_input(
+    endpoint: &Url,
+    ws: &mut Socket,
+    language: &mut Language,
+    members: &mut Members,
+    input: &Receiver<HubInput>,
+) -> Result<(), String> {
+    loop {
+        match input.try_recv() {
+            Ok(HubInput::Subscribe(sub)) => {
+                let uri = uri_for(endpoint, &sub.url);
+                members.add(sub);
+                ws.send(Message::text(language.subscribe(&uri)))
+                    .map_err(|e| format!("cannot subscribe: {e}"))?;
+            }
+            Ok(HubInput::Unsubscribe(url)) => {
+                if members.by_url.remove(url.as_str()).is_some() {
+                    let uri = uri_for(endpoint, &url);
+                    ws.send(Message::text(language.unsubscribe(&uri)))
+                        .map_err(|e| format!("cannot unsubscribe: {e}"))?;
+                }
+            }
+            Ok(_) => {}
+            Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return Ok(()),
+        }
+    }
+}
+
+fn route(members: &mut Members, endpoint: &Url, uri: &str, event: impl Fn() -> HubEvent) {
+    if let Some(key) = members.key_for(endpoint, uri) {
+        members.send(&key, event());
+    }
+}
