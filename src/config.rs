@@ -50,6 +50,10 @@ pub struct Config {
 /// The environment the decisions depend on, read once (and replaceable in tests).
 #[derive(Debug, Clone)]
 pub struct Env {
+    /// `LRWATCH_KEEPALIVE` (seconds): the keep-alive period, for tests and unusual networks.
+    pub keepalive: Option<Duration>,
+    /// `LRWATCH_FALL_BACK_FOR` (seconds): how long auto avoids a mechanism that kept failing.
+    pub fall_back_for: Option<Duration>,
     pub stdout_is_terminal: bool,
     pub stderr_is_terminal: bool,
     pub no_color: bool,
@@ -62,6 +66,8 @@ impl Env {
     pub fn detect() -> Env {
         let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
         Env {
+            keepalive: seconds_var("LRWATCH_KEEPALIVE"),
+            fall_back_for: seconds_var("LRWATCH_FALL_BACK_FOR"),
             stdout_is_terminal: std::io::stdout().is_terminal()
                 || std::env::var_os("LRWATCH_TEST_TERM").is_some_and(|v| v == "1"),
             stderr_is_terminal: std::io::stderr().is_terminal(),
@@ -69,6 +75,15 @@ impl Env {
             term_dumb: std::env::var_os("TERM").is_some_and(|v| v == "dumb"),
         }
     }
+}
+
+/// A duration in seconds from the environment (at least 0.05 s), if set and valid.
+fn seconds_var(name: &str) -> Option<Duration> {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.05)
+        .and_then(|v| Duration::try_from_secs_f64(v).ok())
 }
 
 impl Config {
@@ -119,6 +134,10 @@ impl Config {
                 wait: args.wait,
                 interval: args.interval.map(Duration::from_secs_f64),
                 headers: args.headers.clone(),
+                keepalive: env.keepalive.unwrap_or(lrwatch::follow::DEFAULT_KEEPALIVE),
+                fall_back_for: env
+                    .fall_back_for
+                    .unwrap_or(lrwatch::follow::DEFAULT_FALL_BACK_FOR),
                 ..Options::default()
             },
         })
@@ -138,6 +157,8 @@ mod tests {
 
     fn env(terminal: bool, no_color: bool) -> Env {
         Env {
+            keepalive: None,
+            fall_back_for: None,
             stdout_is_terminal: terminal,
             stderr_is_terminal: false,
             no_color,

@@ -43,7 +43,7 @@ const WAIT_SLACK: Duration = Duration::from_secs(15);
 /// Failures in a row after which `auto` leaves a mechanism for the next one.
 const FALL_BACK_AFTER: u32 = 3;
 /// How long `auto` stays away from a mechanism it fell back from before trying it again.
-const FALL_BACK_FOR: Duration = Duration::from_secs(60);
+pub const DEFAULT_FALL_BACK_FOR: Duration = Duration::from_secs(60);
 
 /// How to follow: the parts of the command line the engine needs.
 #[derive(Debug, Clone)]
@@ -58,6 +58,27 @@ pub struct Options {
     pub headers: Vec<(String, String)>,
     /// The largest response body accepted, in bytes.
     pub max_body: u64,
+    /// How often a quiet WebSocket is pinged. A socket silent for 2.5 times this, or a stream
+    /// silent for 3 times this (servers send keep-alives), is presumed dead and reconnected.
+    pub keepalive: Duration,
+    /// How long `auto` stays away from a mechanism that failed repeatedly before it climbs
+    /// back to it.
+    pub fall_back_for: Duration,
+}
+
+/// The default keep-alive period: the reference server's, and common proxies'.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(15);
+
+impl Options {
+    /// How long a stream may stay silent before it is presumed dead.
+    pub(crate) fn stream_idle(&self) -> Duration {
+        self.keepalive * 3
+    }
+
+    /// How long a WebSocket may stay silent (pings unanswered) before it is presumed dead.
+    pub(crate) fn socket_dead_after(&self) -> Duration {
+        self.keepalive * 5 / 2
+    }
 }
 
 impl Default for Options {
@@ -68,6 +89,8 @@ impl Default for Options {
             interval: None,
             headers: Vec::new(),
             max_body: DEFAULT_MAX_BODY,
+            keepalive: DEFAULT_KEEPALIVE,
+            fall_back_for: DEFAULT_FALL_BACK_FOR,
         }
     }
 }
@@ -604,7 +627,7 @@ impl Ctx {
         if self
             .fell_back
             .get(&mechanism)
-            .is_some_and(|at| at.elapsed() < FALL_BACK_FOR)
+            .is_some_and(|at| at.elapsed() < self.options.fall_back_for)
         {
             return Err("it failed repeatedly a moment ago");
         }

@@ -14,7 +14,6 @@ use serde_json::Value;
 use url::Url;
 
 use super::hub::{uri_for, HubEvent, HubInput, Members};
-use super::sse::STREAM_IDLE;
 use super::{Push, Shared};
 use crate::backoff::Backoff;
 use crate::wire::multiplex::Target;
@@ -120,13 +119,14 @@ fn open(
         .map(|m| m.url.clone())
         .unwrap_or_else(|| endpoint.clone());
     let http = shared.http.clone();
+    let idle = shared.options.stream_idle();
     let on_failure = hub.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("multiplex-stream {endpoint}"))
         .stack_size(256 * 1024)
         .spawn(move || {
             let headers = [("Accept", "text/event-stream".to_string())];
-            let ended = match http.open(&url, &origin, &headers, STREAM_IDLE) {
+            let ended = match http.open(&url, &origin, &headers, idle) {
                 Err(e) => e.to_string(),
                 Ok(stream) if stream.status != 200 => {
                     format!("HTTP {} for the stream", stream.status)

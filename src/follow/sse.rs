@@ -9,9 +9,6 @@ use super::{Ctx, Next, Outcome};
 use crate::mechanism::Mechanism;
 use crate::wire::sse::{Event, Parser};
 
-/// How long a stream may stay silent before it is presumed dead and reconnected. Servers send
-/// keep-alive comments far more often (ours every 15 s).
-pub(super) const STREAM_IDLE: Duration = Duration::from_secs(45);
 /// The reconnection delay when the server did not set one.
 const DEFAULT_RETRY: Duration = Duration::from_secs(1);
 
@@ -52,7 +49,10 @@ pub(super) fn run(
                 format!(", Last-Event-ID: {last_id}")
             }
         ));
-        let problem = match ctx.http.open(&target, &ctx.url, &headers, STREAM_IDLE) {
+        let problem = match ctx
+            .http
+            .open(&target, &ctx.url, &headers, ctx.options.stream_idle())
+        {
             Err(e) => e.to_string(),
             Ok(stream) => {
                 let content_type = stream

@@ -21,10 +21,8 @@ use crate::wire::{socket, ws_json};
 
 /// How often the connection loop wakes while nothing arrives.
 const TICK: Duration = Duration::from_millis(250);
-/// How often a keep-alive ping goes out on a quiet connection.
-const PING_EVERY: Duration = Duration::from_secs(15);
-/// Silence after which the peer is presumed dead (two pings unanswered, and then some).
-const DEAD_AFTER: Duration = Duration::from_secs(40);
+// Keep-alive pings go out every `Options::keepalive`; two unanswered, and then some, and the
+// peer is presumed dead (`Options::socket_dead_after`).
 /// Time allowed to connect and finish the opening handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -286,7 +284,7 @@ fn connect(shared: &Shared, endpoint: &Url, members: &Members) -> Result<Socket,
         }
         tungstenite::HandshakeError::Failure(e) => format!("the WebSocket handshake failed: {e}"),
     })?;
-    set_read_timeout(&ws, TICK)?;
+    set_read_timeout(&ws, TICK.min(shared.options.keepalive))?;
     Ok(ws)
 }
 
@@ -359,13 +357,14 @@ fn serve(
                 if let Err(why) = take_input(endpoint, ws, language, members, input) {
                     return Some(why);
                 }
-                if last_heard.elapsed() > DEAD_AFTER {
+                let dead_after = shared.options.socket_dead_after();
+                if last_heard.elapsed() > dead_after {
                     return Some(format!(
-                        "the WebSocket was silent for {}s",
-                        DEAD_AFTER.as_secs()
+                        "the WebSocket was silent for {:.1}s",
+                        dead_after.as_secs_f64()
                     ));
                 }
-                if last_ping.elapsed() > PING_EVERY {
+                if last_ping.elapsed() > shared.options.keepalive {
                     last_ping = Instant::now();
                     if let Err(e) = ws.send(language.ping()) {
                         return Some(format!("the WebSocket broke ({e})"));

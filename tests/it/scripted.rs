@@ -240,3 +240,128 @@ fn quiet_hides_warnings_and_verbose_shows_the_choice() {
     run.stderr_until("HTTP 503");
     assert!(run.wait().success());
 }
+
+/// A listener that answers each connection with `greet` and then says nothing more, holding
+/// the connection open; counts connections.
+fn silent_server(
+    greet: fn(std::net::TcpStream) -> Option<Box<dyn std::any::Any + Send>>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let c = std::sync::Arc::clone(&count);
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            if let Some(kept) = greet(stream) {
+                c.fetch_add(1, Ordering::SeqCst);
+                held.push(kept);
+            }
+        }
+    });
+    (format!("127.0.0.1:{}", addr.port()), count)
+}
+
+fn wait_for_connections(count: &std::sync::atomic::AtomicUsize, n: usize) {
+    let deadline = std::time::Instant::now() + BOUND;
+    while count.load(std::sync::atomic::Ordering::SeqCst) < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} connections",
+            count.load(std::sync::atomic::Ordering::SeqCst)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_silent_websocket_is_noticed_and_reconnected() {
+    let (addr, connections) = silent_server(|stream| {
+        let ws = tungstenite::accept_hdr(
+            stream,
+            |_: &tungstenite::handshake::server::Request,
+             mut resp: tungstenite::handshake::server::Response| {
+                resp.headers_mut()
+                    .insert("Sec-WebSocket-Protocol", "liveresource".parse().unwrap());
+                Ok(resp)
+            },
+        )
+        .ok()?;
+        // Never reads, never answers a ping: a peer that died without closing.
+        Some(Box::new(ws))
+    });
+    let link = format!("<http://{addr}/socket>; rel=multiplex-socket");
+    let origin = scripted(move |_, _| (200, h(&[("ETag", "\"1\""), ("Link", &link)]), "1".into()));
+    let url = format!("{}/r", origin.base);
+    let mut run = lrwatch_env(
+        &["-v", "--transport", "multiplex-socket", &url],
+        &[("LRWATCH_KEEPALIVE", "0.2")],
+    );
+    assert_eq!(run.line(), "1");
+    run.stderr_until("the WebSocket was silent for 0.5s");
+    wait_for_connections(&connections, 2);
+}
+
+#[test]
+fn a_silent_event_stream_is_noticed_and_reconnected() {
+    let (addr, connections) = silent_server(|mut stream| {
+        let mut buf = [0u8; 4096];
+        let _ = std::io::Read::read(&mut stream, &mut buf);
+        std::io::Write::write_all(
+            &mut stream,
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n",
+        )
+        .ok()?;
+        Some(Box::new(stream))
+    });
+    let link = format!("<http://{addr}/stream>; rel=value-stream");
+    let origin = scripted(move |_, _| (200, h(&[("ETag", "\"1\""), ("Link", &link)]), "1".into()));
+    let url = format!("{}/r", origin.base);
+    let mut run = lrwatch_env(
+        &["-v", "--transport", "value-stream", &url],
+        &[("LRWATCH_KEEPALIVE", "0.2")],
+    );
+    assert_eq!(run.line(), "1");
+    run.stderr_until("the stream broke");
+    wait_for_connections(&connections, 2);
+}
+
+#[test]
+fn auto_falls_back_from_a_failing_stream_and_climbs_back() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let stream_requests = AtomicUsize::new(0);
+    let server = scripted(move |_, seen| {
+        let links = h(&[
+            ("ETag", "\"1\""),
+            ("Link", "</s>; rel=value-stream, </r>; rel=value-wait"),
+        ]);
+        match seen.path.as_str() {
+            // The stream fails three times, then works (and ends, to be reconnected).
+            "/s" if stream_requests.fetch_add(1, Ordering::SeqCst) < 3 => {
+                (500, h(&[]), "down".into())
+            }
+            "/s" => (
+                200,
+                h(&[("Content-Type", "text/event-stream")]),
+                "event: open\ndata:\n\n".into(),
+            ),
+            _ if seen.header("if-none-match").is_some() => (304, links, String::new()),
+            _ => (200, links, "1".into()),
+        }
+    });
+    let url = format!("{}/r", server.base);
+    let mut run = lrwatch_env(
+        &["-v", "--wait", "1", "--interval", "0.1", &url],
+        &[("LRWATCH_FALL_BACK_FOR", "0.5")],
+    );
+    assert_eq!(run.line(), "1");
+    run.stderr_until("transport value-stream (auto;");
+    run.stderr_until(
+        "value-stream failed 3 times (HTTP 500 for the stream); falling back to value-wait",
+    );
+    run.stderr_until("switching from value-stream to value-wait");
+    run.stderr_until("switching from value-wait to value-stream");
+    run.stderr_until("stream open");
+}
