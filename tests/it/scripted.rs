@@ -277,6 +277,8 @@ fn wait_for_connections(count: &std::sync::atomic::AtomicUsize, n: usize) {
 }
 
 #[test]
+// tungstenite's handshake callback returns its large error response type by value.
+#[allow(clippy::result_large_err)]
 fn a_silent_websocket_is_noticed_and_reconnected() {
     let (addr, connections) = silent_server(|stream| {
         let ws = tungstenite::accept_hdr(
