@@ -63,8 +63,21 @@ pub struct HttpClient {
 impl HttpClient {
     /// Builds a client. `user_headers` are sent only to URLs with the same origin as the
     /// resource a request is made for; see [`HttpClient::get`].
-    pub fn new(user_headers: Vec<(HeaderName, HeaderValue)>, max_body: u64) -> HttpClient {
+    pub fn new(
+        user_headers: Vec<(HeaderName, HeaderValue)>,
+        max_body: u64,
+        ca_certs: Option<&[Vec<u8>]>,
+    ) -> HttpClient {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(certs) = ca_certs {
+            let certs: Vec<_> = certs
+                .iter()
+                .map(|der| ureq::tls::Certificate::from_der(der).to_owned())
+                .collect();
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
         let agent = ureq::Agent::config_builder()
+            .tls_config(tls.build())
             .http_status_as_error(false)
             // Redirects are followed in `get`, so that each hop decides afresh which headers
             // may go to it.

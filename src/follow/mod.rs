@@ -64,6 +64,9 @@ pub struct Options {
     /// How long `auto` stays away from a mechanism that failed repeatedly before it climbs
     /// back to it.
     pub fall_back_for: Duration,
+    /// Certificate authorities (DER) to trust for https and wss instead of the bundled
+    /// Mozilla roots, like curl's `--cacert`.
+    pub ca_certs: Option<Vec<Vec<u8>>>,
 }
 
 /// The default keep-alive period: the reference server's, and common proxies'.
@@ -91,6 +94,7 @@ impl Default for Options {
             max_body: DEFAULT_MAX_BODY,
             keepalive: DEFAULT_KEEPALIVE,
             fall_back_for: DEFAULT_FALL_BACK_FOR,
+            ca_certs: None,
         }
     }
 }
@@ -132,6 +136,7 @@ pub fn parse_url(s: &str) -> Result<Url> {
 pub struct Client {
     http: HttpClient,
     options: Arc<Options>,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 /// What every follower of one [`Client::follow`] call shares.
@@ -144,6 +149,8 @@ struct Shared {
     hubs: hub::Hubs,
     /// How many resources this follow has.
     followers: usize,
+    /// TLS for wss: the same roots as https.
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl Client {
@@ -160,9 +167,11 @@ impl Client {
                 Ok((n, v))
             })
             .collect::<Result<Vec<_>>>()?;
+        let tls = Arc::new(websocket::tls_config(options.ca_certs.as_deref())?);
         Ok(Client {
-            http: HttpClient::new(headers, options.max_body),
+            http: HttpClient::new(headers, options.max_body, options.ca_certs.as_deref()),
             options: Arc::new(options),
+            tls,
         })
     }
 
@@ -177,6 +186,7 @@ impl Client {
             shutdown: Arc::clone(&shutdown),
             hubs: hub::Hubs::default(),
             followers: urls.len(),
+            tls: Arc::clone(&self.tls),
         });
         for url in urls {
             let ctx = Ctx {

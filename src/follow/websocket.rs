@@ -278,7 +278,8 @@ fn connect(shared: &Shared, endpoint: &Url, members: &Members) -> Result<Socket,
     let _ = tcp.set_nodelay(true);
     tcp.set_read_timeout(Some(CONNECT_TIMEOUT))
         .map_err(|e| e.to_string())?;
-    let (ws, _) = tungstenite::client_tls(request, tcp).map_err(|e| match e {
+    let connector = tungstenite::Connector::Rustls(std::sync::Arc::clone(&shared.tls));
+    let (ws, _) = tungstenite::client_tls_with_config(request, tcp, None, Some(connector)).map_err(|e| match e {
         tungstenite::HandshakeError::Interrupted(_) => {
             "the WebSocket handshake timed out".to_string()
         }
@@ -286,6 +287,28 @@ fn connect(shared: &Shared, endpoint: &Url, members: &Members) -> Result<Socket,
     })?;
     set_read_timeout(&ws, TICK.min(shared.options.keepalive))?;
     Ok(ws)
+}
+
+/// The rustls client configuration for wss: `ca_certs` (DER) as the roots when given, else
+/// the bundled Mozilla roots; the ring provider, as for https.
+pub(super) fn tls_config(ca_certs: Option<&[Vec<u8>]>) -> crate::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_certs {
+        Some(certs) => {
+            for der in certs {
+                roots
+                    .add(rustls::pki_types::CertificateDer::from(der.clone()))
+                    .map_err(|e| crate::Error::Setup(format!("unusable CA certificate: {e}")))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| crate::Error::Setup(format!("cannot set up TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 fn set_read_timeout(ws: &Socket, timeout: Duration) -> Result<(), String> {
