@@ -36,6 +36,8 @@ pub(crate) struct Request {
     pub(crate) headers: Vec<(String, String)>,
     /// The body, exactly `Content-Length` bytes.
     pub(crate) body: Vec<u8>,
+    /// The request head as received, for handing a WebSocket upgrade to tungstenite.
+    pub(crate) raw_head: Vec<u8>,
 }
 
 impl Request {
@@ -121,11 +123,73 @@ impl Response {
     }
 }
 
+/// A connection taken over after a request: SSE streams and WebSockets. It gets the stream and
+/// the bytes already read past the request (a pipelining client's next request, or WebSocket
+/// frames sent early).
+pub(crate) type Takeover = Box<dyn FnOnce(TcpStream, Vec<u8>)>;
+
+/// What the router answers: a response, or a function that takes the connection over.
+pub(crate) enum Reply {
+    /// An ordinary response; the connection may be kept alive.
+    Full(Response),
+    /// The connection is handed over and not used for HTTP again.
+    Takeover(Takeover),
+}
+
+impl From<Response> for Reply {
+    fn from(response: Response) -> Reply {
+        Reply::Full(response)
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Full(r) => r.fmt(f),
+            Reply::Takeover(_) => f.write_str("Takeover"),
+        }
+    }
+}
+
+impl Reply {
+    /// The response, for tests that expect one.
+    #[cfg(test)]
+    pub(crate) fn response(self) -> Response {
+        match self {
+            Reply::Full(r) => r,
+            Reply::Takeover(_) => panic!("expected a response, got a takeover"),
+        }
+    }
+}
+
+/// Writes the head of a streamed response: no `Content-Length`, and `Connection: close`, since
+/// the body ends when the connection does. Flushed at once, so the client sees the stream open.
+pub(crate) fn write_stream_head(
+    stream: &mut TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+) -> io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    head.push_str(&format!("Date: {}\r\n", http_date(SystemTime::now())));
+    head.push_str(concat!(
+        "Server: lrwatch/",
+        env!("CARGO_PKG_VERSION"),
+        "\r\n"
+    ));
+    head.push_str("Cache-Control: no-cache\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.flush()
+}
+
 /// Serves requests on one connection until it closes, fails, idles out or breaks framing.
 pub(crate) fn serve_connection(
     mut stream: TcpStream,
     idle: Duration,
-    handle: &dyn Fn(&Request) -> Response,
+    handle: &dyn Fn(&Request) -> Reply,
 ) {
     // Small responses go out at once instead of waiting on Nagle for the client's ACK.
     let _ = stream.set_nodelay(true);
@@ -144,7 +208,14 @@ pub(crate) fn serve_connection(
         };
         buf.drain(..used);
         let keep_alive = request.keep_alive();
-        let response = handle(&request);
+        let response = match handle(&request) {
+            Reply::Full(response) => response,
+            Reply::Takeover(run) => {
+                let _ = stream.set_read_timeout(None);
+                run(stream, buf);
+                return;
+            }
+        };
         let connection = match (keep_alive, request.version) {
             (false, _) => Connection::Close,
             (true, 0) => Connection::KeepAlive,
@@ -207,6 +278,7 @@ fn read_request(
         }
     };
     let mut request = parse_head(&buf[..head_len]).map_err(ReadError::Reject)?;
+    request.raw_head = buf[..head_len].to_vec();
     let body_len = body_length(&request).map_err(ReadError::Reject)?;
     if body_len > 0 && request.version >= 1 {
         if let Some(expect) = request.header("expect") {
@@ -333,6 +405,7 @@ fn parse_head(head: &[u8]) -> Result<Request, Response> {
         version,
         headers,
         body: Vec::new(),
+        raw_head: Vec::new(),
     };
     // RFC 9112, 3.2: a 1.1 request without exactly one Host is answered 400.
     if request.version >= 1 && request.header_values("host").count() != 1 {
@@ -490,17 +563,21 @@ fn linger_close(mut stream: TcpStream) {
 fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
+        101 => "Switching Protocols",
         200 => "OK",
         201 => "Created",
         204 => "No Content",
         304 => "Not Modified",
         400 => "Bad Request",
         404 => "Not Found",
+        410 => "Gone",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
         408 => "Request Timeout",
         411 => "Length Required",
         413 => "Content Too Large",
         417 => "Expectation Failed",
+        426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",

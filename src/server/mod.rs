@@ -1,13 +1,18 @@
 //! The LiveResource reference server behind `lrwatch serve`: resources that change, and the
 //! mechanisms that announce their changes.
 //!
-//! This first slice serves `/time`, `/counter/{id}` (both long-pollable with `value-wait`) and
-//! `/plain/{id}` (no validators, no links: the plain-polling path). It is a small HTTP/1.1 server
-//! on `std::net`: one thread accepts, one thread serves each connection, and a held long-poll
-//! simply blocks its connection's thread on a condition variable, so it costs no CPU while held.
+//! Every mechanism of `PROTOCOL.md`, in all three forms: objects (`/time`, `/counter/{id}`,
+//! `/objects/{name}`), the `/items/` collection and its changes feed, `/plain/{id}` for plain
+//! polling, multiplexing over long-polls, SSE and WebSockets, and webhooks. It is a small
+//! HTTP/1.1 server on `std::net`: one thread accepts, one thread serves each connection, and a
+//! held long-poll, a stream or a socket sleeps on its subscription in the store's hub, so it costs
+//! no CPU until something it follows changes.
 //!
-//! Parts: `http` reads and writes HTTP/1.1, `store` keeps the resources and wakes waiters,
-//! `routes` maps requests onto them.
+//! Parts: `http` reads and writes HTTP/1.1 (and hands streams and upgrades their connection),
+//! `store` keeps the resources and publishes changes, `dialect` decides forms and switches,
+//! `routes` maps requests onto resources and advertises their mechanisms; `streams`,
+//! `collection`, `multiplex`, `ws` and `callbacks` serve the mechanisms. The wire formats they
+//! write are the shared ones in [`crate::wire`] and [`crate::link`].
 //!
 //! ```no_run
 //! let handle = lrwatch::server::Server::bind("127.0.0.1:0")?.spawn()?;
@@ -15,11 +20,19 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod callbacks;
+mod collection;
+mod dialect;
 mod http;
+mod multiplex;
 mod routes;
 mod store;
+mod streams;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_live;
+mod ws;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -27,21 +40,28 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use store::Store;
+pub use dialect::{Dialect, ServerConfig};
+use routes::App;
 
 /// How long a kept-alive connection may sit idle before its next request head, and the most
 /// time a head or a body may take to arrive. Matches common server defaults.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// The stack of a connection thread: JSON nested to serde_json's limit of 128 levels must fit
+/// in debug builds too (256 KiB did not), and the rest is address space, not memory.
+const CONNECTION_STACK: usize = 2 * 1024 * 1024;
+/// The `X-Poll-Interval` advertised (forms B, C), in seconds.
+pub(crate) const POLL_INTERVAL: u64 = 5;
 
 /// A bound, not yet serving, reference server.
 ///
-/// A thread per connection keeps the code plain and blocking; a held long-poll is a parked
-/// thread. Thread stacks are reserved, not committed, memory, so thousands of held requests fit;
-/// when the system refuses another thread, that one connection is closed and the server goes on.
+/// A thread per connection keeps the code plain and blocking; a held long-poll or an open
+/// stream is a parked thread. Thread stacks are reserved, not committed, memory, so thousands of
+/// held requests fit; when the system refuses another thread, that one connection is closed and
+/// the server goes on.
 pub struct Server {
     listener: TcpListener,
     addr: SocketAddr,
-    store: Arc<Store>,
+    app: Arc<App>,
     idle_timeout: Duration,
 }
 
@@ -49,22 +69,28 @@ impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("addr", &self.addr)
-            .field("store", &self.store)
+            .field("store", &self.app.store)
+            .field("config", &self.app.cfg)
             .finish()
     }
 }
 
 impl Server {
-    /// Binds (e.g. "127.0.0.1:0").
+    /// Binds (e.g. "127.0.0.1:0") with the default switches.
     ///
     /// Port 0 picks a free port; [`Server::local_addr`] tells which.
     pub fn bind(addr: &str) -> io::Result<Server> {
+        Server::bind_with(addr, ServerConfig::default())
+    }
+
+    /// Binds with these switches (dialect, lossiness, cuts, limits).
+    pub fn bind_with(addr: &str, config: ServerConfig) -> io::Result<Server> {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         Ok(Server {
             listener,
             addr,
-            store: Arc::new(Store::default()),
+            app: App::new(config),
             idle_timeout: IDLE_TIMEOUT,
         })
     }
@@ -81,11 +107,18 @@ impl Server {
         self
     }
 
+    /// The server's state, for tests that look inside (subscriptions left behind).
+    #[cfg(test)]
+    pub(crate) fn app(&self) -> Arc<App> {
+        Arc::clone(&self.app)
+    }
+
     /// Serves forever on the calling thread.
     ///
     /// Failed accepts are not fatal: a client that gave up or a momentary lack of file
     /// descriptors must not end the server, so it pauses briefly and accepts again.
     pub fn run(self) -> io::Result<()> {
+        start_ticker(&self.app);
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => self.start_connection(stream),
@@ -115,12 +148,14 @@ impl Server {
     }
 
     fn start_connection(&self, stream: TcpStream) {
-        let store = Arc::clone(&self.store);
+        let app = Arc::clone(&self.app);
         let idle = self.idle_timeout;
         let spawned = thread::Builder::new()
             .name("lrwatch-conn".into())
+            // Reserved, not committed: a parked connection costs the pages it touched.
+            .stack_size(CONNECTION_STACK)
             .spawn(move || {
-                http::serve_connection(stream, idle, &|request| routes::handle(&store, request))
+                http::serve_connection(stream, idle, &|request| routes::handle(&app, request))
             });
         if spawned.is_err() {
             // The closure, and with it the stream, is dropped: that client sees the connection
@@ -128,6 +163,25 @@ impl Server {
             thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// Publishes `/time` at every second boundary, so streams and multiplexed requests that follow
+/// it wake; it costs one lock per second, and nothing when nobody follows the clock.
+fn start_ticker(app: &Arc<App>) {
+    let hub = Arc::clone(app.store.hub());
+    let _ = thread::Builder::new()
+        .name("lrwatch-clock".into())
+        .spawn(move || loop {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let to_tick = Duration::from_nanos(1_000_000_000 - u64::from(now.subsec_nanos()))
+                + Duration::from_millis(1);
+            thread::sleep(to_tick);
+            if hub.has_subscribers(store::TIME) {
+                hub.publish(store::TIME);
+            }
+        });
 }
 
 /// A server running on a background thread (see [`Server::spawn`]).

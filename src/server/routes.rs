@@ -1,45 +1,384 @@
-//! Routing: which resource a request names, what each method does, and value-wait long-polls.
+//! Routing: which resource a request names, what each method does, the headers that advertise
+//! the mechanisms, and value-wait long-polls. Streams, the collection, multiplexing, sockets and
+//! callbacks have their own modules; this one dispatches to them.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::http::{Request, Response};
-use super::store::{Counter, Plain, Store, StoreError};
-use crate::link::format_link;
+use super::dialect::{Ctx, Form, ServerConfig};
+use super::http::{Reply, Request, Response};
+use super::store::{self, counter_key, object_key, Counter, Plain, Snapshot, Store, StoreError};
+use super::{callbacks, collection, multiplex, streams, ws};
 
 /// The longest a request is held, whatever it asks for: below common proxy timeouts.
 pub(crate) const MAX_WAIT: u64 = 300;
 /// What `/plain/{id}` is served as when it was stored without a `Content-Type`.
 const PLAIN_DEFAULT_TYPE: &str = "text/plain; charset=utf-8";
 /// Form C's way of saying that the resource URI itself can be long-polled.
-const WAIT_PROPERTY: &str = "wait; min=1";
-const JSON: &str = "application/json";
+pub(crate) const WAIT_PROPERTY: &str = "wait; min=1";
+pub(crate) const JSON: &str = "application/json";
 
 const TIME_METHODS: &str = "GET, HEAD, OPTIONS";
 const COUNTER_METHODS: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
+const OBJECT_METHODS: &str = "GET, HEAD, PUT, DELETE, OPTIONS";
 const PLAIN_METHODS: &str = "GET, HEAD, PUT, DELETE, OPTIONS";
 
+/// Everything a request may need: the store, the switches, the webhook registry.
+pub(crate) struct App {
+    /// The resources.
+    pub(crate) store: Arc<Store>,
+    /// The switches.
+    pub(crate) cfg: ServerConfig,
+    /// Webhook subscriptions and their delivery worker.
+    pub(crate) callbacks: callbacks::Registry,
+}
+
+impl App {
+    /// The state of one server.
+    pub(crate) fn new(cfg: ServerConfig) -> Arc<App> {
+        let store = Arc::new(Store::new(cfg.history));
+        let callbacks = callbacks::Registry::new(&cfg);
+        Arc::new(App {
+            store,
+            cfg,
+            callbacks,
+        })
+    }
+}
+
 /// Answers one request.
-pub(crate) fn handle(store: &Store, request: &Request) -> Response {
+pub(crate) fn handle(app: &Arc<App>, request: &Request) -> Reply {
     let path = request.path.as_str();
+    let ctx = match Ctx::new(app.cfg.dialect, request) {
+        Ok(ctx) => ctx,
+        Err(response) => return response.into(),
+    };
+    let store = &app.store;
     if path == "/time" {
-        return allowed(request, TIME_METHODS).unwrap_or_else(|| time(request));
+        if let Some(r) = allowed(request, TIME_METHODS) {
+            return r.into();
+        }
+        return object_get(app, &ctx, request, store::TIME);
     }
     if let Some(id) = path.strip_prefix("/counter/").filter(|id| valid_id(id)) {
-        return allowed(request, COUNTER_METHODS).unwrap_or_else(|| counter(store, request, id));
+        if let Some(r) = allowed(request, COUNTER_METHODS) {
+            return r.into();
+        }
+        return counter(app, &ctx, request, id);
+    }
+    if let Some(name) = path.strip_prefix("/objects/").filter(|id| valid_id(id)) {
+        if let Some(r) = allowed(request, OBJECT_METHODS) {
+            return r.into();
+        }
+        return object(app, &ctx, request, name);
     }
     if let Some(id) = path.strip_prefix("/plain/").filter(|id| valid_id(id)) {
-        return allowed(request, PLAIN_METHODS).unwrap_or_else(|| plain(store, request, id));
+        return allowed(request, PLAIN_METHODS)
+            .unwrap_or_else(|| plain(store, request, id))
+            .into();
     }
+    if path == "/items/" || path.starts_with("/items/") {
+        return collection::handle(app, &ctx, request);
+    }
+    if let Some(which) = path.strip_prefix("/multiplex/") {
+        return match which {
+            "wait" => multiplex::wait(app, &ctx, request),
+            "stream" => multiplex::stream(app, &ctx, request),
+            "ws" => ws::multiplex_ws(app, &ctx, request),
+            "socket" => ws::multiplex_socket(app, &ctx, request),
+            _ => not_found(path),
+        };
+    }
+    if path == "/subscriptions/" || path.starts_with("/subscriptions/") {
+        return callbacks::handle(app, &ctx, request).into();
+    }
+    if path == "/_control/cut" {
+        if let Some(r) = allowed(request, "POST, OPTIONS") {
+            return r.into();
+        }
+        let cut = store.hub().cut_all();
+        return Response::new(200)
+            .body(JSON, serde_json::json!({ "cut": cut }).to_string())
+            .into();
+    }
+    not_found(path)
+}
+
+fn not_found(path: &str) -> Reply {
     Response::error(
         404,
-        &format!("no resource at {path}: this server has /time, /counter/{{id}} and /plain/{{id}}"),
+        &format!(
+            "no resource at {path}: this server has /time, /counter/{{id}}, /objects/{{name}}, \
+             /items/, /plain/{{id}}, /multiplex/{{wait,stream,ws,socket}} and /subscriptions/"
+        ),
     )
+    .into()
+}
+
+/// The headers that advertise what an object resource offers, in this request's form.
+pub(crate) fn object_headers(ctx: &Ctx, key: &str) -> Vec<(String, String)> {
+    let mut h: Vec<(String, String)> = Vec::new();
+    let mut link = |value: String| h.push(("Link".to_owned(), value));
+    let form = ctx.form;
+    let not_c = form != Some(Form::C);
+    if ctx.offers("value-wait") && not_c {
+        link(ctx.link(key, &[], "value-wait", &[]));
+    }
+    if ctx.offers("value-stream") {
+        match form {
+            Some(Form::B) => {
+                link(ctx.link(key, &[], "value-stream", &[]));
+                link(ctx.link(
+                    key,
+                    &[("mode", "reliable")],
+                    "value-stream",
+                    &[("mode", "reliable")],
+                ));
+            }
+            Some(Form::C) => {}
+            _ => {
+                link(ctx.link(key, &[("stream", "value")], "value-stream", &[]));
+                link(ctx.link(
+                    key,
+                    &[("stream", "value"), ("mode", "reliable")],
+                    "value-stream",
+                    &[("mode", "reliable")],
+                ));
+            }
+        }
+        if form.is_none() || form == Some(Form::C) {
+            let mut params = vec![("stream", "value")];
+            params.extend(ctx.pin(Form::C));
+            link(ctx.link(key, &params, "alternate", &[("type", "text/event-stream")]));
+        }
+    }
+    if ctx.offers("hint-stream") {
+        link(ctx.link(key, &[("stream", "hint")], "hint-stream", &[]));
+    }
+    if ctx.offers("value-callback") {
+        if form != Some(Form::C) {
+            link(ctx.link("/subscriptions/", &[("uri", key)], "value-callback", &[]));
+        }
+        if form.is_none() || form == Some(Form::C) {
+            link(ctx.link("/subscriptions/", &[("uri", key)], "callbacks", &[]));
+        }
+    }
+    multiplex_links(ctx, &mut link);
+    if ctx.offers("value-wait") && (form.is_none() || form == Some(Form::C)) {
+        h.push(("LiveResource-Property".to_owned(), WAIT_PROPERTY.to_owned()));
+    }
+    poll_interval(ctx, &mut h);
+    h
+}
+
+/// `X-Poll-Interval` (forms B, C).
+pub(crate) fn poll_interval(ctx: &Ctx, h: &mut Vec<(String, String)>) {
+    if ctx.form != Some(Form::A) {
+        h.push((
+            "X-Poll-Interval".to_owned(),
+            super::POLL_INTERVAL.to_string(),
+        ));
+    }
+}
+
+/// The multiplex endpoints, shared by objects and the collection.
+pub(crate) fn multiplex_links(ctx: &Ctx, link: &mut dyn FnMut(String)) {
+    let form = ctx.form;
+    if ctx.offers("multiplex-wait") {
+        if form != Some(Form::C) {
+            link(ctx.link("/multiplex/wait", &[], "multiplex-wait", &[]));
+        }
+        if form.is_none() || form == Some(Form::C) {
+            link(ctx.link("/multiplex/wait", &[], "multiplex-request", &[]));
+        }
+    }
+    if ctx.offers("multiplex-stream") {
+        link(ctx.link("/multiplex/stream", &[], "multiplex-stream", &[]));
+    }
+    if ctx.offers("multiplex-ws") {
+        link(ctx.link("/multiplex/ws", &[], "multiplex-ws", &[]));
+    }
+    if ctx.offers("multiplex-socket") {
+        link(ctx.link("/multiplex/socket", &[], "multiplex-socket", &[]));
+    }
+    if ctx.offers("multiplex-callbacks") {
+        link(ctx.link("/subscriptions/", &[], "multiplex-callbacks", &[]));
+    }
+}
+
+/// An object's representation with the headers that advertise its mechanisms; 404 when it
+/// does not exist.
+pub(crate) fn object_response(ctx: &Ctx, status: u16, key: &str, snap: &Snapshot) -> Response {
+    let Some(value) = &snap.value else {
+        return gone(key);
+    };
+    let mut response = Response::new(status).header("ETag", snap.etag.clone());
+    for (name, value) in object_headers(ctx, key) {
+        response = response.header(&name, value);
+    }
+    response.body(JSON, value.clone())
+}
+
+fn gone(key: &str) -> Response {
+    Response::error(
+        404,
+        &format!("{key} does not exist (deleted, or never set)"),
+    )
+}
+
+/// Whether the request asks for an event stream, and of which kind.
+fn stream_kind(request: &Request) -> Result<Option<streams::Kind>, Response> {
+    match super::dialect::query_param(request, "stream").as_deref() {
+        Some("value") => Ok(Some(streams::Kind::Value)),
+        Some("hint") => Ok(Some(streams::Kind::Hint)),
+        Some(other) => Err(Response::error(
+            400,
+            &format!("stream={other:?}: use stream=value or stream=hint"),
+        )),
+        None if streams::accepts_event_stream(request) => Ok(Some(streams::Kind::Value)),
+        None => Ok(None),
+    }
+}
+
+/// GET and HEAD of an object: a stream, a long-poll, or the value now.
+pub(crate) fn object_get(app: &Arc<App>, ctx: &Ctx, request: &Request, key: &str) -> Reply {
+    if request.method == "GET" {
+        match stream_kind(request) {
+            Err(response) => return response.into(),
+            Ok(Some(kind)) => return streams::value_stream(app, ctx, request, key, kind),
+            Ok(None) => {}
+        }
+    }
+    let wait = match requested_wait(request) {
+        Ok(wait) => wait,
+        Err(response) => return response.into(),
+    };
+    if key == store::TIME {
+        return time(ctx, request, wait).into();
+    }
+    let Some(current) = app.store.snapshot(key) else {
+        return gone(key).into();
+    };
+    if current.value.is_none() {
+        return gone(key).into();
+    }
+    match condition(request, &current.etag, wait) {
+        Condition::Full => object_response(ctx, 200, key, &current),
+        Condition::NotModified => object_response(ctx, 304, key, &current),
+        Condition::Hold(deadline) => match app.store.wait_change(key, &current.etag, deadline) {
+            Some(later) if later.etag == current.etag => object_response(ctx, 304, key, &later),
+            Some(later) => object_response(ctx, 200, key, &later),
+            None => gone(key),
+        },
+    }
+    .into()
+}
+
+/// `GET /time`: the current UTC second, long-pollable; the next second is always a change.
+fn time(ctx: &Ctx, request: &Request, wait: Option<Duration>) -> Response {
+    let now = store::unix_seconds();
+    let respond =
+        |status, secs| object_response(ctx, status, store::TIME, &store::time_snapshot(secs));
+    match condition(request, &store::time_snapshot(now).etag, wait) {
+        Condition::Full => respond(200, now),
+        Condition::NotModified => respond(304, now),
+        Condition::Hold(deadline) => loop {
+            // No store change drives the clock: sleep to the next second boundary (or the
+            // deadline), which wakes the thread once per second at most.
+            let clock = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            if clock.as_secs() != now {
+                return respond(200, clock.as_secs());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return respond(304, now);
+            }
+            // A millisecond past the boundary, so one sleep is enough despite rounding.
+            let to_tick = Duration::from_nanos(1_000_000_000 - u64::from(clock.subsec_nanos()))
+                + Duration::from_millis(1);
+            std::thread::sleep(to_tick.min(left));
+        },
+    }
+}
+
+fn store_error(what: &str, error: StoreError) -> Response {
+    match error {
+        StoreError::NotANumber => Response::error(
+            400,
+            &format!("{what} does not hold a number: PUT a number first"),
+        ),
+        StoreError::Overflow => Response::error(400, &format!("{what} would overflow")),
+        StoreError::NotFound => Response::error(404, &format!("nothing at {what}")),
+        StoreError::Full => Response::error(507, "the server's store is full: DELETE something"),
+    }
+}
+
+/// The answer after a change: the new value, or 404 when it is now deleted.
+fn changed(ctx: &Ctx, key: &str, c: Counter) -> Response {
+    let snap = Snapshot {
+        etag: format!("\"{}\"", c.version),
+        value: c.value,
+    };
+    object_response(ctx, 200, key, &snap)
+}
+
+/// Parses a JSON body, or answers 400.
+pub(crate) fn json_body(request: &Request) -> Result<serde_json::Value, Response> {
+    serde_json::from_slice(&request.body)
+        .map_err(|e| Response::error(400, &format!("the body is not valid JSON: {e}")))
+}
+
+/// `/counter/{id}`.
+fn counter(app: &Arc<App>, ctx: &Ctx, request: &Request, id: &str) -> Reply {
+    let key = counter_key(id);
+    let store = &app.store;
+    match request.method.as_str() {
+        "POST" => store
+            .increment(id)
+            .map_or_else(|e| store_error(&key, e), |c| changed(ctx, &key, c)),
+        "PUT" => match json_body(request) {
+            Ok(value) => store
+                .set_counter(id, value.to_string())
+                .map_or_else(|e| store_error(&key, e), |c| changed(ctx, &key, c)),
+            Err(response) => response,
+        },
+        "DELETE" => match store.delete_counter(id) {
+            Ok(_) => Response::new(204),
+            Err(StoreError::NotFound) => gone(&key),
+            Err(e) => store_error(&key, e),
+        },
+        _ => return object_get(app, ctx, request, &key),
+    }
+    .into()
+}
+
+/// `/objects/{name}`: any JSON value; PUT sets it, DELETE removes it.
+fn object(app: &Arc<App>, ctx: &Ctx, request: &Request, name: &str) -> Reply {
+    let key = object_key(name);
+    let store = &app.store;
+    match request.method.as_str() {
+        "PUT" => match json_body(request) {
+            Ok(value) => store
+                .set_object(name, value.to_string())
+                .map_or_else(|e| store_error(&key, e), |c| changed(ctx, &key, c)),
+            Err(response) => response,
+        },
+        "DELETE" => match store.delete_object(name) {
+            Ok(_) => Response::new(204),
+            Err(StoreError::NotFound) => gone(&key),
+            Err(e) => store_error(&key, e),
+        },
+        _ => return object_get(app, ctx, request, &key),
+    }
+    .into()
 }
 
 /// Ids are 1 to 64 characters of `[A-Za-z0-9_.-]`: safe in a path, a header and a log line.
 /// `.` and `..` are refused: clients resolve them away as dot-segments (RFC 3986, 5.2.4), so
 /// such a resource could not be addressed, nor its `Link` followed.
-fn valid_id(id: &str) -> bool {
+pub(crate) fn valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id != "."
         && id != ".."
@@ -49,7 +388,7 @@ fn valid_id(id: &str) -> bool {
 }
 
 /// Answers OPTIONS, and 405 for a method the resource does not have; `None` lets it through.
-fn allowed(request: &Request, methods: &str) -> Option<Response> {
+pub(crate) fn allowed(request: &Request, methods: &str) -> Option<Response> {
     let method = request.method.as_str();
     if method == "OPTIONS" {
         return Some(Response::new(204).header("Allow", methods));
@@ -66,7 +405,7 @@ fn allowed(request: &Request, methods: &str) -> Option<Response> {
 /// How long a GET asks to be held: `Wait: N` (forms A, B) or `Prefer: wait=N` (form C); `Wait`
 /// wins when both are sent. Capped at [`MAX_WAIT`]. A malformed value is a 400 naming the
 /// header, so a client author sees the mistake instead of a silent non-wait.
-fn requested_wait(request: &Request) -> Result<Option<Duration>, Response> {
+pub(crate) fn requested_wait(request: &Request) -> Result<Option<Duration>, Response> {
     let mut waits = request.header_values("wait");
     let from_wait = match (waits.next(), waits.next()) {
         (None, _) => None,
@@ -110,7 +449,7 @@ fn requested_wait(request: &Request) -> Result<Option<Duration>, Response> {
 }
 
 /// A non-negative whole number of seconds; too many digits to fit is still a number (capped).
-fn seconds(value: &str) -> Option<u64> {
+pub(crate) fn seconds(value: &str) -> Option<u64> {
     let value = value.trim();
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -141,7 +480,7 @@ fn split_unquoted(s: &str, sep: char) -> impl Iterator<Item = &str> {
 /// Whether `If-None-Match` matches `etag` (a quoted strong tag), comparing weakly as RFC 9110
 /// asks for this header: a list of tags, `W/` prefixes, or `*` for any current representation.
 /// A malformed field matches nothing, which at worst costs the client a full response.
-fn none_match(request: &Request, etag: &str) -> bool {
+pub(crate) fn none_match(request: &Request, etag: &str) -> bool {
     request
         .header_values("if-none-match")
         .any(|field| field_matches(field, etag))
@@ -170,7 +509,7 @@ fn field_matches(field: &str, etag: &str) -> bool {
 }
 
 /// What a GET or HEAD with validators calls for.
-enum Condition {
+pub(crate) enum Condition {
     /// Answer in full now.
     Full,
     /// Answer 304 now.
@@ -180,7 +519,7 @@ enum Condition {
 }
 
 /// Decides from `If-None-Match` against the current `etag` and the requested wait.
-fn condition(request: &Request, etag: &str, wait: Option<Duration>) -> Condition {
+pub(crate) fn condition(request: &Request, etag: &str, wait: Option<Duration>) -> Condition {
     if !none_match(request, etag) {
         return Condition::Full;
     }
@@ -190,141 +529,6 @@ fn condition(request: &Request, etag: &str, wait: Option<Duration>) -> Condition
             Condition::Hold(Instant::now() + wait)
         }
         _ => Condition::NotModified,
-    }
-}
-
-fn unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// `GET /time`: the current UTC second, long-pollable; the next second is always a change.
-fn time(request: &Request) -> Response {
-    let wait = match requested_wait(request) {
-        Ok(wait) => wait,
-        Err(response) => return response,
-    };
-    let now = unix_seconds();
-    match condition(request, &time_etag(now), wait) {
-        Condition::Full => time_response(200, now),
-        Condition::NotModified => time_response(304, now),
-        Condition::Hold(deadline) => loop {
-            // No store change drives the clock: sleep to the next second boundary (or the
-            // deadline), which wakes the thread once per second at most.
-            let clock = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            if clock.as_secs() != now {
-                return time_response(200, clock.as_secs());
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return time_response(304, now);
-            }
-            // A millisecond past the boundary, so one sleep is enough despite rounding.
-            let to_tick = Duration::from_nanos(1_000_000_000 - u64::from(clock.subsec_nanos()))
-                + Duration::from_millis(1);
-            std::thread::sleep(to_tick.min(left));
-        },
-    }
-}
-
-fn time_etag(secs: u64) -> String {
-    format!("\"t{secs}\"")
-}
-
-fn time_response(status: u16, secs: u64) -> Response {
-    let stamp = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs));
-    let body = serde_json::json!({ "time": stamp.to_string() }).to_string();
-    Response::new(status)
-        .header("ETag", time_etag(secs))
-        .header("Link", format_link("/time", &["value-wait"], &[]))
-        .header("LiveResource-Property", WAIT_PROPERTY)
-        .body(JSON, body)
-}
-
-fn counter_etag(version: u64) -> String {
-    format!("\"{version}\"")
-}
-
-/// A counter's representation with the headers that advertise long-polling.
-fn counter_response(status: u16, id: &str, value: String, version: u64) -> Response {
-    Response::new(status)
-        .header("ETag", counter_etag(version))
-        .header(
-            "Link",
-            format_link(&format!("/counter/{id}"), &["value-wait"], &[]),
-        )
-        .header("LiveResource-Property", WAIT_PROPERTY)
-        .body(JSON, value)
-}
-
-fn counter_gone(id: &str) -> Response {
-    Response::error(404, &format!("counter {id} was deleted"))
-}
-
-/// The answer for a counter as it reads now.
-fn counter_now(id: &str, counter: Counter) -> Response {
-    match counter.value {
-        Some(value) => counter_response(200, id, value, counter.version),
-        None => counter_gone(id),
-    }
-}
-
-fn store_error(id: &str, error: StoreError) -> Response {
-    match error {
-        StoreError::NotANumber => Response::error(
-            400,
-            &format!("counter {id} does not hold a number: PUT a number first"),
-        ),
-        StoreError::Overflow => Response::error(400, &format!("counter {id} would overflow")),
-        StoreError::NotFound => Response::error(404, &format!("nothing to delete at {id}")),
-        StoreError::Full => Response::error(507, "the server's store is full: DELETE something"),
-    }
-}
-
-/// `/counter/{id}`.
-fn counter(store: &Store, request: &Request, id: &str) -> Response {
-    match request.method.as_str() {
-        "POST" => store
-            .increment(id)
-            .map_or_else(|e| store_error(id, e), |c| counter_now(id, c)),
-        "PUT" => match serde_json::from_slice::<serde_json::Value>(&request.body) {
-            Ok(value) => store
-                .set_counter(id, value.to_string())
-                .map_or_else(|e| store_error(id, e), |c| counter_now(id, c)),
-            Err(e) => Response::error(400, &format!("the body is not valid JSON: {e}")),
-        },
-        "DELETE" => match store.delete_counter(id) {
-            Ok(_) => Response::new(204),
-            Err(StoreError::NotFound) => counter_gone(id),
-            Err(e) => store_error(id, e),
-        },
-        // GET and HEAD.
-        _ => {
-            let wait = match requested_wait(request) {
-                Ok(wait) => wait,
-                Err(response) => return response,
-            };
-            let current = store.counter(id);
-            let Some(value) = current.value else {
-                return counter_gone(id);
-            };
-            match condition(request, &counter_etag(current.version), wait) {
-                Condition::Full => counter_response(200, id, value, current.version),
-                Condition::NotModified => counter_response(304, id, value, current.version),
-                Condition::Hold(deadline) => {
-                    let later = store.wait_counter(id, current.version, deadline);
-                    match later.value {
-                        Some(value) if later.version == current.version => {
-                            counter_response(304, id, value, later.version)
-                        }
-                        _ => counter_now(id, later),
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -362,6 +566,14 @@ fn plain(store: &Store, request: &Request, id: &str) -> Response {
 mod tests {
     use super::*;
 
+    fn app() -> Arc<App> {
+        App::new(ServerConfig::default())
+    }
+
+    fn call(app: &Arc<App>, request: &Request) -> Response {
+        handle(app, request).response()
+    }
+
     fn get(path: &str, headers: &[(&str, &str)]) -> Request {
         request("GET", path, headers, b"")
     }
@@ -377,6 +589,7 @@ mod tests {
                 .map(|(n, v)| (n.to_ascii_lowercase(), (*v).to_owned()))
                 .collect(),
             body: body.to_vec(),
+            raw_head: Vec::new(),
         }
     }
 
@@ -450,38 +663,38 @@ mod tests {
         assert!(!valid_id(".."));
         assert!(valid_id("..."));
         assert!(!valid_id("a%20b"));
-        let store = Store::default();
+        let store = app();
         for path in ["/", "/counter/", "/counter/a/b", "/plain/é", "/times"] {
-            assert_eq!(handle(&store, &get(path, &[])).status, 404, "{path}");
+            assert_eq!(call(&store, &get(path, &[])).status, 404, "{path}");
         }
     }
 
     #[test]
     fn wrong_method_is_405_with_allow() {
-        let store = Store::default();
-        let response = handle(&store, &request("POST", "/time", &[], b""));
+        let store = app();
+        let response = call(&store, &request("POST", "/time", &[], b""));
         assert_eq!(response.status, 405);
         assert_eq!(response.get("allow"), Some(TIME_METHODS));
-        let response = handle(&store, &request("POST", "/plain/a", &[], b""));
+        let response = call(&store, &request("POST", "/plain/a", &[], b""));
         assert_eq!(response.get("allow"), Some(PLAIN_METHODS));
-        let response = handle(&store, &request("OPTIONS", "/counter/a", &[], b""));
+        let response = call(&store, &request("OPTIONS", "/counter/a", &[], b""));
         assert_eq!(response.status, 204);
         assert_eq!(response.get("allow"), Some(COUNTER_METHODS));
     }
 
     #[test]
     fn counter_without_wait_answers_304_at_once() {
-        let store = Store::default();
-        let response = handle(&store, &get("/counter/a", &[("If-None-Match", "\"0\"")]));
+        let store = app();
+        let response = call(&store, &get("/counter/a", &[("If-None-Match", "\"0\"")]));
         assert_eq!(response.status, 304);
         assert_eq!(response.get("etag"), Some("\"0\""));
-        let response = handle(&store, &get("/counter/a", &[("If-None-Match", "\"5\"")]));
+        let response = call(&store, &get("/counter/a", &[("If-None-Match", "\"5\"")]));
         assert_eq!(response.status, 200);
     }
 
     #[test]
     fn head_is_never_held() {
-        let store = Store::default();
+        let store = app();
         let start = Instant::now();
         let head = request(
             "HEAD",
@@ -489,25 +702,26 @@ mod tests {
             &[("If-None-Match", "\"0\""), ("Wait", "10")],
             b"",
         );
-        assert_eq!(handle(&store, &head).status, 304);
+        assert_eq!(call(&store, &head).status, 304);
         assert!(start.elapsed() < Duration::from_secs(1));
     }
 
     #[test]
     fn put_normalizes_json_and_post_needs_a_number() {
-        let store = Store::default();
+        let store = app();
         let put = request("PUT", "/counter/a", &[], b" { \"b\" : [1, 2] } ");
-        let response = handle(&store, &put);
+        let response = call(&store, &put);
         assert_eq!(response.status, 200);
         assert_eq!(response.body, b"{\"b\":[1,2]}");
-        let response = handle(&store, &request("POST", "/counter/a", &[], b""));
+        let response = call(&store, &request("POST", "/counter/a", &[], b""));
         assert_eq!(response.status, 400);
         assert!(String::from_utf8_lossy(&response.body).contains("does not hold a number"));
     }
 
     #[test]
     fn time_body_and_etag_agree() {
-        let response = time_response(200, 1_795_851_001);
+        let ctx = Ctx::plain(None);
+        let response = object_response(&ctx, 200, "/time", &store::time_snapshot(1_795_851_001));
         assert_eq!(response.body, br#"{"time":"2026-11-28T07:30:01Z"}"#);
         assert_eq!(response.get("etag"), Some("\"t1795851001\""));
         assert_eq!(response.get("link"), Some("</time>; rel=\"value-wait\""));
