@@ -47,7 +47,7 @@ Register-ArgumentCompleter -Native -CommandName 'lrwatch' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the reference LiveResource server')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the reference LiveResource server: every mechanism of the protocol, in all three forms.')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Start the reference server in-process on loopback and follow its /time')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for a shell')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
@@ -55,8 +55,13 @@ Register-ArgumentCompleter -Native -CommandName 'lrwatch' -ScriptBlock {
         }
         'lrwatch;serve' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on (port 0 picks a free port; the address is printed on stdout)')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--dialect', '--dialect', [CompletionResultType]::ParameterName, 'Forms spoken: a, b, c, or mixed (all three at once)')
+            [CompletionResult]::new('--lossy', '--lossy', [CompletionResultType]::ParameterName, 'Drop every Nth push on unreliable streams and sockets, so clients must recover')
+            [CompletionResult]::new('--cut-after', '--cut-after', [CompletionResultType]::ParameterName, 'Cut every stream and socket SECS seconds after it opens (a simulated disconnect)')
+            [CompletionResult]::new('--history', '--history', [CompletionResultType]::ParameterName, 'Collection changes remembered; older checkpoints expire (404)')
+            [CompletionResult]::new('--keepalive', '--keepalive', [CompletionResultType]::ParameterName, 'Seconds between keep-alive comments (streams) and pings (sockets) when idle')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'lrwatch;demo' {

@@ -44,15 +44,20 @@ set edit:completion:arg-completer[lrwatch] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand serve 'Run the reference LiveResource server'
+            cand serve 'Run the reference LiveResource server: every mechanism of the protocol, in all three forms.'
             cand demo 'Start the reference server in-process on loopback and follow its /time'
             cand completions 'Print a completion script for a shell'
             cand man 'Print the man page (roff)'
         }
         &'lrwatch;serve'= {
             cand --listen 'Address to listen on (port 0 picks a free port; the address is printed on stdout)'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --dialect 'Forms spoken: a, b, c, or mixed (all three at once)'
+            cand --lossy 'Drop every Nth push on unreliable streams and sockets, so clients must recover'
+            cand --cut-after 'Cut every stream and socket SECS seconds after it opens (a simulated disconnect)'
+            cand --history 'Collection changes remembered; older checkpoints expire (404)'
+            cand --keepalive 'Seconds between keep-alive comments (streams) and pings (sockets) when idle'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'lrwatch;demo'= {
             cand -x 'Run CMD with `sh -c` for each event instead of printing it'

@@ -55,12 +55,17 @@ complete -c lrwatch -n "__fish_lrwatch_needs_command" -s v -l verbose -d 'Protoc
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s q -l quiet -d 'No status or warning lines on stderr (errors are still reported)'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s V -l version -d 'Print version'
-complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "serve" -d 'Run the reference LiveResource server'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "serve" -d 'Run the reference LiveResource server: every mechanism of the protocol, in all three forms.'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "demo" -d 'Start the reference server in-process on loopback and follow its /time'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "completions" -d 'Print a completion script for a shell'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "man" -d 'Print the man page (roff)'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l listen -d 'Address to listen on (port 0 picks a free port; the address is printed on stdout)' -r
-complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l dialect -d 'Forms spoken: a, b, c, or mixed (all three at once)' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l lossy -d 'Drop every Nth push on unreliable streams and sockets, so clients must recover' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l cut-after -d 'Cut every stream and socket SECS seconds after it opens (a simulated disconnect)' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l history -d 'Collection changes remembered; older checkpoints expire (404)' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l keepalive -d 'Seconds between keep-alive comments (streams) and pings (sockets) when idle' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s x -l exec -d 'Run CMD with `sh -c` for each event instead of printing it' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l select -d 'Follow only the part of a JSON value at this JSON Pointer (RFC 6901), e.g. /items/0; an event is emitted only when that part changes' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s n -l count -d 'Exit 0 after N events (the initial value counts)' -r

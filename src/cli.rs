@@ -59,12 +59,43 @@ pub struct Cli {
 /// The subcommands besides following.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the reference LiveResource server.
-    Serve {
-        /// Address to listen on (port 0 picks a free port; the address is printed on stdout).
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-        listen: String,
-    },
+    /// Run the reference LiveResource server: every mechanism of the protocol, in all three forms.
+    ///
+    /// Resources:
+    ///   /time             the current UTC time, a new value every second
+    ///   /counter/{id}     a JSON value, 0 until set; POST adds 1, PUT sets any JSON, DELETE removes
+    ///   /objects/{name}   any JSON value; PUT sets it, DELETE removes it (404 until set again)
+    ///   /items/           a collection: POST {"text":..} adds an item (201, Location /items/{id});
+    ///                     PUT /items/{id} changes one; DELETE marks it "deleted": true
+    ///   /plain/{id}       bytes without ETag or links (PUT any body): the plain-polling path
+    ///
+    /// Mechanisms (each response's Link headers name the URIs):
+    ///   value-wait        GET with If-None-Match and Wait: N or Prefer: wait=N (held, then 304)
+    ///   value-stream      ?stream=value, or Accept: text/event-stream on the resource (form B);
+    ///                     &mode=reliable adds event ids, retry: and Last-Event-ID resume
+    ///   hint-stream       ?stream=hint: `update` events without data
+    ///   changes           /items/?since=N (the checkpoint); with a wait it is held while empty
+    ///   changes-stream    /items/?stream=changes[&since=N][&mode=reliable]
+    ///   multiplex-wait    /multiplex/wait?u=URI&inm=ETAG... (form A, JSON bodies) or
+    ///                     Uri: <URI>; If-None-Match="ETAG" headers (forms B/C, string bodies)
+    ///   multiplex-stream  /multiplex/stream?u=URI... (events {"uri":..,"body":..})
+    ///   multiplex-ws      /multiplex/ws: JSON subscribe/unsubscribe/ping messages (form A)
+    ///   multiplex-socket  /multiplex/socket: GET /x, CANCEL /x; acks OK (B) or 200 (?form=c)
+    ///   callbacks         POST /subscriptions/?uri=URI with callback_uri=URL (201, Location);
+    ///                     DELETE it to unsubscribe; GET /subscriptions/ lists them all
+    ///
+    /// Forms: --dialect a, b or c speaks one form only. The default, mixed, offers all at once:
+    /// short rel names plus form C's own (alternate, callbacks, multiplex-request, ...);
+    /// where payloads clash form A wins (value-stream events, multiplex-ws), except where the
+    /// request itself is in another form (Accept on the resource URI streams form B; Uri
+    /// headers get string bodies). Any request may add ?form=a|b|c, and ?types=value-wait,...
+    /// to choose the mechanisms advertised; both are carried into every link.
+    ///
+    /// Testing clients: --lossy N drops every Nth push on streams and sockets (not in reliable
+    /// mode); --cut-after SECS ends every stream and socket after SECS; POST /_control/cut
+    /// ends all of them now.
+    #[command(verbatim_doc_comment)]
+    Serve(ServeArgs),
     /// Start the reference server in-process on loopback and follow its /time.
     Demo {
         #[command(flatten)]
@@ -78,6 +109,38 @@ pub enum Command {
     },
     /// Print the man page (roff).
     Man,
+}
+
+/// `lrwatch serve` options.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed on stdout).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Forms spoken: a, b, c, or mixed (all three at once).
+    #[arg(long, value_name = "FORM", default_value = "mixed", value_parser = parse_dialect)]
+    pub dialect: lrwatch::server::Dialect,
+
+    /// Drop every Nth push on unreliable streams and sockets, so clients must recover.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub lossy: Option<u32>,
+
+    /// Cut every stream and socket SECS seconds after it opens (a simulated disconnect).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub cut_after: Option<f64>,
+
+    /// Collection changes remembered; older checkpoints expire (404).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub history: u64,
+
+    /// Seconds between keep-alive comments (streams) and pings (sockets) when idle.
+    #[arg(long, value_name = "SECS", default_value_t = 15.0, value_parser = parse_secs)]
+    pub keepalive: f64,
+}
+
+fn parse_dialect(s: &str) -> Result<lrwatch::server::Dialect, String> {
+    s.parse()
 }
 
 /// Options that shape how resources are followed and printed.

@@ -40,7 +40,7 @@ fn run(cli: Cli) -> Result<Ending> {
     let env = Env::detect();
     match cli.command {
         None => watch::run(Config::resolve(&cli.urls, &cli.follow, &env)?),
-        Some(Command::Serve { listen }) => serve(&listen),
+        Some(Command::Serve(args)) => serve(&args),
         Some(Command::Demo { follow }) => {
             let handle = lrwatch::server::Server::bind("127.0.0.1:0")
                 .and_then(|s| s.spawn())
@@ -65,8 +65,17 @@ fn run(cli: Cli) -> Result<Ending> {
     }
 }
 
-fn serve(listen: &str) -> Result<Ending> {
-    let server = lrwatch::server::Server::bind(listen)
+fn serve(args: &cli::ServeArgs) -> Result<Ending> {
+    let listen = &args.listen;
+    let config = lrwatch::server::ServerConfig {
+        dialect: args.dialect,
+        lossy: args.lossy,
+        cut_after: args.cut_after.map(std::time::Duration::from_secs_f64),
+        history: usize::try_from(args.history).unwrap_or(usize::MAX),
+        keepalive: std::time::Duration::from_secs_f64(args.keepalive),
+        ..lrwatch::server::ServerConfig::default()
+    };
+    let server = lrwatch::server::Server::bind_with(listen, config)
         .with_context(|| format!("cannot listen on {listen}"))?;
     let mut out = std::io::stdout();
     writeln!(out, "listening on http://{}", server.local_addr())?;

@@ -1,0 +1,379 @@
+//! Forms and switches: which of the protocol's three forms a request is answered in, which
+//! mechanisms a response advertises, and how its `Link` headers are written.
+//!
+//! The server-wide `--dialect` picks a form, or (the default) mixes all three: every mechanism
+//! is offered at once, and where two forms disagree on a payload, form A wins unless the request
+//! itself asks another way (see [`Form`] and the README). A request may choose its form with
+//! `?form=a|b|c` and the mechanisms advertised with `?types=...`; both are carried into every
+//! link of the response, so a client that follows the links keeps the same view.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::http::{Request, Response};
+use crate::link::format_link;
+
+/// The long (form C) relation names: `http://liveresource.org/protocol/<leaf>`.
+pub(crate) const LONG_REL_PREFIX: &str = "http://liveresource.org/protocol/";
+
+/// Which forms the server speaks (`lrwatch serve --dialect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// All three at once where they do not clash; form A wins where they do.
+    #[default]
+    Mixed,
+    /// Only the 2014 specification's form.
+    A,
+    /// Only the public test server's form (2016).
+    B,
+    /// Only the 2016 draft's form.
+    C,
+}
+
+impl FromStr for Dialect {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Dialect, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "mixed" | "all" => Ok(Dialect::Mixed),
+            "a" => Ok(Dialect::A),
+            "b" => Ok(Dialect::B),
+            "c" => Ok(Dialect::C),
+            _ => Err(format!("'{s}' is not a dialect: use a, b, c or mixed")),
+        }
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dialect::Mixed => "mixed",
+            Dialect::A => "a",
+            Dialect::B => "b",
+            Dialect::C => "c",
+        })
+    }
+}
+
+/// The form one request is answered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// 2014: JSON bodies, unnamed SSE events, JSON WebSocket messages, `prev-changes` links.
+    A,
+    /// Test server: `Wait`, text socket with `OK` acks, `open`/`update` events with headers.
+    B,
+    /// Draft: long rel names, `LiveResource-Property`, `200` acks, `Changes-Id` headers.
+    C,
+}
+
+impl Form {
+    fn letter(self) -> &'static str {
+        match self {
+            Form::A => "a",
+            Form::B => "b",
+            Form::C => "c",
+        }
+    }
+}
+
+/// The reference server's switches (`lrwatch serve` options).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Which forms are spoken.
+    pub dialect: Dialect,
+    /// Skip every Nth push on unreliable streams and sockets (so clients must notice gaps).
+    pub lossy: Option<u32>,
+    /// Cut every stream and socket this long after it opened (a simulated disconnect).
+    pub cut_after: Option<Duration>,
+    /// How often an idle stream sends a keep-alive comment (or a socket a ping).
+    pub keepalive: Duration,
+    /// How many collection changes are kept; older checkpoints expire (404).
+    pub history: usize,
+    /// The `retry:` delay reliable streams ask for, in milliseconds.
+    pub retry_ms: u64,
+    /// How many times a webhook delivery is tried before it is dropped.
+    pub callback_attempts: u32,
+    /// The delay before the first retry of a webhook delivery; it doubles after each.
+    pub callback_backoff: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            dialect: Dialect::Mixed,
+            lossy: None,
+            cut_after: None,
+            keepalive: Duration::from_secs(15),
+            history: 1000,
+            retry_ms: 2000,
+            callback_attempts: 4,
+            callback_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Every mechanism name `?types=` accepts, by its link relation (form C's names are aliases).
+pub(crate) const MECHANISMS: [&str; 13] = [
+    "value-wait",
+    "value-stream",
+    "hint-stream",
+    "value-callback",
+    "changes",
+    "changes-wait",
+    "changes-stream",
+    "changes-callback",
+    "multiplex-wait",
+    "multiplex-stream",
+    "multiplex-ws",
+    "multiplex-socket",
+    "multiplex-callbacks",
+];
+
+/// Form C's names for the same mechanisms.
+fn canonical(name: &str) -> &str {
+    match name {
+        "alternate" => "value-stream",
+        "callbacks" => "value-callback",
+        "changes-callbacks" => "changes-callback",
+        "multiplex-request" => "multiplex-wait",
+        other => other,
+    }
+}
+
+/// One request's view of the server: its form (or mixed), the mechanisms it may see, and the
+/// query parameters carried into links.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    /// The form asked for (`?form=`) or fixed by the dialect; `None` for mixed.
+    pub(crate) form: Option<Form>,
+    types: Option<Vec<String>>,
+    carry: Vec<(String, String)>,
+}
+
+impl Ctx {
+    /// Reads `?form=` and `?types=`; a bad value is a 400 naming the choices.
+    pub(crate) fn new(dialect: Dialect, request: &Request) -> Result<Ctx, Response> {
+        let mut form = match dialect {
+            Dialect::Mixed => None,
+            Dialect::A => Some(Form::A),
+            Dialect::B => Some(Form::B),
+            Dialect::C => Some(Form::C),
+        };
+        let mut types = None;
+        let mut carry = Vec::new();
+        for (name, value) in query_pairs(request) {
+            match name.as_str() {
+                "form" => {
+                    form = Some(match value.to_ascii_lowercase().as_str() {
+                        "a" => Form::A,
+                        "b" => Form::B,
+                        "c" => Form::C,
+                        _ => {
+                            return Err(Response::error(
+                                400,
+                                &format!("form={value:?}: use form=a, form=b or form=c"),
+                            ))
+                        }
+                    });
+                    carry.push((name, value.to_ascii_lowercase()));
+                }
+                "types" => {
+                    let mut list = Vec::new();
+                    for t in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                        let t = canonical(&t.to_ascii_lowercase()).to_owned();
+                        if !MECHANISMS.contains(&t.as_str()) {
+                            return Err(Response::error(
+                                400,
+                                &format!(
+                                    "types: {t:?} is not a mechanism; use a comma-separated list of {}",
+                                    MECHANISMS.join(", ")
+                                ),
+                            ));
+                        }
+                        list.push(t);
+                    }
+                    types = Some(list);
+                    carry.push((name, value));
+                }
+                _ => {}
+            }
+        }
+        Ok(Ctx { form, types, carry })
+    }
+
+    /// A context without switches, for payloads built outside a request (socket pushes).
+    pub(crate) fn plain(form: Option<Form>) -> Ctx {
+        Ctx {
+            form,
+            types: None,
+            carry: Vec::new(),
+        }
+    }
+
+    /// The form a payload is written in: the request's, else `mixed_default`.
+    pub(crate) fn payload(&self, mixed_default: Form) -> Form {
+        self.form.unwrap_or(mixed_default)
+    }
+
+    /// Whether this request's responses advertise `mechanism` (a canonical name): its form has
+    /// it and `?types=` (if given) lists it.
+    pub(crate) fn offers(&self, mechanism: &str) -> bool {
+        let in_form = match self.form {
+            None => true,
+            Some(Form::A) => !matches!(
+                mechanism,
+                "hint-stream" | "multiplex-socket" | "multiplex-callbacks"
+            ),
+            Some(Form::B) => matches!(
+                mechanism,
+                "value-wait"
+                    | "value-stream"
+                    | "hint-stream"
+                    | "changes"
+                    | "changes-wait"
+                    | "changes-stream"
+                    | "multiplex-wait"
+                    | "multiplex-socket"
+            ),
+            Some(Form::C) => matches!(
+                mechanism,
+                "value-wait"
+                    | "value-stream"
+                    | "value-callback"
+                    | "changes"
+                    | "changes-callback"
+                    | "multiplex-wait"
+                    | "multiplex-socket"
+                    | "multiplex-callbacks"
+            ),
+        };
+        in_form
+            && self
+                .types
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|m| m == mechanism))
+    }
+
+    /// A target on this server with `params` and the carried switches as its query.
+    pub(crate) fn target(&self, path: &str, params: &[(&str, &str)]) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (n, v) in params {
+            query.append_pair(n, v);
+        }
+        for (n, v) in &self.carry {
+            if !params.iter().any(|(p, _)| p == n) {
+                query.append_pair(n, v);
+            }
+        }
+        let query = query.finish();
+        if query.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{query}")
+        }
+    }
+
+    /// A relation name as this request's form writes it: long names in form C.
+    pub(crate) fn rel(&self, leaf: &str) -> String {
+        if self.form == Some(Form::C) && leaf != "alternate" {
+            format!("{LONG_REL_PREFIX}{leaf}")
+        } else {
+            leaf.to_owned()
+        }
+    }
+
+    /// One `Link` value: `target` (a path with its query) with the carried switches added.
+    pub(crate) fn link(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        leaf: &str,
+        extra: &[(&str, &str)],
+    ) -> String {
+        let rel = self.rel(leaf);
+        format_link(&self.target(path, params), &[rel.as_str()], extra)
+    }
+
+    /// `form=x` for a link in the mixed dialect that must pin a form other than A's.
+    pub(crate) fn pin(&self, form: Form) -> Option<(&'static str, &'static str)> {
+        match self.form {
+            None => Some(("form", form.letter())),
+            Some(_) => None,
+        }
+    }
+}
+
+/// The request's query parameters, decoded.
+pub(crate) fn query_pairs(request: &Request) -> Vec<(String, String)> {
+    request
+        .query
+        .as_deref()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One query parameter's first value.
+pub(crate) fn query_param(request: &Request, name: &str) -> Option<String> {
+    query_pairs(request)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(query: &str) -> Request {
+        Request {
+            method: "GET".into(),
+            path: "/counter/a".into(),
+            query: Some(query.into()),
+            version: 1,
+            headers: vec![],
+            body: vec![],
+            raw_head: vec![],
+        }
+    }
+
+    #[test]
+    fn form_and_types_from_the_query() {
+        let ctx = Ctx::new(Dialect::Mixed, &req("form=B&types=value-wait,callbacks")).unwrap();
+        assert_eq!(ctx.form, Some(Form::B));
+        assert!(ctx.offers("value-wait"));
+        // B has no callbacks, whatever types says.
+        assert!(!ctx.offers("value-callback"));
+        assert!(!ctx.offers("hint-stream"));
+        assert_eq!(
+            ctx.target("/counter/a", &[("stream", "value")]),
+            "/counter/a?stream=value&form=b&types=value-wait%2Ccallbacks"
+        );
+        let c = Ctx::new(Dialect::C, &req("")).unwrap();
+        assert_eq!(c.rel("changes"), "http://liveresource.org/protocol/changes");
+        assert_eq!(c.rel("alternate"), "alternate");
+        assert!(!c.offers("value-stream") || c.offers("value-stream"));
+        let mixed = Ctx::new(Dialect::Mixed, &req("")).unwrap();
+        assert!(MECHANISMS.iter().all(|m| mixed.offers(m)));
+        assert_eq!(mixed.pin(Form::C), Some(("form", "c")));
+    }
+
+    #[test]
+    fn bad_switches_are_400() {
+        assert_eq!(
+            Ctx::new(Dialect::Mixed, &req("form=d")).unwrap_err().status,
+            400
+        );
+        assert_eq!(
+            Ctx::new(Dialect::Mixed, &req("types=value-wait,teleport"))
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert!("x".parse::<Dialect>().is_err());
+        assert_eq!("B".parse::<Dialect>(), Ok(Dialect::B));
+    }
+}
