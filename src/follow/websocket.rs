@@ -279,12 +279,15 @@ fn connect(shared: &Shared, endpoint: &Url, members: &Members) -> Result<Socket,
     tcp.set_read_timeout(Some(CONNECT_TIMEOUT))
         .map_err(|e| e.to_string())?;
     let connector = tungstenite::Connector::Rustls(std::sync::Arc::clone(&shared.tls));
-    let (ws, _) = tungstenite::client_tls_with_config(request, tcp, None, Some(connector)).map_err(|e| match e {
-        tungstenite::HandshakeError::Interrupted(_) => {
-            "the WebSocket handshake timed out".to_string()
-        }
-        tungstenite::HandshakeError::Failure(e) => format!("the WebSocket handshake failed: {e}"),
-    })?;
+    let (ws, _) = tungstenite::client_tls_with_config(request, tcp, None, Some(connector))
+        .map_err(|e| match e {
+            tungstenite::HandshakeError::Interrupted(_) => {
+                "the WebSocket handshake timed out".to_string()
+            }
+            tungstenite::HandshakeError::Failure(e) => {
+                format!("the WebSocket handshake failed: {e}")
+            }
+        })?;
     set_read_timeout(&ws, TICK.min(shared.options.keepalive))?;
     Ok(ws)
 }
