@@ -198,6 +198,11 @@ pub struct FollowArgs {
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header, help_heading = "Following")]
     pub headers: Vec<(String, String)>,
 
+    /// Trust the certificate authorities in this PEM file for https and wss, instead of the
+    /// bundled Mozilla roots (as curl's --cacert does).
+    #[arg(long, value_name = "FILE", help_heading = "Following")]
+    pub cacert: Option<std::path::PathBuf>,
+
     /// Transport: auto (the best one offered), or force one; forcing one that the resource
     /// does not advertise is an error naming what it does advertise.
     ///

@@ -86,6 +86,29 @@ fn seconds_var(name: &str) -> Option<Duration> {
         .and_then(|v| Duration::try_from_secs_f64(v).ok())
 }
 
+/// The certificates of a `--cacert` PEM file, in DER.
+fn read_ca_certs(path: &std::path::Path) -> Result<Vec<Vec<u8>>, UsageError> {
+    let shown = path.display();
+    let pem = std::fs::read(path)
+        .map_err(|e| UsageError(format!("cannot read --cacert {shown}: {e}")))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert.der().to_vec()),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(UsageError(format!(
+                    "--cacert {shown} is not a PEM file: {e}"
+                )))
+            }
+        }
+    }
+    if certs.is_empty() {
+        return Err(UsageError(format!("--cacert {shown} holds no certificate")));
+    }
+    Ok(certs)
+}
+
 impl Config {
     /// Resolves the flags; a bad URL is a usage error.
     pub fn resolve(urls: &[String], args: &FollowArgs, env: &Env) -> Result<Config, UsageError> {
@@ -109,6 +132,7 @@ impl Config {
         } else {
             Mode::Lines
         };
+        let ca_certs = args.cacert.as_deref().map(read_ca_certs).transpose()?;
         let transport = match args.transport.as_str() {
             "auto" => None,
             name => Some(
@@ -134,6 +158,7 @@ impl Config {
                 wait: args.wait,
                 interval: args.interval.map(Duration::from_secs_f64),
                 headers: args.headers.clone(),
+                ca_certs,
                 keepalive: env.keepalive.unwrap_or(lrwatch::follow::DEFAULT_KEEPALIVE),
                 fall_back_for: env
                     .fall_back_for

@@ -8,3 +8,4 @@ mod pty;
 mod push;
 mod scripted;
 mod subcommands;
+mod tls;
