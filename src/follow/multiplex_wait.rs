@@ -14,6 +14,9 @@ use super::{Push, Shared, DEFAULT_INTERVAL, WAIT_SLACK};
 use crate::backoff::Backoff;
 use crate::wire::multiplex::{encode_uri_header, parse_answer, Member, Target};
 
+/// How long to gather subscribers that arrive together before the first request.
+const GATHER: Duration = Duration::from_millis(20);
+
 /// Runs the hub until following stops.
 pub(super) fn run(shared: &Shared, rel: &str, endpoint: &Url, input: &Receiver<HubInput>) {
     let mut members = Members::default();
@@ -29,6 +32,11 @@ pub(super) fn run(shared: &Shared, rel: &str, endpoint: &Url, input: &Receiver<H
             match input.recv() {
                 Ok(input) => take(&mut members, input),
                 Err(_) => return,
+            }
+            // Resources discovered together join within moments: gather them into the first
+            // request rather than making the late ones wait out a whole long-poll.
+            while let Ok(input) = input.recv_timeout(GATHER) {
+                take(&mut members, input);
             }
         }
         while let Ok(input) = input.try_recv() {

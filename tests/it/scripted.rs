@@ -367,3 +367,84 @@ fn auto_falls_back_from_a_failing_stream_and_climbs_back() {
     run.stderr_until("switching from value-wait to value-stream");
     run.stderr_until("stream open");
 }
+
+#[test]
+fn a_stream_reconnects_with_last_event_id_after_the_servers_retry() {
+    let server = scripted(|_, seen| {
+        match seen.path.as_str() {
+        "/s" if seen.header("last-event-id").is_none() => (
+            200,
+            h(&[("Content-Type", "text/event-stream")]),
+            "retry: 50\n\nid: 7\nevent: update\ndata: {\"ETag\":\"\\\"2\\\"\",\"Previous-ETag\":\"\\\"1\\\"\"}\ndata: 2\n\n".into(),
+        ),
+        "/s" => (
+            200,
+            h(&[("Content-Type", "text/event-stream")]),
+            "id: 8\nevent: update\ndata: {\"ETag\":\"\\\"3\\\"\",\"Previous-ETag\":\"\\\"2\\\"\"}\ndata: 3\n\n".into(),
+        ),
+        _ => (200, h(&[("ETag", "\"1\""), ("Link", "</s>; rel=value-stream; mode=reliable")]), "1".into()),
+    }
+    });
+    let url = format!("{}/r", server.base);
+    let mut run = lrwatch(&["--json", "-n", "3", &url]);
+    let bodies: Vec<serde_json::Value> = (0..3).map(|_| run.json()["body"].clone()).collect();
+    assert_eq!(bodies, [1, 2, 3]);
+    assert!(run.wait().success());
+    let seen = server.seen.lock().unwrap();
+    let streams: Vec<&Seen> = seen.iter().filter(|s| s.path == "/s").collect();
+    assert_eq!(streams[0].header("accept"), Some("text/event-stream"));
+    assert_eq!(streams[1].header("last-event-id"), Some("7"));
+}
+
+#[test]
+fn multiplex_wait_names_resources_in_both_forms_and_multiplex_request_in_headers() {
+    for (rel, query) in [("multiplex-wait", true), ("multiplex-request", false)] {
+        let link = format!("</mux>; rel=\"http://liveresource.org/protocol/{rel}\"");
+        let server = scripted(move |_, seen| {
+            match seen.path.split('?').next().unwrap() {
+            "/mux" => (
+                200,
+                h(&[("Content-Type", "application/json")]),
+                r#"{"/a":{"code":200,"headers":{"ETag":"\"a2\"","Content-Type":"application/json"},"body":"{\"v\":2}"},"/b":{"code":304,"headers":{}}}"#.into(),
+            ),
+            path => (200, h(&[("ETag", &format!("\"{}1\"", &path[1..])), ("Link", &link)]), "{\"v\":1}".into()),
+        }
+        });
+        let a = format!("{}/a", server.base);
+        let b = format!("{}/b", server.base);
+        let mut run = lrwatch(&["--json", "-n", "3", "--transport", "multiplex-wait", &a, &b]);
+        let mut events: Vec<serde_json::Value> = (0..3).map(|_| run.json()).collect();
+        assert!(run.wait().success());
+        let last = events.pop().unwrap();
+        assert_eq!(
+            (last["uri"].as_str(), last["body"].clone()),
+            (Some(a.as_str()), serde_json::json!({"v": 2})),
+            "{rel}"
+        );
+        assert_eq!(last["etag"], "\"a2\"");
+        let seen = server.seen.lock().unwrap();
+        let uris_of = |s: &Seen| -> Vec<String> {
+            s.headers
+                .iter()
+                .filter(|(k, _)| k == "uri")
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        // Resources discovered together go in one request: one Uri header each.
+        let mux = seen
+            .iter()
+            .find(|s| s.path.starts_with("/mux") && uris_of(s).len() == 2)
+            .expect("a request for both");
+        let uris = uris_of(mux);
+        assert!(
+            uris.contains(&"</a>; If-None-Match=\"a1\"".to_string()),
+            "{rel}: {uris:?}"
+        );
+        assert!(
+            uris.contains(&"</b>; If-None-Match=\"b1\"".to_string()),
+            "{rel}: {uris:?}"
+        );
+        assert_eq!(mux.path.contains("u=%2Fa"), query, "{rel}: {}", mux.path);
+        assert_eq!(mux.header("wait"), Some("55"));
+    }
+}
