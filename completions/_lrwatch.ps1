@@ -44,6 +44,7 @@ Register-ArgumentCompleter -Native -CommandName 'lrwatch' -ScriptBlock {
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Protocol trace on stderr: requests, links found, transport chosen and why, retries')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No status or warning lines on stderr (errors are still reported)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No status or warning lines on stderr (errors are still reported)')
+            [CompletionResult]::new('--changes', '--changes', [CompletionResultType]::ParameterName, 'Follow the resource''s changes feed instead of its value (the default for a collection that offers changes links and no ETag). Items with ids become child-added, child-changed and child-removed events; other formats a changes event')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -89,6 +90,7 @@ Register-ArgumentCompleter -Native -CommandName 'lrwatch' -ScriptBlock {
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Protocol trace on stderr: requests, links found, transport chosen and why, retries')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No status or warning lines on stderr (errors are still reported)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No status or warning lines on stderr (errors are still reported)')
+            [CompletionResult]::new('--changes', '--changes', [CompletionResultType]::ParameterName, 'Follow the resource''s changes feed instead of its value (the default for a collection that offers changes links and no ETag). Items with ids become child-added, child-changed and child-removed events; other formats a changes event')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break

@@ -41,6 +41,7 @@ set edit:completion:arg-completer[lrwatch] = {|@words|
             cand --verbose 'Protocol trace on stderr: requests, links found, transport chosen and why, retries'
             cand -q 'No status or warning lines on stderr (errors are still reported)'
             cand --quiet 'No status or warning lines on stderr (errors are still reported)'
+            cand --changes 'Follow the resource''s changes feed instead of its value (the default for a collection that offers changes links and no ETag). Items with ids become child-added, child-changed and child-removed events; other formats a changes event'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -84,6 +85,7 @@ set edit:completion:arg-completer[lrwatch] = {|@words|
             cand --verbose 'Protocol trace on stderr: requests, links found, transport chosen and why, retries'
             cand -q 'No status or warning lines on stderr (errors are still reported)'
             cand --quiet 'No status or warning lines on stderr (errors are still reported)'
+            cand --changes 'Follow the resource''s changes feed instead of its value (the default for a collection that offers changes links and no ETag). Items with ids become child-added, child-changed and child-removed events; other formats a changes event'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }

@@ -158,7 +158,7 @@ pub struct FollowArgs {
     /// Run CMD with `sh -c` for each event instead of printing it.
     ///
     /// The body goes to CMD's stdin; LRWATCH_EVENT, LRWATCH_URI, LRWATCH_ETAG (empty when
-    /// none) and LRWATCH_TRANSPORT describe the event. The content is never put on the command
+    /// none), LRWATCH_TRANSPORT and, for a collection's items, LRWATCH_ID describe the event. The content is never put on the command
     /// line. One run at a time: events arriving during a run are coalesced, so the next run
     /// sees the latest value of each resource. A failing CMD is reported on stderr and
     /// following goes on; with --count, lrwatch exits when the last run has finished.
@@ -197,6 +197,12 @@ pub struct FollowArgs {
     /// Extra request header "NAME: VALUE", repeatable; sent only to the resource's own origin.
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header, help_heading = "Following")]
     pub headers: Vec<(String, String)>,
+
+    /// Follow the resource's changes feed instead of its value (the default for a collection
+    /// that offers changes links and no ETag). Items with ids become child-added,
+    /// child-changed and child-removed events; other formats a changes event.
+    #[arg(long, help_heading = "Following")]
+    pub changes: bool,
 
     /// Trust the certificate authorities in this PEM file for https and wss, instead of the
     /// bundled Mozilla roots (as curl's --cacert does).

@@ -159,6 +159,7 @@ impl Config {
                 interval: args.interval.map(Duration::from_secs_f64),
                 headers: args.headers.clone(),
                 ca_certs,
+                changes: args.changes,
                 keepalive: env.keepalive.unwrap_or(lrwatch::follow::DEFAULT_KEEPALIVE),
                 fall_back_for: env
                     .fall_back_for

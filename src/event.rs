@@ -12,6 +12,14 @@ pub enum EventKind {
     Value,
     /// The resource is gone (404 or 410).
     Removed,
+    /// A change of a collection or feed, in the server's own format, untouched.
+    Changes,
+    /// An item with an id not seen before appeared in a collection.
+    ChildAdded,
+    /// An item seen before changed.
+    ChildChanged,
+    /// An item was removed (`"deleted": true`, or gone from a fresh listing).
+    ChildRemoved,
 }
 
 impl EventKind {
@@ -20,7 +28,16 @@ impl EventKind {
         match self {
             EventKind::Value => "value",
             EventKind::Removed => "removed",
+            EventKind::Changes => "changes",
+            EventKind::ChildAdded => "child-added",
+            EventKind::ChildChanged => "child-changed",
+            EventKind::ChildRemoved => "child-removed",
         }
+    }
+
+    /// Whether this kind is about a collection's items or feed (no ETag of its own).
+    pub fn is_collection(self) -> bool {
+        !matches!(self, EventKind::Value | EventKind::Removed)
     }
 }
 
@@ -75,6 +92,8 @@ pub struct Event {
     pub kind: EventKind,
     /// The URL the user asked to follow, exactly as given (after parsing).
     pub uri: String,
+    /// The item's id, for child events.
+    pub id: Option<String>,
     /// The `ETag` as the server sent it (quotes included), if any.
     pub etag: Option<String>,
     /// The mechanism that delivered it.

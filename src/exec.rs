@@ -96,6 +96,7 @@ fn run(command: &str, event: &Event) -> Result<(), String> {
         .env("LRWATCH_URI", &event.uri)
         .env("LRWATCH_ETAG", event.etag.as_deref().unwrap_or(""))
         .env("LRWATCH_TRANSPORT", event.transport.as_str())
+        .env("LRWATCH_ID", event.id.as_deref().unwrap_or(""))
         .stdin(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start sh: {e}"))?;

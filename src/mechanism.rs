@@ -115,6 +115,9 @@ impl Mechanism {
                 | Mechanism::MultiplexSocket
                 | Mechanism::MultiplexStream
                 | Mechanism::MultiplexWait
+                | Mechanism::Changes
+                | Mechanism::ChangesWait
+                | Mechanism::ChangesStream
         )
     }
 }

@@ -87,6 +87,12 @@ impl<W: Write> Printer<W> {
 
     fn terminal(&mut self, event: &Event, color: bool) -> io::Result<()> {
         let mut header = format!("{} {}", clock(event), for_terminal(&event.uri, false));
+        if event.kind.is_collection() {
+            header.push_str(&format!(" {}", event.kind.as_str()));
+        }
+        if let Some(id) = &event.id {
+            header.push_str(&format!(" id {}", for_terminal(id, false)));
+        }
         if let Some(etag) = &event.etag {
             header.push_str(&format!(" ETag {}", for_terminal(etag, false)));
         }
@@ -94,7 +100,7 @@ impl<W: Write> Printer<W> {
         let paint = Paint(color);
         writeln!(self.out, "{}", paint.dim(&header))?;
         match (&event.kind, &event.body) {
-            (EventKind::Removed, _) | (_, None) => {
+            (EventKind::Removed | EventKind::ChildRemoved, _) | (_, None) => {
                 writeln!(self.out, "{}", paint.fg("(removed)", Color::Red))
             }
             (_, Some(body)) => match &body.json {
@@ -127,13 +133,23 @@ fn etag_label(etag: Option<&str>) -> String {
 pub fn envelope(event: &Event) -> String {
     let string = |s: &str| Value::from(s).to_string();
     let mut line = format!(
-        "{{\"event\":{},\"uri\":{},\"etag\":{},\"transport\":{},\"time\":{}",
+        "{{\"event\":{},\"uri\":{}",
         string(event.kind.as_str()),
-        string(&event.uri),
-        event.etag.as_deref().map_or("null".to_string(), string),
+        string(&event.uri)
+    );
+    if let Some(id) = &event.id {
+        line.push_str(&format!(",\"id\":{}", string(id)));
+    }
+    // A collection's events are about items and feeds, which have no ETag of their own.
+    if !event.kind.is_collection() {
+        let etag = event.etag.as_deref().map_or("null".to_string(), string);
+        line.push_str(&format!(",\"etag\":{etag}"));
+    }
+    line.push_str(&format!(
+        ",\"transport\":{},\"time\":{}",
         string(event.transport.as_str()),
         string(&humantime::format_rfc3339_millis(event.time).to_string()),
-    );
+    ));
     if let Some(body) = &event.body {
         let value = match &body.json {
             Some(json) => json.to_string(),
@@ -219,6 +235,7 @@ mod tests {
         Event {
             kind,
             uri: "http://h/x".into(),
+            id: None,
             etag: body.map(|_| "\"2\"".to_string()),
             transport: Mechanism::ValueWait,
             time: UNIX_EPOCH + Duration::from_millis(1_795_000_000_123),
@@ -250,6 +267,25 @@ mod tests {
         );
         let t = event(EventKind::Value, Some(("hi\n", Some("text/plain"))));
         assert!(print(Mode::Json, &t).ends_with(",\"body\":\"hi\\n\"}\n"));
+    }
+
+    #[test]
+    fn child_events_carry_an_id_and_no_etag() {
+        let mut e = event(
+            EventKind::ChildAdded,
+            Some(("{\"id\":\"7\",\"text\":\"hi\"}", None)),
+        );
+        e.id = Some("7".into());
+        e.transport = Mechanism::ChangesWait;
+        assert_eq!(
+            print(Mode::Json, &e),
+            "{\"event\":\"child-added\",\"uri\":\"http://h/x\",\"id\":\"7\",\"transport\":\"changes-wait\",\"time\":\"2026-11-18T11:06:40.123Z\",\"body\":{\"id\":\"7\",\"text\":\"hi\"}}\n"
+        );
+        let out = print(Mode::Terminal { color: false }, &e);
+        assert!(
+            out.starts_with("11:06:40.123 http://h/x child-added id 7 "),
+            "{out}"
+        );
     }
 
     #[test]

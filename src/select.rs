@@ -42,6 +42,10 @@ impl Selector {
     /// The event narrowed to the selected part, or `None` when that part did not change. A
     /// value that is not JSON, or has nothing at the pointer, is an error naming which.
     pub fn apply(&mut self, mut event: Event) -> Result<Option<Event>> {
+        // Items of a collection are not the followed value: they pass as they are.
+        if event.kind.is_collection() {
+            return Ok(Some(event));
+        }
         let part = match (&event.kind, &event.body) {
             (EventKind::Value, Some(body)) => {
                 let Some(json) = &body.json else {
@@ -87,6 +91,7 @@ mod tests {
         Event {
             kind: EventKind::Value,
             uri: "http://h/r".into(),
+            id: None,
             etag: None,
             transport: Mechanism::Poll,
             time: SystemTime::now(),

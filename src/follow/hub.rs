@@ -30,8 +30,13 @@ pub(super) enum HubEvent {
 /// A follower joining a hub.
 #[derive(Debug)]
 pub(super) struct Sub {
-    /// The resource (absolute).
+    /// The resource (absolute): the key the follower is known by.
     pub url: Url,
+    /// What to call it to the server: the resource, or in changes mode its checkpoint (as
+    /// `uri_for` writes it).
+    pub name: String,
+    /// Whether it follows changes rather than a value.
+    pub changes: bool,
     /// The ETag the follower holds.
     pub etag: Option<String>,
     /// Where the hub sends its events.
@@ -104,24 +109,49 @@ impl Hubs {
 #[derive(Debug)]
 pub(super) struct Member {
     pub url: Url,
+    pub name: String,
+    pub changes: bool,
     pub etag: Option<String>,
     pub inbox: Sender<HubEvent>,
 }
 
-/// The subscribers of one hub, by resource URL.
-#[derive(Debug, Default)]
+/// The subscribers of one hub, by resource URL, and by the name the server knows them by.
+#[derive(Debug)]
 pub(super) struct Members {
     pub by_url: HashMap<String, Member>,
+    /// Absolute form of each member's name → its key.
+    by_name: HashMap<String, String>,
+    /// What names are resolved against.
+    base: Url,
 }
 
 impl Members {
+    /// No members yet; names resolve against `base` (the endpoint).
+    pub(super) fn new(base: &Url) -> Members {
+        Members {
+            by_url: HashMap::new(),
+            by_name: HashMap::new(),
+            base: base.clone(),
+        }
+    }
+
+    fn absolute(&self, name: &str) -> String {
+        self.base
+            .join(name)
+            .map_or_else(|_| name.to_string(), |u| u.to_string())
+    }
+
     /// Adds a subscriber (replacing an earlier one for the same resource).
     pub(super) fn add(&mut self, sub: Sub) -> &Member {
         let key = sub.url.to_string();
+        self.remove(&key);
+        self.by_name.insert(self.absolute(&sub.name), key.clone());
         self.by_url.insert(
             key.clone(),
             Member {
                 url: sub.url,
+                name: sub.name,
+                changes: sub.changes,
                 etag: sub.etag,
                 inbox: sub.inbox,
             },
@@ -129,25 +159,55 @@ impl Members {
         &self.by_url[&key]
     }
 
+    /// Forgets a subscriber.
+    pub(super) fn remove(&mut self, key: &str) -> Option<Member> {
+        let member = self.by_url.remove(key)?;
+        let name = self.absolute(&member.name);
+        self.by_name.remove(&name);
+        Some(member)
+    }
+
+    /// Gives a subscriber a new name (a changes checkpoint moved on).
+    pub(super) fn rename(&mut self, key: &str, name: String) {
+        let absolute = self.absolute(&name);
+        if let Some(member) = self.by_url.get_mut(key) {
+            let old = std::mem::replace(&mut member.name, name);
+            let old = self.base.join(&old).map_or(old, |u| u.to_string());
+            self.by_name.remove(&old);
+            self.by_name.insert(absolute, key.to_string());
+        }
+    }
+
     /// Sends `event` to the subscriber of `url`; forgets it when it has gone.
     pub(super) fn send(&mut self, url: &str, event: HubEvent) {
         if let Some(member) = self.by_url.get(url) {
             if member.inbox.send(event).is_err() {
-                self.by_url.remove(url);
+                self.remove(url);
             }
         }
     }
 
     /// Sends an event (made fresh for each) to every subscriber.
     pub(super) fn broadcast(&mut self, event: impl Fn() -> HubEvent) {
-        self.by_url.retain(|_, m| m.inbox.send(event()).is_ok());
+        let gone: Vec<String> = self
+            .by_url
+            .iter()
+            .filter(|(_, m)| m.inbox.send(event()).is_err())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            self.remove(&key);
+        }
     }
 
-    /// The subscriber key for a URI as the server wrote it, resolved against `base`.
-    pub(super) fn key_for(&self, base: &Url, uri: &str) -> Option<String> {
-        let url = base.join(uri).ok()?;
-        let key = url.to_string();
-        self.by_url.contains_key(&key).then_some(key)
+    /// The subscriber key for a URI as the server wrote it (its name, or the resource),
+    /// resolved against the endpoint.
+    pub(super) fn key_for(&self, uri: &str) -> Option<String> {
+        let absolute = self.absolute(uri);
+        if let Some(key) = self.by_name.get(&absolute) {
+            return Some(key.clone());
+        }
+        self.by_url.contains_key(&absolute).then_some(absolute)
     }
 }
 

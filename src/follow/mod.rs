@@ -6,6 +6,7 @@
 //! `follow_resource`. Deduplication, removal and capability re-reading live in `Ctx`, so
 //! every transport obeys "only real changes, never the same value twice in a row".
 
+mod changes;
 mod hint_stream;
 mod hub;
 mod multiplex_stream;
@@ -64,6 +65,9 @@ pub struct Options {
     /// How long `auto` stays away from a mechanism that failed repeatedly before it climbs
     /// back to it.
     pub fall_back_for: Duration,
+    /// Follow the resource's changes feed instead of its value (`--changes`); `auto` does so
+    /// anyway for a collection that offers changes links and has no ETag.
+    pub changes: bool,
     /// Certificate authorities (DER) to trust for https and wss instead of the bundled
     /// Mozilla roots, like curl's `--cacert`.
     pub ca_certs: Option<Vec<Vec<u8>>>,
@@ -95,6 +99,7 @@ impl Default for Options {
             keepalive: DEFAULT_KEEPALIVE,
             fall_back_for: DEFAULT_FALL_BACK_FOR,
             ca_certs: None,
+            changes: false,
         }
     }
 }
@@ -198,6 +203,7 @@ impl Client {
                 shutdown: Arc::clone(&shutdown),
                 shared: Arc::clone(&shared),
                 fell_back: HashMap::new(),
+                feed: None,
                 known: Known::Unknown,
                 etag: None,
                 last_modified: None,
@@ -328,6 +334,8 @@ struct Ctx {
     shared: Arc<Shared>,
     /// Mechanisms `auto` fell back from, and when.
     fell_back: HashMap<Mechanism, Instant>,
+    /// In changes mode, the feed's checkpoint and items.
+    feed: Option<changes::Feed>,
     known: Known,
     etag: Option<String>,
     last_modified: Option<String>,
@@ -347,6 +355,8 @@ struct Push {
     previous_etag: Option<String>,
     /// The content and its type; `None` when the resource was deleted.
     body: Option<(Vec<u8>, Option<String>)>,
+    /// Every header the push carried (changes pushes keep their markers here).
+    headers: Vec<(String, String)>,
 }
 
 /// How a request turned out, after the engine handled the parts all transports share.
@@ -528,6 +538,7 @@ impl Ctx {
         self.send(Update::Event(Event {
             kind: EventKind::Value,
             uri: self.uri.clone(),
+            id: None,
             etag: self.etag.clone(),
             transport,
             time: SystemTime::now(),
@@ -544,6 +555,7 @@ impl Ctx {
         self.send(Update::Event(Event {
             kind: EventKind::Removed,
             uri: self.uri.clone(),
+            id: None,
             etag: None,
             transport,
             time: SystemTime::now(),
@@ -585,6 +597,9 @@ impl Ctx {
     fn catch_up(&mut self, transport: Mechanism) -> bool {
         if !self.running() {
             return false;
+        }
+        if self.feed.is_some() {
+            return self.resync(transport);
         }
         let mut headers = Vec::new();
         if let Some(etag) = &self.etag {
@@ -634,6 +649,32 @@ impl Ctx {
         if mechanism == Mechanism::ValueWait && self.etag.is_none() {
             return Err("the resource has no ETag to wait on");
         }
+        let changes_only = matches!(
+            mechanism,
+            Mechanism::Changes
+                | Mechanism::ChangesWait
+                | Mechanism::ChangesStream
+                | Mechanism::ChangesCallback
+        );
+        if self.feed.is_some() {
+            if matches!(
+                mechanism,
+                Mechanism::ValueStream
+                    | Mechanism::ValueWait
+                    | Mechanism::HintStream
+                    | Mechanism::MultiplexStream
+                    | Mechanism::Poll
+            ) {
+                return Err("the collection is followed by its changes");
+            }
+            if mechanism == Mechanism::Changes
+                && self.feed.as_ref().is_some_and(|f| f.checkpoint.is_none())
+            {
+                return Err("there is no changes checkpoint");
+            }
+        } else if changes_only {
+            return Err("the value is followed, not the changes (see --changes)");
+        }
         if self
             .fell_back
             .get(&mechanism)
@@ -651,6 +692,28 @@ impl Ctx {
         let Some(caps) = self.caps.as_ref() else {
             return vec![Mechanism::Poll];
         };
+        if self.feed.is_some() {
+            // Changes mode: a stream of changes, a socket, a long-poll, plain reads.
+            let mut order: Vec<Mechanism> = [
+                Mechanism::ChangesStream,
+                Mechanism::MultiplexWs,
+                Mechanism::MultiplexSocket,
+                Mechanism::ChangesWait,
+            ]
+            .into_iter()
+            .filter(|m| caps.offer(*m).is_some())
+            .collect();
+            if self.shared.followers > 1 && caps.offer(Mechanism::MultiplexWait).is_some() {
+                order.insert(
+                    order
+                        .len()
+                        .saturating_sub(usize::from(order.last() == Some(&Mechanism::ChangesWait))),
+                    Mechanism::MultiplexWait,
+                );
+            }
+            order.push(Mechanism::Changes);
+            return order;
+        }
         let multi = self.shared.followers > 1;
         let mut order = Vec::new();
         for offer in &caps.offers {
@@ -753,6 +816,10 @@ fn follow_resource(mut ctx: Ctx) {
         ctx.warn(format!("ignoring a malformed Link header: {error}"));
     }
     let offered = caps.offered_names();
+    if (200..300).contains(&response.status) && changes::wanted(&ctx, &caps) {
+        ctx.trace("following the changes feed".to_string());
+        ctx.feed = Some(changes::Feed::seed(&response, &caps));
+    }
     let mut mechanism = match ctx.options.transport {
         Some(forced) => {
             if !forced.is_supported() {
@@ -793,6 +860,8 @@ fn follow_resource(mut ctx: Ctx) {
             | Mechanism::MultiplexSocket
             | Mechanism::MultiplexStream
             | Mechanism::MultiplexWait => multiplexed::run(&mut ctx, mechanism),
+            Mechanism::Changes | Mechanism::ChangesWait => changes::run_wait(&mut ctx, mechanism),
+            Mechanism::ChangesStream => changes::run_stream(&mut ctx),
             _ => poll::run(&mut ctx),
         };
         match next {

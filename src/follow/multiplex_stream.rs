@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 use url::Url;
 
-use super::hub::{uri_for, HubEvent, HubInput, Members};
+use super::hub::{HubEvent, HubInput, Members};
 use super::{Push, Shared};
 use crate::backoff::Backoff;
 use crate::wire::multiplex::Target;
@@ -29,7 +29,7 @@ pub(super) fn run(
     input: &Receiver<HubInput>,
     myself: Sender<HubInput>,
 ) {
-    let mut members = Members::default();
+    let mut members = Members::new(endpoint);
     let mut backoff = Backoff::default();
     let mut generation = 0u64;
     let mut connected = false;
@@ -54,7 +54,7 @@ pub(super) fn run(
                 stale = true;
             }
             Some(HubInput::Unsubscribe(url)) => {
-                members.by_url.remove(url.as_str());
+                members.remove(url.as_str());
             }
             Some(HubInput::Stream(g, event)) if g == generation => {
                 if !connected {
@@ -62,7 +62,7 @@ pub(super) fn run(
                     failures = 0;
                     members.broadcast(|| HubEvent::Connected);
                 }
-                deliver(&mut members, endpoint, &event.data);
+                deliver(&mut members, &event.data);
             }
             Some(HubInput::StreamEnded(g, reason)) if g == generation => {
                 if connected {
@@ -106,7 +106,7 @@ fn open(
         .by_url
         .values()
         .map(|m| Target {
-            uri: uri_for(endpoint, &m.url),
+            uri: m.name.clone(),
             if_none_match: None,
         })
         .collect();
@@ -173,14 +173,14 @@ fn open(
 }
 
 /// Hands one event's `{"uri":..,"body":..}` to its follower.
-fn deliver(members: &mut Members, endpoint: &Url, data: &str) {
+fn deliver(members: &mut Members, data: &str) {
     let Ok(Value::Object(object)) = serde_json::from_str::<Value>(data) else {
         return;
     };
     let Some(uri) = object.get("uri").and_then(Value::as_str) else {
         return;
     };
-    let Some(key) = members.key_for(endpoint, uri) else {
+    let Some(key) = members.key_for(uri) else {
         return;
     };
     let body = match object.get("body") {
@@ -193,9 +193,8 @@ fn deliver(members: &mut Members, endpoint: &Url, data: &str) {
     members.send(
         &key,
         HubEvent::Push(Push {
-            etag: None,
-            previous_etag: None,
             body,
+            ..Push::default()
         }),
     );
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use url::Url;
 
-use super::hub::{uri_for, HubEvent, HubInput, Members};
+use super::hub::{HubEvent, HubInput, Members};
 use super::{Push, Shared, DEFAULT_INTERVAL, WAIT_SLACK};
 use crate::backoff::Backoff;
 use crate::wire::multiplex::{encode_uri_header, parse_answer, Member, Target};
@@ -19,7 +19,7 @@ const GATHER: Duration = Duration::from_millis(20);
 
 /// Runs the hub until following stops.
 pub(super) fn run(shared: &Shared, rel: &str, endpoint: &Url, input: &Receiver<HubInput>) {
-    let mut members = Members::default();
+    let mut members = Members::new(endpoint);
     let mut backoff = Backoff::default();
     let wait = shared.options.wait;
     let requested = Duration::from_secs(wait);
@@ -49,8 +49,9 @@ pub(super) fn run(shared: &Shared, rel: &str, endpoint: &Url, input: &Receiver<H
             .by_url
             .values()
             .map(|m| Target {
-                uri: uri_for(endpoint, &m.url),
-                if_none_match: m.etag.clone(),
+                uri: m.name.clone(),
+                // A changes URI names its own checkpoint: no validator.
+                if_none_match: if m.changes { None } else { m.etag.clone() },
             })
             .collect();
         let mut url = endpoint.clone();
@@ -119,7 +120,7 @@ fn take(members: &mut Members, input: HubInput) {
             let _ = member.inbox.send(HubEvent::Connected);
         }
         HubInput::Unsubscribe(url) => {
-            members.by_url.remove(url.as_str());
+            members.remove(url.as_str());
         }
         _ => {}
     }
@@ -129,7 +130,7 @@ fn take(members: &mut Members, input: HubInput) {
 fn deliver(members: &mut Members, endpoint: &Url, answer: Vec<(String, Member)>) -> bool {
     let mut news = false;
     for (uri, member) in answer {
-        let Some(key) = members.key_for(endpoint, &uri) else {
+        let Some(key) = members.key_for(&uri) else {
             continue;
         };
         let push = match member.code {
@@ -141,13 +142,27 @@ fn deliver(members: &mut Members, endpoint: &Url, answer: Vec<(String, Member)>)
                     Value::String(content) => content.clone().into_bytes(),
                     value => value.to_string().into_bytes(),
                 };
-                if let Some(m) = members.by_url.get_mut(&key) {
+                let changes = members.by_url.get(&key).is_some_and(|m| m.changes);
+                if changes {
+                    // Ask from the next checkpoint from now on.
+                    let links = member
+                        .headers
+                        .iter()
+                        .filter(|(k, _)| k.eq_ignore_ascii_case("link"))
+                        .map(|(_, v)| v.as_str());
+                    if let Some(next) =
+                        crate::link::parse_link_headers(links, endpoint).find("changes")
+                    {
+                        members.rename(&key, super::hub::uri_for(endpoint, &next.target));
+                    }
+                } else if let Some(m) = members.by_url.get_mut(&key) {
                     m.etag.clone_from(&etag);
                 }
                 Push {
                     etag,
                     previous_etag: None,
                     body: Some((bytes, content_type)),
+                    headers: member.headers.clone(),
                 }
             }
             404 | 410 => {

@@ -17,8 +17,16 @@ pub(super) fn run(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
     };
     let endpoint = http_form(&offer.target);
     let (inbox, events) = std::sync::mpsc::channel();
+    // In changes mode the server is asked for the feed from the held checkpoint.
+    let changes = ctx.feed.is_some();
+    let named = match ctx.feed.as_ref().and_then(|f| f.checkpoint.clone()) {
+        Some(checkpoint) => checkpoint,
+        None => ctx.url.clone(),
+    };
     let sub = Sub {
         url: ctx.url.clone(),
+        name: super::hub::uri_for(&endpoint, &named),
+        changes,
         etag: ctx.etag.clone(),
         inbox,
     };
@@ -42,7 +50,12 @@ pub(super) fn run(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
                 }
             }
             HubEvent::Push(push) => {
-                if !ctx.apply_push(push, mechanism) {
+                let carried_on = if changes {
+                    super::changes::apply_hub_push(ctx, push, mechanism)
+                } else {
+                    ctx.apply_push(push, mechanism)
+                };
+                if !carried_on {
                     return leave(Next::Stop);
                 }
             }

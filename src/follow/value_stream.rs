@@ -31,6 +31,7 @@ fn handle(ctx: &mut Ctx, event: Event) -> Flow {
         "open" | "update" => match headers_and_content(&event.data) {
             Some((headers, content)) => {
                 let push = Push {
+                    headers: Vec::new(),
                     etag: header(&headers, "ETag").map(str::to_string),
                     previous_etag: header(&headers, "Previous-ETag").map(str::to_string),
                     body: content.map(|c| {

@@ -13,7 +13,7 @@ use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 use url::Url;
 
-use super::hub::{uri_for, HubEvent, HubInput, Members};
+use super::hub::{HubEvent, HubInput, Members};
 use super::{Push, Shared};
 use crate::backoff::Backoff;
 use crate::mechanism::Mechanism;
@@ -49,7 +49,7 @@ enum Heard {
 }
 
 impl Language {
-    fn subscribe(&mut self, uri: &str) -> String {
+    fn subscribe(&mut self, uri: &str, changes: bool) -> String {
         match self {
             Language::Json { next_id, ids } => {
                 *next_id += 1;
@@ -57,7 +57,7 @@ impl Language {
                 ids.insert(id.clone(), uri.to_string());
                 ws_json::ClientMessage::Subscribe {
                     id,
-                    mode: ws_json::Mode::Value,
+                    mode: mode(changes),
                     uri: uri.to_string(),
                 }
                 .encode()
@@ -66,13 +66,13 @@ impl Language {
         }
     }
 
-    fn unsubscribe(&mut self, uri: &str) -> String {
+    fn unsubscribe(&mut self, uri: &str, changes: bool) -> String {
         match self {
             Language::Json { next_id, .. } => {
                 *next_id += 1;
                 ws_json::ClientMessage::Unsubscribe {
                     id: next_id.to_string(),
-                    mode: ws_json::Mode::Value,
+                    mode: mode(changes),
                     uri: uri.to_string(),
                 }
                 .encode()
@@ -121,6 +121,7 @@ impl Language {
                             etag,
                             previous_etag: header(&headers, "Previous-ETag"),
                             body,
+                            headers,
                         },
                     )
                 }
@@ -148,6 +149,7 @@ impl Language {
                             etag,
                             previous_etag: header(&headers, "Previous-ETag"),
                             body,
+                            headers,
                         },
                     )
                 }
@@ -155,6 +157,14 @@ impl Language {
                 Err(e) => Heard::Refused(None, format!("unreadable message: {e}")),
             },
         }
+    }
+}
+
+fn mode(changes: bool) -> ws_json::Mode {
+    if changes {
+        ws_json::Mode::Changes
+    } else {
+        ws_json::Mode::Value
     }
 }
 
@@ -172,7 +182,7 @@ pub(super) fn run(
     endpoint: &Url,
     input: &Receiver<HubInput>,
 ) {
-    let mut members = Members::default();
+    let mut members = Members::new(endpoint);
     let mut backoff = Backoff::default();
     let mut failures = 0u32;
     loop {
@@ -201,14 +211,7 @@ pub(super) fn run(
                 // Connected: what fails from here on is a new run of failures.
                 failures = 0;
                 backoff.reset();
-                let reason = serve(
-                    shared,
-                    endpoint,
-                    &mut ws,
-                    &mut language,
-                    &mut members,
-                    input,
-                );
+                let reason = serve(shared, &mut ws, &mut language, &mut members, input);
                 let _ = ws.close(None);
                 match reason {
                     Some(reason) => reason,
@@ -328,19 +331,18 @@ fn set_read_timeout(ws: &Socket, timeout: Duration) -> Result<(), String> {
 /// stops (`None`).
 fn serve(
     shared: &Shared,
-    endpoint: &Url,
     ws: &mut Socket,
     language: &mut Language,
     members: &mut Members,
     input: &Receiver<HubInput>,
 ) -> Option<String> {
-    let uris: Vec<String> = members
+    let names: Vec<(String, bool)> = members
         .by_url
         .values()
-        .map(|m| uri_for(endpoint, &m.url))
+        .map(|m| (m.name.clone(), m.changes))
         .collect();
-    for uri in uris {
-        if let Err(e) = ws.send(Message::text(language.subscribe(&uri))) {
+    for (uri, changes) in names {
+        if let Err(e) = ws.send(Message::text(language.subscribe(&uri, changes))) {
             return Some(format!("cannot subscribe: {e}"));
         }
     }
@@ -351,9 +353,9 @@ fn serve(
             Ok(Message::Text(text)) => {
                 last_heard = Instant::now();
                 match language.hear(text.as_str()) {
-                    Heard::Ack(uri) => route(members, endpoint, &uri, || HubEvent::Connected),
+                    Heard::Ack(uri) => route(members, &uri, || HubEvent::Connected),
                     Heard::Push(uri, push) => {
-                        if let Some(key) = members.key_for(endpoint, &uri) {
+                        if let Some(key) = members.key_for(&uri) {
                             if let Some(m) = members.by_url.get_mut(&key) {
                                 if push.etag.is_some() {
                                     m.etag.clone_from(&push.etag);
@@ -362,9 +364,9 @@ fn serve(
                             members.send(&key, HubEvent::Push(push));
                         }
                     }
-                    Heard::Hint(uri) => route(members, endpoint, &uri, || HubEvent::Hint),
+                    Heard::Hint(uri) => route(members, &uri, || HubEvent::Hint),
                     Heard::Refused(Some(uri), why) => {
-                        route(members, endpoint, &uri, || HubEvent::Refused(why.clone()))
+                        route(members, &uri, || HubEvent::Refused(why.clone()))
                     }
                     Heard::Refused(None, _) | Heard::Nothing => {}
                 }
@@ -380,7 +382,7 @@ fn serve(
                 if shared.shutdown.is_set() {
                     return None;
                 }
-                if let Err(why) = take_input(endpoint, ws, language, members, input) {
+                if let Err(why) = take_input(ws, language, members, input) {
                     return Some(why);
                 }
                 let dead_after = shared.options.socket_dead_after();
@@ -404,7 +406,6 @@ fn serve(
 
 /// New subscribers and leavers, between reads.
 fn take_input(
-    endpoint: &Url,
     ws: &mut Socket,
     language: &mut Language,
     members: &mut Members,
@@ -413,16 +414,17 @@ fn take_input(
     loop {
         match input.try_recv() {
             Ok(HubInput::Subscribe(sub)) => {
-                let uri = uri_for(endpoint, &sub.url);
+                let (uri, changes) = (sub.name.clone(), sub.changes);
                 members.add(sub);
-                ws.send(Message::text(language.subscribe(&uri)))
+                ws.send(Message::text(language.subscribe(&uri, changes)))
                     .map_err(|e| format!("cannot subscribe: {e}"))?;
             }
             Ok(HubInput::Unsubscribe(url)) => {
-                if members.by_url.remove(url.as_str()).is_some() {
-                    let uri = uri_for(endpoint, &url);
-                    ws.send(Message::text(language.unsubscribe(&uri)))
-                        .map_err(|e| format!("cannot unsubscribe: {e}"))?;
+                if let Some(member) = members.remove(url.as_str()) {
+                    ws.send(Message::text(
+                        language.unsubscribe(&member.name, member.changes),
+                    ))
+                    .map_err(|e| format!("cannot unsubscribe: {e}"))?;
                 }
             }
             Ok(_) => {}
@@ -431,8 +433,8 @@ fn take_input(
     }
 }
 
-fn route(members: &mut Members, endpoint: &Url, uri: &str, event: impl Fn() -> HubEvent) {
-    if let Some(key) = members.key_for(endpoint, uri) {
+fn route(members: &mut Members, uri: &str, event: impl Fn() -> HubEvent) {
+    if let Some(key) = members.key_for(uri) {
         members.send(&key, event());
     }
 }

@@ -95,6 +95,11 @@ impl Run {
         }
     }
 
+    /// The next stdout line within `wait`, if one comes.
+    pub fn try_line(&mut self, wait: Duration) -> Option<String> {
+        self.stdout.recv_timeout(wait).ok()
+    }
+
     /// The next stdout line parsed as JSON.
     pub fn json(&mut self) -> serde_json::Value {
         let line = self.line();
