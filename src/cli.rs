@@ -204,6 +204,17 @@ pub struct FollowArgs {
     #[arg(long, help_heading = "Following")]
     pub changes: bool,
 
+    /// Receive webhook notifications on a local listener at ADDR [default: 127.0.0.1 on a
+    /// free port]; lets auto use value-callback / changes-callback.
+    #[arg(long, value_name = "ADDR", help_heading = "Following")]
+    pub callback_listen: Option<String>,
+
+    /// The URL servers should POST webhook notifications to, when it is not the listener's own
+    /// (behind a tunnel or NAT); lets auto use callbacks. Every subscription is deleted when
+    /// lrwatch exits, however it exits.
+    #[arg(long, value_name = "URL", help_heading = "Following")]
+    pub callback_url: Option<String>,
+
     /// Trust the certificate authorities in this PEM file for https and wss, instead of the
     /// bundled Mozilla roots (as curl's --cacert does).
     #[arg(long, value_name = "FILE", help_heading = "Following")]

@@ -133,6 +133,11 @@ impl Config {
             Mode::Lines
         };
         let ca_certs = args.cacert.as_deref().map(read_ca_certs).transpose()?;
+        let callback_url = args
+            .callback_url
+            .as_deref()
+            .map(|u| lrwatch::parse_url(u).map_err(|e| UsageError(format!("--callback-url: {e}"))))
+            .transpose()?;
         let transport = match args.transport.as_str() {
             "auto" => None,
             name => Some(
@@ -160,6 +165,8 @@ impl Config {
                 headers: args.headers.clone(),
                 ca_certs,
                 changes: args.changes,
+                callback_listen: args.callback_listen.clone(),
+                callback_url,
                 keepalive: env.keepalive.unwrap_or(lrwatch::follow::DEFAULT_KEEPALIVE),
                 fall_back_for: env
                     .fall_back_for

@@ -212,6 +212,59 @@ impl HttpClient {
         request.call().map_err(classify)
     }
 
+    /// A webhook subscription request: `POST` with a form body, or `DELETE` without one. No
+    /// redirects are followed; the answer's body is bounded like any other.
+    pub fn submit(
+        &self,
+        method: &str,
+        url: &Url,
+        resource: &Url,
+        form: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Response, FetchError> {
+        let headers = self.headers_for(url, resource);
+        let result = if method == "POST" {
+            let mut request = self
+                .agent
+                .post(url.as_str())
+                .config()
+                .timeout_recv_response(Some(timeout))
+                .timeout_per_read(Some(timeout))
+                .build();
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            request
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .send(form.unwrap_or("").as_bytes())
+        } else {
+            let mut request = self
+                .agent
+                .delete(url.as_str())
+                .config()
+                .timeout_recv_response(Some(timeout))
+                .timeout_per_read(Some(timeout))
+                .build();
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            request.call()
+        };
+        let mut response = result.map_err(|e| FetchError::Transport(describe(&e)))?;
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(self.max_body)
+            .read_to_vec()
+            .unwrap_or_default();
+        Ok(Response {
+            status: response.status().as_u16(),
+            url: url.clone(),
+            headers: response.headers().clone(),
+            body,
+        })
+    }
+
     /// The user's headers, for a URL on `resource`'s behalf: none unless same origin.
     pub fn headers_for(&self, url: &Url, resource: &Url) -> &[(HeaderName, HeaderValue)] {
         if url.origin() == resource.origin() {

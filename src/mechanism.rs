@@ -118,6 +118,9 @@ impl Mechanism {
                 | Mechanism::Changes
                 | Mechanism::ChangesWait
                 | Mechanism::ChangesStream
+                | Mechanism::ValueCallback
+                | Mechanism::ChangesCallback
+                | Mechanism::MultiplexCallbacks
         )
     }
 }

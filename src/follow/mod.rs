@@ -6,6 +6,7 @@
 //! `follow_resource`. Deduplication, removal and capability re-reading live in `Ctx`, so
 //! every transport obeys "only real changes, never the same value twice in a row".
 
+mod callbacks;
 mod changes;
 mod hint_stream;
 mod hub;
@@ -65,6 +66,12 @@ pub struct Options {
     /// How long `auto` stays away from a mechanism that failed repeatedly before it climbs
     /// back to it.
     pub fall_back_for: Duration,
+    /// Where to listen for webhook notifications (`--callback-listen`); loopback on a free
+    /// port by default.
+    pub callback_listen: Option<String>,
+    /// The URL servers should POST notifications to (`--callback-url`), when it is not the
+    /// listener's own (behind a tunnel or NAT). Either setting lets `auto` use webhooks.
+    pub callback_url: Option<Url>,
     /// Follow the resource's changes feed instead of its value (`--changes`); `auto` does so
     /// anyway for a collection that offers changes links and has no ETag.
     pub changes: bool,
@@ -100,6 +107,8 @@ impl Default for Options {
             fall_back_for: DEFAULT_FALL_BACK_FOR,
             ca_certs: None,
             changes: false,
+            callback_listen: None,
+            callback_url: None,
         }
     }
 }
@@ -156,6 +165,8 @@ struct Shared {
     followers: usize,
     /// TLS for wss: the same roots as https.
     tls: Arc<rustls::ClientConfig>,
+    /// The webhook receiver, once a resource needs it.
+    callbacks: Mutex<Option<Arc<callbacks::Receiver>>>,
 }
 
 impl Client {
@@ -192,6 +203,7 @@ impl Client {
             hubs: hub::Hubs::default(),
             followers: urls.len(),
             tls: Arc::clone(&self.tls),
+            callbacks: Mutex::new(None),
         });
         for url in urls {
             let ctx = Ctx {
@@ -223,7 +235,12 @@ impl Client {
                 ))));
             }
         }
-        Follow { rx, tx, shutdown }
+        Follow {
+            rx,
+            tx,
+            shutdown,
+            shared,
+        }
     }
 }
 
@@ -234,6 +251,7 @@ pub struct Follow {
     rx: Receiver<Update>,
     tx: Sender<Update>,
     shutdown: Arc<Shutdown>,
+    shared: Arc<Shared>,
 }
 
 impl Follow {
@@ -261,9 +279,26 @@ impl Iterator for Follow {
     }
 }
 
+impl Follow {
+    /// Stops following and removes every webhook subscription made (each DELETE bounded to a
+    /// few seconds). Called by `drop` too; calling it again does nothing.
+    pub fn close(&self) {
+        self.shutdown.trigger();
+        let receiver = self
+            .shared
+            .callbacks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(receiver) = receiver {
+            receiver.unsubscribe_all(&self.shared.http);
+        }
+    }
+}
+
 impl Drop for Follow {
     fn drop(&mut self) {
-        self.shutdown.trigger();
+        self.close();
     }
 }
 
@@ -656,7 +691,19 @@ impl Ctx {
                 | Mechanism::ChangesStream
                 | Mechanism::ChangesCallback
         );
+        let callback = matches!(
+            mechanism,
+            Mechanism::ValueCallback | Mechanism::ChangesCallback | Mechanism::MultiplexCallbacks
+        );
+        let listening =
+            self.options.callback_url.is_some() || self.options.callback_listen.is_some();
+        if callback && !listening {
+            return Err("webhooks need --callback-url or --callback-listen");
+        }
         if self.feed.is_some() {
+            if mechanism == Mechanism::ValueCallback {
+                return Err("the collection is followed by its changes");
+            }
             if matches!(
                 mechanism,
                 Mechanism::ValueStream
@@ -693,25 +740,23 @@ impl Ctx {
             return vec![Mechanism::Poll];
         };
         if self.feed.is_some() {
-            // Changes mode: a stream of changes, a socket, a long-poll, plain reads.
-            let mut order: Vec<Mechanism> = [
+            // Changes mode: a stream of changes, a socket, a long-poll (multiplexed first when
+            // several resources are followed), webhooks, plain reads.
+            let several = self.shared.followers > 1;
+            let order: Vec<Mechanism> = [
                 Mechanism::ChangesStream,
                 Mechanism::MultiplexWs,
                 Mechanism::MultiplexSocket,
+                Mechanism::MultiplexWait,
                 Mechanism::ChangesWait,
+                Mechanism::ChangesCallback,
+                Mechanism::MultiplexCallbacks,
             ]
             .into_iter()
             .filter(|m| caps.offer(*m).is_some())
+            .filter(|m| *m != Mechanism::MultiplexWait || several)
+            .chain([Mechanism::Changes])
             .collect();
-            if self.shared.followers > 1 && caps.offer(Mechanism::MultiplexWait).is_some() {
-                order.insert(
-                    order
-                        .len()
-                        .saturating_sub(usize::from(order.last() == Some(&Mechanism::ChangesWait))),
-                    Mechanism::MultiplexWait,
-                );
-            }
-            order.push(Mechanism::Changes);
             return order;
         }
         let multi = self.shared.followers > 1;
@@ -862,6 +907,9 @@ fn follow_resource(mut ctx: Ctx) {
             | Mechanism::MultiplexWait => multiplexed::run(&mut ctx, mechanism),
             Mechanism::Changes | Mechanism::ChangesWait => changes::run_wait(&mut ctx, mechanism),
             Mechanism::ChangesStream => changes::run_stream(&mut ctx),
+            Mechanism::ValueCallback
+            | Mechanism::ChangesCallback
+            | Mechanism::MultiplexCallbacks => callbacks::run(&mut ctx, mechanism),
             _ => poll::run(&mut ctx),
         };
         match next {

@@ -23,7 +23,7 @@
 mod callbacks;
 mod collection;
 mod dialect;
-mod http;
+pub(crate) mod http;
 mod multiplex;
 mod routes;
 mod store;

@@ -1,0 +1,299 @@
+//! Webhooks (REST Hooks): `value-callback`, `changes-callback` and `multiplex-callbacks`.
+//! lrwatch subscribes by POSTing `callback_uri=` to the advertised endpoint, receives the
+//! notifications on a small local HTTP listener, and DELETEs every subscription when
+//! following ends, whichever way it ends.
+//!
+//! A notification is accepted only when its path carries the secret token lrwatch made for
+//! this run and a subscription id it handed out, and its `Location` names the resource that
+//! subscription follows; bodies are bounded by the listener (1 MiB).
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use url::Url;
+
+use super::hub::HubEvent;
+use super::{Ctx, Next, Push, Shared};
+use crate::error::Error;
+use crate::http::HttpClient;
+use crate::mechanism::Mechanism;
+use crate::server::http::{serve_connection, Reply, Request, Response};
+
+/// How long a subscription or unsubscription request may take.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a notification connection may sit idle.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// The local listener and the subscriptions it serves.
+#[derive(Debug)]
+pub(crate) struct Receiver {
+    addr: SocketAddr,
+    /// Where servers are told to POST: `--callback-url`, else `http://<listen address>/`.
+    base: Url,
+    /// A random path segment: only someone told the callback URL can notify.
+    token: String,
+    subs: Mutex<Subscriptions>,
+}
+
+#[derive(Debug, Default)]
+struct Subscriptions {
+    next: u64,
+    by_id: HashMap<u64, Registered>,
+}
+
+#[derive(Debug)]
+struct Registered {
+    resource: Url,
+    inbox: Sender<HubEvent>,
+    /// The subscription's `Location`, to DELETE when following ends.
+    location: Option<Url>,
+}
+
+impl Receiver {
+    /// Listens on `listen` (loopback unless told otherwise); `public` is the URL servers
+    /// should POST to, when it is not the listener's own.
+    pub(crate) fn start(listen: &str, public: Option<&Url>) -> std::io::Result<Arc<Receiver>> {
+        let listener = TcpListener::bind(listen)?;
+        let addr = listener.local_addr()?;
+        let base = match public {
+            Some(url) => url.clone(),
+            None => Url::parse(&format!("http://{addr}/")).map_err(std::io::Error::other)?,
+        };
+        let token = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let receiver = Arc::new(Receiver {
+            addr,
+            base,
+            token,
+            subs: Mutex::new(Subscriptions::default()),
+        });
+        let serving = Arc::clone(&receiver);
+        std::thread::Builder::new()
+            .name("callbacks".into())
+            .spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let receiver = Arc::clone(&serving);
+                    let _ = std::thread::Builder::new()
+                        .name("callback".into())
+                        .spawn(move || {
+                            serve_connection(stream, IDLE, &|request| receiver.handle(request))
+                        });
+                }
+            })?;
+        Ok(receiver)
+    }
+
+    /// The address the listener is bound to.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
+        self.subs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new subscription's id and the callback URL that names it.
+    fn register(&self, resource: Url, inbox: Sender<HubEvent>) -> (u64, Url) {
+        let mut subs = self.lock();
+        subs.next += 1;
+        let id = subs.next;
+        subs.by_id.insert(
+            id,
+            Registered {
+                resource,
+                inbox,
+                location: None,
+            },
+        );
+        let path = format!("{}/{id}", self.token);
+        let url = self.base.join(&path).unwrap_or_else(|_| self.base.clone());
+        (id, url)
+    }
+
+    fn set_location(&self, id: u64, location: Url) {
+        if let Some(sub) = self.lock().by_id.get_mut(&id) {
+            sub.location = Some(location);
+        }
+    }
+
+    fn forget(&self, id: u64) -> Option<Url> {
+        self.lock().by_id.remove(&id).and_then(|s| s.location)
+    }
+
+    /// Unsubscribes everything (DELETE on each subscription's Location), in parallel, each
+    /// bounded in time.
+    pub(crate) fn unsubscribe_all(&self, http: &HttpClient) {
+        let locations: Vec<(Url, Url)> = self
+            .lock()
+            .by_id
+            .drain()
+            .filter_map(|(_, s)| s.location.map(|l| (l, s.resource)))
+            .collect();
+        std::thread::scope(|scope| {
+            for (location, resource) in &locations {
+                scope.spawn(move || {
+                    // A DELETE can be repeated: once more if a pooled connection had gone stale.
+                    let delete =
+                        || http.submit("DELETE", location, resource, None, Duration::from_secs(3));
+                    if delete().is_err() {
+                        let _ = delete();
+                    }
+                });
+            }
+        });
+    }
+
+    /// One notification: checked, then handed to its follower.
+    fn handle(&self, request: &Request) -> Reply {
+        let mut parts = request.path.trim_start_matches('/').splitn(2, '/');
+        let (token, id) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        if token != self.token {
+            return Response::error(404, "no such callback").into();
+        }
+        if request.method != "POST" {
+            return Response::error(405, "notifications are POSTed")
+                .header("Allow", "POST")
+                .into();
+        }
+        let subs = self.lock();
+        let Some(sub) = id.parse::<u64>().ok().and_then(|id| subs.by_id.get(&id)) else {
+            // REST Hooks: 410 tells the sender to drop a subscription nobody follows.
+            return Response::error(410, "no such subscription").into();
+        };
+        let named = request
+            .header("location")
+            .and_then(|l| sub.resource.join(l).ok());
+        if !named.is_some_and(|l| same_resource(&l, &sub.resource)) {
+            return Response::error(
+                403,
+                "the Location is not the resource this subscription follows",
+            )
+            .into();
+        }
+        let body = (!request.body.is_empty()).then(|| {
+            (
+                request.body.clone(),
+                request.header("content-type").map(str::to_string),
+            )
+        });
+        let push = Push {
+            etag: request.header("etag").map(str::to_string),
+            previous_etag: request.header("previous-etag").map(str::to_string),
+            body,
+            headers: request.headers.clone(),
+        };
+        match sub.inbox.send(HubEvent::Push(push)) {
+            Ok(()) => Response::new(204).into(),
+            Err(_) => Response::error(410, "no longer followed").into(),
+        }
+    }
+}
+
+/// Whether a notification's `Location` names the followed resource: same origin and path
+/// (the query of the followed URL may carry a client's own switches).
+fn same_resource(location: &Url, resource: &Url) -> bool {
+    location.origin() == resource.origin() && location.path() == resource.path()
+}
+
+impl Shared {
+    /// The run's callback receiver, started on first use.
+    fn receiver(&self) -> std::io::Result<Arc<Receiver>> {
+        let mut slot = self.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(receiver) = slot.as_ref() {
+            return Ok(Arc::clone(receiver));
+        }
+        let listen = self
+            .options
+            .callback_listen
+            .as_deref()
+            .unwrap_or("127.0.0.1:0");
+        let receiver = Receiver::start(listen, self.options.callback_url.as_ref())?;
+        *slot = Some(Arc::clone(&receiver));
+        Ok(receiver)
+    }
+}
+
+/// Follows the resource through webhook notifications until following stops or a fall back.
+pub(super) fn run(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
+    let Some(offer) = ctx.caps.as_ref().and_then(|c| c.offer(mechanism)).cloned() else {
+        return Next::Switch(ctx.choose_auto());
+    };
+    let receiver = match ctx.shared.receiver() {
+        Ok(r) => r,
+        Err(e) => {
+            let listen = ctx
+                .options
+                .callback_listen
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1:0".into());
+            return ctx.fail(Error::Setup(format!(
+                "cannot listen for callbacks on {listen}: {e}"
+            )));
+        }
+    };
+    ctx.trace(format!(
+        "listening for callbacks on http://{}/",
+        receiver.addr()
+    ));
+    let changes = ctx.feed.is_some();
+    let (inbox, events) = std::sync::mpsc::channel();
+    let (id, callback) = receiver.register(ctx.url.clone(), inbox);
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("callback_uri", callback.as_str());
+    if mechanism == Mechanism::MultiplexCallbacks {
+        form.append_pair("uri", ctx.url.as_str());
+    }
+    let form = form.finish();
+    ctx.trace(format!("POST {} callback_uri={callback}", offer.target));
+    let refused = match ctx.http.submit(
+        "POST",
+        &offer.target,
+        &ctx.url,
+        Some(&form),
+        SUBSCRIBE_TIMEOUT,
+    ) {
+        Ok(r) if r.status == 201 || r.status == 200 => {
+            match r.header("location").and_then(|l| offer.target.join(l).ok()) {
+                Some(location) => {
+                    ctx.trace(format!("subscribed: {location}"));
+                    receiver.set_location(id, location);
+                    None
+                }
+                None => Some("the subscription was answered without a Location".to_string()),
+            }
+        }
+        Ok(r) => Some(format!("HTTP {} subscribing", r.status)),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(reason) = refused {
+        receiver.forget(id);
+        if ctx.options.transport.is_some() {
+            return ctx.fail(Error::Refused {
+                url: ctx.uri.clone(),
+                transport: mechanism.to_string(),
+                reason,
+            });
+        }
+        return ctx
+            .fall_back(mechanism, super::FALL_BACK_AFTER, &reason)
+            .unwrap_or(Next::Switch(Mechanism::Poll));
+    }
+    ctx.succeeded();
+    // Anything that changed before the subscription took effect.
+    if !ctx.catch_up(mechanism) {
+        return Next::Stop;
+    }
+    while let Ok(event) = events.recv() {
+        let carried_on = match event {
+            HubEvent::Push(push) if changes => super::changes::apply_hub_push(ctx, push, mechanism),
+            HubEvent::Push(push) => ctx.apply_push(push, mechanism),
+            _ => true,
+        };
+        if !carried_on || !ctx.running() {
+            break;
+        }
+    }
+    Next::Stop
+}
