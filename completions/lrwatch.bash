@@ -35,7 +35,7 @@ _lrwatch() {
 
     case "${cmd}" in
         lrwatch)
-            opts="-j -d -x -n -v -q -t -H -h -V --json --diff --exec --select --count --no-initial --color --verbose --quiet --timeout --header --changes --callback-listen --callback-url --cacert --transport --wait --interval --help --version serve demo completions man"
+            opts="-j -d -x -n -v -q -t -H -h -V --json --diff --exec --select --count --no-initial --color --verbose --quiet --timeout --header --changes --callback-listen --callback-url --insecure --max-body --cacert --transport --wait --interval --help --version serve demo completions man"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -89,6 +89,10 @@ _lrwatch() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-body)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -127,7 +131,7 @@ _lrwatch() {
             return 0
             ;;
         lrwatch__subcmd__demo)
-            opts="-j -d -x -n -v -q -t -H -h --json --diff --exec --select --count --no-initial --color --verbose --quiet --timeout --header --changes --callback-listen --callback-url --cacert --transport --wait --interval --help"
+            opts="-j -d -x -n -v -q -t -H -h --json --diff --exec --select --count --no-initial --color --verbose --quiet --timeout --header --changes --callback-listen --callback-url --insecure --max-body --cacert --transport --wait --interval --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -178,6 +182,10 @@ _lrwatch() {
                     return 0
                     ;;
                 --callback-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-body)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_lrwatch_global_optspecs
-    string join \n j/json d/diff x/exec= select= n/count= no-initial color= v/verbose q/quiet t/timeout= H/header= changes callback-listen= callback-url= cacert= transport= wait= interval= h/help V/version
+    string join \n j/json d/diff x/exec= select= n/count= no-initial color= v/verbose q/quiet t/timeout= H/header= changes callback-listen= callback-url= insecure max-body= cacert= transport= wait= interval= h/help V/version
 end
 
 function __fish_lrwatch_needs_command
@@ -34,6 +34,7 @@ complete -c lrwatch -n "__fish_lrwatch_needs_command" -s t -l timeout -d 'Give u
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s H -l header -d 'Extra request header "NAME: VALUE", repeatable; sent only to the resource\'s own origin' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l callback-listen -d 'Receive webhook notifications on a local listener at ADDR [default: 127.0.0.1 on a free port]; lets auto use value-callback / changes-callback' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l callback-url -d 'The URL servers should POST webhook notifications to, when it is not the listener\'s own (behind a tunnel or NAT); lets auto use callbacks. Every subscription is deleted when lrwatch exits, however it exits' -r
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -l max-body -d 'The largest response body, event-stream event or socket message accepted, in bytes (K, M, G suffixes: KiB, MiB, GiB). Over it, following that resource stops with exit 1' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l cacert -d 'Trust the certificate authorities in this PEM file for https and wss, instead of the bundled Mozilla roots (as curl\'s --cacert does)' -r -F
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l transport -d 'Transport: auto (the best one offered), or force one; forcing one that the resource does not advertise is an error naming what it does advertise' -r -f -a "auto\t''
 poll\t''
@@ -57,6 +58,7 @@ complete -c lrwatch -n "__fish_lrwatch_needs_command" -l no-initial -d 'Do not e
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s v -l verbose -d 'Protocol trace on stderr: requests, links found, transport chosen and why, retries'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s q -l quiet -d 'No status or warning lines on stderr (errors are still reported)'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l changes -d 'Follow the resource\'s changes feed instead of its value (the default for a collection that offers changes links and no ETag). Items with ids become child-added, child-changed and child-removed events; other formats a changes event'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -l insecure -d 'Do not verify TLS certificates (https, wss). Only for testing: anyone on the path can then read and change what is followed. lrwatch warns when it is used'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s V -l version -d 'Print version'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "serve" -d 'Run the reference LiveResource server: every mechanism of the protocol, in all three forms.'
@@ -80,6 +82,7 @@ complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s t -l timeout -d
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s H -l header -d 'Extra request header "NAME: VALUE", repeatable; sent only to the resource\'s own origin' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l callback-listen -d 'Receive webhook notifications on a local listener at ADDR [default: 127.0.0.1 on a free port]; lets auto use value-callback / changes-callback' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l callback-url -d 'The URL servers should POST webhook notifications to, when it is not the listener\'s own (behind a tunnel or NAT); lets auto use callbacks. Every subscription is deleted when lrwatch exits, however it exits' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l max-body -d 'The largest response body, event-stream event or socket message accepted, in bytes (K, M, G suffixes: KiB, MiB, GiB). Over it, following that resource stops with exit 1' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l cacert -d 'Trust the certificate authorities in this PEM file for https and wss, instead of the bundled Mozilla roots (as curl\'s --cacert does)' -r -F
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l transport -d 'Transport: auto (the best one offered), or force one; forcing one that the resource does not advertise is an error naming what it does advertise' -r -f -a "auto\t''
 poll\t''
@@ -103,6 +106,7 @@ complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l no-initial -d '
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s v -l verbose -d 'Protocol trace on stderr: requests, links found, transport chosen and why, retries'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s q -l quiet -d 'No status or warning lines on stderr (errors are still reported)'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l changes -d 'Follow the resource\'s changes feed instead of its value (the default for a collection that offers changes links and no ETag). Items with ids become child-added, child-changed and child-removed events; other formats a changes event'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l insecure -d 'Do not verify TLS certificates (https, wss). Only for testing: anyone on the path can then read and change what is followed. lrwatch warns when it is used'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand man" -s h -l help -d 'Print help'

@@ -215,6 +215,16 @@ pub struct FollowArgs {
     #[arg(long, value_name = "URL", help_heading = "Following")]
     pub callback_url: Option<String>,
 
+    /// Do not verify TLS certificates (https, wss). Only for testing: anyone on the path can
+    /// then read and change what is followed. lrwatch warns when it is used.
+    #[arg(long, help_heading = "Following")]
+    pub insecure: bool,
+
+    /// The largest response body, event-stream event or socket message accepted, in bytes
+    /// (K, M, G suffixes: KiB, MiB, GiB). Over it, following that resource stops with exit 1.
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size, help_heading = "Following")]
+    pub max_body: u64,
+
     /// Trust the certificate authorities in this PEM file for https and wss, instead of the
     /// bundled Mozilla roots (as curl's --cacert does).
     #[arg(long, value_name = "FILE", help_heading = "Following")]
@@ -287,6 +297,29 @@ fn parse_interval(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let factor: u64 = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return Err(format!("'{s}' is not a size (use bytes, or K, M, G)")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (use bytes, or K, M, G)"))?;
+    match n.checked_mul(factor) {
+        Some(v) if v >= 64 => Ok(v),
+        Some(_) => Err("the size must be at least 64 bytes".to_string()),
+        None => Err(format!("'{s}' is too large")),
+    }
+}
+
 fn parse_header(s: &str) -> Result<(String, String), String> {
     let (name, value) = s
         .split_once(':')
@@ -326,6 +359,17 @@ mod tests {
         assert!(parse_header(": v").is_err());
         assert!(parse_header("bad name: v").is_err());
         assert!(parse_header("X: a\r\nInjected: 1").is_err());
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("16M"), Ok(16 << 20));
+        assert_eq!(parse_size("2kib"), Ok(2048));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        for bad in ["", "x", "10Q", "12", "99999999999999999999G"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

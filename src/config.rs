@@ -37,6 +37,8 @@ pub struct Config {
     pub select: Option<String>,
     /// Whether to keep a status line on stderr (a terminal, and not `-q`).
     pub status_line: bool,
+    /// Warn that certificates are not verified.
+    pub insecure: bool,
     /// Whether stderr output may be colored.
     pub stderr_color: bool,
     pub count: Option<u64>,
@@ -151,6 +153,7 @@ impl Config {
             diff: args.diff,
             exec: args.exec.clone(),
             select: args.select.clone(),
+            insecure: args.insecure,
             status_line: env.stderr_is_terminal && !args.quiet && !env.term_dumb,
             stderr_color: color_on(env.stderr_is_terminal),
             count: args.count,
@@ -165,13 +168,14 @@ impl Config {
                 headers: args.headers.clone(),
                 ca_certs,
                 changes: args.changes,
+                insecure: args.insecure,
+                max_body: args.max_body,
                 callback_listen: args.callback_listen.clone(),
                 callback_url,
                 keepalive: env.keepalive.unwrap_or(lrwatch::follow::DEFAULT_KEEPALIVE),
                 fall_back_for: env
                     .fall_back_for
                     .unwrap_or(lrwatch::follow::DEFAULT_FALL_BACK_FOR),
-                ..Options::default()
             },
         })
     }

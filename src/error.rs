@@ -54,6 +54,13 @@ pub enum Error {
         /// The limit in bytes.
         limit: u64,
     },
+    /// A stream event or socket message exceeded the configured size limit.
+    TooLarge {
+        /// The resource URL.
+        url: String,
+        /// What was too large, in words.
+        what: String,
+    },
     /// The HTTP client could not be set up (for example an invalid header given by the user).
     Setup(String),
 }
@@ -83,7 +90,11 @@ impl fmt::Display for Error {
             ),
             Error::BodyTooLarge { url, limit } => write!(
                 f,
-                "the response from {url} is larger than the {limit}-byte limit."
+                "the response from {url} is larger than the {limit}-byte limit. Raise it with --max-body if that is expected."
+            ),
+            Error::TooLarge { url, what } => write!(
+                f,
+                "following {url} stopped: {what}. Raise the limit with --max-body if that is expected."
             ),
             Error::Setup(reason) => write!(f, "{reason}"),
         }

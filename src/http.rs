@@ -68,7 +68,18 @@ impl HttpClient {
         max_body: u64,
         ca_certs: Option<&[Vec<u8>]>,
     ) -> HttpClient {
-        let mut tls = ureq::tls::TlsConfig::builder();
+        HttpClient::with_trust(user_headers, max_body, ca_certs, false)
+    }
+
+    /// Like [`HttpClient::new`]; with `insecure`, certificates are not verified at all
+    /// (`--insecure`: the caller warns).
+    pub fn with_trust(
+        user_headers: Vec<(HeaderName, HeaderValue)>,
+        max_body: u64,
+        ca_certs: Option<&[Vec<u8>]>,
+        insecure: bool,
+    ) -> HttpClient {
+        let mut tls = ureq::tls::TlsConfig::builder().disable_verification(insecure);
         if let Some(certs) = ca_certs {
             let certs: Vec<_> = certs
                 .iter()
@@ -320,6 +331,10 @@ fn describe(error: &ureq::Error) -> String {
         ureq::Error::ConnectionFailed => "connection failed".to_string(),
         ureq::Error::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
             "connection refused".to_string()
+        }
+        // The resolver's own words ("failed to lookup address information") are less clear.
+        ureq::Error::Io(e) if e.to_string().contains("lookup address") => {
+            format!("host not found ({e})")
         }
         ureq::Error::Io(e) => format!("connection error ({e})"),
         ureq::Error::Timeout(t) => format!("timed out ({t})"),

@@ -35,6 +35,9 @@ pub fn run(config: Config) -> Result<Ending> {
 }
 
 fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
+    if config.insecure {
+        stderr.message("lrwatch: warning: --insecure: TLS certificates are not verified; anyone on the path can read and change what is followed.");
+    }
     let client = Client::new(config.options.clone())?;
     let follow = client.follow(config.urls.iter().cloned());
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::sse::{self, header, headers_and_content, Flow};
-use super::{Ctx, Next, Outcome, Push, REQUEST_TIMEOUT, WAIT_SLACK};
+use super::{Ctx, Next, Outcome, Push, REQUEST_TIMEOUT};
 use crate::discovery::Capabilities;
 use crate::event::{Body, Event, EventKind, Update};
 use crate::http::{FetchError, Response};
@@ -421,7 +421,7 @@ pub(super) fn run_wait(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
             Vec::new()
         };
         let timeout = if long {
-            requested + WAIT_SLACK
+            requested + super::wait_slack(requested)
         } else {
             REQUEST_TIMEOUT
         };
@@ -430,18 +430,15 @@ pub(super) fn run_wait(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
             Outcome::Retry => continue,
             Outcome::Stop => return Next::Stop,
         };
-        let status = response.status;
-        let before = ctx.feed().checkpoint.clone();
-        match ctx.take_changes(response, mechanism) {
-            Some(true) => {}
-            Some(false) => return Next::Stop,
-            None => {
-                if let Outcome::Stop = ctx.retry_later(&format!("HTTP {status} from {checkpoint}"))
-                {
-                    return Next::Stop;
-                }
-                continue;
+        if !super::understood(response.status) {
+            if let Outcome::Stop = ctx.retry_response(&response) {
+                return Next::Stop;
             }
+            continue;
+        }
+        let before = ctx.feed().checkpoint.clone();
+        if ctx.take_changes(response, mechanism) == Some(false) {
+            return Next::Stop;
         }
         ctx.succeeded();
         // No news (the checkpoint did not move) answered at once: do not spin.

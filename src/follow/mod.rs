@@ -40,8 +40,12 @@ pub const DEFAULT_WAIT: u64 = 55;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a plain request may take to answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How much longer than the wait a long-poll may take before it counts as lost.
-const WAIT_SLACK: Duration = Duration::from_secs(15);
+/// How much longer than the wait a long-poll may take before it counts as lost: a quarter of
+/// the wait, at least 2 s (network and server delays) and at most 15 s, so a server that
+/// goes silent is noticed soon after the wait it was asked for.
+fn wait_slack(wait: Duration) -> Duration {
+    (wait / 4).clamp(Duration::from_secs(2), Duration::from_secs(15))
+}
 /// Failures in a row after which `auto` leaves a mechanism for the next one.
 const FALL_BACK_AFTER: u32 = 3;
 /// How long `auto` stays away from a mechanism it fell back from before trying it again.
@@ -58,7 +62,7 @@ pub struct Options {
     pub interval: Option<Duration>,
     /// Extra request headers, sent only to each resource's own origin.
     pub headers: Vec<(String, String)>,
-    /// The largest response body accepted, in bytes.
+    /// The largest response body, event-stream event or socket message accepted, in bytes.
     pub max_body: u64,
     /// How often a quiet WebSocket is pinged. A socket silent for 2.5 times this, or a stream
     /// silent for 3 times this (servers send keep-alives), is presumed dead and reconnected.
@@ -78,12 +82,21 @@ pub struct Options {
     /// Certificate authorities (DER) to trust for https and wss instead of the bundled
     /// Mozilla roots, like curl's `--cacert`.
     pub ca_certs: Option<Vec<Vec<u8>>>,
+    /// Do not verify certificates at all (`--insecure`). Only for testing: anyone on the path
+    /// can then read and change what is followed.
+    pub insecure: bool,
 }
 
 /// The default keep-alive period: the reference server's, and common proxies'.
 pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(15);
 
 impl Options {
+    /// An event-stream parser bounded by `max_body`: a line or an event over it is an error.
+    pub(crate) fn sse_parser(&self) -> crate::wire::sse::Parser {
+        let max = usize::try_from(self.max_body).unwrap_or(usize::MAX);
+        crate::wire::sse::Parser::with_limits(max, max)
+    }
+
     /// How long a stream may stay silent before it is presumed dead.
     pub(crate) fn stream_idle(&self) -> Duration {
         self.keepalive * 3
@@ -106,6 +119,7 @@ impl Default for Options {
             keepalive: DEFAULT_KEEPALIVE,
             fall_back_for: DEFAULT_FALL_BACK_FOR,
             ca_certs: None,
+            insecure: false,
             changes: false,
             callback_listen: None,
             callback_url: None,
@@ -183,9 +197,17 @@ impl Client {
                 Ok((n, v))
             })
             .collect::<Result<Vec<_>>>()?;
-        let tls = Arc::new(websocket::tls_config(options.ca_certs.as_deref())?);
+        let tls = Arc::new(websocket::tls_config(
+            options.ca_certs.as_deref(),
+            options.insecure,
+        )?);
         Ok(Client {
-            http: HttpClient::new(headers, options.max_body, options.ca_certs.as_deref()),
+            http: HttpClient::with_trust(
+                headers,
+                options.max_body,
+                options.ca_certs.as_deref(),
+                options.insecure,
+            ),
             options: Arc::new(options),
             tls,
         })
@@ -506,7 +528,22 @@ impl Ctx {
 
     /// Waits out the next backoff delay after a failure described by `reason`.
     fn retry_later(&mut self, reason: &str) -> Outcome {
-        let delay = self.backoff.next_delay();
+        self.retry_after(reason, None)
+    }
+
+    /// Waits out the backoff after an answer that was not what was hoped for, or the server's
+    /// `Retry-After` when that is longer (a server that says when to come back is believed,
+    /// up to ten minutes).
+    fn retry_response(&mut self, response: &Response) -> Outcome {
+        let reason = format!("HTTP {} from {}", response.status, response.url);
+        self.retry_after(&reason, retry_after(response.header("retry-after")))
+    }
+
+    fn retry_after(&mut self, reason: &str, server_says: Option<Duration>) -> Outcome {
+        let delay = self
+            .backoff
+            .next_delay()
+            .max(server_says.unwrap_or_default());
         self.status();
         self.warn(format!(
             "{reason}; retrying in {:.1}s (attempt {})",
@@ -809,6 +846,28 @@ impl Ctx {
     }
 }
 
+/// Whether a status is an answer about the resource (a value, no news, or gone) rather than
+/// trouble to back off from.
+fn understood(status: u16) -> bool {
+    matches!(status, 200..=299 | 304 | 404 | 410)
+}
+
+/// The longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// Reads `Retry-After`: delay-seconds, or an HTTP-date (how long until then).
+fn retry_after(value: Option<&str>) -> Option<Duration> {
+    let value = value?.trim();
+    let delay = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(SystemTime::now())
+            .unwrap_or_default(),
+    };
+    Some(delay.min(MAX_RETRY_AFTER))
+}
+
 /// One resource from discovery to the end.
 fn follow_resource(mut ctx: Ctx) {
     let url = ctx.url.clone();
@@ -822,10 +881,7 @@ fn follow_resource(mut ctx: Ctx) {
         match ctx.http.get(&url, &url, &[], REQUEST_TIMEOUT) {
             Ok(r) if matches!(r.status, 200..=299 | 404 | 410) => break r,
             Ok(r) => {
-                if matches!(
-                    ctx.retry_later(&format!("HTTP {}", r.status)),
-                    Outcome::Stop
-                ) {
+                if matches!(ctx.retry_response(&r), Outcome::Stop) {
                     return;
                 }
             }
@@ -955,6 +1011,22 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(retry_after(Some("3")), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(Some("99999")), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after(Some("soon")), None);
+        assert_eq!(retry_after(None), None);
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
+        let d = retry_after(Some(&later)).unwrap();
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        let past = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(30));
+        assert_eq!(retry_after(Some(&past)), Some(Duration::ZERO));
     }
 
     #[test]

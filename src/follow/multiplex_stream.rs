@@ -17,7 +17,6 @@ use super::hub::{HubEvent, HubInput, Members};
 use super::{Push, Shared};
 use crate::backoff::Backoff;
 use crate::wire::multiplex::Target;
-use crate::wire::sse::Parser;
 
 /// How long to gather subscribers that arrive together before connecting.
 const GATHER: Duration = Duration::from_millis(20);
@@ -120,6 +119,7 @@ fn open(
         .unwrap_or_else(|| endpoint.clone());
     let http = shared.http.clone();
     let idle = shared.options.stream_idle();
+    let mut parser = shared.options.sse_parser();
     let on_failure = hub.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("multiplex-stream {endpoint}"))
@@ -141,7 +141,6 @@ fn open(
                             id: String::new(),
                         },
                     ));
-                    let mut parser = Parser::new();
                     let mut buf = vec![0u8; 16 * 1024];
                     loop {
                         let n = match stream.body.read(&mut buf) {

@@ -10,7 +10,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::hub::{HubEvent, HubInput, Members};
-use super::{Push, Shared, DEFAULT_INTERVAL, WAIT_SLACK};
+use super::{Push, Shared, DEFAULT_INTERVAL};
 use crate::backoff::Backoff;
 use crate::wire::multiplex::{encode_uri_header, parse_answer, Member, Target};
 
@@ -71,9 +71,12 @@ pub(super) fn run(shared: &Shared, rel: &str, endpoint: &Url, input: &Receiver<H
             .map(|m| m.url.clone())
             .unwrap_or_else(|| endpoint.clone());
         let started = Instant::now();
-        let answer = shared
-            .http
-            .get(&url, &origin, &headers, requested + WAIT_SLACK);
+        let answer = shared.http.get(
+            &url,
+            &origin,
+            &headers,
+            requested + super::wait_slack(requested),
+        );
         let took = started.elapsed();
         let news = match answer {
             Ok(response) if response.status == 200 => {

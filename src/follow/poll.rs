@@ -24,12 +24,14 @@ pub(super) fn run(ctx: &mut Ctx) -> Next {
             Outcome::Retry => continue,
             Outcome::Stop => return Next::Stop,
         };
-        let status = response.status;
-        if status != 304 && ctx.apply(response, SELF, false).is_none() {
-            if let Outcome::Stop = ctx.retry_later(&format!("HTTP {status} from {url}")) {
+        if !super::understood(response.status) {
+            if let Outcome::Stop = ctx.retry_response(&response) {
                 return Next::Stop;
             }
             continue;
+        }
+        if response.status != 304 {
+            ctx.apply(response, SELF, false);
         }
         ctx.succeeded();
         if let Some(better) = ctx.better_than(SELF) {

@@ -28,6 +28,7 @@ pub(super) fn run(
     let mut last_id = String::new();
     let mut retry = DEFAULT_RETRY;
     let mut failures = 0u32;
+    let mut connects = 0u32;
     loop {
         if !ctx.running() {
             return Next::Stop;
@@ -49,6 +50,7 @@ pub(super) fn run(
                 format!(", Last-Event-ID: {last_id}")
             }
         ));
+        let mut server_says = None;
         let problem = match ctx
             .http
             .open(&target, &ctx.url, &headers, ctx.options.stream_idle())
@@ -65,6 +67,12 @@ pub(super) fn run(
                     ctx.emit_removed(mechanism, false);
                     format!("HTTP {} for the stream", stream.status)
                 } else if stream.status != 200 {
+                    server_says = super::retry_after(
+                        stream
+                            .headers
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok()),
+                    );
                     format!("HTTP {} for the stream", stream.status)
                 } else if !content_type.starts_with("text/event-stream") {
                     // Not a stream at all: retrying cannot help, so count it as every failure.
@@ -74,13 +82,17 @@ pub(super) fn run(
                     failures = 0;
                     ctx.succeeded();
                     ctx.trace("stream open".to_string());
-                    // A reliable stream opens with the current value and replays what was
-                    // missed since Last-Event-ID: fetching as well would race it. Any other
-                    // stream only pushes what changes from now on: fetch once for the gap.
-                    if !reliable && !ctx.catch_up(mechanism) {
+                    // A reliable stream opens with the current value: fetching as well would
+                    // race it. On a reconnect its resumption depends on the server still
+                    // knowing our Last-Event-ID (a restarted server may reuse it), so fetch
+                    // then too; pushes that do not follow on are settled by apply_push. Any
+                    // other stream only pushes what changes from now on: fetch for the gap.
+                    let reconnect = !last_id.is_empty() || connects > 0;
+                    connects += 1;
+                    if (!reliable || reconnect) && !ctx.catch_up(mechanism) {
                         return Next::Stop;
                     }
-                    let mut parser = Parser::new();
+                    let mut parser = ctx.options.sse_parser();
                     let ended = read_events(ctx, stream.body, &mut parser, &mut on_event);
                     let Some(ended) = ended else {
                         return Next::Stop;
@@ -108,7 +120,7 @@ pub(super) fn run(
         if let Some(next) = ctx.fall_back(mechanism, failures, &problem) {
             return next;
         }
-        if let Outcome::Stop = ctx.retry_later(&problem) {
+        if let Outcome::Stop = ctx.retry_after(&problem, server_says) {
             return Next::Stop;
         }
     }
@@ -130,7 +142,15 @@ fn read_events(
         };
         let events = match parser.feed(&buf[..n]) {
             Ok(events) => events,
-            Err(e) => return Some(e.to_string()),
+            // Over --max-body: retrying would only read the same again.
+            Err(e) => {
+                let url = ctx.url.to_string();
+                ctx.fail(crate::Error::TooLarge {
+                    url,
+                    what: e.to_string(),
+                });
+                return None;
+            }
         };
         for event in events {
             if let Flow::Stop = on_event(ctx, event) {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Ctx, Next, Outcome, WAIT_SLACK};
+use super::{Ctx, Next, Outcome};
 use crate::mechanism::Mechanism;
 
 const SELF: Mechanism = Mechanism::ValueWait;
@@ -35,22 +35,20 @@ pub(super) fn run(ctx: &mut Ctx) -> Next {
         if let Some(etag) = &ctx.etag {
             headers.push(("If-None-Match", etag.clone()));
         }
-        let (response, took) = match ctx.fetch(&target, &headers, requested + WAIT_SLACK) {
-            Outcome::Response(r, took) => (r, took),
-            Outcome::Retry => continue,
-            Outcome::Stop => return Next::Stop,
-        };
+        let (response, took) =
+            match ctx.fetch(&target, &headers, requested + super::wait_slack(requested)) {
+                Outcome::Response(r, took) => (r, took),
+                Outcome::Retry => continue,
+                Outcome::Stop => return Next::Stop,
+            };
         let status = response.status;
-        let changed = match status {
-            304 => false,
-            _ => match ctx.apply(response, SELF, false) {
-                Some(changed) => changed,
-                None => match ctx.retry_later(&format!("HTTP {status} from {target}")) {
-                    Outcome::Stop => return Next::Stop,
-                    _ => continue,
-                },
-            },
-        };
+        if !super::understood(status) {
+            match ctx.retry_response(&response) {
+                Outcome::Stop => return Next::Stop,
+                _ => continue,
+            }
+        }
+        let changed = status != 304 && ctx.apply(response, SELF, false).unwrap_or(false);
         ctx.succeeded();
         // A server that ignores the wait answers at once with no news (304, the same value, or
         // a 404 for a removed resource): asking again at once would spin. Slow to the polling

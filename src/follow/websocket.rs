@@ -206,9 +206,11 @@ pub(super) fn run(
             },
             _ => Language::Text,
         };
+        let mut was_up = false;
         let reason = match connect(shared, endpoint, &members) {
             Ok(mut ws) => {
                 // Connected: what fails from here on is a new run of failures.
+                was_up = true;
                 failures = 0;
                 backoff.reset();
                 let reason = serve(shared, &mut ws, &mut language, &mut members, input);
@@ -225,12 +227,21 @@ pub(super) fn run(
             reason: reason.clone(),
             failures,
         });
-        let delay = backoff.next_delay();
+        // A connection that worked and dropped is tried again soon (jittered, so many clients
+        // do not return at once); failures to connect back off exponentially.
+        let delay = if was_up {
+            RECONNECT_SOON + RECONNECT_SOON.mul_f64(fastrand::f64())
+        } else {
+            backoff.next_delay()
+        };
         if !shared.shutdown.sleep(delay) {
             return;
         }
     }
 }
+
+/// The delay before reconnecting a connection that dropped after working: 50 to 100 ms.
+const RECONNECT_SOON: Duration = Duration::from_millis(50);
 
 /// Opens the WebSocket with the `liveresource` subprotocol.
 fn connect(shared: &Shared, endpoint: &Url, members: &Members) -> Result<Socket, String> {
@@ -282,22 +293,26 @@ fn connect(shared: &Shared, endpoint: &Url, members: &Members) -> Result<Socket,
     tcp.set_read_timeout(Some(CONNECT_TIMEOUT))
         .map_err(|e| e.to_string())?;
     let connector = tungstenite::Connector::Rustls(std::sync::Arc::clone(&shared.tls));
-    let (ws, _) = tungstenite::client_tls_with_config(request, tcp, None, Some(connector))
-        .map_err(|e| match e {
-            tungstenite::HandshakeError::Interrupted(_) => {
-                "the WebSocket handshake timed out".to_string()
-            }
-            tungstenite::HandshakeError::Failure(e) => {
-                format!("the WebSocket handshake failed: {e}")
-            }
-        })?;
+    let (ws, _) =
+        tungstenite::client_tls_with_config(request, tcp, Some(ws_config(shared)), Some(connector))
+            .map_err(|e| match e {
+                tungstenite::HandshakeError::Interrupted(_) => {
+                    "the WebSocket handshake timed out".to_string()
+                }
+                tungstenite::HandshakeError::Failure(e) => {
+                    format!("the WebSocket handshake failed: {e}")
+                }
+            })?;
     set_read_timeout(&ws, TICK.min(shared.options.keepalive))?;
     Ok(ws)
 }
 
 /// The rustls client configuration for wss: `ca_certs` (DER) as the roots when given, else
 /// the bundled Mozilla roots; the ring provider, as for https.
-pub(super) fn tls_config(ca_certs: Option<&[Vec<u8>]>) -> crate::Result<rustls::ClientConfig> {
+pub(super) fn tls_config(
+    ca_certs: Option<&[Vec<u8>]>,
+    insecure: bool,
+) -> crate::Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_certs {
         Some(certs) => {
@@ -310,11 +325,75 @@ pub(super) fn tls_config(ca_certs: Option<&[Vec<u8>]>) -> crate::Result<rustls::
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| crate::Error::Setup(format!("cannot set up TLS: {e}")))?
         .with_root_certificates(roots)
-        .with_no_client_auth())
+        .with_no_client_auth();
+    if insecure {
+        config
+            .dangerous()
+            .set_certificate_verifier(std::sync::Arc::new(AnyCertificate(provider)));
+    }
+    Ok(config)
+}
+
+/// `--insecure`: accepts any certificate (signatures are still checked, so the handshake
+/// itself stays sound; only the identity of the server goes unverified).
+#[derive(Debug)]
+struct AnyCertificate(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Message and frame sizes bounded by `--max-body`.
+fn ws_config(shared: &Shared) -> tungstenite::protocol::WebSocketConfig {
+    let max = usize::try_from(shared.options.max_body).unwrap_or(usize::MAX);
+    tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
 }
 
 fn set_read_timeout(ws: &Socket, timeout: Duration) -> Result<(), String> {
@@ -398,6 +477,12 @@ fn serve(
                         return Some(format!("the WebSocket broke ({e})"));
                     }
                 }
+            }
+            // A message over --max-body: reconnecting would only read it again.
+            Err(tungstenite::Error::Capacity(e)) => {
+                let why = format!("a WebSocket message is too large ({e}); raise --max-body");
+                members.broadcast(|| HubEvent::Refused(why.clone()));
+                return Some(why);
             }
             Err(e) => return Some(format!("the WebSocket broke ({e})")),
         }

@@ -3,6 +3,7 @@
 
 mod callbacks;
 mod changes;
+mod faults;
 mod follow;
 mod harness;
 mod output;

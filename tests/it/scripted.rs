@@ -280,11 +280,16 @@ fn wait_for_connections(count: &std::sync::atomic::AtomicUsize, n: usize) {
 // tungstenite's handshake callback returns its large error response type by value.
 #[allow(clippy::result_large_err)]
 fn a_silent_websocket_is_noticed_and_reconnected() {
+    // Also: the socket is on another origin, so the user's header must not reach it.
+    static SAW_TOKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let (addr, connections) = silent_server(|stream| {
         let ws = tungstenite::accept_hdr(
             stream,
-            |_: &tungstenite::handshake::server::Request,
+            |req: &tungstenite::handshake::server::Request,
              mut resp: tungstenite::handshake::server::Response| {
+                if req.headers().contains_key("x-token") {
+                    SAW_TOKEN.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 resp.headers_mut()
                     .insert("Sec-WebSocket-Protocol", "liveresource".parse().unwrap());
                 Ok(resp)
@@ -298,12 +303,27 @@ fn a_silent_websocket_is_noticed_and_reconnected() {
     let origin = scripted(move |_, _| (200, h(&[("ETag", "\"1\""), ("Link", &link)]), "1".into()));
     let url = format!("{}/r", origin.base);
     let mut run = lrwatch_env(
-        &["-v", "--transport", "multiplex-socket", &url],
+        &[
+            "-v",
+            "-H",
+            "X-Token: s3cret",
+            "--transport",
+            "multiplex-socket",
+            &url,
+        ],
         &[("LRWATCH_KEEPALIVE", "0.2")],
     );
     assert_eq!(run.line(), "1");
     run.stderr_until("the WebSocket was silent for 0.5s");
     wait_for_connections(&connections, 2);
+    assert_eq!(
+        origin.seen.lock().unwrap()[0].header("x-token"),
+        Some("s3cret")
+    );
+    assert!(
+        !SAW_TOKEN.load(std::sync::atomic::Ordering::SeqCst),
+        "the token went to another origin's socket"
+    );
 }
 
 #[test]
@@ -382,6 +402,8 @@ fn a_stream_reconnects_with_last_event_id_after_the_servers_retry() {
             h(&[("Content-Type", "text/event-stream")]),
             "id: 8\nevent: update\ndata: {\"ETag\":\"\\\"3\\\"\",\"Previous-ETag\":\"\\\"2\\\"\"}\ndata: 3\n\n".into(),
         ),
+        // The catch-up after the reconnect: nothing newer than what was pushed.
+        _ if seen.header("if-none-match").is_some() => (304, h(&[]), String::new()),
         _ => (200, h(&[("ETag", "\"1\""), ("Link", "</s>; rel=value-stream; mode=reliable")]), "1".into()),
     }
     });

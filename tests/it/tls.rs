@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::harness::*;
 
 /// A CA, and a certificate for 127.0.0.1 that it signed: (CA PEM, server chain, server key).
-fn certificates() -> (
+pub(crate) fn certificates() -> (
     String,
     rustls::pki_types::CertificateDer<'static>,
     rustls::pki_types::PrivateKeyDer<'static>,
@@ -31,7 +31,7 @@ fn certificates() -> (
 }
 
 /// A TLS-terminating proxy in front of `upstream` (http://host:port): its https base URL.
-fn tls_proxy(
+pub(crate) fn tls_proxy(
     upstream: &str,
     chain: rustls::pki_types::CertificateDer<'static>,
     key: rustls::pki_types::PrivateKeyDer<'static>,
@@ -130,6 +130,22 @@ fn https_and_wss_are_verified_against_cacert() {
         err.starts_with(&format!("lrwatch: cannot reach {url}: ")) && err.contains("certificate"),
         "{err}"
     );
+
+    // --insecure accepts the untrusted certificate, over https and wss, and says so.
+    let mut run = lrwatch(&[
+        "--json",
+        "-n",
+        "1",
+        "--insecure",
+        "--transport",
+        "multiplex-socket",
+        &url,
+    ]);
+    assert_eq!(run.json()["transport"], "multiplex-socket");
+    assert!(run.wait().success());
+    assert!(run
+        .stderr_text()
+        .contains("warning: --insecure: TLS certificates are not verified"));
 
     // A --cacert that is not a certificate is a usage error.
     let mut run = lrwatch(&["--cacert", "/dev/null", &url]);
