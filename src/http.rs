@@ -95,6 +95,11 @@ impl HttpClient {
             .max_redirects(0)
             .user_agent(concat!("lrwatch/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(CONNECT_TIMEOUT))
+            // Each open connection owns these buffers, and a held long-poll is an open
+            // connection: ureq's 128 KiB defaults would cost 256 KiB per followed resource.
+            // Requests are small; the input buffer holds a response head (at most 64 KiB).
+            .input_buffer_size(64 * 1024)
+            .output_buffer_size(8 * 1024)
             .build()
             .new_agent();
         HttpClient {

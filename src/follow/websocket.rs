@@ -20,7 +20,9 @@ use crate::mechanism::Mechanism;
 use crate::wire::{socket, ws_json};
 
 /// How often the connection loop wakes while nothing arrives.
-const TICK: Duration = Duration::from_millis(250);
+// One wake-up a second: what the idle cost allows (a resource joining an open socket waits for
+// it at most that long; resources found together subscribe at connect).
+const TICK: Duration = Duration::from_secs(1);
 // Keep-alive pings go out every `Options::keepalive`; two unanswered, and then some, and the
 // peer is presumed dead (`Options::socket_dead_after`).
 /// Time allowed to connect and finish the opening handshake.

@@ -1,0 +1,463 @@
+//! The benchmark suite: `cargo bench --bench suite` (release build) runs every measurement and
+//! prints a Markdown table for BENCHMARKS.md. Each figure is measured in one run beside the
+//! alternative a user could script with curl. `BENCH_IDLE_SECS` sets the idle window (60).
+//!
+//! Latencies are from just before the change is sent to the reference server (in-process) to
+//! the moment the event's line is read from lrwatch's stdout: they include the PUT's round
+//! trip, so they overstate lrwatch's share.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+const LRWATCH: &str = env!("CARGO_BIN_EXE_lrwatch");
+
+fn server() -> String {
+    let handle = lrwatch::server::Server::bind("127.0.0.1:0")
+        .and_then(|s| s.spawn())
+        .expect("server");
+    let base = format!("http://{}", handle.local_addr());
+    std::mem::forget(handle);
+    base
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .new_agent()
+}
+
+fn put(agent: &ureq::Agent, url: &str, body: &str) {
+    agent
+        .put(url)
+        .header("Content-Type", "application/json")
+        .send(body)
+        .expect("put");
+}
+
+/// Lines of a child's stdout, read on a thread.
+fn lines(out: ChildStdout) -> Receiver<(Instant, String)> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn spawn(args: &[&str]) -> (Child, Receiver<(Instant, String)>) {
+    let mut child = Command::new(LRWATCH)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("lrwatch");
+    let rx = lines(child.stdout.take().unwrap());
+    (child, rx)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Latency of `changes` changes seen through a command whose stdout prints the value.
+fn latency(
+    base: &str,
+    name: &str,
+    changes: usize,
+    spacing: Duration,
+    follow: impl FnOnce(&str) -> (Child, Receiver<(Instant, String)>),
+    line_has: impl Fn(&str, usize) -> bool,
+) -> (f64, f64) {
+    let agent = agent();
+    let url = format!("{base}/counter/{name}");
+    put(&agent, &url, "0");
+    let (mut child, rx) = follow(&url);
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("initial value");
+    let mut samples = Vec::new();
+    for i in 1..=changes {
+        // A random offset, so that polling loops are sampled across their period.
+        std::thread::sleep(spacing + spacing.mul_f64(fastrand::f64()));
+        let t0 = Instant::now();
+        put(&agent, &url, &i.to_string());
+        loop {
+            let (at, line) = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the change");
+            if line_has(&line, i) {
+                samples.push(ms(at - t0));
+                break;
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    samples.sort_by(f64::total_cmp);
+    (percentile(&samples, 0.5), percentile(&samples, 0.99))
+}
+
+fn json_body_is(line: &str, i: usize) -> bool {
+    serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v["body"] == i)
+}
+
+/// CPU time (ns) of a process and its threads, from schedstat.
+fn cpu_ns(pid: u32) -> u64 {
+    let mut total = 0;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(task.path().join("schedstat")) {
+                total += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+/// CPU time (ns) a shell loop used, counting its waited-for children (utime+stime+cutime+cstime).
+fn cpu_ns_with_children(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = [11, 12, 13, 14]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
+        .sum();
+    ticks * 10_000_000 // 100 Hz clock ticks
+}
+
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let base = server();
+    let mut rows: Vec<String> = Vec::new();
+    let row = |rows: &mut Vec<String>, cells: &[String]| {
+        let line = format!("| {} |", cells.join(" | "));
+        println!("{line}");
+        rows.push(line);
+    };
+
+    // 1. Change-to-output latency.
+    println!("| measure | goal | lrwatch | alternative | ratio |\n|---|---|---|---|---|");
+    let (curl1_50, curl1_99) = latency(
+        &base,
+        "curl1",
+        20,
+        Duration::from_millis(300),
+        |url| {
+            let mut child = Command::new("sh")
+                .args([
+                    "-c",
+                    &format!("while :; do curl -s '{url}'; echo; sleep 1; done"),
+                ])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let rx = lines(child.stdout.take().unwrap());
+            (child, rx)
+        },
+        |line, i| line.trim() == i.to_string(),
+    );
+    let (curl01_50, curl01_99) = latency(
+        &base,
+        "curl01",
+        100,
+        Duration::from_millis(30),
+        |url| {
+            let mut child = Command::new("sh")
+                .args([
+                    "-c",
+                    &format!("while :; do curl -s '{url}'; echo; sleep 0.1; done"),
+                ])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let rx = lines(child.stdout.take().unwrap());
+            (child, rx)
+        },
+        |line, i| line.trim() == i.to_string(),
+    );
+    for (transport, form, goal) in [
+        ("value-stream", "b", 1.0),
+        ("multiplex-ws", "a", 1.0),
+        ("multiplex-socket", "b", 1.0),
+        ("value-wait", "a", 2.0),
+        ("multiplex-wait", "a", 2.0),
+    ] {
+        let (p50, p99) = latency(
+            &base,
+            transport,
+            200,
+            Duration::from_millis(5),
+            |url| {
+                let url = format!("{url}?form={form}");
+                spawn(&["--json", "-q", "--transport", transport, &url])
+            },
+            json_body_is,
+        );
+        row(&mut rows, &[
+            format!("latency p50 / p99, {transport}, 200 changes"),
+            format!("p50 ≤ {goal} ms; ≥ 200× the 1 s curl loop"),
+            format!("{p50:.2} / {p99:.2} ms"),
+            format!("curl every 1 s: {curl1_50:.0} / {curl1_99:.0} ms; every 0.1 s: {curl01_50:.1} / {curl01_99:.1} ms"),
+            format!("{:.0}× (p50, vs 1 s loop)", curl1_50 / p50),
+        ]);
+    }
+
+    // 5. Start-up: exec to first value on stdout, beside curl fetching the same URL.
+    let url = format!("{base}/counter/startup");
+    let runs = 20;
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        let (mut child, rx) = spawn(&["-n", "1", "-q", &url]);
+        rx.recv_timeout(Duration::from_secs(10)).expect("value");
+        ours.push(ms(t0.elapsed()));
+        let _ = child.wait();
+        let t0 = Instant::now();
+        let out = Command::new("curl").args(["-s", &url]).output().unwrap();
+        assert!(out.status.success());
+        theirs.push(ms(t0.elapsed()));
+    }
+    ours.sort_by(f64::total_cmp);
+    theirs.sort_by(f64::total_cmp);
+    let (o, t) = (percentile(&ours, 0.5), percentile(&theirs, 0.5));
+    row(
+        &mut rows,
+        &[
+            "start-up to first value (median of 20)".into(),
+            "≤ 2× curl".into(),
+            format!("{o:.1} ms"),
+            format!("curl -s: {t:.1} ms"),
+            format!("{:.2}× curl", o / t),
+        ],
+    );
+
+    // 6. --diff between two 1 MB JSON documents.
+    for (what, every) in [("a few fields", 5000usize), ("many fields", 3)] {
+        let doc = |version: usize| {
+            let items: Vec<serde_json::Value> = (0..20_000).map(|i| serde_json::json!({"id": i, "name": format!("item number {i}"), "value": if i % every == 0 { i + version } else { i }})).collect();
+            serde_json::json!({"items": items}).to_string()
+        };
+        let (a, b) = (doc(0), doc(1));
+        let url = format!("{base}/objects/big-{every}");
+        let agent = agent();
+        put(&agent, &url, &a);
+        let (mut child, rx) = spawn(&[
+            "--diff",
+            "-n",
+            "2",
+            "-q",
+            "--transport",
+            "value-stream",
+            &url,
+        ]);
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("first value");
+        let t0 = Instant::now();
+        put(&agent, &url, &b);
+        let _ = child.wait();
+        let took = ms(t0.elapsed());
+        row(
+            &mut rows,
+            &[
+                format!(
+                    "--diff of a {} KB JSON document, {what} changed",
+                    a.len() / 1024
+                ),
+                "≤ 50 ms per event".into(),
+                format!("{took:.0} ms (change to diff printed)"),
+                "—".into(),
+                "—".into(),
+            ],
+        );
+    }
+
+    // 3. Memory: peak RSS.
+    for (label, count, transport, goal) in [
+        ("1 resource", 1usize, "value-stream", "≤ 8 MB"),
+        (
+            "1,000 resources by separate long-polls",
+            1000,
+            "value-wait",
+            "≤ 128 MB",
+        ),
+        (
+            "250 resources over one socket (the reference server's per-socket cap is 256)",
+            250,
+            "multiplex-socket",
+            "≤ 32 MB for 1,000",
+        ),
+    ] {
+        let urls: Vec<String> = (0..count)
+            .map(|i| format!("{base}/counter/m{i}?form=b"))
+            .collect();
+        let mut args = vec!["--json", "-q", "--transport", transport];
+        args.extend(urls.iter().map(String::as_str));
+        let (mut child, rx) = spawn(&args);
+        for _ in 0..count {
+            rx.recv_timeout(Duration::from_secs(30))
+                .expect("initial values");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let kb = peak_rss_kb(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        row(
+            &mut rows,
+            &[
+                format!("peak RSS, {label}"),
+                goal.into(),
+                format!("{:.1} MB", kb as f64 / 1024.0),
+                "—".into(),
+                "—".into(),
+            ],
+        );
+    }
+
+    // 4. Throughput: one event stream of small JSON values, written as NDJSON to /dev/null.
+    let events = 100_000usize;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut payload = String::from(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n",
+    );
+    for i in 1..=events {
+        payload.push_str(&format!("data: {{\"n\":{i}}}\n\n"));
+    }
+    let bytes = payload.len();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let head = String::from_utf8_lossy(&buf);
+            if head.starts_with("GET /r ") {
+                let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLink: </s>; rel=value-stream\r\nContent-Length: 7\r\nConnection: close\r\n\r\n{{\"n\":0}}");
+            } else if head.starts_with("GET /s ") {
+                let _ = stream.write_all(payload.as_bytes());
+            } else {
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 304 Not Modified\r\nConnection: close\r\n\r\n"
+                );
+            }
+        }
+    });
+    let t0 = Instant::now();
+    let status = Command::new(LRWATCH)
+        .args([
+            "--json",
+            "-q",
+            "-n",
+            &(events + 1).to_string(),
+            "--transport",
+            "value-stream",
+            &format!("http://{addr}/r"),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ours = t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    let status = Command::new("curl")
+        .args(["-s", "-N", "-o", "/dev/null", &format!("http://{addr}/s")])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let curl = t0.elapsed().as_secs_f64();
+    row(
+        &mut rows,
+        &[
+            format!("throughput, one event stream, {events} small JSON events to /dev/null"),
+            "≥ 100,000 events/s; ≥ 50% of curl's byte rate".into(),
+            format!(
+                "{:.0} events/s ({:.1} MB/s)",
+                events as f64 / ours,
+                bytes as f64 / ours / 1e6
+            ),
+            format!("curl -N raw: {:.1} MB/s", bytes as f64 / curl / 1e6),
+            format!("{:.0}% of curl's byte rate", 100.0 * curl / ours),
+        ],
+    );
+
+    // 2. Idle cost: CPU used following one unchanged resource, all transports at once.
+    let idle = std::env::var("BENCH_IDLE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60u64);
+    let mut followers = Vec::new();
+    for (transport, form) in [
+        ("value-stream", "b"),
+        ("multiplex-ws", "a"),
+        ("multiplex-socket", "b"),
+        ("value-wait", "a"),
+        ("multiplex-wait", "a"),
+    ] {
+        let url = format!("{base}/counter/idle-{transport}?form={form}");
+        let (child, rx) = spawn(&["-q", "--transport", transport, &url]);
+        rx.recv_timeout(Duration::from_secs(10)).expect("initial");
+        followers.push((transport, child, rx));
+    }
+    let mut watch = Command::new("sh")
+        .args([
+            "-c",
+            &format!("while :; do curl -s '{base}/counter/idle-curl' >/dev/null; sleep 1; done"),
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let before: Vec<u64> = followers.iter().map(|(_, c, _)| cpu_ns(c.id())).collect();
+    let watch_before = cpu_ns_with_children(watch.id());
+    std::thread::sleep(Duration::from_secs(idle));
+    let watch_used = cpu_ns_with_children(watch.id()) - watch_before;
+    let _ = watch.kill();
+    let _ = watch.wait();
+    for ((transport, child, _), before) in followers.iter_mut().zip(before) {
+        let used = cpu_ns(child.id()) - before;
+        let per_minute = used as f64 / 1e6 * 60.0 / idle as f64;
+        let curl_per_minute = watch_used as f64 / 1e6 * 60.0 / idle as f64;
+        row(
+            &mut rows,
+            &[
+                format!("idle CPU, {transport}, {idle} s"),
+                "≤ 5 ms per minute (push transports)".into(),
+                format!("{per_minute:.1} ms/min"),
+                format!("curl every 1 s: {curl_per_minute:.0} ms/min"),
+                format!("{:.0}× less", curl_per_minute / per_minute.max(0.01)),
+            ],
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    eprintln!("{} rows", rows.len());
+}
