@@ -54,6 +54,8 @@ Register-ArgumentCompleter -Native -CommandName 'lrwatch' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the reference LiveResource server: every mechanism of the protocol, in all three forms.')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show what a resource offers: validators, links, protocol forms, every mechanism lrwatch could use and why (not), and which one auto would pick and why.')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Probe a server''s LiveResource support, requirement by requirement: PASS, FAIL or SKIP.')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Start the reference server in-process on loopback and follow its /time')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for a shell')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
@@ -66,6 +68,32 @@ Register-ArgumentCompleter -Native -CommandName 'lrwatch' -ScriptBlock {
             [CompletionResult]::new('--cut-after', '--cut-after', [CompletionResultType]::ParameterName, 'Cut every stream and socket SECS seconds after it opens (a simulated disconnect)')
             [CompletionResult]::new('--history', '--history', [CompletionResultType]::ParameterName, 'Collection changes remembered; older checkpoints expire (404)')
             [CompletionResult]::new('--keepalive', '--keepalive', [CompletionResultType]::ParameterName, 'Seconds between keep-alive comments (streams) and pings (sockets) when idle')
+            [CompletionResult]::new('--fault', '--fault', [CompletionResultType]::ParameterName, 'Commit a deliberate protocol fault, repeatable, to see a checker catch it: wait-now (answer long-polls at once), no-subprotocol (no liveresource in the WebSocket handshake), wrong-content-type (event streams as text/plain), stale-changes (the changes link does not advance), unstable-etag (a new ETag text on every GET), no-304 (ignore If-None-Match), accept-bad-wait (no 400 for a malformed wait)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'lrwatch;inspect' {
+            [CompletionResult]::new('-H', '-H ', [CompletionResultType]::ParameterName, 'Extra request header "NAME: VALUE", repeatable; sent only to the resource''s own origin')
+            [CompletionResult]::new('--header', '--header', [CompletionResultType]::ParameterName, 'Extra request header "NAME: VALUE", repeatable; sent only to the resource''s own origin')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Trust the certificate authorities in this PEM file for https and wss, instead of the bundled Mozilla roots (as curl''s --cacert does)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use color: auto (a terminal, NO_COLOR unset, TERM not dumb), always, never')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Print one JSON document instead of the readable report')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document instead of the readable report')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'lrwatch;check' {
+            [CompletionResult]::new('-H', '-H ', [CompletionResultType]::ParameterName, 'Extra request header "NAME: VALUE", repeatable; sent only to the resource''s own origin')
+            [CompletionResult]::new('--header', '--header', [CompletionResultType]::ParameterName, 'Extra request header "NAME: VALUE", repeatable; sent only to the resource''s own origin')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Trust the certificate authorities in this PEM file for https and wss, instead of the bundled Mozilla roots (as curl''s --cacert does)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use color: auto (a terminal, NO_COLOR unset, TERM not dumb), always, never')
+            [CompletionResult]::new('--trigger', '--trigger', [CompletionResultType]::ParameterName, 'A shell command (run with sh -c) that changes the resource, e.g. a curl POST; without it, the checks that need a change are SKIP')
+            [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'The most time the whole run may take, in seconds')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'The wait of the long-polls that check holding, in seconds (at least the server''s minimum)')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Print one JSON document instead of the readable report')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document instead of the readable report')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break

@@ -16,11 +16,17 @@ _lrwatch() {
             ",$1")
                 cmd="lrwatch"
                 ;;
+            lrwatch,check)
+                cmd="lrwatch__subcmd__check"
+                ;;
             lrwatch,completions)
                 cmd="lrwatch__subcmd__completions"
                 ;;
             lrwatch,demo)
                 cmd="lrwatch__subcmd__demo"
+                ;;
+            lrwatch,inspect)
+                cmd="lrwatch__subcmd__inspect"
                 ;;
             lrwatch,man)
                 cmd="lrwatch__subcmd__man"
@@ -35,7 +41,7 @@ _lrwatch() {
 
     case "${cmd}" in
         lrwatch)
-            opts="-j -d -x -n -v -q -t -H -h -V --json --diff --exec --select --count --no-initial --color --verbose --quiet --timeout --header --changes --callback-listen --callback-url --insecure --max-body --cacert --transport --wait --interval --help --version serve demo completions man"
+            opts="-j -d -x -n -v -q -t -H -h -V --json --diff --exec --select --count --no-initial --color --verbose --quiet --timeout --header --changes --callback-listen --callback-url --insecure --max-body --cacert --transport --wait --interval --help --version serve inspect check demo completions man"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -106,6 +112,48 @@ _lrwatch() {
                     return 0
                     ;;
                 --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lrwatch__subcmd__check)
+            opts="-j -H -h --json --header --cacert --color --trigger --budget --wait --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --header)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -H)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --trigger)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --budget)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -212,6 +260,36 @@ _lrwatch() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        lrwatch__subcmd__inspect)
+            opts="-j -H -h --json --header --cacert --color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --header)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -H)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         lrwatch__subcmd__man)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -227,7 +305,7 @@ _lrwatch() {
             return 0
             ;;
         lrwatch__subcmd__serve)
-            opts="-h --listen --dialect --lossy --cut-after --history --keepalive --help"
+            opts="-h --listen --dialect --lossy --cut-after --history --keepalive --fault --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -254,6 +332,10 @@ _lrwatch() {
                     return 0
                     ;;
                 --keepalive)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fault)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -62,6 +62,8 @@ complete -c lrwatch -n "__fish_lrwatch_needs_command" -l insecure -d 'Do not ver
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s V -l version -d 'Print version'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "serve" -d 'Run the reference LiveResource server: every mechanism of the protocol, in all three forms.'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "inspect" -d 'Show what a resource offers: validators, links, protocol forms, every mechanism lrwatch could use and why (not), and which one auto would pick and why.'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "check" -d 'Probe a server\'s LiveResource support, requirement by requirement: PASS, FAIL or SKIP.'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "demo" -d 'Start the reference server in-process on loopback and follow its /time'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "completions" -d 'Print a completion script for a shell'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "man" -d 'Print the man page (roff)'
@@ -71,7 +73,25 @@ complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l lossy -d 'Drop
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l cut-after -d 'Cut every stream and socket SECS seconds after it opens (a simulated disconnect)' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l history -d 'Collection changes remembered; older checkpoints expire (404)' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l keepalive -d 'Seconds between keep-alive comments (streams) and pings (sockets) when idle' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l fault -d 'Commit a deliberate protocol fault, repeatable, to see a checker catch it: wait-now (answer long-polls at once), no-subprotocol (no liveresource in the WebSocket handshake), wrong-content-type (event streams as text/plain), stale-changes (the changes link does not advance), unstable-etag (a new ETag text on every GET), no-304 (ignore If-None-Match), accept-bad-wait (no 400 for a malformed wait)' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand inspect" -s H -l header -d 'Extra request header "NAME: VALUE", repeatable; sent only to the resource\'s own origin' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand inspect" -l cacert -d 'Trust the certificate authorities in this PEM file for https and wss, instead of the bundled Mozilla roots (as curl\'s --cacert does)' -r -F
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand inspect" -l color -d 'When to use color: auto (a terminal, NO_COLOR unset, TERM not dumb), always, never' -r -f -a "auto\t'Color on a terminal, unless NO_COLOR is set or TERM is dumb'
+always\t'Always color'
+never\t'Never color'"
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand inspect" -s j -l json -d 'Print one JSON document instead of the readable report'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand inspect" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand check" -s H -l header -d 'Extra request header "NAME: VALUE", repeatable; sent only to the resource\'s own origin' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand check" -l cacert -d 'Trust the certificate authorities in this PEM file for https and wss, instead of the bundled Mozilla roots (as curl\'s --cacert does)' -r -F
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand check" -l color -d 'When to use color: auto (a terminal, NO_COLOR unset, TERM not dumb), always, never' -r -f -a "auto\t'Color on a terminal, unless NO_COLOR is set or TERM is dumb'
+always\t'Always color'
+never\t'Never color'"
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand check" -l trigger -d 'A shell command (run with sh -c) that changes the resource, e.g. a curl POST; without it, the checks that need a change are SKIP' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand check" -l budget -d 'The most time the whole run may take, in seconds' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand check" -l wait -d 'The wait of the long-polls that check holding, in seconds (at least the server\'s minimum)' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand check" -s j -l json -d 'Print one JSON document instead of the readable report'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s x -l exec -d 'Run CMD with `sh -c` for each event instead of printing it' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l select -d 'Follow only the part of a JSON value at this JSON Pointer (RFC 6901), e.g. /items/0; an event is emitted only when that part changes' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s n -l count -d 'Exit 0 after N events (the initial value counts)' -r

@@ -96,6 +96,36 @@ pub enum Command {
     /// ends all of them now.
     #[command(verbatim_doc_comment)]
     Serve(ServeArgs),
+    /// Show what a resource offers: validators, links, protocol forms, every mechanism lrwatch
+    /// could use and why (not), and which one auto would pick and why.
+    ///
+    /// One request: HEAD, or GET when HEAD fails or is refused (405, 501). Unknown link
+    /// relations are listed, not hidden; malformed links are reported. Nothing is followed.
+    ///
+    /// Examples:
+    ///   lrwatch inspect http://127.0.0.1:8080/counter/a
+    ///   lrwatch inspect --json http://127.0.0.1:8080/items/ | jq .auto
+    #[command(verbatim_doc_comment)]
+    Inspect(InspectArgs),
+    /// Probe a server's LiveResource support, requirement by requirement: PASS, FAIL or SKIP.
+    ///
+    /// Checks the ETag (present, stable between two GETs, 304 on If-None-Match), long-polls
+    /// (held while nothing changes, ended by the wait plus slack, a malformed wait answered
+    /// 400, the multiplexed answer's shape), event streams (content type, framing), WebSockets
+    /// (the liveresource subprotocol, subscription acks) and changes links (they advance).
+    /// With --trigger, CMD is run once (sh -c) when every mechanism is listening, and the
+    /// change must arrive over each of them; without it, those checks are SKIP. Every FAIL
+    /// shows the request and an excerpt of the response. Checks run concurrently; the whole
+    /// run is bounded by --budget and says how long it took.
+    ///
+    /// Exit status: 0 when nothing failed, 1 otherwise (2 for a usage error).
+    ///
+    /// Examples:
+    ///   lrwatch check --trigger 'curl -s -X POST http://127.0.0.1:8080/counter/a' \
+    ///       http://127.0.0.1:8080/counter/a
+    ///   lrwatch check --json http://127.0.0.1:8080/time | jq '.results[] | select(.outcome=="fail")'
+    #[command(verbatim_doc_comment)]
+    Check(CheckArgs),
     /// Start the reference server in-process on loopback and follow its /time.
     Demo {
         #[command(flatten)]
@@ -137,10 +167,75 @@ pub struct ServeArgs {
     /// Seconds between keep-alive comments (streams) and pings (sockets) when idle.
     #[arg(long, value_name = "SECS", default_value_t = 15.0, value_parser = parse_secs)]
     pub keepalive: f64,
+
+    /// Commit a deliberate protocol fault, repeatable, to see a checker catch it: wait-now
+    /// (answer long-polls at once), no-subprotocol (no liveresource in the WebSocket
+    /// handshake), wrong-content-type (event streams as text/plain), stale-changes (the
+    /// changes link does not advance), unstable-etag (a new ETag text on every GET), no-304
+    /// (ignore If-None-Match), accept-bad-wait (no 400 for a malformed wait).
+    #[arg(long, value_name = "NAME", value_parser = parse_fault)]
+    pub fault: Vec<lrwatch::server::Fault>,
 }
 
 fn parse_dialect(s: &str) -> Result<lrwatch::server::Dialect, String> {
     s.parse()
+}
+
+fn parse_fault(s: &str) -> Result<lrwatch::server::Fault, String> {
+    s.parse()
+}
+
+/// What `inspect` and `check` share: how to make requests and how to print.
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// The resource: an absolute http:// or https:// URL.
+    #[arg(value_name = "URL")]
+    pub url: String,
+
+    /// Print one JSON document instead of the readable report.
+    #[arg(short, long)]
+    pub json: bool,
+
+    /// Extra request header "NAME: VALUE", repeatable; sent only to the resource's own origin.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+
+    /// Trust the certificate authorities in this PEM file for https and wss, instead of the
+    /// bundled Mozilla roots (as curl's --cacert does).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
+
+    /// When to use color: auto (a terminal, NO_COLOR unset, TERM not dumb), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+/// `lrwatch inspect` options.
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+/// `lrwatch check` options.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+
+    /// A shell command (run with sh -c) that changes the resource, e.g. a curl POST; without
+    /// it, the checks that need a change are SKIP.
+    #[arg(long, value_name = "CMD")]
+    pub trigger: Option<String>,
+
+    /// The most time the whole run may take, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = parse_secs)]
+    pub budget: f64,
+
+    /// The wait of the long-polls that check holding, in seconds (at least the server's
+    /// minimum).
+    #[arg(long, value_name = "SECS", default_value_t = lrwatch::check::DEFAULT_WAIT, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub wait: u64,
 }
 
 /// Options that shape how resources are followed and printed.

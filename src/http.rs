@@ -119,7 +119,29 @@ impl HttpClient {
         extra: &[(&str, String)],
         timeout: Duration,
     ) -> Result<Response, FetchError> {
-        let (url, mut response) = self.follow_redirects(url, resource, extra, timeout)?;
+        self.request(Method::Get, url, resource, extra, timeout)
+    }
+
+    /// `HEAD url`, like [`HttpClient::get`] (the body is empty).
+    pub fn head(
+        &self,
+        url: &Url,
+        resource: &Url,
+        extra: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<Response, FetchError> {
+        self.request(Method::Head, url, resource, extra, timeout)
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        url: &Url,
+        resource: &Url,
+        extra: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<Response, FetchError> {
+        let (url, mut response) = self.follow_redirects(method, url, resource, extra, timeout)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response
@@ -149,7 +171,7 @@ impl HttpClient {
         extra: &[(&str, String)],
         idle: Duration,
     ) -> Result<Stream, FetchError> {
-        let (url, response) = self.follow_redirects(url, resource, extra, idle)?;
+        let (url, response) = self.follow_redirects(Method::Get, url, resource, extra, idle)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         Ok(Stream {
@@ -163,6 +185,7 @@ impl HttpClient {
     /// Sends the request, following redirects here so each hop decides which headers it gets.
     fn follow_redirects(
         &self,
+        method: Method,
         url: &Url,
         resource: &Url,
         extra: &[(&str, String)],
@@ -170,7 +193,7 @@ impl HttpClient {
     ) -> Result<(Url, ureq::http::Response<ureq::Body>), FetchError> {
         let mut url = url.clone();
         for _ in 0..=MAX_REDIRECTS {
-            let response = self.send(&url, resource, extra, timeout)?;
+            let response = self.send(method, &url, resource, extra, timeout)?;
             if matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
                 let next = response
                     .headers()
@@ -191,6 +214,7 @@ impl HttpClient {
 
     fn send(
         &self,
+        method: Method,
         url: &Url,
         resource: &Url,
         extra: &[(&str, String)],
@@ -198,8 +222,8 @@ impl HttpClient {
     ) -> Result<ureq::http::Response<ureq::Body>, FetchError> {
         // A pooled connection the server closed since its last use fails at once with a
         // reset or EOF before any response head (ureq does not retry); a GET is safe to repeat.
-        match self.try_send(url, resource, extra, timeout) {
-            Err(Attempt::Stale(_)) => self.try_send(url, resource, extra, timeout),
+        match self.try_send(method, url, resource, extra, timeout) {
+            Err(Attempt::Stale(_)) => self.try_send(method, url, resource, extra, timeout),
             other => other,
         }
         .map_err(|(Attempt::Stale(reason) | Attempt::Failed(reason))| FetchError::Transport(reason))
@@ -207,14 +231,17 @@ impl HttpClient {
 
     fn try_send(
         &self,
+        method: Method,
         url: &Url,
         resource: &Url,
         extra: &[(&str, String)],
         timeout: Duration,
     ) -> Result<ureq::http::Response<ureq::Body>, Attempt> {
-        let mut request = self
-            .agent
-            .get(url.as_str())
+        let request = match method {
+            Method::Get => self.agent.get(url.as_str()),
+            Method::Head => self.agent.head(url.as_str()),
+        };
+        let mut request = request
             .config()
             .timeout_recv_response(Some(timeout))
             .timeout_per_read(Some(timeout))
@@ -289,6 +316,66 @@ impl HttpClient {
             &[]
         }
     }
+}
+
+/// The methods a follower (or `inspect`, `check`) sends: both safe to repeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Head,
+}
+
+/// Checks user headers (`-H`) and turns them into header names and values.
+pub fn user_headers(headers: &[(String, String)]) -> crate::Result<Vec<(HeaderName, HeaderValue)>> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let n = HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| crate::Error::Setup(format!("invalid header name '{name}'")))?;
+            let v = HeaderValue::from_str(value.trim())
+                .map_err(|_| crate::Error::Setup(format!("invalid value for header '{name}'")))?;
+            Ok((n, v))
+        })
+        .collect()
+}
+
+/// The certificates of a PEM file's text, in DER (what `--cacert` reads); an error says why
+/// there are none.
+pub fn pem_certificates(pem: &[u8]) -> std::result::Result<Vec<Vec<u8>>, String> {
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert.der().to_vec()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("not a PEM file: {e}")),
+        }
+    }
+    if certs.is_empty() {
+        return Err("it holds no certificate".to_string());
+    }
+    Ok(certs)
+}
+
+/// The rustls client configuration for wss: `ca_certs` (DER) as the roots when given, else
+/// the bundled Mozilla roots; the ring provider, as for https.
+pub(crate) fn wss_tls_config(ca_certs: Option<&[Vec<u8>]>) -> crate::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_certs {
+        Some(certs) => {
+            for der in certs {
+                roots
+                    .add(rustls::pki_types::CertificateDer::from(der.clone()))
+                    .map_err(|e| crate::Error::Setup(format!("unusable CA certificate: {e}")))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| crate::Error::Setup(format!("cannot set up TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// An open response whose body is read as it arrives.

@@ -8,12 +8,15 @@ pub mod link;
 pub mod server;
 pub mod wire;
 
+pub mod auto;
 mod backoff;
+pub mod check;
 pub mod discovery;
 pub mod error;
 pub mod event;
 pub mod follow;
 pub mod http;
+pub mod inspect;
 pub mod mechanism;
 
 pub use error::{Error, Result};

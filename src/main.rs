@@ -1,10 +1,12 @@
 //! The `lrwatch` binary: parse the command line, run the command, map the outcome to an exit code.
 
+mod check_output;
 mod cli;
 mod config;
 mod diff;
 mod exec;
 mod exit;
+mod inspect_output;
 mod output;
 mod reference;
 mod sanitize;
@@ -54,6 +56,8 @@ fn run(cli: Cli) -> Result<Ending> {
             }
             watch::run(Config::resolve(&[url], &follow, &env)?)
         }
+        Some(Command::Inspect(args)) => inspect_output::run(&args, &env),
+        Some(Command::Check(args)) => check_output::run(&args, &env),
         Some(Command::Completions { shell }) => {
             std::io::stdout().write_all(&reference::completions(shell))?;
             Ok(Ending::Done)
@@ -73,6 +77,7 @@ fn serve(args: &cli::ServeArgs) -> Result<Ending> {
         cut_after: args.cut_after.map(std::time::Duration::from_secs_f64),
         history: usize::try_from(args.history).unwrap_or(usize::MAX),
         keepalive: std::time::Duration::from_secs_f64(args.keepalive),
+        faults: args.fault.clone(),
         ..lrwatch::server::ServerConfig::default()
     };
     let server = lrwatch::server::Server::bind_with(listen, config)
@@ -80,6 +85,13 @@ fn serve(args: &cli::ServeArgs) -> Result<Ending> {
     let mut out = std::io::stdout();
     writeln!(out, "listening on http://{}", server.local_addr())?;
     out.flush()?;
+    if !args.fault.is_empty() {
+        let names: Vec<&str> = args.fault.iter().map(|f| f.as_str()).collect();
+        eprintln!(
+            "lrwatch serve: committing these faults on purpose: {}",
+            names.join(", ")
+        );
+    }
     server.run().context("the server stopped")?;
     Ok(Ending::Done)
 }

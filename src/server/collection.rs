@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::dialect::{query_param, Ctx, Form};
+use super::dialect::{query_param, Ctx, Fault, Form};
 use super::http::{Reply, Request, Response};
-use super::routes::{self, allowed, json_body, requested_wait, App, JSON};
+use super::routes::{self, allowed, json_body, App, JSON};
 use super::store::{StoreError, ITEMS};
 use super::streams;
 
@@ -197,7 +197,7 @@ fn collection_get(app: &Arc<App>, ctx: &Ctx, request: &Request) -> Reply {
         }
         return response.body(JSON, Value::Array(items).to_string()).into();
     };
-    let wait = match requested_wait(request) {
+    let wait = match routes::held_wait(app, request) {
         Ok(w) => w,
         Err(r) => return r.into(),
     };
@@ -220,12 +220,18 @@ fn collection_get(app: &Arc<App>, ctx: &Ctx, request: &Request) -> Reply {
             _ => break changes,
         }
     };
+    // The `stale-changes` fault hands out the checkpoint asked for as the next one.
+    let next = if app.cfg.has(Fault::StaleChanges) {
+        since
+    } else {
+        changes.next
+    };
     let mut response = Response::new(200);
-    for (n, v) in streams::changes_headers(ctx, changes.next, since) {
+    for (n, v) in streams::changes_headers(ctx, next, since) {
         response = response.header(&n, v);
     }
     if ctx.offers("changes-wait") {
-        let next = changes.next.to_string();
+        let next = next.to_string();
         response = response.header(
             "Link",
             ctx.link(ITEMS, &[("since", &next)], "changes-wait", &[]),

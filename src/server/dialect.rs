@@ -95,6 +95,80 @@ pub struct ServerConfig {
     pub callback_attempts: u32,
     /// The delay before the first retry of a webhook delivery; it doubles after each.
     pub callback_backoff: Duration,
+    /// Deliberate protocol faults (`--fault`), so a checker's requirements can be seen to fail.
+    pub faults: Vec<Fault>,
+}
+
+impl ServerConfig {
+    /// Whether the server was told to commit this fault.
+    pub fn has(&self, fault: Fault) -> bool {
+        self.faults.contains(&fault)
+    }
+}
+
+/// A deliberate protocol fault the server can commit (`lrwatch serve --fault NAME`), each
+/// breaking exactly one requirement of `lrwatch check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// `wait-now`: answer long-polls at once instead of holding them.
+    WaitNow,
+    /// `no-subprotocol`: do not echo `liveresource` in the WebSocket handshake.
+    NoSubprotocol,
+    /// `wrong-content-type`: serve event streams as `text/plain`.
+    WrongContentType,
+    /// `stale-changes`: the `changes` link of a changes response does not advance.
+    StaleChanges,
+    /// `unstable-etag`: the `ETag` text changes on every GET (any of them still matches).
+    UnstableEtag,
+    /// `no-304`: ignore `If-None-Match` on requests that do not wait.
+    No304,
+    /// `accept-bad-wait`: treat a malformed `Wait` or `Prefer: wait` as no wait, instead of 400.
+    AcceptBadWait,
+}
+
+impl Fault {
+    /// Every fault, in the order `--help` lists them.
+    pub const ALL: [Fault; 7] = [
+        Fault::WaitNow,
+        Fault::NoSubprotocol,
+        Fault::WrongContentType,
+        Fault::StaleChanges,
+        Fault::UnstableEtag,
+        Fault::No304,
+        Fault::AcceptBadWait,
+    ];
+
+    /// The name `--fault` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::WaitNow => "wait-now",
+            Fault::NoSubprotocol => "no-subprotocol",
+            Fault::WrongContentType => "wrong-content-type",
+            Fault::StaleChanges => "stale-changes",
+            Fault::UnstableEtag => "unstable-etag",
+            Fault::No304 => "no-304",
+            Fault::AcceptBadWait => "accept-bad-wait",
+        }
+    }
+}
+
+impl FromStr for Fault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Fault, String> {
+        Fault::ALL
+            .into_iter()
+            .find(|f| f.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Fault::ALL.iter().map(|f| f.as_str()).collect();
+                format!("'{s}' is not a fault: use one of {}", names.join(", "))
+            })
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Default for ServerConfig {
@@ -108,6 +182,7 @@ impl Default for ServerConfig {
             retry_ms: 2000,
             callback_attempts: 4,
             callback_backoff: Duration::from_millis(500),
+            faults: Vec::new(),
         }
     }
 }

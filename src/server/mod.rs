@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-pub use dialect::{Dialect, ServerConfig};
+pub use dialect::{Dialect, Fault, ServerConfig};
 use routes::App;
 
 /// How long a kept-alive connection may sit idle before its next request head, and the most

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::dialect::{Ctx, Form};
 use super::http::{Reply, Request, Response};
-use super::routes::{allowed, requested_wait, App, JSON};
+use super::routes::{allowed, App, JSON};
 use super::store::{Snapshot, Store, ITEMS};
 use super::streams::{self, Lossy, SseOut};
 use crate::wire::multiplex::{encode_answer, parse_query, parse_uri_headers, Member, Target};
@@ -254,7 +254,7 @@ pub(crate) fn wait(app: &Arc<App>, ctx: &Ctx, request: &Request) -> Reply {
         Ok(t) => t,
         Err(r) => return r.into(),
     };
-    let wait = match requested_wait(request) {
+    let wait = match super::routes::held_wait(app, request) {
         Ok(w) => w,
         Err(r) => return r.into(),
     };
@@ -334,7 +334,7 @@ pub(crate) fn stream(app: &Arc<App>, _ctx: &Ctx, request: &Request) -> Reply {
         for f in &follows {
             sub.add(f.key());
         }
-        let Ok(mut out) = SseOut::open(stream, &[]) else {
+        let Ok(mut out) = SseOut::open(stream, &app.cfg) else {
             return;
         };
         if out

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::dialect::{Ctx, Form, ServerConfig};
+use super::dialect::{Ctx, Fault, Form, ServerConfig};
 use super::http::{Reply, Request, Response};
 use super::store::{self, counter_key, object_key, Counter, Plain, Snapshot, Store, StoreError};
 use super::{callbacks, collection, multiplex, streams, ws};
@@ -31,6 +31,8 @@ pub(crate) struct App {
     pub(crate) cfg: ServerConfig,
     /// Webhook subscriptions and their delivery worker.
     pub(crate) callbacks: callbacks::Registry,
+    /// Responses served so far under the `unstable-etag` fault: each gets its own ETag text.
+    unstable: std::sync::atomic::AtomicU64,
 }
 
 impl App {
@@ -42,6 +44,7 @@ impl App {
             store,
             cfg,
             callbacks,
+            unstable: std::sync::atomic::AtomicU64::new(0),
         })
     }
 }
@@ -249,7 +252,7 @@ pub(crate) fn object_get(app: &Arc<App>, ctx: &Ctx, request: &Request, key: &str
             Ok(None) => {}
         }
     }
-    let wait = match requested_wait(request) {
+    let wait = match held_wait(app, request) {
         Ok(wait) => wait,
         Err(response) => return response.into(),
     };
@@ -262,16 +265,89 @@ pub(crate) fn object_get(app: &Arc<App>, ctx: &Ctx, request: &Request, key: &str
     if current.value.is_none() {
         return gone(key).into();
     }
-    match condition(request, &current.etag, wait) {
+    let unstable = app.cfg.has(Fault::UnstableEtag);
+    let stripped;
+    let request = if unstable {
+        stripped = strip_unstable(request);
+        &stripped
+    } else {
+        request
+    };
+    let response = match condition(request, &current.etag, wait) {
         Condition::Full => object_response(ctx, 200, key, &current),
+        Condition::NotModified if app.cfg.has(Fault::No304) => {
+            object_response(ctx, 200, key, &current)
+        }
         Condition::NotModified => object_response(ctx, 304, key, &current),
         Condition::Hold(deadline) => match app.store.wait_change(key, &current.etag, deadline) {
             Some(later) if later.etag == current.etag => object_response(ctx, 304, key, &later),
             Some(later) => object_response(ctx, 200, key, &later),
             None => gone(key),
         },
+    };
+    if unstable {
+        let n = app
+            .unstable
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return unstable_etag(response, n).into();
     }
-    .into()
+    response.into()
+}
+
+/// The wait a request asks for, as the server's faults bend it: `wait-now` holds nothing,
+/// `accept-bad-wait` reads a malformed wait as none instead of answering 400.
+pub(crate) fn held_wait(app: &App, request: &Request) -> Result<Option<Duration>, Response> {
+    let wait = match requested_wait(request) {
+        Err(_) if app.cfg.has(Fault::AcceptBadWait) => None,
+        other => other?,
+    };
+    if app.cfg.has(Fault::WaitNow) {
+        return Ok(wait.map(|_| Duration::ZERO));
+    }
+    Ok(wait)
+}
+
+/// The `unstable-etag` fault's ETag text: the real tag with `-u<n>` inside its quotes.
+fn unstable_etag(mut response: Response, n: u64) -> Response {
+    for (name, value) in &mut response.headers {
+        if name.eq_ignore_ascii_case("etag") {
+            if let Some(inner) = value.strip_suffix('"') {
+                *value = format!("{inner}-u{n}\"");
+            }
+        }
+    }
+    response
+}
+
+/// Under `unstable-etag`, any of the tags handed out still matches: `If-None-Match` with the
+/// `-u<n>` parts removed.
+fn strip_unstable(request: &Request) -> Request {
+    let mut request = request.clone();
+    for (name, value) in &mut request.headers {
+        if name == "if-none-match" {
+            *value = strip_unstable_tags(value);
+        }
+    }
+    request
+}
+
+/// Removes every `-u<digits>` that ends a quoted tag.
+fn strip_unstable_tags(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find("-u") {
+        let after = &rest[at + 2..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        out.push_str(&rest[..at]);
+        if digits > 0 && after[digits..].starts_with('"') {
+            rest = &after[digits..];
+        } else {
+            out.push_str("-u");
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `GET /time`: the current UTC second, long-pollable; the next second is always a change.
@@ -651,6 +727,51 @@ mod tests {
         assert!(!m(""));
         assert!(!m("\"7"));
         assert!(!m("garbage, \"7\""));
+    }
+
+    #[test]
+    fn unstable_etags_still_match() {
+        assert_eq!(strip_unstable_tags("\"3-u17\""), "\"3\"");
+        assert_eq!(
+            strip_unstable_tags("W/\"a-u\", \"b-u2\""),
+            "W/\"a-u\", \"b\""
+        );
+        assert_eq!(strip_unstable_tags("\"x-u1y\""), "\"x-u1y\"");
+        let app = App::new(ServerConfig {
+            faults: vec![Fault::UnstableEtag],
+            ..ServerConfig::default()
+        });
+        let first = call(&app, &get("/counter/u", &[]));
+        let second = call(&app, &get("/counter/u", &[]));
+        assert_ne!(first.get("etag"), second.get("etag"));
+        let inm = first.get("etag").unwrap().to_owned();
+        let again = call(&app, &get("/counter/u", &[("If-None-Match", &inm)]));
+        assert_eq!(again.status, 304);
+    }
+
+    #[test]
+    fn faults_bend_waits_and_304s() {
+        let with = |fault| {
+            App::new(ServerConfig {
+                faults: vec![fault],
+                ..ServerConfig::default()
+            })
+        };
+        let inm = ("If-None-Match", "\"0\"");
+        let r = call(&with(Fault::No304), &get("/counter/f", &[inm]));
+        assert_eq!(r.status, 200);
+        let start = Instant::now();
+        let r = call(
+            &with(Fault::WaitNow),
+            &get("/counter/f", &[inm, ("Wait", "5")]),
+        );
+        assert_eq!(r.status, 304);
+        assert!(start.elapsed() < Duration::from_secs(2));
+        let r = call(
+            &with(Fault::AcceptBadWait),
+            &get("/counter/f", &[("Wait", "soon")]),
+        );
+        assert_eq!(r.status, 200);
     }
 
     #[test]

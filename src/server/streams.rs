@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::dialect::{query_param, Ctx, Form, ServerConfig};
+use super::dialect::{query_param, Ctx, Fault, Form, ServerConfig};
 use super::http::{write_stream_head, Reply, Request, Response};
 use super::routes::App;
 use super::store::{CheckpointError, Snapshot, Subscription, ITEMS};
@@ -111,13 +111,17 @@ pub(crate) struct SseOut {
 
 impl SseOut {
     /// Writes the stream's head and wraps the connection.
-    pub(crate) fn open(mut stream: TcpStream, extra: &[(String, String)]) -> io::Result<SseOut> {
-        let mut headers = vec![
-            ("Content-Type".to_owned(), "text/event-stream".to_owned()),
+    pub(crate) fn open(mut stream: TcpStream, cfg: &ServerConfig) -> io::Result<SseOut> {
+        let content_type = if cfg.has(Fault::WrongContentType) {
+            "text/plain; charset=utf-8"
+        } else {
+            "text/event-stream"
+        };
+        let headers = vec![
+            ("Content-Type".to_owned(), content_type.to_owned()),
             // Proxies such as nginx would otherwise buffer the stream.
             ("X-Accel-Buffering".to_owned(), "no".to_owned()),
         ];
-        headers.extend_from_slice(extra);
         write_stream_head(&mut stream, 200, &headers)?;
         Ok(SseOut { stream })
     }
@@ -213,7 +217,7 @@ pub(crate) fn value_stream(
     let key = key.to_owned();
     Reply::Takeover(Box::new(move |stream, _| {
         let sub = app.store.subscribe(&[&key]);
-        let Ok(mut out) = SseOut::open(stream, &[]) else {
+        let Ok(mut out) = SseOut::open(stream, &app.cfg) else {
             return;
         };
         let Some(first) = app.store.snapshot(&key) else {
@@ -386,7 +390,7 @@ pub(crate) fn changes_stream(
     let ctx = ctx.clone();
     Reply::Takeover(Box::new(move |stream, _| {
         let sub = app.store.subscribe(&[ITEMS]);
-        let Ok(mut out) = SseOut::open(stream, &[]) else {
+        let Ok(mut out) = SseOut::open(stream, &app.cfg) else {
             return;
         };
         let mut opening = String::new();

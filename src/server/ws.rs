@@ -151,8 +151,17 @@ fn run_socket(
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
-    let Ok(mut ws) = tungstenite::accept_hdr_with_config(conn, echo_subprotocol, Some(config))
-    else {
+    let echo = !app.cfg.has(super::dialect::Fault::NoSubprotocol);
+    // The callback type is tungstenite's (a large error variant included).
+    #[allow(clippy::result_large_err)]
+    let callback = move |req: &WsRequest, resp: WsResponse| {
+        if echo {
+            echo_subprotocol(req, resp)
+        } else {
+            Ok(resp)
+        }
+    };
+    let Ok(mut ws) = tungstenite::accept_hdr_with_config(conn, callback, Some(config)) else {
         let _ = stream.shutdown(Shutdown::Both);
         return Ok(());
     };

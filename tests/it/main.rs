@@ -3,9 +3,11 @@
 
 mod callbacks;
 mod changes;
+mod check;
 mod faults;
 mod follow;
 mod harness;
+mod inspect;
 mod output;
 mod pty;
 mod push;

@@ -1,0 +1,517 @@
+//! Long-polls: `value-wait` (and form C's `LiveResource-Property: wait`), `multiplex-wait` /
+//! `multiplex-request`, `changes-wait` (and form C's `changes` with `wait-min`). Each is held
+//! while nothing changes and ends by its wait plus slack; a malformed wait is a 400; the
+//! multiplexed answer has the protocol's shape; a change arrives.
+
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+use super::{
+    delivered, not_delivered, subject, uri_for, Env, Exchange, Finding, Probe, ProbeFn,
+    Requirement, SLACK,
+};
+use crate::discovery::{Capabilities, Offer};
+use crate::link::parse_link_headers;
+use crate::mechanism::Mechanism;
+use crate::wire::multiplex::{encode_query, encode_uri_header, parse_answer, Target};
+
+/// The long-poll probes for what the resource offers.
+pub(super) fn probes(caps: &Capabilities) -> Vec<ProbeFn> {
+    let mut out: Vec<ProbeFn> = Vec::new();
+    if caps.offer(Mechanism::ValueWait).is_some() {
+        if caps.etag.is_some() {
+            out.push(|env, probe| run(env, probe, Kind::Value));
+        } else {
+            out.push(|_, _| {
+                let why = "the resource has no ETag to wait on";
+                let m = Some(Mechanism::ValueWait);
+                vec![
+                    Finding::skip(Requirement::LongPollHeld, m, why),
+                    Finding::skip(Requirement::LongPollTimely, m, why),
+                    Finding::skip(Requirement::ChangeDelivered, m, why),
+                ]
+            });
+        }
+    }
+    if changes_wait(caps).is_some() {
+        out.push(|env, probe| run(env, probe, Kind::Changes));
+    }
+    if caps.offer(Mechanism::MultiplexWait).is_some() {
+        out.push(|env, probe| run(env, probe, Kind::Multiplex));
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Value,
+    Multiplex,
+    Changes,
+}
+
+/// The changes long-poll offered: `changes-wait`, else a `changes` link with `wait-min` (C).
+fn changes_wait(caps: &Capabilities) -> Option<&Offer> {
+    caps.offer(Mechanism::ChangesWait).or_else(|| {
+        caps.offer(Mechanism::Changes)
+            .filter(|o| o.wait_min.is_some())
+    })
+}
+
+/// Which probe checks the malformed wait: the first long-poll there is.
+fn checks_bad_wait(caps: &Capabilities, kind: Kind) -> bool {
+    let value = caps.offer(Mechanism::ValueWait).is_some() && caps.etag.is_some();
+    match kind {
+        Kind::Value => true,
+        Kind::Changes => !value,
+        Kind::Multiplex => !value && changes_wait(caps).is_none(),
+    }
+}
+
+/// What the client holds between asks.
+#[derive(Debug, Clone)]
+enum State {
+    /// The ETag held (value) or none yet (a multiplexed value asked for the first time).
+    Etag(Option<String>),
+    /// The changes checkpoint URI held.
+    Checkpoint(Url),
+}
+
+struct Poll<'a> {
+    env: &'a Env,
+    kind: Kind,
+    offer: &'a Offer,
+    /// Multiplexed: the URI named to the endpoint.
+    uri: String,
+    /// Multiplexed: whether it names a changes URI.
+    changes: bool,
+}
+
+struct Answer {
+    status: u16,
+    took: Duration,
+    news: bool,
+    next: State,
+    exchange: Exchange,
+    /// Multiplexed: what is wrong with the answer's shape, if anything.
+    shape: Result<String, String>,
+}
+
+impl Poll<'_> {
+    fn mechanism(&self) -> Mechanism {
+        self.offer.mechanism
+    }
+
+    /// Whether the offer is in form C, which asks with `Prefer: wait=N` only.
+    fn prefer_only(&self) -> bool {
+        matches!(self.offer.rel.as_str(), "wait" | "multiplex-request")
+            || (self.offer.mechanism == Mechanism::Changes && self.offer.wait_min.is_some())
+    }
+
+    fn wait_headers(&self, wait: &str) -> Vec<(&'static str, String)> {
+        if self.prefer_only() {
+            vec![("Prefer", format!("wait={wait}"))]
+        } else {
+            vec![
+                ("Wait", wait.to_string()),
+                ("Prefer", format!("wait={wait}")),
+            ]
+        }
+    }
+
+    /// One ask; `wait` is the wait header value (none for a plain ask).
+    fn ask(
+        &self,
+        state: &State,
+        wait: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Answer, (String, Exchange)> {
+        let mut headers = wait.map(|w| self.wait_headers(w)).unwrap_or_default();
+        let mut url = self.offer.target.clone();
+        match (self.kind, state) {
+            (Kind::Value, State::Etag(Some(etag))) => {
+                headers.insert(0, ("If-None-Match", etag.clone()));
+            }
+            (Kind::Changes, State::Checkpoint(checkpoint)) => url = checkpoint.clone(),
+            (Kind::Multiplex, state) => {
+                let target = Target {
+                    uri: match state {
+                        State::Checkpoint(c) => uri_for(&self.offer.target, c),
+                        State::Etag(_) => self.uri.clone(),
+                    },
+                    if_none_match: match state {
+                        State::Etag(etag) => etag.clone(),
+                        State::Checkpoint(_) => None,
+                    },
+                };
+                if self.offer.rel != "multiplex-request" {
+                    let query = match url.query() {
+                        Some(q) if !q.is_empty() => {
+                            format!("{q}&{}", encode_query(std::slice::from_ref(&target)))
+                        }
+                        _ => encode_query(std::slice::from_ref(&target)),
+                    };
+                    url.set_query(Some(&query));
+                }
+                headers.push(("Uri", encode_uri_header(&target)));
+            }
+            _ => {}
+        }
+        let (result, exchange) = self.env.get(&url, &headers, timeout);
+        let (response, took) = result.map_err(|why| (why, exchange.clone()))?;
+        let status = response.status;
+        let (news, next, shape) = match (self.kind, state) {
+            (Kind::Value, State::Etag(held)) => {
+                let etag = response.header("etag").map(|e| e.trim().to_string());
+                let news = status == 200 && etag.is_some() && etag != *held;
+                (
+                    news,
+                    State::Etag(if news { etag } else { held.clone() }),
+                    Ok(String::new()),
+                )
+            }
+            (Kind::Changes, State::Checkpoint(held)) => {
+                let news = status == 200 && has_items(&response.body);
+                let next = next_checkpoint(&response.headers_all_links(), &response.url)
+                    .unwrap_or_else(|| held.clone());
+                (news, State::Checkpoint(next), Ok(String::new()))
+            }
+            (Kind::Multiplex, state) => self.read_answer(&response, state),
+            _ => (false, state.clone(), Ok(String::new())),
+        };
+        Ok(Answer {
+            status,
+            took,
+            news,
+            next,
+            exchange,
+            shape,
+        })
+    }
+
+    /// Reads a multiplexed answer: news for our URI, what to hold next, and its shape.
+    fn read_answer(
+        &self,
+        response: &crate::http::Response,
+        state: &State,
+    ) -> (bool, State, Result<String, String>) {
+        let content_type = response.header("content-type").unwrap_or("");
+        let text = String::from_utf8_lossy(&response.body);
+        let members = match parse_answer(&text) {
+            Ok(m) => m,
+            Err(e) => return (false, state.clone(), Err(e.to_string())),
+        };
+        let mut shape = if response.status != 200 {
+            Err(format!("answered {}", response.status))
+        } else if !content_type.to_ascii_lowercase().contains("json") {
+            Err(format!("Content-Type {content_type:?} is not JSON"))
+        } else {
+            Ok(format!("{} member(s)", members.len()))
+        };
+        let asked = match state {
+            State::Checkpoint(c) => c.clone(),
+            State::Etag(_) => self.env.first.url.clone(),
+        };
+        let mut news = false;
+        let mut next = state.clone();
+        for (uri, member) in &members {
+            let resolved = self.offer.target.join(uri).ok();
+            if resolved.as_ref() != Some(&asked) {
+                shape = Err(format!(
+                    "a member is keyed {uri:?}, which was not asked for"
+                ));
+                continue;
+            }
+            if member.code == 200 && member.body.is_null() {
+                shape = Err(format!("the member for {uri} has code 200 but no body"));
+            }
+            if member.code != 200 {
+                continue;
+            }
+            match state {
+                State::Etag(held) => {
+                    let etag = member.header("etag").map(|e| e.trim().to_string());
+                    if etag.is_none() || etag != *held {
+                        news = true;
+                        next = State::Etag(etag);
+                    }
+                }
+                State::Checkpoint(held) => {
+                    let body = match &member.body {
+                        serde_json::Value::String(s) => s.clone().into_bytes(),
+                        other => other.to_string().into_bytes(),
+                    };
+                    news = has_items(&body);
+                    let links: Vec<String> = member
+                        .headers
+                        .iter()
+                        .filter(|(n, _)| n.eq_ignore_ascii_case("link"))
+                        .map(|(_, v)| v.clone())
+                        .collect();
+                    next = State::Checkpoint(
+                        next_checkpoint(&links, &self.offer.target).unwrap_or_else(|| held.clone()),
+                    );
+                }
+            }
+        }
+        (news, next, shape)
+    }
+}
+
+trait AllLinks {
+    fn headers_all_links(&self) -> Vec<String>;
+}
+
+impl AllLinks for crate::http::Response {
+    fn headers_all_links(&self) -> Vec<String> {
+        self.headers
+            .get_all("link")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// The `changes` link among these `Link` values.
+pub(super) fn next_checkpoint(links: &[String], base: &Url) -> Option<Url> {
+    parse_link_headers(links.iter().map(String::as_str), base)
+        .find("changes")
+        .map(|l| l.target.clone())
+}
+
+/// Whether a changes body holds anything: a non-empty JSON array, or any other non-empty body.
+pub(super) fn has_items(body: &[u8]) -> bool {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Array(items)) => !items.is_empty(),
+        Ok(serde_json::Value::Null) => false,
+        Ok(serde_json::Value::Object(o)) => !o.is_empty(),
+        Ok(_) => true,
+        Err(_) => !body.iter().all(u8::is_ascii_whitespace),
+    }
+}
+
+fn run(env: &Env, probe: &mut Probe<'_>, kind: Kind) -> Vec<Finding> {
+    let offer = match kind {
+        Kind::Value => env.caps.offer(Mechanism::ValueWait),
+        Kind::Changes => changes_wait(&env.caps),
+        Kind::Multiplex => env.caps.offer(Mechanism::MultiplexWait),
+    }
+    .expect("probes are made for offered mechanisms");
+    let (subject, changes) = subject(env);
+    let poll = Poll {
+        env,
+        kind,
+        offer,
+        uri: uri_for(&offer.target, &subject),
+        changes,
+    };
+    let m = Some(poll.mechanism());
+    let mut out = Vec::new();
+    let mut state = match kind {
+        Kind::Value => State::Etag(env.caps.etag.clone()),
+        Kind::Changes => State::Checkpoint(subject.clone()),
+        Kind::Multiplex if poll.changes => State::Checkpoint(subject.clone()),
+        Kind::Multiplex => State::Etag(env.caps.etag.clone()),
+    };
+    if kind == Kind::Multiplex {
+        // The shape, from a plain ask: a value not yet held is news at once.
+        let first = if poll.changes {
+            state.clone()
+        } else {
+            State::Etag(None)
+        };
+        out.push(match poll.ask(&first, None, super::REQUEST_TIMEOUT) {
+            Ok(a) => {
+                let ok = a.shape.is_ok();
+                let detail = a.shape.unwrap_or_else(|e| e);
+                Finding::judge(Requirement::MultiplexBody, m, ok, detail, Some(&a.exchange))
+            }
+            Err((why, x)) => Finding::fail(
+                Requirement::MultiplexBody,
+                m,
+                format!("no answer: {why}"),
+                Some(&x),
+            ),
+        });
+    }
+    let (held, next) = holding(&poll, state);
+    state = next;
+    out.extend(held);
+    if checks_bad_wait(&env.caps, kind) {
+        out.push(bad_wait(&poll, &state));
+    }
+    probe.arm();
+    out.push(change(&poll, state));
+    out
+}
+
+/// Held while nothing changes, and ended by the wait plus slack.
+fn holding(poll: &Poll<'_>, mut state: State) -> (Vec<Finding>, State) {
+    let env = poll.env;
+    let m = Some(poll.mechanism());
+    let wait = env.wait_for(poll.offer.wait_min);
+    let wait_d = Duration::from_secs(wait);
+    let limit = wait_d + SLACK;
+    for _ in 0..3 {
+        let answer = poll.ask(
+            &state,
+            Some(&wait.to_string()),
+            limit + Duration::from_secs(2),
+        );
+        let a = match answer {
+            Err(_) if env.out_of_budget() => {
+                let why = "the budget ran out during the wait";
+                return (
+                    vec![
+                        Finding::skip(Requirement::LongPollHeld, m, why),
+                        Finding::skip(Requirement::LongPollTimely, m, why),
+                    ],
+                    state,
+                );
+            }
+            Err((why, x)) => {
+                return (
+                    vec![
+                        Finding::pass(Requirement::LongPollHeld, m, format!("held ({why})")),
+                        Finding::fail(
+                            Requirement::LongPollTimely,
+                            m,
+                            format!(
+                                "no answer within {:.1}s of a {wait}s wait: {why}",
+                                limit.as_secs_f64()
+                            ),
+                            Some(&x),
+                        ),
+                    ],
+                    state,
+                )
+            }
+            Ok(a) => a,
+        };
+        if a.news {
+            state = a.next;
+            continue;
+        }
+        let took = a.took.as_secs_f64();
+        let expected = match poll.kind {
+            Kind::Value => a.status == 304,
+            _ => a.status == 200,
+        };
+        let held = a.took >= wait_d.mul_f64(0.75) && expected;
+        let held_detail = if !expected {
+            format!("answered {} after {took:.2}s", a.status)
+        } else if held {
+            format!("{} after {took:.2}s (wait {wait}s)", a.status)
+        } else {
+            format!(
+                "answered {} at once ({took:.2}s) with nothing new, despite a {wait}s wait",
+                a.status
+            )
+        };
+        let timely = a.took <= limit;
+        return (
+            vec![
+                Finding::judge(
+                    Requirement::LongPollHeld,
+                    m,
+                    held,
+                    held_detail,
+                    Some(&a.exchange),
+                ),
+                Finding::judge(
+                    Requirement::LongPollTimely,
+                    m,
+                    timely,
+                    format!("ended after {took:.2}s (limit {:.1}s)", limit.as_secs_f64()),
+                    Some(&a.exchange),
+                ),
+            ],
+            a.next,
+        );
+    }
+    let why = "the resource changed during every wait";
+    (
+        vec![
+            Finding::skip(Requirement::LongPollHeld, m, why),
+            Finding::skip(Requirement::LongPollTimely, m, why),
+        ],
+        state,
+    )
+}
+
+/// A malformed wait is answered 400, at once.
+fn bad_wait(poll: &Poll<'_>, state: &State) -> Finding {
+    let m = Some(poll.mechanism());
+    let wait = poll.env.wait_for(poll.offer.wait_min);
+    let limit = Duration::from_secs(wait) + SLACK;
+    match poll.ask(state, Some("soon"), limit) {
+        Ok(a) if a.status == 400 => {
+            Finding::pass(Requirement::BadWaitRejected, m, "400 for wait \"soon\"")
+        }
+        Ok(a) => Finding::fail(
+            Requirement::BadWaitRejected,
+            m,
+            format!(
+                "a malformed wait (\"soon\") was answered {} after {:.2}s",
+                a.status,
+                a.took.as_secs_f64()
+            ),
+            Some(&a.exchange),
+        ),
+        Err((why, x)) => Finding::fail(
+            Requirement::BadWaitRejected,
+            m,
+            format!("a malformed wait was not answered: {why}"),
+            Some(&x),
+        ),
+    }
+}
+
+/// Asks (and asks again, as a client does after a 304) until the change arrives.
+fn change(poll: &Poll<'_>, mut state: State) -> Finding {
+    let env = poll.env;
+    let mechanism = poll.mechanism();
+    if let Some(skip) = super::change_skip(env, mechanism) {
+        return skip;
+    }
+    let mut last: Option<Exchange> = None;
+    loop {
+        let left = env
+            .change_deadline()
+            .saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let wait = left.as_secs().clamp(1, 10);
+        let started = Instant::now();
+        match poll.ask(
+            &state,
+            Some(&wait.to_string()),
+            left.min(Duration::from_secs(wait) + SLACK),
+        ) {
+            Ok(a) if a.news => {
+                if env.trigger_started().is_some() {
+                    let what = format!("{} arrived", a.status);
+                    return delivered(env, mechanism, &what, Instant::now());
+                }
+                // A change before the trigger: the resource changes by itself; hold on.
+                state = a.next;
+            }
+            Ok(a) => {
+                state = a.next;
+                last = Some(a.exchange);
+            }
+            Err((_, x)) => last = Some(x),
+        }
+        if started.elapsed() < Duration::from_millis(200) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    not_delivered(
+        env,
+        mechanism,
+        "nothing arrived after the trigger".to_string(),
+        last.as_ref(),
+    )
+}

@@ -1,0 +1,936 @@
+//! `lrwatch check`: probes a server's LiveResource support requirement by requirement.
+//!
+//! One discovery GET, then one probe per advertised mechanism, all on their own threads:
+//!
+//! 1. Each probe first checks what needs no change (validators, a long-poll held for a short
+//!    wait, stream content types, socket handshakes and acks), sets up a listener for a change
+//!    (a long-poll in flight, an open stream, a subscribed socket) and *arms*.
+//! 2. When every probe is armed, the `--trigger` command runs once (`sh -c`), and each probe
+//!    waits, bounded, for the change to arrive over its transport.
+//!
+//! Without a trigger, change-dependent requirements are skipped. Every wait is bounded by the
+//! run's budget. Results are data ([`CheckReport`]); the binary renders them.
+//!
+//! Groups of requirements: [`basics`] (validators, links), [`long_poll`] (value-wait,
+//! multiplex-wait, changes-wait), [`streams`] (every SSE mechanism), [`sockets`] (multiplex-ws
+//! and multiplex-socket), [`changes`] (changes links advance).
+
+mod basics;
+mod changes;
+mod long_poll;
+mod sockets;
+mod streams;
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use url::Url;
+
+use crate::discovery::Capabilities;
+use crate::error::{Error, Result};
+use crate::http::{FetchError, HttpClient, Response, DEFAULT_MAX_BODY};
+use crate::mechanism::Mechanism;
+
+/// The default budget of a whole run.
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(60);
+/// The default wait of the long-polls that check holding, in seconds.
+pub const DEFAULT_WAIT: u64 = 2;
+/// How much later than its wait a long-poll may end.
+const SLACK: Duration = Duration::from_millis(1500);
+/// How long a change may take to arrive after the trigger ran.
+const CHANGE_WAIT: Duration = Duration::from_secs(10);
+/// How long the trigger command may run.
+const TRIGGER_TIMEOUT: Duration = Duration::from_secs(15);
+/// A pause between every listener being armed and the trigger, so requests just sent reach
+/// the server first.
+const SETTLE: Duration = Duration::from_millis(300);
+/// How long a plain request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much of a body an excerpt shows.
+const EXCERPT_BODY: usize = 400;
+/// How many `Link` headers an excerpt shows.
+const EXCERPT_LINKS: usize = 3;
+/// How much of a header value an excerpt shows.
+const EXCERPT_HEADER: usize = 240;
+
+/// How to check.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// A shell command that changes the resource (`sh -c`); `None` skips change-dependent
+    /// requirements.
+    pub trigger: Option<String>,
+    /// The time the whole run may take.
+    pub budget: Duration,
+    /// The wait of the long-polls that check holding, in seconds.
+    pub wait: u64,
+    /// Extra request headers (`-H`), sent only to the resource's origin.
+    pub headers: Vec<(String, String)>,
+    /// Certificate authorities (DER) to trust instead of the bundled roots (`--cacert`).
+    pub ca_certs: Option<Vec<Vec<u8>>>,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            trigger: None,
+            budget: DEFAULT_BUDGET,
+            wait: DEFAULT_WAIT,
+            headers: Vec::new(),
+            ca_certs: None,
+        }
+    }
+}
+
+/// A requirement of the protocol that a check tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Requirement {
+    /// The resource answers GET with 2xx.
+    Discovery,
+    /// `Link` headers parse without errors.
+    Links,
+    /// The response carries an `ETag`.
+    EtagPresent,
+    /// Two GETs of the same content carry the same `ETag`.
+    EtagStable,
+    /// A GET with a matching `If-None-Match` is answered 304.
+    NotModified,
+    /// A long-poll without news is held, not answered at once.
+    LongPollHeld,
+    /// A long-poll without news ends by its wait plus a little slack.
+    LongPollTimely,
+    /// A malformed wait is answered 400 at once.
+    BadWaitRejected,
+    /// The `--trigger` command ran and succeeded.
+    Trigger,
+    /// A change made by the trigger arrives over the transport.
+    ChangeDelivered,
+    /// An event stream is served as `text/event-stream`.
+    SseContentType,
+    /// An event stream's events are framed as the protocol says.
+    SseFraming,
+    /// A WebSocket endpoint negotiates the `liveresource` subprotocol.
+    WsSubprotocol,
+    /// A socket subscription is acknowledged.
+    SubscribeAck,
+    /// A multiplexed long-poll answers a JSON object of `{code, headers, body}` members.
+    MultiplexBody,
+    /// A changes response's `changes` link is the next checkpoint, not the same one.
+    ChangesAdvance,
+    /// Webhooks (not exercised by this version).
+    Callbacks,
+}
+
+impl Requirement {
+    /// A stable identifier, for scripts.
+    pub fn id(self) -> &'static str {
+        match self {
+            Requirement::Discovery => "discovery",
+            Requirement::Links => "links",
+            Requirement::EtagPresent => "etag-present",
+            Requirement::EtagStable => "etag-stable",
+            Requirement::NotModified => "not-modified",
+            Requirement::LongPollHeld => "long-poll-held",
+            Requirement::LongPollTimely => "long-poll-timely",
+            Requirement::BadWaitRejected => "bad-wait-rejected",
+            Requirement::Trigger => "trigger",
+            Requirement::ChangeDelivered => "change-delivered",
+            Requirement::SseContentType => "sse-content-type",
+            Requirement::SseFraming => "sse-framing",
+            Requirement::WsSubprotocol => "ws-subprotocol",
+            Requirement::SubscribeAck => "subscribe-ack",
+            Requirement::MultiplexBody => "multiplex-body",
+            Requirement::ChangesAdvance => "changes-advance",
+            Requirement::Callbacks => "callbacks",
+        }
+    }
+
+    /// What is required, in words.
+    pub fn title(self) -> &'static str {
+        match self {
+            Requirement::Discovery => "GET answers 2xx",
+            Requirement::Links => "Link headers well-formed",
+            Requirement::EtagPresent => "ETag present",
+            Requirement::EtagStable => "ETag stable between two GETs",
+            Requirement::NotModified => "304 on a matching If-None-Match",
+            Requirement::LongPollHeld => "long-poll held while nothing changes",
+            Requirement::LongPollTimely => "long-poll ends by the wait plus slack",
+            Requirement::BadWaitRejected => "malformed wait rejected with 400",
+            Requirement::Trigger => "trigger command ran",
+            Requirement::ChangeDelivered => "change delivered",
+            Requirement::SseContentType => "content type text/event-stream",
+            Requirement::SseFraming => "event framing",
+            Requirement::WsSubprotocol => "subprotocol liveresource negotiated",
+            Requirement::SubscribeAck => "subscription acknowledged",
+            Requirement::MultiplexBody => "answer is an object of {code, headers, body} members",
+            Requirement::ChangesAdvance => "changes link advances past the changes returned",
+            Requirement::Callbacks => "webhooks",
+        }
+    }
+}
+
+/// How a requirement fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Met.
+    Pass,
+    /// Not met: the finding shows the request and response.
+    Fail,
+    /// Not tested (not advertised, no trigger, or something it depends on failed).
+    Skip,
+}
+
+impl Outcome {
+    /// `PASS`, `FAIL` or `SKIP`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "PASS",
+            Outcome::Fail => "FAIL",
+            Outcome::Skip => "SKIP",
+        }
+    }
+}
+
+/// One requirement, checked over one mechanism (or for the resource as a whole).
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// The requirement.
+    pub requirement: Requirement,
+    /// The mechanism it was checked over; `None` for the resource as a whole.
+    pub mechanism: Option<Mechanism>,
+    /// How it fared.
+    pub outcome: Outcome,
+    /// What was seen, in a line.
+    pub detail: String,
+    /// On failure, the request that shows it.
+    pub request: Option<String>,
+    /// On failure, an excerpt of the response that shows it.
+    pub response: Option<String>,
+}
+
+impl Finding {
+    fn new(
+        requirement: Requirement,
+        mechanism: Option<Mechanism>,
+        outcome: Outcome,
+        detail: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            requirement,
+            mechanism,
+            outcome,
+            detail: detail.into(),
+            request: None,
+            response: None,
+        }
+    }
+
+    fn pass(r: Requirement, m: Option<Mechanism>, detail: impl Into<String>) -> Finding {
+        Finding::new(r, m, Outcome::Pass, detail)
+    }
+
+    fn skip(r: Requirement, m: Option<Mechanism>, detail: impl Into<String>) -> Finding {
+        Finding::new(r, m, Outcome::Skip, detail)
+    }
+
+    fn fail(
+        r: Requirement,
+        m: Option<Mechanism>,
+        detail: impl Into<String>,
+        exchange: Option<&Exchange>,
+    ) -> Finding {
+        let mut f = Finding::new(r, m, Outcome::Fail, detail);
+        if let Some(x) = exchange {
+            f.request = Some(x.request.clone());
+            f.response = x.response.clone();
+        }
+        f
+    }
+
+    /// PASS or FAIL by `ok`.
+    fn judge(
+        r: Requirement,
+        m: Option<Mechanism>,
+        ok: bool,
+        detail: impl Into<String>,
+        exchange: Option<&Exchange>,
+    ) -> Finding {
+        if ok {
+            Finding::pass(r, m, detail)
+        } else {
+            Finding::fail(r, m, detail, exchange)
+        }
+    }
+}
+
+/// The outcome of a whole run.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    /// The URL checked.
+    pub url: Url,
+    /// One finding per requirement and mechanism, in a stable order.
+    pub findings: Vec<Finding>,
+    /// How long the run took.
+    pub took: Duration,
+    /// The budget it had.
+    pub budget: Duration,
+}
+
+impl CheckReport {
+    /// How many findings had this outcome.
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.outcome == outcome)
+            .count()
+    }
+
+    /// Whether nothing failed.
+    pub fn passed(&self) -> bool {
+        self.count(Outcome::Fail) == 0
+    }
+
+    /// The report as JSON, for scripts.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "url": self.url.as_str(),
+            "ok": self.passed(),
+            "passed": self.count(Outcome::Pass),
+            "failed": self.count(Outcome::Fail),
+            "skipped": self.count(Outcome::Skip),
+            "took": (self.took.as_secs_f64() * 1000.0).round() / 1000.0,
+            "budget": self.budget.as_secs_f64(),
+            "results": self.findings.iter().map(|f| json!({
+                "requirement": f.requirement.id(),
+                "title": f.requirement.title(),
+                "mechanism": f.mechanism.map(Mechanism::as_str),
+                "outcome": f.outcome.as_str().to_ascii_lowercase(),
+                "detail": f.detail,
+                "request": f.request,
+                "response": f.response,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// A request and (an excerpt of) its response, for a failure's evidence.
+#[derive(Debug, Clone)]
+pub(crate) struct Exchange {
+    request: String,
+    response: Option<String>,
+}
+
+impl Exchange {
+    fn new(method: &str, url: &Url, headers: &[(&str, String)]) -> Exchange {
+        let mut request = format!("{method} {url}");
+        for (name, value) in headers {
+            let _ = write!(request, "\n{name}: {value}");
+        }
+        Exchange {
+            request,
+            response: None,
+        }
+    }
+
+    fn with_response(mut self, response: &Response) -> Exchange {
+        self.response = Some(excerpt(response.status, &response.headers, &response.body));
+        self
+    }
+
+    fn with_text(mut self, text: impl Into<String>) -> Exchange {
+        self.response = Some(text.into());
+        self
+    }
+}
+
+/// The status line, the headers (long values cut) and the start of the body.
+fn excerpt(status: u16, headers: &ureq::http::HeaderMap, body: &[u8]) -> String {
+    let mut out = format!("HTTP {status}");
+    let links = headers.get_all("link").iter().count();
+    let mut shown_links = 0;
+    for (name, value) in headers {
+        if name == "link" {
+            shown_links += 1;
+            if shown_links > EXCERPT_LINKS {
+                if shown_links == EXCERPT_LINKS + 1 {
+                    let _ = write!(out, "\nlink: ... ({} more)", links - EXCERPT_LINKS);
+                }
+                continue;
+            }
+        }
+        let value = String::from_utf8_lossy(value.as_bytes());
+        let _ = write!(out, "\n{name}: {}", cut(&value, EXCERPT_HEADER));
+    }
+    if !body.is_empty() {
+        let text = String::from_utf8_lossy(&body[..body.len().min(EXCERPT_BODY)]);
+        let more = if body.len() > EXCERPT_BODY { "..." } else { "" };
+        let _ = write!(out, "\n\n{text}{more}");
+    }
+    out
+}
+
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+/// What the trigger did, as the probes learn it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fired {
+    /// The trigger ran and succeeded at this moment.
+    Changed(Instant),
+    /// No trigger was given.
+    NoTrigger,
+    /// The trigger failed (why).
+    Failed(String),
+}
+
+#[derive(Debug)]
+struct GateState {
+    unarmed: usize,
+    /// When the trigger started: a change seen earlier is the resource's own.
+    started: Option<Instant>,
+    fired: Option<Fired>,
+}
+
+/// Where probes say they are ready for the change, and learn what the trigger did.
+#[derive(Debug)]
+struct Gate {
+    state: Mutex<GateState>,
+    wake: Condvar,
+}
+
+impl Gate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What every probe shares.
+pub(crate) struct Env {
+    pub(crate) url: Url,
+    pub(crate) http: HttpClient,
+    pub(crate) caps: Capabilities,
+    /// The discovery response.
+    pub(crate) first: Response,
+    pub(crate) options: CheckOptions,
+    pub(crate) deadline: Instant,
+    pub(crate) tls: Arc<rustls::ClientConfig>,
+    gate: Gate,
+}
+
+impl Env {
+    /// Time left in the budget.
+    pub(crate) fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Whether the budget has run out (so a missing answer proves nothing).
+    pub(crate) fn out_of_budget(&self) -> bool {
+        self.left() < Duration::from_millis(50)
+    }
+
+    /// `d`, or less when the budget ends sooner.
+    pub(crate) fn bounded(&self, d: Duration) -> Duration {
+        d.min(self.left()).max(Duration::from_millis(1))
+    }
+
+    /// Whether a trigger was given.
+    pub(crate) fn has_trigger(&self) -> bool {
+        self.options.trigger.is_some()
+    }
+
+    /// The long-poll wait for holding checks: the option, at least the server's minimum.
+    pub(crate) fn wait_for(&self, wait_min: Option<u64>) -> u64 {
+        self.options.wait.max(wait_min.unwrap_or(0)).max(1)
+    }
+
+    /// A GET with these headers, timed; the exchange for evidence either way.
+    pub(crate) fn get(
+        &self,
+        url: &Url,
+        headers: &[(&str, String)],
+        timeout: Duration,
+    ) -> (std::result::Result<(Response, Duration), String>, Exchange) {
+        let exchange = Exchange::new("GET", url, headers);
+        let started = Instant::now();
+        match self
+            .http
+            .get(url, &self.url, headers, self.bounded(timeout))
+        {
+            Ok(r) => {
+                let took = started.elapsed();
+                let exchange = exchange.with_response(&r);
+                (Ok((r, took)), exchange)
+            }
+            Err(e) => {
+                let why = match e {
+                    FetchError::Transport(reason) => reason,
+                    FetchError::TooLarge(limit) => format!("body larger than {limit} bytes"),
+                };
+                let exchange = exchange.with_text(format!("(no response: {why})"));
+                (Err(why), exchange)
+            }
+        }
+    }
+
+    /// When a change should have arrived by: some time after the trigger ran (or, before it
+    /// ran, after it could), within the budget.
+    pub(crate) fn change_deadline(&self) -> Instant {
+        let state = self.gate.lock();
+        let by = match state.fired {
+            Some(Fired::Changed(at)) => at + CHANGE_WAIT,
+            _ => Instant::now() + CHANGE_WAIT + TRIGGER_TIMEOUT,
+        };
+        by.min(self.deadline)
+    }
+
+    /// What the trigger did, waiting until it has run (or the budget ends).
+    pub(crate) fn fired(&self) -> Fired {
+        let guard = self.gate.lock();
+        let (guard, _) = self
+            .gate
+            .wake
+            .wait_timeout_while(guard, self.left(), |s| s.fired.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        guard
+            .fired
+            .clone()
+            .unwrap_or_else(|| Fired::Failed("the budget ran out before the trigger ran".into()))
+    }
+
+    /// When the trigger started, if it has.
+    pub(crate) fn trigger_started(&self) -> Option<Instant> {
+        self.gate.lock().started
+    }
+}
+
+/// A probe's pass to the gate: armed once, by hand or when dropped.
+pub(crate) struct Probe<'a> {
+    env: &'a Env,
+    armed: bool,
+}
+
+impl Probe<'_> {
+    /// Ready for the change.
+    pub(crate) fn arm(&mut self) {
+        if !self.armed {
+            self.armed = true;
+            let mut state = self.env.gate.lock();
+            state.unarmed = state.unarmed.saturating_sub(1);
+            self.env.gate.wake.notify_all();
+        }
+    }
+}
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        self.arm();
+    }
+}
+
+/// The finding for a change-dependent requirement that cannot be tested, if it cannot.
+pub(crate) fn change_skip(env: &Env, mechanism: Mechanism) -> Option<Finding> {
+    if !env.has_trigger() {
+        return Some(Finding::skip(
+            Requirement::ChangeDelivered,
+            Some(mechanism),
+            "no --trigger given",
+        ));
+    }
+    None
+}
+
+/// The finding for a change that did not arrive: FAIL when the trigger ran, else SKIP.
+pub(crate) fn not_delivered(
+    env: &Env,
+    mechanism: Mechanism,
+    detail: String,
+    exchange: Option<&Exchange>,
+) -> Finding {
+    match env.fired() {
+        Fired::Changed(_) if env.out_of_budget() => Finding::skip(
+            Requirement::ChangeDelivered,
+            Some(mechanism),
+            "the budget ran out before the change arrived",
+        ),
+        Fired::Changed(_) => Finding::fail(
+            Requirement::ChangeDelivered,
+            Some(mechanism),
+            detail,
+            exchange,
+        ),
+        Fired::NoTrigger => Finding::skip(
+            Requirement::ChangeDelivered,
+            Some(mechanism),
+            "no --trigger given",
+        ),
+        Fired::Failed(_) => Finding::skip(
+            Requirement::ChangeDelivered,
+            Some(mechanism),
+            "the trigger failed",
+        ),
+    }
+}
+
+/// The finding for a change that arrived at `arrived` (after the trigger started).
+pub(crate) fn delivered(env: &Env, mechanism: Mechanism, what: &str, arrived: Instant) -> Finding {
+    let started = env.trigger_started().unwrap_or(arrived);
+    match env.fired() {
+        Fired::Changed(_) => Finding::pass(
+            Requirement::ChangeDelivered,
+            Some(mechanism),
+            format!(
+                "{what} {:.2}s after the trigger started",
+                arrived.saturating_duration_since(started).as_secs_f64()
+            ),
+        ),
+        Fired::NoTrigger => Finding::skip(
+            Requirement::ChangeDelivered,
+            Some(mechanism),
+            "no --trigger given",
+        ),
+        Fired::Failed(_) => Finding::skip(
+            Requirement::ChangeDelivered,
+            Some(mechanism),
+            "the trigger failed",
+        ),
+    }
+}
+
+type ProbeFn = fn(&Env, &mut Probe<'_>) -> Vec<Finding>;
+
+/// Checks the resource at `url`, requirement by requirement, within the budget.
+pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
+    let started = Instant::now();
+    let deadline = started + options.budget;
+    let headers = crate::http::user_headers(&options.headers)?;
+    let http = HttpClient::new(headers, DEFAULT_MAX_BODY, options.ca_certs.as_deref());
+    let tls = Arc::new(crate::http::wss_tls_config(options.ca_certs.as_deref())?);
+    let timeout = REQUEST_TIMEOUT.min(options.budget);
+    let first = match http.get(url, url, &[], timeout) {
+        Ok(r) => r,
+        Err(FetchError::Transport(reason)) => {
+            return Err(Error::Unreachable {
+                url: url.to_string(),
+                reason,
+            })
+        }
+        Err(FetchError::TooLarge(limit)) => {
+            return Err(Error::BodyTooLarge {
+                url: url.to_string(),
+                limit,
+            })
+        }
+    };
+    let caps = Capabilities::from_headers(&first.headers, &first.url);
+    let mut findings = Vec::new();
+    let discovery = Exchange::new("GET", url, &[]).with_response(&first);
+    if !(200..300).contains(&first.status) {
+        findings.push(Finding::fail(
+            Requirement::Discovery,
+            None,
+            format!("answered {}", first.status),
+            Some(&discovery),
+        ));
+        return Ok(CheckReport {
+            url: url.clone(),
+            findings,
+            took: started.elapsed(),
+            budget: options.budget,
+        });
+    }
+    findings.push(Finding::pass(
+        Requirement::Discovery,
+        None,
+        format!(
+            "{}; offers {}",
+            first.status,
+            caps.offered_names().join(", ")
+        ),
+    ));
+
+    let mut probes: Vec<ProbeFn> = vec![basics::probe];
+    probes.extend(long_poll::probes(&caps));
+    probes.extend(streams::probes(&caps));
+    probes.extend(sockets::probes(&caps));
+    probes.extend(changes::probes(&caps));
+    let mut callbacks = Vec::new();
+    for m in [
+        Mechanism::ValueCallback,
+        Mechanism::ChangesCallback,
+        Mechanism::MultiplexCallbacks,
+    ] {
+        if caps.offer(m).is_some() {
+            callbacks.push(Finding::skip(
+                Requirement::Callbacks,
+                Some(m),
+                "not exercised by this version (they need an address the server can reach)",
+            ));
+        }
+    }
+
+    let env = Env {
+        url: url.clone(),
+        http,
+        caps,
+        first,
+        options: options.clone(),
+        deadline,
+        tls,
+        gate: Gate {
+            state: Mutex::new(GateState {
+                unarmed: probes.len(),
+                started: None,
+                fired: None,
+            }),
+            wake: Condvar::new(),
+        },
+    };
+    let mut trigger_finding = None;
+    let results: Vec<Vec<Finding>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = probes
+            .iter()
+            .map(|probe| {
+                let env = &env;
+                scope.spawn(move || {
+                    let mut pass = Probe { env, armed: false };
+                    probe(env, &mut pass)
+                })
+            })
+            .collect();
+        trigger_finding = Some(fire(&env));
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    vec![Finding::fail(
+                        Requirement::Discovery,
+                        None,
+                        "a probe crashed (a bug in lrwatch)",
+                        None,
+                    )]
+                })
+            })
+            .collect()
+    });
+    let mut results = results.into_iter();
+    findings.extend(results.next().unwrap_or_default());
+    findings.extend(trigger_finding.into_iter().flatten());
+    findings.extend(results.flatten());
+    findings.extend(callbacks);
+    Ok(CheckReport {
+        url: url.clone(),
+        findings,
+        took: started.elapsed(),
+        budget: options.budget,
+    })
+}
+
+/// Waits until every probe is armed, runs the trigger, and tells the probes what it did.
+fn fire(env: &Env) -> Option<Finding> {
+    {
+        let guard = env.gate.lock();
+        let _ = env
+            .gate
+            .wake
+            .wait_timeout_while(guard, env.left(), |s| s.unarmed > 0)
+            .unwrap_or_else(|e| e.into_inner());
+    }
+    let (fired, finding) = match &env.options.trigger {
+        None => (Fired::NoTrigger, None),
+        Some(_) if env.out_of_budget() => {
+            let why = "the budget ran out before every mechanism was listening";
+            (
+                Fired::Failed(why.into()),
+                Some(Finding::skip(Requirement::Trigger, None, why)),
+            )
+        }
+        Some(command) => {
+            std::thread::sleep(env.bounded(SETTLE));
+            env.gate.lock().started = Some(Instant::now());
+            match run_trigger(command, env.bounded(TRIGGER_TIMEOUT)) {
+                Ok(took) => (
+                    Fired::Changed(Instant::now()),
+                    Some(Finding::pass(
+                        Requirement::Trigger,
+                        None,
+                        format!("exit 0 after {:.2}s", took.as_secs_f64()),
+                    )),
+                ),
+                Err((why, output)) => {
+                    let exchange = Exchange {
+                        request: format!("sh -c {command}"),
+                        response: Some(output),
+                    };
+                    (
+                        Fired::Failed(why.clone()),
+                        Some(Finding::fail(
+                            Requirement::Trigger,
+                            None,
+                            why,
+                            Some(&exchange),
+                        )),
+                    )
+                }
+            }
+        }
+    };
+    env.gate.lock().fired = Some(fired);
+    env.gate.wake.notify_all();
+    finding
+}
+
+/// Runs the trigger with `sh -c`; how long it took, or why it failed and what it printed.
+fn run_trigger(
+    command: &str,
+    timeout: Duration,
+) -> std::result::Result<Duration, (String, String)> {
+    let started = Instant::now();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| (format!("cannot run sh: {e}"), String::new()))?;
+    let mut stderr = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        if let Some(err) = stderr.as_mut() {
+            let _ = err.take(64 * 1024).read_to_end(&mut text);
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                let output = reader.join().unwrap_or_default();
+                return if status.success() {
+                    Ok(started.elapsed())
+                } else {
+                    Err((format!("the trigger failed ({status})"), output))
+                };
+            }
+            Ok(None) if started.elapsed() >= timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err((
+                    format!(
+                        "the trigger did not finish within {:.1}s",
+                        timeout.as_secs_f64()
+                    ),
+                    String::new(),
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err((format!("cannot wait for the trigger: {e}"), String::new())),
+        }
+    }
+}
+
+/// How to name a resource to a multiplex endpoint: its path and query when they share an
+/// origin, else the absolute URL (as the follow engine does).
+pub(crate) fn uri_for(endpoint: &Url, resource: &Url) -> String {
+    if endpoint.origin() == resource.origin() {
+        let mut s = resource.path().to_string();
+        if let Some(q) = resource.query() {
+            s.push('?');
+            s.push_str(q);
+        }
+        s
+    } else {
+        resource.to_string()
+    }
+}
+
+/// What a multiplexed or socket subscription follows: the resource's value, or for a
+/// collection (changes links, no ETag) its changes link.
+pub(crate) fn subject(env: &Env) -> (Url, bool) {
+    if env.caps.etag.is_none() {
+        if let Some(changes) = env.caps.offer(Mechanism::Changes) {
+            return (changes.target.clone(), true);
+        }
+    }
+    (env.first.url.clone(), false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triggers_run_and_fail_visibly() {
+        assert!(run_trigger("true", Duration::from_secs(5)).is_ok());
+        let (why, output) =
+            run_trigger("echo oops >&2; exit 3", Duration::from_secs(5)).unwrap_err();
+        assert!(why.contains("exit status: 3"), "{why}");
+        assert_eq!(output.trim(), "oops");
+        let (why, _) = run_trigger("sleep 5", Duration::from_millis(100)).unwrap_err();
+        assert!(why.contains("did not finish"), "{why}");
+    }
+
+    #[test]
+    fn without_a_trigger_nothing_fails_and_changes_are_skipped() {
+        let server = crate::server::Server::bind("127.0.0.1:0")
+            .and_then(crate::server::Server::spawn)
+            .unwrap();
+        let url = Url::parse(&format!(
+            "http://{}/counter/lib?form=a",
+            server.local_addr()
+        ))
+        .unwrap();
+        let report = check(
+            &url,
+            &CheckOptions {
+                budget: Duration::from_secs(20),
+                ..CheckOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(report.passed(), "{:#}", report.to_json());
+        let skipped: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| f.requirement == Requirement::ChangeDelivered)
+            .map(|f| f.outcome)
+            .collect();
+        assert!(!skipped.is_empty());
+        assert!(skipped.iter().all(|o| *o == Outcome::Skip));
+        assert!(report.took < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn changes_bodies_with_items() {
+        assert!(long_poll::has_items(b"[{\"id\":1}]"));
+        assert!(!long_poll::has_items(b"[]"));
+        assert!(!long_poll::has_items(b" "));
+        assert!(long_poll::has_items(b"+3 lines"));
+        let base = Url::parse("http://h/items/").unwrap();
+        let links =
+            vec!["</items/?since=2>; rel=changes, </items/?since=1>; rel=prev-changes".to_string()];
+        assert_eq!(
+            long_poll::next_checkpoint(&links, &base).unwrap().as_str(),
+            "http://h/items/?since=2"
+        );
+    }
+
+    #[test]
+    fn excerpts_cut_long_values() {
+        assert_eq!(cut("abcdef", 3), "abc...");
+        assert_eq!(cut("é", 1), "...");
+        let mut headers = ureq::http::HeaderMap::new();
+        headers.insert("etag", "\"1\"".parse().unwrap());
+        assert_eq!(excerpt(304, &headers, b""), "HTTP 304\netag: \"1\"");
+    }
+}

@@ -1,0 +1,385 @@
+//! WebSockets: `multiplex-ws` (form A, JSON messages) and `multiplex-socket` (forms B and C,
+//! text messages). The handshake negotiates the `liveresource` subprotocol; a subscription is
+//! acknowledged; a change is pushed.
+//!
+//! The opening handshake is written here rather than by tungstenite's client, which refuses an
+//! answer without the subprotocol before one could see it: this way the answer is evidence, and
+//! the other requirements are still checked over a connection made without offering it.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use tungstenite::protocol::Role;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+use url::Url;
+
+use super::{
+    delivered, not_delivered, subject, uri_for, Env, Exchange, Finding, Probe, ProbeFn, Requirement,
+};
+use crate::discovery::Capabilities;
+use crate::mechanism::Mechanism;
+use crate::wire::{socket, ws_json};
+
+type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
+
+/// How long the connection and handshake may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an acknowledgement may take.
+const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a blocked read wakes to look at the clock.
+const TICK: Duration = Duration::from_millis(100);
+/// The subprotocol.
+const SUBPROTOCOL: &str = "liveresource";
+/// The largest response head read.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// The socket probes for what the resource offers.
+pub(super) fn probes(caps: &Capabilities) -> Vec<ProbeFn> {
+    let mut out: Vec<ProbeFn> = Vec::new();
+    if caps.offer(Mechanism::MultiplexWs).is_some() {
+        out.push(|env, probe| run(env, probe, Mechanism::MultiplexWs));
+    }
+    if caps.offer(Mechanism::MultiplexSocket).is_some() {
+        out.push(|env, probe| run(env, probe, Mechanism::MultiplexSocket));
+    }
+    out
+}
+
+/// The handshake's answer.
+struct Opened {
+    socket: Socket,
+    subprotocol: Option<String>,
+    exchange: Exchange,
+}
+
+/// Connects and performs the opening handshake, offering the subprotocol when `offer`.
+fn connect(env: &Env, endpoint: &Url, offer: bool) -> Result<Opened, (String, Exchange)> {
+    let mut ws_url = endpoint.clone();
+    let tls = endpoint.scheme() == "https";
+    let _ = ws_url.set_scheme(if tls { "wss" } else { "ws" });
+    let key = tungstenite::handshake::client::generate_key();
+    let host = endpoint.host_str().unwrap_or("").to_string();
+    let authority = match endpoint.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.clone(),
+    };
+    let mut path = endpoint.path().to_string();
+    if let Some(q) = endpoint.query() {
+        path.push('?');
+        path.push_str(q);
+    }
+    let mut headers: Vec<(String, String)> = vec![
+        ("Host".into(), authority),
+        ("Upgrade".into(), "websocket".into()),
+        ("Connection".into(), "Upgrade".into()),
+        ("Sec-WebSocket-Key".into(), key.clone()),
+        ("Sec-WebSocket-Version".into(), "13".into()),
+    ];
+    if offer {
+        headers.push(("Sec-WebSocket-Protocol".into(), SUBPROTOCOL.into()));
+    }
+    for (name, value) in env.http.headers_for(endpoint, &env.url) {
+        headers.push((
+            name.to_string(),
+            String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        ));
+    }
+    let shown: Vec<(&str, String)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.clone()))
+        .collect();
+    let exchange = Exchange::new("GET", &ws_url, &shown);
+    let fail = |why: String| {
+        let x = exchange.clone().with_text(format!("(no answer: {why})"));
+        (why, x)
+    };
+    let port = endpoint.port_or_known_default().unwrap_or(80);
+    let addrs = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| fail(format!("cannot resolve {host}: {e}")))?;
+    let timeout = env.bounded(CONNECT_TIMEOUT);
+    let tcp = addrs
+        .into_iter()
+        .find_map(|a| TcpStream::connect_timeout(&a, timeout).ok())
+        .ok_or_else(|| fail(format!("cannot connect to {host}:{port}")))?;
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_read_timeout(Some(timeout));
+    let _ = tcp.set_write_timeout(Some(timeout));
+    let mut stream = if tls {
+        let name = rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(|e| fail(format!("bad server name {host}: {e}")))?;
+        let conn = rustls::ClientConnection::new(std::sync::Arc::clone(&env.tls), name)
+            .map_err(|e| fail(format!("cannot set up TLS: {e}")))?;
+        MaybeTlsStream::Rustls(rustls::StreamOwned::new(conn, tcp))
+    } else {
+        MaybeTlsStream::Plain(tcp)
+    };
+    let mut head = format!("GET {path} HTTP/1.1\r\n");
+    for (n, v) in &headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.flush())
+        .map_err(|e| fail(format!("cannot send the handshake: {e}")))?;
+    // Byte by byte, so nothing after the head is taken from tungstenite.
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        if answer.len() >= MAX_HEAD {
+            return Err(fail("the handshake answer is too long".into()));
+        }
+        match stream.read(&mut byte) {
+            Ok(1) => answer.push(byte[0]),
+            Ok(_) => return Err(fail("the connection closed during the handshake".into())),
+            Err(e) => return Err(fail(format!("no handshake answer: {e}"))),
+        }
+    }
+    let text = String::from_utf8_lossy(&answer).trim_end().to_string();
+    let exchange = exchange.with_text(text.clone());
+    let mut lines = text.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let fields: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    if status != 101 {
+        return Err((format!("answered {status}, not 101"), exchange));
+    }
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    if field("sec-websocket-accept").as_deref() != Some(accept.as_str()) {
+        return Err(("a wrong Sec-WebSocket-Accept".into(), exchange));
+    }
+    let tcp = match &stream {
+        MaybeTlsStream::Plain(t) => t,
+        MaybeTlsStream::Rustls(s) => s.get_ref(),
+        _ => return Err(("unsupported stream".into(), exchange)),
+    };
+    let _ = tcp.set_read_timeout(Some(TICK));
+    Ok(Opened {
+        socket: WebSocket::from_raw_socket(stream, Role::Client, None),
+        subprotocol: field("sec-websocket-protocol"),
+        exchange,
+    })
+}
+
+/// The next text message, or `None` at the deadline or when the connection ends.
+fn next_text(socket: &mut Socket, deadline: Instant) -> Option<String> {
+    loop {
+        if Instant::now() >= deadline {
+            return None;
+        }
+        match socket.read() {
+            Ok(Message::Text(t)) => return Some(t.to_string()),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Whether two URIs name the same resource, relative ones resolved against the endpoint.
+fn same(endpoint: &Url, a: &str, b: &str) -> bool {
+    a == b || (endpoint.join(a).ok().is_some() && endpoint.join(a).ok() == endpoint.join(b).ok())
+}
+
+fn run(env: &Env, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Finding> {
+    let m = Some(mechanism);
+    let endpoint = env
+        .caps
+        .offer(mechanism)
+        .expect("probes are made for offered mechanisms")
+        .target
+        .clone();
+    let (subject, changes) = subject(env);
+    let uri = uri_for(&endpoint, &subject);
+    let mut out = Vec::new();
+    let mut opened = match connect(env, &endpoint, true) {
+        Ok(o) => {
+            let ok = o
+                .subprotocol
+                .as_deref()
+                .is_some_and(|p| p.eq_ignore_ascii_case(SUBPROTOCOL));
+            let detail = match &o.subprotocol {
+                Some(p) if ok => p.clone(),
+                Some(p) => format!("the server chose {p:?}"),
+                None => "the handshake answer has no Sec-WebSocket-Protocol".to_string(),
+            };
+            out.push(Finding::judge(
+                Requirement::WsSubprotocol,
+                m,
+                ok,
+                detail,
+                Some(&o.exchange),
+            ));
+            o
+        }
+        Err((why, x)) => {
+            out.push(Finding::fail(Requirement::WsSubprotocol, m, why, Some(&x)));
+            // Without the subprotocol, the rest can still be checked.
+            match connect(env, &endpoint, false) {
+                Ok(o) => o,
+                Err((why, _)) => {
+                    let why = format!("no connection: {why}");
+                    out.push(Finding::skip(Requirement::SubscribeAck, m, why.clone()));
+                    out.push(Finding::skip(Requirement::ChangeDelivered, m, why));
+                    return out;
+                }
+            }
+        }
+    };
+    let socket = &mut opened.socket;
+    let request = if mechanism == Mechanism::MultiplexWs {
+        ws_json::ClientMessage::Subscribe {
+            id: "1".into(),
+            mode: if changes {
+                ws_json::Mode::Changes
+            } else {
+                ws_json::Mode::Value
+            },
+            uri: uri.clone(),
+        }
+        .encode()
+    } else {
+        socket::ClientMessage::Get(uri.clone()).encode()
+    };
+    let exchange = Exchange::new("WebSocket message", &endpoint, &[]);
+    let exchange = Exchange {
+        request: format!("{}\n\n{request}", exchange.request),
+        response: None,
+    };
+    if socket.send(Message::text(request.clone())).is_err() {
+        out.push(Finding::fail(
+            Requirement::SubscribeAck,
+            m,
+            "the subscription could not be sent",
+            Some(&exchange),
+        ));
+        out.push(Finding::skip(
+            Requirement::ChangeDelivered,
+            m,
+            "not subscribed",
+        ));
+        return out;
+    }
+    let until = Instant::now() + env.bounded(ACK_TIMEOUT);
+    let mut heard = Vec::new();
+    let ack = loop {
+        let Some(text) = next_text(socket, until) else {
+            break Err("no acknowledgement".to_string());
+        };
+        heard.push(text.clone());
+        if mechanism == Mechanism::MultiplexWs {
+            match ws_json::ServerMessage::parse(&text) {
+                Ok(ws_json::ServerMessage::Subscribed { id }) if id == "1" => break Ok(text),
+                Ok(ws_json::ServerMessage::Error { code, message, .. }) => {
+                    break Err(format!("refused: {code} {message}"))
+                }
+                _ => {}
+            }
+        } else {
+            match socket::ServerMessage::parse(&text) {
+                Ok(socket::ServerMessage::Ack { uri: acked, .. })
+                    if same(&endpoint, &acked, &uri) =>
+                {
+                    break Ok(text)
+                }
+                Ok(socket::ServerMessage::Error { code, reason, .. }) => {
+                    break Err(format!("refused: {code} {reason}"))
+                }
+                _ => {}
+            }
+        }
+    };
+    let heard_text = if heard.is_empty() {
+        "(nothing)".to_string()
+    } else {
+        heard.join("\n")
+    };
+    let exchange = exchange.with_text(heard_text);
+    match ack {
+        Ok(text) => out.push(Finding::pass(Requirement::SubscribeAck, m, text)),
+        Err(why) => {
+            out.push(Finding::fail(
+                Requirement::SubscribeAck,
+                m,
+                why.clone(),
+                Some(&exchange),
+            ));
+            out.push(Finding::skip(
+                Requirement::ChangeDelivered,
+                m,
+                format!("not subscribed: {why}"),
+            ));
+            let _ = socket.close(None);
+            return out;
+        }
+    }
+    probe.arm();
+    if let Some(skip) = super::change_skip(env, mechanism) {
+        out.push(skip);
+        let _ = socket.close(None);
+        return out;
+    }
+    let deadline = env.change_deadline();
+    let mut pushed = Vec::new();
+    let arrived = loop {
+        let Some(text) = next_text(socket, deadline) else {
+            break None;
+        };
+        pushed.push(text.clone());
+        let about = if mechanism == Mechanism::MultiplexWs {
+            match ws_json::ServerMessage::parse(&text) {
+                Ok(ws_json::ServerMessage::Event { uri: pushed, .. }) => Some(pushed),
+                _ => None,
+            }
+        } else {
+            match socket::ServerMessage::parse(&text) {
+                Ok(socket::ServerMessage::Update { uri: pushed, .. })
+                | Ok(socket::ServerMessage::Hint { uri: pushed }) => Some(pushed),
+                _ => None,
+            }
+        };
+        if about.is_some_and(|p| same(&endpoint, &p, &uri)) && env.trigger_started().is_some() {
+            break Some(Instant::now());
+        }
+    };
+    let _ = socket.close(None);
+    out.push(match arrived {
+        Some(at) => delivered(env, mechanism, "a push arrived", at),
+        None => {
+            let x = Exchange {
+                request: format!("(subscribed to {uri} on {endpoint})"),
+                response: Some(if pushed.is_empty() {
+                    "(no message)".into()
+                } else {
+                    pushed.join("\n")
+                }),
+            };
+            not_delivered(
+                env,
+                mechanism,
+                "no push arrived after the trigger".into(),
+                Some(&x),
+            )
+        }
+    });
+    out
+}

@@ -1,0 +1,346 @@
+//! Server-Sent Event streams: `value-stream`, `hint-stream`, `multiplex-stream`,
+//! `changes-stream`. Each is served as `text/event-stream`, its events are framed as the
+//! protocol says, and a change arrives as an event.
+
+use std::io::Read;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use super::{
+    delivered, not_delivered, subject, uri_for, Env, Exchange, Finding, Probe, ProbeFn, Requirement,
+};
+use crate::discovery::Capabilities;
+use crate::http::FetchError;
+use crate::mechanism::Mechanism;
+use crate::wire::multiplex::{encode_query, Target};
+use crate::wire::sse::{Event, Parser};
+
+/// How long a freshly opened stream is read before the probe arms: time for its opening event.
+const OPENING: Duration = Duration::from_millis(500);
+/// How much of a stream's start an excerpt keeps.
+const RAW_KEPT: usize = 2048;
+
+/// The stream probes for what the resource offers.
+pub(super) fn probes(caps: &Capabilities) -> Vec<ProbeFn> {
+    let mut out: Vec<ProbeFn> = Vec::new();
+    if caps.offer(Mechanism::ValueStream).is_some() {
+        out.push(|env, probe| run(env, probe, Mechanism::ValueStream));
+    }
+    if caps.offer(Mechanism::HintStream).is_some() {
+        out.push(|env, probe| run(env, probe, Mechanism::HintStream));
+    }
+    if caps.offer(Mechanism::MultiplexStream).is_some() {
+        out.push(|env, probe| run(env, probe, Mechanism::MultiplexStream));
+    }
+    if caps.offer(Mechanism::ChangesStream).is_some() {
+        out.push(|env, probe| run(env, probe, Mechanism::ChangesStream));
+    }
+    out
+}
+
+/// Chunks of the body as they arrive, from a reader thread (a blocking read cannot be given
+/// a deadline otherwise). The thread ends with the stream.
+fn pump(mut body: Box<dyn Read + Send>) -> Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    let _ = std::thread::Builder::new()
+        .name("lrwatch-check-sse".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match body.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if tx.send(buf[..n].to_vec()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    rx
+}
+
+/// What is wrong with an event's framing for this mechanism, if anything.
+fn framing_problem(mechanism: Mechanism, event: &Event, subject_uri: &str) -> Option<String> {
+    let headers_line = |data: &str| {
+        let first = data.split('\n').next().unwrap_or("");
+        match serde_json::from_str::<serde_json::Value>(first) {
+            Ok(serde_json::Value::Object(_)) => None,
+            _ => Some(format!(
+                "the first data line of an {:?} event is not a JSON object of headers",
+                event.event
+            )),
+        }
+    };
+    match (mechanism, event.event.as_str()) {
+        (Mechanism::MultiplexStream, "message") => {
+            match serde_json::from_str::<serde_json::Value>(&event.data) {
+                Ok(serde_json::Value::Object(o)) if o.get("uri").is_some_and(|u| u.is_string()) => {
+                    let uri = o["uri"].as_str().unwrap_or("");
+                    (uri != subject_uri && !subject_uri.ends_with(uri))
+                        .then(|| format!("an event is about {uri:?}, which was not asked for"))
+                }
+                _ => Some("an event's data is not a JSON object with a \"uri\"".into()),
+            }
+        }
+        (Mechanism::MultiplexStream, other) => Some(format!(
+            "multiplex-stream events are unnamed; got {other:?}"
+        )),
+        (Mechanism::HintStream, "open" | "update") => None,
+        (Mechanism::HintStream, other) => Some(format!(
+            "hint-stream events are named open or update; got {other:?}"
+        )),
+        (_, "message") => {
+            let valid = event.data.is_empty()
+                || serde_json::from_str::<serde_json::Value>(&event.data).is_ok();
+            (!valid).then(|| "an unnamed event's data is not a JSON value".to_string())
+        }
+        (_, "open" | "update") if event.data.is_empty() => None,
+        (_, "open" | "update") => headers_line(&event.data),
+        (_, other) => Some(format!(
+            "events are unnamed (form A) or named open and update (forms B, C); got {other:?}"
+        )),
+    }
+}
+
+/// Whether an event announces a change (not the stream's opening).
+fn is_change(mechanism: Mechanism, event: &Event) -> bool {
+    match mechanism {
+        Mechanism::MultiplexStream => event.event == "message",
+        Mechanism::HintStream => event.event == "update",
+        _ => event.event == "update" || (event.event == "message" && !event.data.is_empty()),
+    }
+}
+
+fn run(env: &Env, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Finding> {
+    let m = Some(mechanism);
+    let offer = env
+        .caps
+        .offer(mechanism)
+        .expect("probes are made for offered mechanisms");
+    let mut url = offer.target.clone();
+    let (subject, _) = subject(env);
+    let subject_uri = uri_for(&offer.target, &subject);
+    if mechanism == Mechanism::MultiplexStream {
+        let target = Target {
+            uri: subject_uri.clone(),
+            if_none_match: None,
+        };
+        let named = encode_query(&[target]);
+        let query = match url.query() {
+            Some(q) if !q.is_empty() => format!("{q}&{named}"),
+            _ => named,
+        };
+        url.set_query(Some(&query));
+    }
+    let headers = [("Accept", "text/event-stream".to_string())];
+    let exchange = Exchange::new("GET", &url, &headers);
+    let stream = match env
+        .http
+        .open(&url, &env.url, &headers, env.bounded(env.left()))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            let why = match e {
+                FetchError::Transport(r) => r,
+                FetchError::TooLarge(_) => "too large".into(),
+            };
+            let x = exchange.with_text(format!("(no response: {why})"));
+            return vec![
+                Finding::fail(
+                    Requirement::SseContentType,
+                    m,
+                    format!("cannot open: {why}"),
+                    Some(&x),
+                ),
+                Finding::skip(Requirement::SseFraming, m, "the stream did not open"),
+                Finding::skip(Requirement::ChangeDelivered, m, "the stream did not open"),
+            ];
+        }
+    };
+    let head_text = super::excerpt(stream.status, &stream.headers, b"");
+    let head = exchange.clone().with_text(head_text.clone());
+    let content_type = stream
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if stream.status != 200 {
+        return vec![
+            Finding::fail(
+                Requirement::SseContentType,
+                m,
+                format!("answered {}", stream.status),
+                Some(&head),
+            ),
+            Finding::skip(Requirement::SseFraming, m, "the stream did not open"),
+            Finding::skip(Requirement::ChangeDelivered, m, "the stream did not open"),
+        ];
+    }
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let mut out = vec![Finding::judge(
+        Requirement::SseContentType,
+        m,
+        media.eq_ignore_ascii_case("text/event-stream"),
+        if content_type.is_empty() {
+            "no Content-Type".to_string()
+        } else {
+            content_type.clone()
+        },
+        Some(&head),
+    )];
+    let chunks = pump(stream.body);
+    let mut reading = Reading {
+        parser: Parser::new(),
+        raw: Vec::new(),
+        events: 0,
+        problem: None,
+        ended: false,
+    };
+    // The opening, before arming.
+    let opening_until = Instant::now() + env.bounded(OPENING);
+    let _ = reading.read_until(&chunks, opening_until, mechanism, &subject_uri, |_| false);
+    probe.arm();
+    let delivery = if env.has_trigger() {
+        let deadline = env.change_deadline();
+        reading.read_until(&chunks, deadline, mechanism, &subject_uri, |e| {
+            is_change(mechanism, e) && env.trigger_started().is_some()
+        })
+    } else {
+        None
+    };
+    let evidence = exchange.with_text(format!(
+        "{head_text}\n\n{}",
+        String::from_utf8_lossy(&reading.raw)
+    ));
+    out.push(match (&reading.problem, reading.events) {
+        (Some(problem), _) => {
+            Finding::fail(Requirement::SseFraming, m, problem.clone(), Some(&evidence))
+        }
+        (None, 0) => Finding::skip(
+            Requirement::SseFraming,
+            m,
+            if env.has_trigger() {
+                "no event arrived"
+            } else {
+                "no event arrived without a change (give --trigger)"
+            },
+        ),
+        (None, n) => Finding::pass(
+            Requirement::SseFraming,
+            m,
+            format!("{n} event(s) well-formed"),
+        ),
+    });
+    out.push(match delivery {
+        Some(at) => delivered(env, mechanism, "an event arrived", at),
+        None if !env.has_trigger() => {
+            Finding::skip(Requirement::ChangeDelivered, m, "no --trigger given")
+        }
+        None => {
+            let why = if reading.ended {
+                "the stream ended before a change arrived"
+            } else {
+                "no event arrived after the trigger"
+            };
+            not_delivered(env, mechanism, why.to_string(), Some(&evidence))
+        }
+    });
+    out
+}
+
+struct Reading {
+    parser: Parser,
+    raw: Vec<u8>,
+    events: usize,
+    problem: Option<String>,
+    ended: bool,
+}
+
+impl Reading {
+    /// Reads events until `stop` says one is what was waited for (when it arrived), the
+    /// deadline, or the end of the stream; judges the framing of every event.
+    fn read_until(
+        &mut self,
+        chunks: &Receiver<Vec<u8>>,
+        deadline: Instant,
+        mechanism: Mechanism,
+        subject_uri: &str,
+        stop: impl Fn(&Event) -> bool,
+    ) -> Option<Instant> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.ended {
+                return None;
+            }
+            let chunk = match chunks.recv_timeout(left) {
+                Ok(chunk) => chunk,
+                Err(RecvTimeoutError::Timeout) => return None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.ended = true;
+                    return None;
+                }
+            };
+            let keep = RAW_KEPT.saturating_sub(self.raw.len()).min(chunk.len());
+            self.raw.extend_from_slice(&chunk[..keep]);
+            let events = match self.parser.feed(&chunk) {
+                Ok(events) => events,
+                Err(e) => {
+                    self.problem.get_or_insert(e.to_string());
+                    self.ended = true;
+                    return None;
+                }
+            };
+            let mut hit = None;
+            for event in events {
+                self.events += 1;
+                if let Some(problem) = framing_problem(mechanism, &event, subject_uri) {
+                    self.problem.get_or_insert(problem);
+                }
+                if hit.is_none() && stop(&event) {
+                    hit = Some(Instant::now());
+                }
+            }
+            if hit.is_some() {
+                return hit;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(name: &str, data: &str) -> Event {
+        Event {
+            event: name.into(),
+            data: data.into(),
+            id: String::new(),
+        }
+    }
+
+    #[test]
+    fn framing_by_mechanism() {
+        let v = Mechanism::ValueStream;
+        assert_eq!(framing_problem(v, &event("message", "1"), "/a"), None);
+        assert_eq!(framing_problem(v, &event("open", ""), "/a"), None);
+        assert_eq!(
+            framing_problem(v, &event("update", "{\"ETag\":\"1\"}\n1"), "/a"),
+            None
+        );
+        assert!(framing_problem(v, &event("update", "1\n1"), "/a").is_some());
+        assert!(framing_problem(v, &event("message", "{oops"), "/a").is_some());
+        assert!(framing_problem(v, &event("ping", ""), "/a").is_some());
+        let mux = Mechanism::MultiplexStream;
+        assert_eq!(
+            framing_problem(mux, &event("message", "{\"uri\":\"/a\",\"body\":1}"), "/a"),
+            None
+        );
+        assert!(framing_problem(mux, &event("message", "{\"uri\":\"/b\"}"), "/a").is_some());
+        assert!(framing_problem(Mechanism::HintStream, &event("message", ""), "/a").is_some());
+        assert!(is_change(v, &event("update", "")));
+        assert!(!is_change(v, &event("open", "")));
+    }
+}

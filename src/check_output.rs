@@ -1,0 +1,112 @@
+//! `lrwatch check`: the findings of [`lrwatch::check`], one line per requirement, for people
+//! or (`--json`) scripts. Exit 1 when anything failed.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use crossterm::style::Stylize;
+use lrwatch::check::{CheckOptions, CheckReport, Outcome};
+
+use crate::cli::CheckArgs;
+use crate::config::Env;
+use crate::exit::Ending;
+use crate::sanitize::for_terminal;
+
+/// Response lines shown under a failure.
+const EVIDENCE_LINES: usize = 16;
+
+/// Runs `lrwatch check`.
+pub fn run(args: &CheckArgs, env: &Env) -> Result<Ending> {
+    let probe = crate::inspect_output::setup(&args.probe, env)?;
+    let report = lrwatch::check::check(
+        &probe.url,
+        &CheckOptions {
+            trigger: args.trigger.clone(),
+            budget: Duration::from_secs_f64(args.budget),
+            wait: args.wait,
+            headers: args.probe.headers.clone(),
+            ca_certs: probe.ca_certs,
+        },
+    )?;
+    let mut out = std::io::stdout().lock();
+    if args.probe.json {
+        writeln!(out, "{}", report.to_json())?;
+    } else {
+        out.write_all(render(&report, probe.color).as_bytes())?;
+    }
+    out.flush()?;
+    let failed = report.count(Outcome::Fail);
+    if failed > 0 {
+        bail!(
+            "{failed} requirement{} failed for {}",
+            if failed == 1 { "" } else { "s" },
+            report.url
+        );
+    }
+    Ok(Ending::Done)
+}
+
+/// One line per finding, the evidence under each failure, and a summary.
+pub fn render(report: &CheckReport, color: bool) -> String {
+    let paint = |outcome: Outcome| {
+        let word = outcome.as_str();
+        if !color {
+            return word.to_string();
+        }
+        match outcome {
+            Outcome::Pass => word.green().to_string(),
+            Outcome::Fail => word.red().bold().to_string(),
+            Outcome::Skip => word.dim().to_string(),
+        }
+    };
+    let dim = |s: &str| {
+        if color {
+            s.dim().to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let mut o = format!("{}\n", for_terminal(report.url.as_str(), false));
+    for f in &report.findings {
+        let subject = f.mechanism.map(|m| format!("{m} · ")).unwrap_or_default();
+        o.push_str(&format!(
+            "{}  {subject}{}: {}\n",
+            paint(f.outcome),
+            f.requirement.title(),
+            for_terminal(&f.detail, false)
+        ));
+        if f.outcome != Outcome::Fail {
+            continue;
+        }
+        if let Some(request) = &f.request {
+            for l in request.lines() {
+                o.push_str(&dim(&format!("      > {}", for_terminal(l, false))));
+                o.push('\n');
+            }
+        }
+        if let Some(response) = &f.response {
+            let lines: Vec<&str> = response.lines().collect();
+            for l in lines.iter().take(EVIDENCE_LINES) {
+                o.push_str(&dim(&format!("      < {}", for_terminal(l, false))));
+                o.push('\n');
+            }
+            if lines.len() > EVIDENCE_LINES {
+                o.push_str(&dim(&format!(
+                    "      < ({} more lines)",
+                    lines.len() - EVIDENCE_LINES
+                )));
+                o.push('\n');
+            }
+        }
+    }
+    o.push_str(&format!(
+        "{} passed, {} failed, {} skipped in {:.2}s (budget {}s)\n",
+        report.count(Outcome::Pass),
+        report.count(Outcome::Fail),
+        report.count(Outcome::Skip),
+        report.took.as_secs_f64(),
+        report.budget.as_secs_f64()
+    ));
+    o
+}

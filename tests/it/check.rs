@@ -1,0 +1,349 @@
+//! `lrwatch check` against the reference server: every form passes, and each fault the server
+//! can be told to commit turns exactly its requirement to FAIL. The trigger is a curl POST,
+//! independent of lrwatch. Runs within one test go concurrently, so the file takes one run's
+//! time (about 2.5 s) per test.
+
+use std::collections::BTreeSet;
+
+use lrwatch::server::{Fault, ServerConfig};
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// A finished `lrwatch check --json` run: its exit code and report.
+struct Checked {
+    code: Option<i32>,
+    report: Value,
+}
+
+impl Checked {
+    /// The requirement ids with this outcome.
+    fn with(&self, outcome: &str) -> BTreeSet<String> {
+        self.results(outcome)
+            .into_iter()
+            .map(|r| r["requirement"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The mechanisms over which `requirement` had `outcome`.
+    fn mechanisms(&self, requirement: &str, outcome: &str) -> BTreeSet<String> {
+        self.results(outcome)
+            .into_iter()
+            .filter(|r| r["requirement"] == requirement)
+            .filter_map(|r| r["mechanism"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    fn results(&self, outcome: &str) -> Vec<Value> {
+        self.report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["outcome"] == outcome)
+            .cloned()
+            .collect()
+    }
+}
+
+fn check(url: &str, trigger: Option<&str>) -> Checked {
+    let mut args = vec!["check", "--json", "--budget", "20"];
+    if let Some(t) = trigger {
+        args.extend(["--trigger", t]);
+    }
+    args.push(url);
+    let mut run = lrwatch(&args);
+    let line = run.line();
+    let code = run.wait().code();
+    let report: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    Checked { code, report }
+}
+
+/// Runs checks concurrently: (url, trigger) each.
+fn check_all(runs: Vec<(String, Option<String>)>) -> Vec<Checked> {
+    let handles: Vec<_> = runs
+        .into_iter()
+        .map(|(url, trigger)| std::thread::spawn(move || check(&url, trigger.as_deref())))
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn post_counter(base: &str, id: &str) -> String {
+    format!("curl -s -X POST {base}/counter/{id}")
+}
+
+fn post_item(base: &str) -> String {
+    format!(
+        "curl -s -X POST -H 'Content-Type: application/json' -d '{{\"text\":\"x\"}}' {base}/items/"
+    )
+}
+
+#[test]
+fn passes_in_every_form_with_every_transport_delivering() {
+    let base = reference_server();
+    let forms = ["", "?form=a", "?form=b", "?form=c"];
+    let runs = forms
+        .iter()
+        .enumerate()
+        .map(|(i, form)| {
+            let id = format!("form{i}");
+            (
+                format!("{base}/counter/{id}{form}"),
+                Some(post_counter(&base, &id)),
+            )
+        })
+        .collect();
+    let results = check_all(runs);
+    let delivered = [
+        // mixed: everything but webhooks
+        &[
+            "value-stream",
+            "hint-stream",
+            "multiplex-stream",
+            "multiplex-ws",
+            "multiplex-socket",
+            "value-wait",
+            "multiplex-wait",
+        ][..],
+        &[
+            "value-stream",
+            "multiplex-stream",
+            "multiplex-ws",
+            "value-wait",
+            "multiplex-wait",
+        ],
+        &[
+            "value-stream",
+            "hint-stream",
+            "multiplex-socket",
+            "value-wait",
+            "multiplex-wait",
+        ],
+        &[
+            "value-stream",
+            "multiplex-socket",
+            "value-wait",
+            "multiplex-wait",
+        ],
+    ];
+    for ((form, checked), expected) in forms.iter().zip(&results).zip(delivered) {
+        let report = &checked.report;
+        assert_eq!(checked.code, Some(0), "{form}: {report:#}");
+        assert!(checked.with("fail").is_empty(), "{form}: {report:#}");
+        assert_eq!(
+            checked.mechanisms("change-delivered", "pass"),
+            set(expected),
+            "{form}: {report:#}"
+        );
+        let passed = checked.with("pass");
+        for requirement in [
+            "discovery",
+            "links",
+            "etag-present",
+            "etag-stable",
+            "not-modified",
+            "trigger",
+            "long-poll-held",
+            "long-poll-timely",
+            "bad-wait-rejected",
+            "multiplex-body",
+            "sse-content-type",
+            "sse-framing",
+            "ws-subprotocol",
+            "subscribe-ack",
+        ] {
+            assert!(
+                passed.contains(requirement),
+                "{form} {requirement}: {report:#}"
+            );
+        }
+        assert!(report["took"].as_f64().unwrap() < 10.0, "{report:#}");
+    }
+}
+
+#[test]
+fn collections_pass_and_their_changes_links_advance() {
+    let forms = ["?form=a", "?form=b", "?form=c"];
+    // A server each: a run's trigger must not be another run's change.
+    let runs = forms
+        .iter()
+        .map(|form| {
+            let base = reference_server();
+            (format!("{base}/items/{form}"), Some(post_item(&base)))
+        })
+        .collect();
+    for (form, checked) in forms.iter().zip(check_all(runs)) {
+        let report = &checked.report;
+        assert_eq!(checked.code, Some(0), "{form}: {report:#}");
+        assert_eq!(
+            checked.mechanisms("changes-advance", "pass"),
+            set(&["changes"])
+        );
+        // No ETag on a collection: skipped, not failed.
+        assert!(checked.with("skip").contains("etag-present"), "{report:#}");
+        let delivered = checked.mechanisms("change-delivered", "pass");
+        assert!(delivered.contains("multiplex-wait"), "{form}: {report:#}");
+        assert!(
+            delivered.contains("changes-wait") || delivered.contains("changes"),
+            "{form}: {report:#}"
+        );
+    }
+}
+
+#[test]
+fn each_fault_fails_exactly_its_requirement() {
+    let cases = [
+        (Fault::WaitNow, "long-poll-held"),
+        (Fault::NoSubprotocol, "ws-subprotocol"),
+        (Fault::WrongContentType, "sse-content-type"),
+        (Fault::StaleChanges, "changes-advance"),
+        (Fault::UnstableEtag, "etag-stable"),
+        (Fault::No304, "not-modified"),
+        (Fault::AcceptBadWait, "bad-wait-rejected"),
+    ];
+    let runs = cases
+        .iter()
+        .map(|(fault, _)| {
+            let base = reference_server_with(ServerConfig {
+                faults: vec![*fault],
+                ..ServerConfig::default()
+            });
+            if *fault == Fault::StaleChanges {
+                (format!("{base}/items/"), Some(post_item(&base)))
+            } else {
+                (format!("{base}/counter/f"), Some(post_counter(&base, "f")))
+            }
+        })
+        .collect();
+    for ((fault, requirement), checked) in cases.iter().zip(check_all(runs)) {
+        assert_eq!(checked.code, Some(1), "{fault}: {:#}", checked.report);
+        assert_eq!(
+            checked.with("fail"),
+            set(&[requirement]),
+            "{fault}: {:#}",
+            checked.report
+        );
+        // The evidence: the request that shows it, and the response.
+        let failure = &checked.results("fail")[0];
+        assert!(failure["request"].is_string(), "{failure:#}");
+        assert!(failure["response"].is_string(), "{failure:#}");
+    }
+}
+
+/// The terminal report's lines, through the summary.
+fn report_lines(run: &mut Run) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let line = run.line();
+        let done = line.contains(" passed, ");
+        lines.push(line);
+        if done {
+            return lines;
+        }
+    }
+}
+
+#[test]
+fn without_a_trigger_change_checks_are_skipped_and_the_terminal_report_reads_well() {
+    let base = reference_server();
+    let url = format!("{base}/counter/quiet?form=b");
+    let mut run = lrwatch(&["check", "--color", "never", &url]);
+    let lines = report_lines(&mut run);
+    assert_eq!(run.wait().code(), Some(0), "{lines:#?}");
+    assert_eq!(lines[0], url);
+    let body = &lines[1..lines.len() - 1];
+    for line in body {
+        assert!(
+            ["PASS  ", "SKIP  "].iter().any(|p| line.starts_with(p)),
+            "{line}"
+        );
+    }
+    assert!(
+        body.contains(&"SKIP  value-wait · change delivered: no --trigger given".to_string()),
+        "{body:#?}"
+    );
+    assert!(body.contains(&"PASS  304 on a matching If-None-Match: 304".to_string()));
+    let summary = lines.last().unwrap();
+    assert!(summary.contains(" passed, 0 failed, "), "{summary}");
+    assert!(summary.contains("s (budget 60s)"), "{summary}");
+}
+
+#[test]
+fn a_failure_shows_request_and_response_and_exits_1() {
+    let base = reference_server_with(ServerConfig {
+        faults: vec![Fault::No304],
+        ..ServerConfig::default()
+    });
+    let url = format!("{base}/counter/x");
+    let mut run = lrwatch(&["check", "--color", "never", "--budget", "10", &url]);
+    let lines = report_lines(&mut run);
+    assert_eq!(run.wait().code(), Some(1));
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("FAIL  304 on a matching If-None-Match"))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(lines[at + 1], format!("      > GET {url}"));
+    assert_eq!(lines[at + 2], "      > If-None-Match: \"0\"");
+    assert_eq!(lines[at + 3], "      < HTTP 200");
+    assert!(run.stderr_text().contains("1 requirement failed"));
+}
+
+#[test]
+fn unreachable_servers_and_bad_urls() {
+    let mut run = lrwatch(&["check", "http://127.0.0.1:1/x"]);
+    assert_eq!(run.wait().code(), Some(1));
+    assert!(run.stderr_text().contains("cannot reach"));
+    let mut run = lrwatch(&["check", "ftp://h/x"]);
+    assert_eq!(run.wait().code(), Some(2));
+    let mut run = lrwatch(&["serve", "--fault", "teleport"]);
+    assert_eq!(run.wait().code(), Some(2));
+    assert!(run.stderr_text().contains("wait-now"));
+}
+
+#[test]
+fn https_and_wss_with_cacert() {
+    let upstream = reference_server();
+    let (ca_pem, chain, key) = crate::tls::certificates();
+    let base = crate::tls::tls_proxy(&upstream, chain, key);
+    let ca_file = std::env::temp_dir().join(format!("lrwatch-check-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let ca = ca_file.to_str().unwrap();
+    let url = format!("{base}/counter/tls?form=b");
+    let trigger = post_counter(&upstream, "tls");
+    let mut run = lrwatch(&[
+        "check",
+        "--json",
+        "--cacert",
+        ca,
+        "--trigger",
+        &trigger,
+        &url,
+    ]);
+    let line = run.line();
+    let code = run.wait().code();
+    let checked = Checked {
+        code,
+        report: serde_json::from_str(&line).unwrap(),
+    };
+    assert_eq!(checked.code, Some(0), "{:#}", checked.report);
+    assert!(
+        checked
+            .mechanisms("change-delivered", "pass")
+            .contains("multiplex-socket"),
+        "over wss: {:#}",
+        checked.report
+    );
+    assert!(checked
+        .mechanisms("ws-subprotocol", "pass")
+        .contains("multiplex-socket"));
+
+    let mut run = lrwatch(&["inspect", "--json", "--cacert", ca, &url]);
+    let report: Value = serde_json::from_str(&run.line()).unwrap();
+    assert_eq!(run.wait().code(), Some(0));
+    assert_eq!(report["status"], 200);
+    let _ = std::fs::remove_file(&ca_file);
+}
