@@ -713,105 +713,46 @@ impl Ctx {
         Some(Next::Switch(next))
     }
 
-    /// Whether `auto` may (still) use a mechanism, and if not, why.
-    fn usable(&self, mechanism: Mechanism) -> std::result::Result<(), &'static str> {
-        if !mechanism.is_supported() {
-            return Err("not supported by this version of lrwatch");
+    /// What the choice depends on besides the resource: see [`crate::auto::Situation`].
+    fn situation(&self) -> crate::auto::Situation {
+        crate::auto::Situation {
+            several: self.shared.followers > 1,
+            webhooks: self.options.callback_url.is_some() || self.options.callback_listen.is_some(),
+            changes: self.feed.is_some(),
         }
+    }
+
+    /// Whether `auto` may (still) use a mechanism, and if not, why: the rules of
+    /// [`crate::auto::usable`] (the same that `lrwatch inspect` reports), plus what only a
+    /// running follower knows: the ETag held now, the checkpoint held, recent failures.
+    fn usable(&self, mechanism: Mechanism) -> std::result::Result<(), String> {
         if mechanism == Mechanism::ValueWait && self.etag.is_none() {
-            return Err("the resource has no ETag to wait on");
+            return Err("the resource has no ETag to wait on".to_string());
         }
-        let changes_only = matches!(
-            mechanism,
-            Mechanism::Changes
-                | Mechanism::ChangesWait
-                | Mechanism::ChangesStream
-                | Mechanism::ChangesCallback
-        );
-        let callback = matches!(
-            mechanism,
-            Mechanism::ValueCallback | Mechanism::ChangesCallback | Mechanism::MultiplexCallbacks
-        );
-        let listening =
-            self.options.callback_url.is_some() || self.options.callback_listen.is_some();
-        if callback && !listening {
-            return Err("webhooks need --callback-url or --callback-listen");
+        if let Some(caps) = self.caps.as_ref() {
+            crate::auto::usable(caps, mechanism, self.situation())?;
         }
-        if self.feed.is_some() {
-            if mechanism == Mechanism::ValueCallback {
-                return Err("the collection is followed by its changes");
-            }
-            if matches!(
-                mechanism,
-                Mechanism::ValueStream
-                    | Mechanism::ValueWait
-                    | Mechanism::HintStream
-                    | Mechanism::MultiplexStream
-                    | Mechanism::Poll
-            ) {
-                return Err("the collection is followed by its changes");
-            }
-            if mechanism == Mechanism::Changes
-                && self.feed.as_ref().is_some_and(|f| f.checkpoint.is_none())
-            {
-                return Err("there is no changes checkpoint");
-            }
-        } else if changes_only {
-            return Err("the value is followed, not the changes (see --changes)");
+        if mechanism == Mechanism::Changes
+            && self.feed.as_ref().is_some_and(|f| f.checkpoint.is_none())
+        {
+            return Err("there is no changes checkpoint".to_string());
         }
         if self
             .fell_back
             .get(&mechanism)
             .is_some_and(|at| at.elapsed() < self.options.fall_back_for)
         {
-            return Err("it failed repeatedly a moment ago");
+            return Err("it failed repeatedly a moment ago".to_string());
         }
         Ok(())
     }
 
-    /// The mechanisms offered, in the order `auto` tries them: the contract's order, with the
-    /// multiplexed form of a kind first when several resources are followed together, so that
-    /// they share one connection.
+    /// The mechanisms offered, in the order `auto` tries them ([`crate::auto::preference`]).
     fn preference(&self) -> Vec<Mechanism> {
-        let Some(caps) = self.caps.as_ref() else {
-            return vec![Mechanism::Poll];
-        };
-        if self.feed.is_some() {
-            // Changes mode: a stream of changes, a socket, a long-poll (multiplexed first when
-            // several resources are followed), webhooks, plain reads.
-            let several = self.shared.followers > 1;
-            let order: Vec<Mechanism> = [
-                Mechanism::ChangesStream,
-                Mechanism::MultiplexWs,
-                Mechanism::MultiplexSocket,
-                Mechanism::MultiplexWait,
-                Mechanism::ChangesWait,
-                Mechanism::ChangesCallback,
-                Mechanism::MultiplexCallbacks,
-            ]
-            .into_iter()
-            .filter(|m| caps.offer(*m).is_some())
-            .filter(|m| *m != Mechanism::MultiplexWait || several)
-            .chain([Mechanism::Changes])
-            .collect();
-            return order;
+        match self.caps.as_ref() {
+            Some(caps) => crate::auto::preference(caps, self.situation()),
+            None => vec![Mechanism::Poll],
         }
-        let multi = self.shared.followers > 1;
-        let mut order = Vec::new();
-        for offer in &caps.offers {
-            let shared_form = match offer.mechanism {
-                Mechanism::ValueStream => Some(Mechanism::MultiplexStream),
-                Mechanism::ValueWait => Some(Mechanism::MultiplexWait),
-                _ => None,
-            };
-            if let Some(m) = shared_form.filter(|m| multi && caps.offer(*m).is_some()) {
-                order.push(m);
-            }
-            order.push(offer.mechanism);
-        }
-        let mut seen = std::collections::HashSet::new();
-        order.retain(|m| seen.insert(*m));
-        order
     }
 
     /// The mechanism `auto` picks from the current capabilities, tracing why.
