@@ -93,22 +93,8 @@ fn read_ca_certs(path: &std::path::Path) -> Result<Vec<Vec<u8>>, UsageError> {
     let shown = path.display();
     let pem = std::fs::read(path)
         .map_err(|e| UsageError(format!("cannot read --cacert {shown}: {e}")))?;
-    let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
-        match item {
-            Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert.der().to_vec()),
-            Ok(_) => {}
-            Err(e) => {
-                return Err(UsageError(format!(
-                    "--cacert {shown} is not a PEM file: {e}"
-                )))
-            }
-        }
-    }
-    if certs.is_empty() {
-        return Err(UsageError(format!("--cacert {shown} holds no certificate")));
-    }
-    Ok(certs)
+    lrwatch::http::pem_certificates(&pem)
+        .map_err(|why| UsageError(format!("--cacert {shown}: {why}")))
 }
 
 impl Config {

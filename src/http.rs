@@ -265,34 +265,24 @@ impl HttpClient {
         form: Option<&str>,
         timeout: Duration,
     ) -> Result<Response, FetchError> {
-        let headers = self.headers_for(url, resource);
-        let result = if method == "POST" {
-            let mut request = self
-                .agent
-                .post(url.as_str())
-                .config()
-                .timeout_recv_response(Some(timeout))
-                .timeout_per_read(Some(timeout))
-                .build();
-            for (name, value) in headers {
-                request = request.header(name, value);
-            }
-            request
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .send(form.unwrap_or("").as_bytes())
+        let post = method == "POST";
+        let builder = if post {
+            self.agent.post(url.as_str())
         } else {
-            let mut request = self
-                .agent
-                .delete(url.as_str())
-                .config()
-                .timeout_recv_response(Some(timeout))
-                .timeout_per_read(Some(timeout))
-                .build();
-            for (name, value) in headers {
-                request = request.header(name, value);
-            }
-            request.call()
+            self.agent.delete(url.as_str()).force_send_body()
         };
+        let mut request = builder
+            .config()
+            .timeout_recv_response(Some(timeout))
+            .timeout_per_read(Some(timeout))
+            .build();
+        for (name, value) in self.headers_for(url, resource) {
+            request = request.header(name, value);
+        }
+        if post {
+            request = request.header("Content-Type", "application/x-www-form-urlencoded");
+        }
+        let result = request.send(form.unwrap_or("").as_bytes());
         let mut response = result.map_err(|e| FetchError::Transport(describe(&e)))?;
         let body = response
             .body_mut()
@@ -358,7 +348,10 @@ pub fn pem_certificates(pem: &[u8]) -> std::result::Result<Vec<Vec<u8>>, String>
 
 /// The rustls client configuration for wss: `ca_certs` (DER) as the roots when given, else
 /// the bundled Mozilla roots; the ring provider, as for https.
-pub(crate) fn wss_tls_config(ca_certs: Option<&[Vec<u8>]>) -> crate::Result<rustls::ClientConfig> {
+pub(crate) fn wss_tls_config(
+    ca_certs: Option<&[Vec<u8>]>,
+    insecure: bool,
+) -> crate::Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_certs {
         Some(certs) => {
@@ -371,11 +364,67 @@ pub(crate) fn wss_tls_config(ca_certs: Option<&[Vec<u8>]>) -> crate::Result<rust
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| crate::Error::Setup(format!("cannot set up TLS: {e}")))?
         .with_root_certificates(roots)
-        .with_no_client_auth())
+        .with_no_client_auth();
+    if insecure {
+        config
+            .dangerous()
+            .set_certificate_verifier(std::sync::Arc::new(AnyCertificate(provider)));
+    }
+    Ok(config)
+}
+
+/// `--insecure`: accepts any certificate (signatures are still checked, so the handshake
+/// itself stays sound; only the identity of the server goes unverified).
+#[derive(Debug)]
+struct AnyCertificate(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// An open response whose body is read as it arrives.

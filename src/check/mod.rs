@@ -615,7 +615,10 @@ pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
     let deadline = started + options.budget;
     let headers = crate::http::user_headers(&options.headers)?;
     let http = HttpClient::new(headers, DEFAULT_MAX_BODY, options.ca_certs.as_deref());
-    let tls = Arc::new(crate::http::wss_tls_config(options.ca_certs.as_deref())?);
+    let tls = Arc::new(crate::http::wss_tls_config(
+        options.ca_certs.as_deref(),
+        false,
+    )?);
     let timeout = REQUEST_TIMEOUT.min(options.budget);
     let first = match http.get(url, url, &[], timeout) {
         Ok(r) => r,

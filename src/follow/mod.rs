@@ -197,7 +197,7 @@ impl Client {
                 Ok((n, v))
             })
             .collect::<Result<Vec<_>>>()?;
-        let tls = Arc::new(websocket::tls_config(
+        let tls = Arc::new(crate::http::wss_tls_config(
             options.ca_certs.as_deref(),
             options.insecure,
         )?);
