@@ -842,20 +842,8 @@ fn run_trigger(
     }
 }
 
-/// How to name a resource to a multiplex endpoint: its path and query when they share an
-/// origin, else the absolute URL (as the follow engine does).
-pub(crate) fn uri_for(endpoint: &Url, resource: &Url) -> String {
-    if endpoint.origin() == resource.origin() {
-        let mut s = resource.path().to_string();
-        if let Some(q) = resource.query() {
-            s.push('?');
-            s.push_str(q);
-        }
-        s
-    } else {
-        resource.to_string()
-    }
-}
+/// How to name a resource to a multiplex endpoint, as the follow engine does.
+pub(crate) use crate::wire::multiplex::name_for as uri_for;
 
 /// What a multiplexed or socket subscription follows: the resource's value, or for a
 /// collection (changes links, no ETag) its changes link.

@@ -211,20 +211,8 @@ impl Members {
     }
 }
 
-/// How to name a resource to an endpoint: its path and query when they share an origin (what
-/// servers expect), else the absolute URL.
-pub(super) fn uri_for(endpoint: &Url, resource: &Url) -> String {
-    if endpoint.origin() == resource.origin() {
-        let mut s = resource.path().to_string();
-        if let Some(q) = resource.query() {
-            s.push('?');
-            s.push_str(q);
-        }
-        s
-    } else {
-        resource.to_string()
-    }
-}
+/// How to name a resource to an endpoint (see [`crate::wire::multiplex::name_for`]).
+pub(super) use crate::wire::multiplex::name_for as uri_for;
 
 /// Names `targets` in the endpoint's query (form A), after the query it already has (a
 /// server's own switches may travel there).

@@ -39,6 +39,23 @@ fn err<T>(message: impl Into<String>) -> Result<T, MultiplexError> {
     Err(MultiplexError(message.into()))
 }
 
+/// How a client names a resource to a multiplex endpoint (query, `Uri` header, socket
+/// message): its path and query when they share an origin, which servers expect, else the
+/// absolute URL.
+#[must_use]
+pub fn name_for(endpoint: &url::Url, resource: &url::Url) -> String {
+    if endpoint.origin() == resource.origin() {
+        let mut s = resource.path().to_string();
+        if let Some(q) = resource.query() {
+            s.push('?');
+            s.push_str(q);
+        }
+        s
+    } else {
+        resource.to_string()
+    }
+}
+
 /// Form A's query: `u=<uri>&inm=<etag>&u=<uri2>`, percent-encoded, an `inm` belonging to the `u`
 /// before it.
 #[must_use]
