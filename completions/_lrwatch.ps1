@@ -54,7 +54,7 @@ Register-ArgumentCompleter -Native -CommandName 'lrwatch' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the reference LiveResource server: every mechanism of the protocol, in all three forms.')
-            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show what a resource offers: validators, links, protocol forms, every mechanism lrwatch could use and why (not), and which one auto would pick and why.')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show what a resource offers, and which transport auto would pick and why.')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Probe a server''s LiveResource support, requirement by requirement: PASS, FAIL or SKIP.')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Start the reference server in-process on loopback and follow its /time')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for a shell')

@@ -51,7 +51,7 @@ set edit:completion:arg-completer[lrwatch] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand serve 'Run the reference LiveResource server: every mechanism of the protocol, in all three forms.'
-            cand inspect 'Show what a resource offers: validators, links, protocol forms, every mechanism lrwatch could use and why (not), and which one auto would pick and why.'
+            cand inspect 'Show what a resource offers, and which transport auto would pick and why.'
             cand check 'Probe a server''s LiveResource support, requirement by requirement: PASS, FAIL or SKIP.'
             cand demo 'Start the reference server in-process on loopback and follow its /time'
             cand completions 'Print a completion script for a shell'

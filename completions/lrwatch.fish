@@ -62,7 +62,7 @@ complete -c lrwatch -n "__fish_lrwatch_needs_command" -l insecure -d 'Do not ver
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s V -l version -d 'Print version'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "serve" -d 'Run the reference LiveResource server: every mechanism of the protocol, in all three forms.'
-complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "inspect" -d 'Show what a resource offers: validators, links, protocol forms, every mechanism lrwatch could use and why (not), and which one auto would pick and why.'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "inspect" -d 'Show what a resource offers, and which transport auto would pick and why.'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "check" -d 'Probe a server\'s LiveResource support, requirement by requirement: PASS, FAIL or SKIP.'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "demo" -d 'Start the reference server in-process on loopback and follow its /time'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "completions" -d 'Print a completion script for a shell'

@@ -31,9 +31,10 @@ Examples:
 
 /// Follow web resources live: print each new value as it changes.
 ///
-/// lrwatch discovers what the server offers (LiveResource long-polling, and more) and follows
-/// the resource over the best transport it finds, falling back to plain polling, so it works
-/// with any URL. stdout carries events only; status and errors go to stderr.
+/// lrwatch discovers what the server offers (LiveResource streams, sockets, long-polls,
+/// webhooks, change feeds) and follows the resource over the best transport it finds, falling
+/// back to plain polling, so it works with any URL. stdout carries events only; status and
+/// errors go to stderr.
 #[derive(Debug, Parser)]
 #[command(
     name = "lrwatch",
@@ -96,9 +97,9 @@ pub enum Command {
     /// ends all of them now.
     #[command(verbatim_doc_comment)]
     Serve(ServeArgs),
-    /// Show what a resource offers: validators, links, protocol forms, every mechanism lrwatch
-    /// could use and why (not), and which one auto would pick and why.
+    /// Show what a resource offers, and which transport auto would pick and why.
     ///
+    /// Validators, links, protocol forms, and every mechanism lrwatch could use and why (not).
     /// One request: HEAD, or GET when HEAD fails or is refused (405, 501). Unknown link
     /// relations are listed, not hidden; malformed links are reported. Nothing is followed.
     ///
