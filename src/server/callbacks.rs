@@ -65,6 +65,9 @@ pub(crate) struct Registry {
     subs: Arc<Mutex<Subs>>,
     attempts: u32,
     backoff: Duration,
+    /// False only for the fuzzing entry point ([`super::fuzz_request`]): fuzzed input names
+    /// any `callback_uri`, and a fuzzer must not send requests to arbitrary hosts.
+    deliver: bool,
 }
 
 impl Registry {
@@ -74,6 +77,21 @@ impl Registry {
             subs: Arc::default(),
             attempts: cfg.callback_attempts.max(1),
             backoff: cfg.callback_backoff,
+            deliver: true,
+        }
+    }
+
+    /// Keeps subscriptions and their workers, but sends no notification (for fuzzing).
+    pub(crate) fn without_deliveries(&mut self) {
+        self.deliver = false;
+    }
+
+    /// Removes every subscription, so each delivery thread wakes and ends (for fuzzing, which
+    /// makes a server per input and must not leave threads behind).
+    pub(crate) fn clear(&self) {
+        let entries = std::mem::take(&mut self.lock().entries);
+        for entry in entries.values() {
+            entry.inbox.cut();
         }
     }
 
@@ -201,6 +219,7 @@ fn subscribe(app: &Arc<App>, request: &Request) -> Response {
         base,
         attempts: app.callbacks.attempts,
         backoff: app.callbacks.backoff,
+        deliver: app.callbacks.deliver,
     };
     let spawned = std::thread::Builder::new()
         .name("lrwatch-callback".into())
@@ -223,6 +242,7 @@ struct Worker {
     base: String,
     attempts: u32,
     backoff: Duration,
+    deliver: bool,
 }
 
 impl Worker {
@@ -258,6 +278,9 @@ impl Worker {
 
     /// POSTs one notification, retrying with doubling delays, then drops it.
     fn deliver(&self, agent: &ureq::Agent, update: &Update) {
+        if !self.deliver {
+            return;
+        }
         let resource = format!("{}{}", self.base, update.uri());
         let mut headers: Vec<(String, String)> = vec![("Location".into(), resource)];
         let body = match update {

@@ -23,6 +23,7 @@
 mod callbacks;
 mod collection;
 mod dialect;
+mod fuzz;
 pub(crate) mod http;
 mod multiplex;
 mod routes;
@@ -41,6 +42,8 @@ use std::thread;
 use std::time::Duration;
 
 pub use dialect::{Dialect, Fault, ServerConfig};
+#[doc(hidden)]
+pub use fuzz::{fuzz_request, fuzz_request_with};
 use routes::App;
 
 /// How long a kept-alive connection may sit idle before its next request head, and the most

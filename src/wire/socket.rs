@@ -197,11 +197,16 @@ impl ServerMessage {
                 },
             }),
             "ERROR" => {
+                // An HTTP-like status: three digits, the first not 0. A leading zero was read as
+                // a shorter code, which `encode` then wrote as fewer than three digits that no
+                // parser accepts (found by fuzzing; see `error_code_with_leading_zero_*`).
                 let code = tail
                     .and_then(|t| {
-                        (t.len() == 3 && t.bytes().all(|b| b.is_ascii_digit()))
-                            .then(|| t.parse().ok())
-                            .flatten()
+                        (t.len() == 3
+                            && t.bytes().all(|b| b.is_ascii_digit())
+                            && !t.starts_with('0'))
+                        .then(|| t.parse().ok())
+                        .flatten()
                     })
                     .ok_or_else(|| SocketError("an ERROR without a three-digit code".into()))?;
                 let reason = strip_line_end(rest.unwrap_or("")).to_owned();
@@ -273,6 +278,29 @@ mod tests {
         assert!(ClientMessage::parse(&long).is_err());
         let huge = "x".repeat(MAX_MESSAGE + 1);
         assert!(ClientMessage::parse(&huge).is_err());
+    }
+
+    #[test]
+    fn error_code_with_leading_zero_is_refused() {
+        // The fuzzer's input (fuzz/corpus/socket/regression-error-code-045), less its selector
+        // byte: "045" read as 45, written back as "ERROR /object@ 45", which parse refused.
+        let input = b"ERROR /object@ 045\nno\xff\x08\0\0\0\0\0\0\0\0\0\0suc\0such resource";
+        let text = String::from_utf8_lossy(input);
+        assert!(ServerMessage::parse(&text).is_err());
+        for code in ["000", "099", "045"] {
+            assert!(
+                ServerMessage::parse(&format!("ERROR /a {code}\nr")).is_err(),
+                "{code}"
+            );
+        }
+        for code in [100, 404, 999] {
+            let m = ServerMessage::Error {
+                uri: "/a".into(),
+                code,
+                reason: "r".into(),
+            };
+            assert_eq!(ServerMessage::parse(&m.encode()), Ok(m));
+        }
     }
 
     #[test]

@@ -189,7 +189,10 @@ impl Parser {
     pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Event>, SseError> {
         let mut events = Vec::new();
         let mut rest = bytes;
-        if self.after_cr {
+        // An empty piece must keep the pending CR: clearing it here made the LF in the piece
+        // after it a second line end, dispatching an event early (found by fuzzing; see
+        // `empty_piece_between_cr_and_lf_changes_nothing`).
+        if self.after_cr && !rest.is_empty() {
             self.after_cr = false;
             if let Some(tail) = rest.strip_prefix(b"\n") {
                 rest = tail;
@@ -359,6 +362,29 @@ mod tests {
         let mut p = Parser::new();
         assert!(p.feed(b"data: x\r").unwrap().is_empty());
         assert_eq!(p.feed(b"\r").unwrap(), vec![ev("message", "x", "")]);
+    }
+
+    #[test]
+    fn empty_piece_between_cr_and_lf_changes_nothing() {
+        // The fuzzer's stream (fuzz/corpus/sse/regression-empty-piece-after-cr), fed as it did:
+        // one byte, then an empty piece, and so on. Its last event is never ended by a blank
+        // line, so nothing may be dispatched.
+        let text: &[u8] = b":\"ta: \r\n\r\nevent: update\r\ndata: {\"ETag\":\"\\\"3\\\"\"}\r\n\
+                            data: \x00\x02\x01\r\x02event: ";
+        assert!(Parser::new().feed(text).unwrap().is_empty());
+        let mut p = Parser::new();
+        for byte in text {
+            assert!(p.feed(&[*byte]).unwrap().is_empty());
+            assert!(p.feed(&[]).unwrap().is_empty());
+        }
+        let mut p = Parser::new();
+        p.feed(b"data: a\r").unwrap();
+        p.feed(b"").unwrap();
+        assert!(
+            p.feed(b"\n").unwrap().is_empty(),
+            "CR, nothing, LF is one line end"
+        );
+        assert_eq!(p.feed(b"\n").unwrap(), vec![ev("message", "a", "")]);
     }
 
     #[test]
