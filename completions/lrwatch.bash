@@ -41,7 +41,7 @@ _lrwatch() {
 
     case "${cmd}" in
         lrwatch)
-            opts="-j -d -x -n -v -q -t -H -h -V --json --diff --exec --select --count --no-initial --color --verbose --quiet --timeout --header --changes --callback-listen --callback-url --insecure --max-body --cacert --transport --wait --interval --help --version serve inspect check demo completions man"
+            opts="-j -d -x -n -v -q -t -H -h -V --json --diff --exec --select --count --no-initial --color --verbose --quiet --timeout --header --changes --callback-listen --callback-url --insecure --max-body --max-header --cacert --transport --wait --interval --help --version serve inspect check demo completions man"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -96,6 +96,10 @@ _lrwatch() {
                     return 0
                     ;;
                 --max-body)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-header)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -179,7 +183,7 @@ _lrwatch() {
             return 0
             ;;
         lrwatch__subcmd__demo)
-            opts="-j -d -x -n -v -q -t -H -h --json --diff --exec --select --count --no-initial --color --verbose --quiet --timeout --header --changes --callback-listen --callback-url --insecure --max-body --cacert --transport --wait --interval --help"
+            opts="-j -d -x -n -v -q -t -H -h --json --diff --exec --select --count --no-initial --color --verbose --quiet --timeout --header --changes --callback-listen --callback-url --insecure --max-body --max-header --cacert --transport --wait --interval --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -234,6 +238,10 @@ _lrwatch() {
                     return 0
                     ;;
                 --max-body)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-header)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_lrwatch_global_optspecs
-    string join \n j/json d/diff x/exec= select= n/count= no-initial color= v/verbose q/quiet t/timeout= H/header= changes callback-listen= callback-url= insecure max-body= cacert= transport= wait= interval= h/help V/version
+    string join \n j/json d/diff x/exec= select= n/count= no-initial color= v/verbose q/quiet t/timeout= H/header= changes callback-listen= callback-url= insecure max-body= max-header= cacert= transport= wait= interval= h/help V/version
 end
 
 function __fish_lrwatch_needs_command
@@ -35,6 +35,7 @@ complete -c lrwatch -n "__fish_lrwatch_needs_command" -s H -l header -d 'Extra r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l callback-listen -d 'Receive webhook notifications on a local listener at ADDR [default: 127.0.0.1 on a free port]; lets auto use value-callback / changes-callback' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l callback-url -d 'The URL servers should POST webhook notifications to, when it is not the listener\'s own (behind a tunnel or NAT); lets auto use callbacks. Every subscription is deleted when lrwatch exits, however it exits' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l max-body -d 'The largest response body, event-stream event or socket message accepted, in bytes (K, M, G suffixes: KiB, MiB, GiB). Over it, following that resource stops with exit 1' -r
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -l max-header -d 'The largest response head (status line and headers) accepted, in bytes (K, M suffixes)' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l cacert -d 'Trust the certificate authorities in this PEM file for https and wss, instead of the bundled Mozilla roots (as curl\'s --cacert does)' -r -F
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l transport -d 'Transport: auto (the best one offered), or force one; forcing one that the resource does not advertise is an error naming what it does advertise' -r -f -a "auto\t''
 poll\t''
@@ -103,6 +104,7 @@ complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s H -l header -d 
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l callback-listen -d 'Receive webhook notifications on a local listener at ADDR [default: 127.0.0.1 on a free port]; lets auto use value-callback / changes-callback' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l callback-url -d 'The URL servers should POST webhook notifications to, when it is not the listener\'s own (behind a tunnel or NAT); lets auto use callbacks. Every subscription is deleted when lrwatch exits, however it exits' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l max-body -d 'The largest response body, event-stream event or socket message accepted, in bytes (K, M, G suffixes: KiB, MiB, GiB). Over it, following that resource stops with exit 1' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l max-header -d 'The largest response head (status line and headers) accepted, in bytes (K, M suffixes)' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l cacert -d 'Trust the certificate authorities in this PEM file for https and wss, instead of the bundled Mozilla roots (as curl\'s --cacert does)' -r -F
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l transport -d 'Transport: auto (the best one offered), or force one; forcing one that the resource does not advertise is an error naming what it does advertise' -r -f -a "auto\t''
 poll\t''

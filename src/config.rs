@@ -156,6 +156,7 @@ impl Config {
                 changes: args.changes,
                 insecure: args.insecure,
                 max_body: args.max_body,
+                max_header: usize::try_from(args.max_header).unwrap_or(usize::MAX),
                 callback_listen: args.callback_listen.clone(),
                 callback_url,
                 keepalive: env.keepalive.unwrap_or(lrwatch::follow::DEFAULT_KEEPALIVE),

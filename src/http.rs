@@ -7,6 +7,8 @@ use std::time::Duration;
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
+/// The largest response head (status line and headers) read by default: 64 KiB.
+pub const DEFAULT_MAX_HEADER: usize = 64 * 1024;
 /// The largest response body read by default: 16 MiB.
 pub const DEFAULT_MAX_BODY: u64 = 16 * 1024 * 1024;
 /// How many redirects one request may follow.
@@ -68,7 +70,7 @@ impl HttpClient {
         max_body: u64,
         ca_certs: Option<&[Vec<u8>]>,
     ) -> HttpClient {
-        HttpClient::with_trust(user_headers, max_body, ca_certs, false)
+        HttpClient::with_trust(user_headers, max_body, ca_certs, false, DEFAULT_MAX_HEADER)
     }
 
     /// Like [`HttpClient::new`]; with `insecure`, certificates are not verified at all
@@ -78,6 +80,7 @@ impl HttpClient {
         max_body: u64,
         ca_certs: Option<&[Vec<u8>]>,
         insecure: bool,
+        max_header: usize,
     ) -> HttpClient {
         let mut tls = ureq::tls::TlsConfig::builder().disable_verification(insecure);
         if let Some(certs) = ca_certs {
@@ -97,8 +100,9 @@ impl HttpClient {
             .timeout_connect(Some(CONNECT_TIMEOUT))
             // Each open connection owns these buffers, and a held long-poll is an open
             // connection: ureq's 128 KiB defaults would cost 256 KiB per followed resource.
-            // Requests are small; the input buffer holds a response head (at most 64 KiB).
-            .input_buffer_size(64 * 1024)
+            // Requests are small; the input buffer holds a response head (`max_header`).
+            .max_response_header_size(max_header)
+            .input_buffer_size(max_header)
             .output_buffer_size(8 * 1024)
             .build()
             .new_agent();
@@ -478,6 +482,10 @@ fn describe(error: &ureq::Error) -> String {
             format!("host not found ({e})")
         }
         ureq::Error::Io(e) => format!("connection error ({e})"),
+        ureq::Error::LargeResponseHeader(size, limit) => format!(
+            "the response head is over the {limit}-byte limit ({size} bytes; raise --max-header)"
+        ),
+        ureq::Error::Protocol(e) => format!("the answer is not valid HTTP ({e})"),
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         other => other.to_string(),
     }

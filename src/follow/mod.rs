@@ -64,6 +64,8 @@ pub struct Options {
     pub headers: Vec<(String, String)>,
     /// The largest response body, event-stream event or socket message accepted, in bytes.
     pub max_body: u64,
+    /// The largest response head (status line and headers) accepted, in bytes.
+    pub max_header: usize,
     /// How often a quiet WebSocket is pinged. A socket silent for 2.5 times this, or a stream
     /// silent for 3 times this (servers send keep-alives), is presumed dead and reconnected.
     pub keepalive: Duration,
@@ -116,6 +118,7 @@ impl Default for Options {
             interval: None,
             headers: Vec::new(),
             max_body: DEFAULT_MAX_BODY,
+            max_header: crate::http::DEFAULT_MAX_HEADER,
             keepalive: DEFAULT_KEEPALIVE,
             fall_back_for: DEFAULT_FALL_BACK_FOR,
             ca_certs: None,
@@ -207,6 +210,7 @@ impl Client {
                 options.max_body,
                 options.ca_certs.as_deref(),
                 options.insecure,
+                options.max_header,
             ),
             options: Arc::new(options),
             tls,
