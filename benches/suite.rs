@@ -167,44 +167,28 @@ fn main() {
 
     // 1. Change-to-output latency.
     println!("| measure | goal | lrwatch | alternative | ratio |\n|---|---|---|---|---|");
-    let (curl1_50, curl1_99) = latency(
-        &base,
-        "curl1",
-        20,
-        Duration::from_millis(300),
-        |url| {
-            let mut child = Command::new("sh")
-                .args([
-                    "-c",
-                    &format!("while :; do curl -s '{url}'; echo; sleep 1; done"),
-                ])
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let rx = lines(child.stdout.take().unwrap());
-            (child, rx)
-        },
-        |line, i| line.trim() == i.to_string(),
-    );
-    let (curl01_50, curl01_99) = latency(
-        &base,
-        "curl01",
-        100,
-        Duration::from_millis(30),
-        |url| {
-            let mut child = Command::new("sh")
-                .args([
-                    "-c",
-                    &format!("while :; do curl -s '{url}'; echo; sleep 0.1; done"),
-                ])
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let rx = lines(child.stdout.take().unwrap());
-            (child, rx)
-        },
-        |line, i| line.trim() == i.to_string(),
-    );
+    // The alternative: a shell loop printing the value every `period` seconds.
+    let curl_loop = |name: &str, changes: usize, spacing: u64, period: &str| {
+        latency(
+            &base,
+            name,
+            changes,
+            Duration::from_millis(spacing),
+            |url| {
+                let script = format!("while :; do curl -s '{url}'; echo; sleep {period}; done");
+                let mut child = Command::new("sh")
+                    .args(["-c", &script])
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let rx = lines(child.stdout.take().unwrap());
+                (child, rx)
+            },
+            |line, i| line.trim() == i.to_string(),
+        )
+    };
+    let (curl1_50, curl1_99) = curl_loop("curl1", 20, 300, "1");
+    let (curl01_50, curl01_99) = curl_loop("curl01", 100, 30, "0.1");
     for (transport, form, goal) in [
         ("value-stream", "b", 1.0),
         ("multiplex-ws", "a", 1.0),
