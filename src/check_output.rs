@@ -1,7 +1,6 @@
 //! `lrwatch check`: the findings of [`lrwatch::check`], one line per requirement, for people
 //! or (`--json`) scripts. Exit 1 when anything failed.
 
-use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -29,13 +28,11 @@ pub fn run(args: &CheckArgs, env: &Env) -> Result<Ending> {
             ca_certs: probe.ca_certs,
         },
     )?;
-    let mut out = std::io::stdout().lock();
-    if args.probe.json {
-        writeln!(out, "{}", report.to_json())?;
-    } else {
-        out.write_all(render(&report, probe.color).as_bytes())?;
-    }
-    out.flush()?;
+    crate::inspect_output::write_report(
+        args.probe.json,
+        || report.to_json().to_string(),
+        || render(&report, probe.color),
+    )?;
     let failed = report.count(Outcome::Fail);
     if failed > 0 {
         bail!(

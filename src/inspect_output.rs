@@ -57,14 +57,27 @@ pub fn run(args: &InspectArgs, env: &Env) -> Result<Ending> {
             ca_certs: probe.ca_certs,
         },
     )?;
-    let mut out = std::io::stdout().lock();
-    if args.probe.json {
-        writeln!(out, "{}", report.to_json())?;
-    } else {
-        out.write_all(render(&report, probe.color).as_bytes())?;
-    }
-    out.flush()?;
+    write_report(
+        args.probe.json,
+        || report.to_json().to_string(),
+        || render(&report, probe.color),
+    )?;
     Ok(Ending::Done)
+}
+
+/// Writes a report to stdout: its JSON (one line) or its text, for `inspect` and `check`.
+pub fn write_report(
+    json: bool,
+    as_json: impl FnOnce() -> String,
+    as_text: impl FnOnce() -> String,
+) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", as_json())?;
+    } else {
+        out.write_all(as_text().as_bytes())?;
+    }
+    out.flush()
 }
 
 /// Text from the server, safe for a terminal.

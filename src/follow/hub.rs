@@ -159,6 +159,15 @@ impl Members {
         &self.by_url[&key]
     }
 
+    /// The resource a shared request is made on behalf of (user headers go along only to its
+    /// origin): the first subscriber's, else the endpoint itself.
+    pub(super) fn on_behalf_of(&self) -> Url {
+        self.by_url
+            .values()
+            .next()
+            .map_or_else(|| self.base.clone(), |m| m.url.clone())
+    }
+
     /// Forgets a subscriber.
     pub(super) fn remove(&mut self, key: &str) -> Option<Member> {
         let member = self.by_url.remove(key)?;

@@ -111,12 +111,7 @@ fn open(
         .collect();
     let mut url = endpoint.clone();
     super::hub::set_targets(&mut url, &targets);
-    let origin = members
-        .by_url
-        .values()
-        .next()
-        .map(|m| m.url.clone())
-        .unwrap_or_else(|| endpoint.clone());
+    let origin = members.on_behalf_of();
     let http = shared.http.clone();
     let idle = shared.options.stream_idle();
     let mut parser = shared.options.sse_parser();

@@ -64,12 +64,7 @@ pub(super) fn run(shared: &Shared, rel: &str, endpoint: &Url, input: &Receiver<H
             .collect();
         headers.push(("Wait", wait.to_string()));
         headers.push(("Prefer", format!("wait={wait}")));
-        let origin = members
-            .by_url
-            .values()
-            .next()
-            .map(|m| m.url.clone())
-            .unwrap_or_else(|| endpoint.clone());
+        let origin = members.on_behalf_of();
         let started = Instant::now();
         let answer = shared.http.get(
             &url,

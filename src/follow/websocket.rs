@@ -263,8 +263,9 @@ fn connect(shared: &Shared, endpoint: &Url, members: &Members) -> Result<Socket,
         tungstenite::http::HeaderValue::from_static("liveresource"),
     );
     // User headers go along only when the endpoint shares its origin with the resources.
-    if let Some(first) = members.by_url.values().next() {
-        for (name, value) in shared.http.headers_for(endpoint, &first.url) {
+    {
+        let origin = members.on_behalf_of();
+        for (name, value) in shared.http.headers_for(endpoint, &origin) {
             if let (Ok(n), Ok(v)) = (
                 tungstenite::http::HeaderName::from_bytes(name.as_str().as_bytes()),
                 tungstenite::http::HeaderValue::from_bytes(value.as_bytes()),
