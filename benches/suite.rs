@@ -14,6 +14,14 @@ use std::time::{Duration, Instant};
 
 const LRWATCH: &str = env!("CARGO_BIN_EXE_lrwatch");
 
+// The binary's diff code, compiled in here so its per-event cost can be timed on its own.
+#[allow(dead_code, unused_imports)]
+#[path = "../src/diff.rs"]
+mod diff;
+#[allow(dead_code, unused_imports)]
+#[path = "../src/sanitize.rs"]
+mod sanitize;
+
 fn server() -> String {
     let handle = lrwatch::server::Server::bind("127.0.0.1:0")
         .and_then(|s| s.spawn())
@@ -165,292 +173,334 @@ fn main() {
         rows.push(line);
     };
 
-    // 1. Change-to-output latency.
-    println!("| measure | goal | lrwatch | alternative | ratio |\n|---|---|---|---|---|");
-    // The alternative: a shell loop printing the value every `period` seconds.
-    let curl_loop = |name: &str, changes: usize, spacing: u64, period: &str| {
-        latency(
-            &base,
-            name,
-            changes,
-            Duration::from_millis(spacing),
-            |url| {
-                let script = format!("while :; do curl -s '{url}'; echo; sleep {period}; done");
-                let mut child = Command::new("sh")
-                    .args(["-c", &script])
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                let rx = lines(child.stdout.take().unwrap());
-                (child, rx)
-            },
-            |line, i| line.trim() == i.to_string(),
-        )
+    // `BENCH_ONLY=diff,memory` runs just those sections (latency, startup, diff, memory,
+    // throughput, idle, server); by default all run.
+    let only = std::env::var("BENCH_ONLY").ok();
+    let run = |section: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|s| s.trim() == section))
     };
-    let (curl1_50, curl1_99) = curl_loop("curl1", 20, 300, "1");
-    let (curl01_50, curl01_99) = curl_loop("curl01", 100, 30, "0.1");
-    for (transport, form, goal) in [
-        ("value-stream", "b", 1.0),
-        ("multiplex-ws", "a", 1.0),
-        ("multiplex-socket", "b", 1.0),
-        ("value-wait", "a", 2.0),
-        ("multiplex-wait", "a", 2.0),
-    ] {
-        let (p50, p99) = latency(
-            &base,
-            transport,
-            200,
-            Duration::from_millis(5),
-            |url| {
-                let url = format!("{url}?form={form}");
-                spawn(&["--json", "-q", "--transport", transport, &url])
-            },
-            json_body_is,
-        );
-        row(&mut rows, &[
+    println!("| measure | goal | lrwatch | alternative | ratio |\n|---|---|---|---|---|");
+
+    // 1. Change-to-output latency.
+    if run("latency") {
+        // The alternative: a shell loop printing the value every `period` seconds.
+        let curl_loop = |name: &str, changes: usize, spacing: u64, period: &str| {
+            latency(
+                &base,
+                name,
+                changes,
+                Duration::from_millis(spacing),
+                |url| {
+                    let script = format!("while :; do curl -s '{url}'; echo; sleep {period}; done");
+                    let mut child = Command::new("sh")
+                        .args(["-c", &script])
+                        .stdout(Stdio::piped())
+                        .spawn()
+                        .unwrap();
+                    let rx = lines(child.stdout.take().unwrap());
+                    (child, rx)
+                },
+                |line, i| line.trim() == i.to_string(),
+            )
+        };
+        let (curl1_50, curl1_99) = curl_loop("curl1", 20, 300, "1");
+        let (curl01_50, curl01_99) = curl_loop("curl01", 100, 30, "0.1");
+        for (transport, form, goal) in [
+            ("value-stream", "b", 1.0),
+            ("multiplex-ws", "a", 1.0),
+            ("multiplex-socket", "b", 1.0),
+            ("value-wait", "a", 2.0),
+            ("multiplex-wait", "a", 2.0),
+        ] {
+            let (p50, p99) = latency(
+                &base,
+                transport,
+                200,
+                Duration::from_millis(5),
+                |url| {
+                    let url = format!("{url}?form={form}");
+                    spawn(&["--json", "-q", "--transport", transport, &url])
+                },
+                json_body_is,
+            );
+            row(&mut rows, &[
             format!("latency p50 / p99, {transport}, 200 changes"),
             format!("p50 ≤ {goal} ms; ≥ 200× the 1 s curl loop"),
             format!("{p50:.2} / {p99:.2} ms"),
             format!("curl every 1 s: {curl1_50:.0} / {curl1_99:.0} ms; every 0.1 s: {curl01_50:.1} / {curl01_99:.1} ms"),
             format!("{:.0}× (p50, vs 1 s loop)", curl1_50 / p50),
         ]);
+        }
     }
 
     // 5. Start-up: exec to first value on stdout, beside curl fetching the same URL.
-    let url = format!("{base}/counter/startup");
-    let runs = 20;
-    let mut ours = Vec::new();
-    let mut theirs = Vec::new();
-    for _ in 0..runs {
-        let t0 = Instant::now();
-        let (mut child, rx) = spawn(&["-n", "1", "-q", &url]);
-        rx.recv_timeout(Duration::from_secs(10)).expect("value");
-        ours.push(ms(t0.elapsed()));
-        let _ = child.wait();
-        let t0 = Instant::now();
-        let out = Command::new("curl").args(["-s", &url]).output().unwrap();
-        assert!(out.status.success());
-        theirs.push(ms(t0.elapsed()));
+    if run("startup") {
+        let url = format!("{base}/counter/startup");
+        let runs = 20;
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        for _ in 0..runs {
+            let t0 = Instant::now();
+            let (mut child, rx) = spawn(&["-n", "1", "-q", &url]);
+            rx.recv_timeout(Duration::from_secs(10)).expect("value");
+            ours.push(ms(t0.elapsed()));
+            let _ = child.wait();
+            let t0 = Instant::now();
+            let out = Command::new("curl").args(["-s", &url]).output().unwrap();
+            assert!(out.status.success());
+            theirs.push(ms(t0.elapsed()));
+        }
+        ours.sort_by(f64::total_cmp);
+        theirs.sort_by(f64::total_cmp);
+        let (o, t) = (percentile(&ours, 0.5), percentile(&theirs, 0.5));
+        row(
+            &mut rows,
+            &[
+                "start-up to first value (median of 20)".into(),
+                "≤ 2× curl".into(),
+                format!("{o:.1} ms"),
+                format!("curl -s: {t:.1} ms"),
+                format!("{:.2}× curl", o / t),
+            ],
+        );
     }
-    ours.sort_by(f64::total_cmp);
-    theirs.sort_by(f64::total_cmp);
-    let (o, t) = (percentile(&ours, 0.5), percentile(&theirs, 0.5));
-    row(
-        &mut rows,
-        &[
-            "start-up to first value (median of 20)".into(),
-            "≤ 2× curl".into(),
-            format!("{o:.1} ms"),
-            format!("curl -s: {t:.1} ms"),
-            format!("{:.2}× curl", o / t),
-        ],
-    );
 
     // 6. --diff between two 1 MB JSON documents: the whole path from the change to the
     // output, with and without --diff; the difference is what the diff itself costs.
-    for (what, every) in [("a few fields", 5000usize), ("many fields", 3)] {
-        let doc = |version: usize| {
-            let items: Vec<serde_json::Value> = (0..20_000)
+    if run("diff") {
+        for (what, every) in [("a few fields", 5000usize), ("many fields", 3)] {
+            let doc = |version: usize| {
+                let items: Vec<serde_json::Value> = (0..20_000)
                 .map(|i| serde_json::json!({"id": i, "name": format!("item number {i}"), "value": if i % every == 0 { i + version } else { i }}))
                 .collect();
-            serde_json::json!({"items": items}).to_string()
-        };
-        let (a, b) = (doc(0), doc(1));
-        let url = format!("{base}/objects/big-{every}");
-        let agent = agent();
-        let took = |diff: bool| {
-            let mut best = f64::MAX;
-            for _ in 0..3 {
-                put(&agent, &url, &a);
-                let mut args = vec!["-n", "2", "-q", "--transport", "value-stream", url.as_str()];
-                if diff {
-                    args.insert(0, "--diff");
+                serde_json::json!({"items": items}).to_string()
+            };
+            let (a, b) = (doc(0), doc(1));
+            let url = format!("{base}/objects/big-{every}");
+            let agent = agent();
+            let took = |diff: bool| {
+                let mut best = f64::MAX;
+                for _ in 0..3 {
+                    put(&agent, &url, &a);
+                    let mut args =
+                        vec!["-n", "2", "-q", "--transport", "value-stream", url.as_str()];
+                    if diff {
+                        args.insert(0, "--diff");
+                    }
+                    let (mut child, rx) = spawn(&args);
+                    rx.recv_timeout(Duration::from_secs(10))
+                        .expect("first value");
+                    let t0 = Instant::now();
+                    put(&agent, &url, &b);
+                    let _ = child.wait();
+                    best = best.min(ms(t0.elapsed()));
                 }
-                let (mut child, rx) = spawn(&args);
-                rx.recv_timeout(Duration::from_secs(10))
-                    .expect("first value");
-                let t0 = Instant::now();
-                put(&agent, &url, &b);
-                let _ = child.wait();
-                best = best.min(ms(t0.elapsed()));
-            }
-            best
-        };
-        let (plain, diffed) = (took(false), took(true));
-        row(
+                best
+            };
+            let (plain, diffed) = (took(false), took(true));
+            // The work --diff adds per event, in-process: normalizing the new value (sorted,
+            // pretty) and rendering the diff, without and with color; median of 9.
+            let (body_a, body_b) = (
+                lrwatch::Body::new(a.clone().into_bytes(), Some("application/json".into())),
+                lrwatch::Body::new(b.clone().into_bytes(), Some("application/json".into())),
+            );
+            let old = diff::normalized(Some(&body_a));
+            let labels = diff::Labels { old: "a", new: "b" };
+            let cost = |color: bool| {
+                let mut samples: Vec<f64> = (0..9)
+                    .map(|_| {
+                        let t0 = Instant::now();
+                        let new = diff::normalized(Some(&body_b));
+                        let out = diff::render(&old, &new, &labels, color, color);
+                        std::hint::black_box(out);
+                        ms(t0.elapsed())
+                    })
+                    .collect();
+                samples.sort_by(f64::total_cmp);
+                percentile(&samples, 0.5)
+            };
+            let (plain_cost, color_cost) = (cost(false), cost(true));
+            row(
             &mut rows,
             &[
                 format!(
-                    "--diff of a {} KB JSON document, {what} changed (best of 3)",
+                    "--diff of a {} KB JSON document, {what} changed",
                     a.len() / 1024
                 ),
                 "≤ 50 ms per event".into(),
-                format!(
-                    "{:.0} ms for the diff ({diffed:.0} ms change to diff printed)",
-                    diffed - plain
-                ),
-                format!("without --diff: {plain:.0} ms change to value printed"),
+                format!("{plain_cost:.1} ms per event ({color_cost:.1} ms in color); change to diff printed {diffed:.0} ms (best of 5)"),
+                format!("without --diff: {plain:.0} ms change to value printed (best of 5)"),
                 "—".into(),
             ],
         );
+        }
     }
 
     // 3. Memory: peak RSS.
-    for (label, count, transport, goal) in [
-        ("1 resource", 1usize, "value-stream", "≤ 8 MB"),
-        (
-            "1,000 resources by separate long-polls",
-            1000,
-            "value-wait",
-            "≤ 128 MB",
-        ),
-        (
-            "250 resources over one socket (the reference server's per-socket cap is 256)",
-            250,
-            "multiplex-socket",
-            "≤ 32 MB for 1,000",
-        ),
-    ] {
-        let urls: Vec<String> = (0..count)
-            .map(|i| format!("{base}/counter/m{i}?form=b"))
-            .collect();
-        let mut args = vec!["--json", "-q", "--transport", transport];
-        args.extend(urls.iter().map(String::as_str));
-        let (mut child, rx) = spawn(&args);
-        for _ in 0..count {
-            rx.recv_timeout(Duration::from_secs(30))
-                .expect("initial values");
+    if run("memory") {
+        for (label, count, transport, goal) in [
+            ("1 resource", 1usize, "value-stream", "≤ 8 MB"),
+            (
+                "1,000 resources by separate long-polls",
+                1000,
+                "value-wait",
+                "≤ 128 MB",
+            ),
+            (
+                "250 resources over one socket (the reference server's per-socket cap is 256)",
+                250,
+                "multiplex-socket",
+                "≤ 32 MB for 1,000",
+            ),
+        ] {
+            let urls: Vec<String> = (0..count)
+                .map(|i| format!("{base}/counter/m{i}?form=b"))
+                .collect();
+            let mut args = vec!["--json", "-q", "--transport", transport];
+            args.extend(urls.iter().map(String::as_str));
+            let (mut child, rx) = spawn(&args);
+            for _ in 0..count {
+                rx.recv_timeout(Duration::from_secs(30))
+                    .expect("initial values");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            let kb = peak_rss_kb(child.id());
+            let _ = child.kill();
+            let _ = child.wait();
+            row(
+                &mut rows,
+                &[
+                    format!("peak RSS, {label}"),
+                    goal.into(),
+                    format!("{:.1} MB", kb as f64 / 1024.0),
+                    "—".into(),
+                    "—".into(),
+                ],
+            );
         }
-        std::thread::sleep(Duration::from_millis(500));
-        let kb = peak_rss_kb(child.id());
-        let _ = child.kill();
-        let _ = child.wait();
-        row(
-            &mut rows,
-            &[
-                format!("peak RSS, {label}"),
-                goal.into(),
-                format!("{:.1} MB", kb as f64 / 1024.0),
-                "—".into(),
-                "—".into(),
-            ],
-        );
     }
 
     // 4. Throughput: one event stream of small JSON values, written as NDJSON to /dev/null.
-    let events = 100_000usize;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut payload = String::from(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n",
-    );
-    for i in 1..=events {
-        payload.push_str(&format!("data: {{\"n\":{i}}}\n\n"));
-    }
-    let bytes = payload.len();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let head = String::from_utf8_lossy(&buf);
-            if head.starts_with("GET /r ") {
-                let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLink: </s>; rel=value-stream\r\nContent-Length: 7\r\nConnection: close\r\n\r\n{{\"n\":0}}");
-            } else if head.starts_with("GET /s ") {
-                let _ = stream.write_all(payload.as_bytes());
-            } else {
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 304 Not Modified\r\nConnection: close\r\n\r\n"
-                );
-            }
+    if run("throughput") {
+        let events = 100_000usize;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut payload = String::from(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n",
+        );
+        for i in 1..=events {
+            payload.push_str(&format!("data: {{\"n\":{i}}}\n\n"));
         }
-    });
-    let t0 = Instant::now();
-    let status = Command::new(LRWATCH)
-        .args([
-            "--json",
-            "-q",
-            "-n",
-            &(events + 1).to_string(),
-            "--transport",
-            "value-stream",
-            &format!("http://{addr}/r"),
-        ])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let ours = t0.elapsed().as_secs_f64();
-    let t0 = Instant::now();
-    let status = Command::new("curl")
-        .args(["-s", "-N", "-o", "/dev/null", &format!("http://{addr}/s")])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let curl = t0.elapsed().as_secs_f64();
-    row(
-        &mut rows,
-        &[
-            format!("throughput, one event stream, {events} small JSON events to /dev/null"),
-            "≥ 100,000 events/s; ≥ 50% of curl's byte rate".into(),
-            format!(
-                "{:.0} events/s ({:.1} MB/s)",
-                events as f64 / ours,
-                bytes as f64 / ours / 1e6
-            ),
-            format!("curl -N raw: {:.1} MB/s", bytes as f64 / curl / 1e6),
-            format!("{:.0}% of curl's byte rate", 100.0 * curl / ours),
-        ],
-    );
-
-    // 2. Idle cost: CPU used following one unchanged resource, all transports at once.
-    let idle = std::env::var("BENCH_IDLE_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60u64);
-    let mut followers = Vec::new();
-    for (transport, form) in [
-        ("value-stream", "b"),
-        ("multiplex-ws", "a"),
-        ("multiplex-socket", "b"),
-        ("value-wait", "a"),
-        ("multiplex-wait", "a"),
-    ] {
-        let url = format!("{base}/counter/idle-{transport}?form={form}");
-        let (child, rx) = spawn(&["-q", "--transport", transport, &url]);
-        rx.recv_timeout(Duration::from_secs(10)).expect("initial");
-        followers.push((transport, child, rx));
-    }
-    let mut watch = Command::new("sh")
-        .args([
-            "-c",
-            &format!("while :; do curl -s '{base}/counter/idle-curl' >/dev/null; sleep 1; done"),
-        ])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(1));
-    let before: Vec<u64> = followers.iter().map(|(_, c, _)| cpu_ns(c.id())).collect();
-    let watch_before = cpu_ns_with_children(watch.id());
-    std::thread::sleep(Duration::from_secs(idle));
-    let watch_used = cpu_ns_with_children(watch.id()) - watch_before;
-    let _ = watch.kill();
-    let _ = watch.wait();
-    for ((transport, child, _), before) in followers.iter_mut().zip(before) {
-        let used = cpu_ns(child.id()) - before;
-        let per_minute = used as f64 / 1e6 * 60.0 / idle as f64;
-        let curl_per_minute = watch_used as f64 / 1e6 * 60.0 / idle as f64;
+        let bytes = payload.len();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let head = String::from_utf8_lossy(&buf);
+                if head.starts_with("GET /r ") {
+                    let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLink: </s>; rel=value-stream\r\nContent-Length: 7\r\nConnection: close\r\n\r\n{{\"n\":0}}");
+                } else if head.starts_with("GET /s ") {
+                    let _ = stream.write_all(payload.as_bytes());
+                } else {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 304 Not Modified\r\nConnection: close\r\n\r\n"
+                    );
+                }
+            }
+        });
+        let t0 = Instant::now();
+        let status = Command::new(LRWATCH)
+            .args([
+                "--json",
+                "-q",
+                "-n",
+                &(events + 1).to_string(),
+                "--transport",
+                "value-stream",
+                &format!("http://{addr}/r"),
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let ours = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let status = Command::new("curl")
+            .args(["-s", "-N", "-o", "/dev/null", &format!("http://{addr}/s")])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let curl = t0.elapsed().as_secs_f64();
         row(
             &mut rows,
             &[
-                format!("idle CPU, {transport}, {idle} s"),
-                "≤ 5 ms per minute (push transports)".into(),
-                format!("{per_minute:.1} ms/min"),
-                format!("curl every 1 s: {curl_per_minute:.0} ms/min"),
-                format!("{:.0}× less", curl_per_minute / per_minute.max(0.01)),
+                format!("throughput, one event stream, {events} small JSON events to /dev/null"),
+                "≥ 100,000 events/s; ≥ 50% of curl's byte rate".into(),
+                format!(
+                    "{:.0} events/s ({:.1} MB/s)",
+                    events as f64 / ours,
+                    bytes as f64 / ours / 1e6
+                ),
+                format!("curl -N raw: {:.1} MB/s", bytes as f64 / curl / 1e6),
+                format!("{:.0}% of curl's byte rate", 100.0 * curl / ours),
             ],
         );
-        let _ = child.kill();
-        let _ = child.wait();
+    }
+
+    // 2. Idle cost: CPU used following one unchanged resource, all transports at once.
+    if run("idle") {
+        let idle = std::env::var("BENCH_IDLE_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60u64);
+        let mut followers = Vec::new();
+        for (transport, form) in [
+            ("value-stream", "b"),
+            ("multiplex-ws", "a"),
+            ("multiplex-socket", "b"),
+            ("value-wait", "a"),
+            ("multiplex-wait", "a"),
+        ] {
+            let url = format!("{base}/counter/idle-{transport}?form={form}");
+            let (child, rx) = spawn(&["-q", "--transport", transport, &url]);
+            rx.recv_timeout(Duration::from_secs(10)).expect("initial");
+            followers.push((transport, child, rx));
+        }
+        let mut watch = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "while :; do curl -s '{base}/counter/idle-curl' >/dev/null; sleep 1; done"
+                ),
+            ])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+        let before: Vec<u64> = followers.iter().map(|(_, c, _)| cpu_ns(c.id())).collect();
+        let watch_before = cpu_ns_with_children(watch.id());
+        std::thread::sleep(Duration::from_secs(idle));
+        let watch_used = cpu_ns_with_children(watch.id()) - watch_before;
+        let _ = watch.kill();
+        let _ = watch.wait();
+        for ((transport, child, _), before) in followers.iter_mut().zip(before) {
+            let used = cpu_ns(child.id()) - before;
+            let per_minute = used as f64 / 1e6 * 60.0 / idle as f64;
+            let curl_per_minute = watch_used as f64 / 1e6 * 60.0 / idle as f64;
+            row(
+                &mut rows,
+                &[
+                    format!("idle CPU, {transport}, {idle} s"),
+                    "≤ 5 ms per minute (push transports)".into(),
+                    format!("{per_minute:.1} ms/min"),
+                    format!("curl every 1 s: {curl_per_minute:.0} ms/min"),
+                    format!("{:.0}× less", curl_per_minute / per_minute.max(0.01)),
+                ],
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
     eprintln!("{} rows", rows.len());
 }

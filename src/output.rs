@@ -15,7 +15,7 @@ pub struct Printer<W: Write> {
     out: W,
     mode: Mode,
     /// With `--diff`: each resource's last value, normalized, and its ETag.
-    previous: Option<HashMap<String, (String, Option<String>)>>,
+    previous: Option<HashMap<String, (crate::diff::Compared, Option<String>)>>,
 }
 
 impl<W: Write> Printer<W> {
