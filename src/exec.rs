@@ -17,7 +17,8 @@ pub type Report = Box<dyn Fn(String) + Send>;
 /// The background runner.
 pub struct Exec {
     shared: Arc<Shared>,
-    worker: JoinHandle<()>,
+    /// Taken by [`Exec::finish`].
+    worker: Option<JoinHandle<()>>,
 }
 
 #[derive(Default)]
@@ -41,7 +42,10 @@ impl Exec {
         let worker = std::thread::Builder::new()
             .name("exec".into())
             .spawn(move || work(&command, &worker_shared, &report))?;
-        Ok(Exec { shared, worker })
+        Ok(Exec {
+            shared,
+            worker: Some(worker),
+        })
     }
 
     /// Queues a run for `event`, replacing a run still waiting for the same resource.
@@ -53,14 +57,16 @@ impl Exec {
     }
 
     /// Lets the queued runs finish, then returns.
-    pub fn finish(self) {
+    pub fn finish(&mut self) {
         self.shared
             .state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .closed = true;
         self.shared.changed.notify_all();
-        let _ = self.worker.join();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
     }
 }
 

@@ -10,7 +10,8 @@ use serde_json::Value;
 use crate::config::Mode;
 use crate::sanitize::for_terminal;
 
-/// Writes events to `out`, flushing each one the moment it is written.
+/// Writes events to `out`. The caller flushes: after each event when no other is waiting, so an
+/// event shows the moment it arrives while a burst is written in large blocks.
 pub struct Printer<W: Write> {
     out: W,
     mode: Mode,
@@ -28,7 +29,7 @@ impl<W: Write> Printer<W> {
         }
     }
 
-    /// Writes one event and flushes.
+    /// Writes one event (buffered; see [`Printer::flush`]).
     pub fn event(&mut self, event: &Event) -> io::Result<()> {
         if let Some(previous) = &mut self.previous {
             let text = crate::diff::normalized(event.body.as_ref());
@@ -50,18 +51,18 @@ impl<W: Write> Printer<W> {
                     ),
                 };
                 let diff = crate::diff::render(&old_text, new_text, &labels, terminal, color);
-                self.out.write_all(diff.as_bytes())?;
-                return self.out.flush();
+                return self.out.write_all(diff.as_bytes());
             }
         }
         match self.mode {
-            Mode::Json => {
-                let line = envelope(event);
-                self.out.write_all(line.as_bytes())?;
-            }
-            Mode::Lines => self.line(event)?,
-            Mode::Terminal { color } => self.terminal(event, color)?,
+            Mode::Json => write_envelope(&mut self.out, event),
+            Mode::Lines => self.line(event),
+            Mode::Terminal { color } => self.terminal(event, color),
         }
+    }
+
+    /// Sends what was written on to stdout.
+    pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 
@@ -129,37 +130,43 @@ fn etag_label(etag: Option<&str>) -> String {
     etag.map_or("(no ETag)".to_string(), |e| format!("ETag {e}"))
 }
 
-/// The `--json` envelope: fields in the contract's order, one line.
-pub fn envelope(event: &Event) -> String {
-    let string = |s: &str| Value::from(s).to_string();
-    let mut line = format!(
-        "{{\"event\":{},\"uri\":{}",
-        string(event.kind.as_str()),
-        string(&event.uri)
-    );
+/// Writes the `--json` envelope (fields in the contract's order, one line) straight to `out`: strings are escaped by serde_json as they
+/// are written, with no intermediate values (this is the hot path of a fast stream).
+fn write_envelope(out: &mut impl Write, event: &Event) -> io::Result<()> {
+    fn string(out: &mut impl Write, s: &str) -> io::Result<()> {
+        serde_json::to_writer(out, s).map_err(io::Error::from)
+    }
+    out.write_all(b"{\"event\":\"")?;
+    out.write_all(event.kind.as_str().as_bytes())?;
+    out.write_all(b"\",\"uri\":")?;
+    string(out, &event.uri)?;
     if let Some(id) = &event.id {
-        line.push_str(&format!(",\"id\":{}", string(id)));
+        out.write_all(b",\"id\":")?;
+        string(out, id)?;
     }
     // A collection's events are about items and feeds, which have no ETag of their own.
     if !event.kind.is_collection() {
-        let etag = event.etag.as_deref().map_or("null".to_string(), string);
-        line.push_str(&format!(",\"etag\":{etag}"));
+        out.write_all(b",\"etag\":")?;
+        match &event.etag {
+            Some(etag) => string(out, etag)?,
+            None => out.write_all(b"null")?,
+        }
     }
-    line.push_str(&format!(
-        ",\"transport\":{},\"time\":{}",
-        string(event.transport.as_str()),
-        string(&humantime::format_rfc3339_millis(event.time).to_string()),
-    ));
+    // Kind and transport names and the timestamp are plain ASCII: nothing to escape.
+    write!(
+        out,
+        ",\"transport\":\"{}\",\"time\":\"{}\"",
+        event.transport.as_str(),
+        humantime::format_rfc3339_millis(event.time)
+    )?;
     if let Some(body) = &event.body {
-        let value = match &body.json {
-            Some(json) => json.to_string(),
-            None => string(&body.text()),
-        };
-        line.push_str(",\"body\":");
-        line.push_str(&value);
+        out.write_all(b",\"body\":")?;
+        match &body.json {
+            Some(json) => serde_json::to_writer(&mut *out, json).map_err(io::Error::from)?,
+            None => string(out, &body.text())?,
+        }
     }
-    line.push_str("}\n");
-    line
+    out.write_all(b"}\n")
 }
 
 /// Styling that is a no-op without color.

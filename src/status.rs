@@ -55,6 +55,11 @@ impl Stderr {
         inner.draw(&mut err);
     }
 
+    /// Whether a status line is drawn (stderr is a terminal and not `-q`).
+    pub fn draws_status(&self) -> bool {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).enabled
+    }
+
     /// Runs `print` (which writes an event to stdout) with the status line out of the way.
     pub fn around_event<T>(&self, print: impl FnOnce() -> T) -> T {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use lrwatch::{Client, Event, Level, Update};
+use lrwatch::{Client, Event, Follow, Level, Update};
 use signal_hook::consts::SIGINT;
 use signal_hook::iterator::Signals;
 
@@ -63,23 +63,52 @@ fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
             )
         }
         None => Sink::Print(Printer::new(
-            BufWriter::new(io::stdout().lock()),
+            // Large enough that a burst of small events costs few writes.
+            BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
             config.mode,
             config.diff,
         )),
     };
     let mut selector = config.select.clone().map(Selector::new);
+    let ending = pump(config, stderr, &follow, &mut sink, &mut selector);
+    // Whatever ended the run, what was printed reaches stdout first.
+    if let Sink::Print(printer) = &mut sink {
+        let flushed = printer.flush().context("cannot write to stdout");
+        if ending.is_ok() {
+            flushed?;
+        }
+    }
+    ending
+}
+
+/// Moves updates from the followers to the sink until the run ends.
+fn pump(
+    config: &Config,
+    stderr: &Stderr,
+    follow: &Follow,
+    sink: &mut Sink,
+    selector: &mut Option<Selector>,
+) -> Result<Ending> {
     let deadline = config.timeout.map(|t| Instant::now() + t);
     let mut emitted = 0u64;
     loop {
-        let update = match deadline {
-            None => follow.recv(),
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match follow.recv_timeout(left) {
-                    Ok(update) => Some(update),
-                    Err(RecvTimeoutError::Timeout) => return Ok(Ending::TimedOut),
-                    Err(RecvTimeoutError::Disconnected) => None,
+        // Take what is waiting without blocking; only before waiting is stdout flushed. An
+        // event shows the moment it arrives, yet a burst goes out in large writes (the buffer
+        // also flushes itself whenever it fills).
+        let update = match follow.try_recv() {
+            Some(update) => Some(update),
+            None => {
+                flush_first(sink)?;
+                match deadline {
+                    None => follow.recv(),
+                    Some(deadline) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        match follow.recv_timeout(left) {
+                            Ok(update) => Some(update),
+                            Err(RecvTimeoutError::Timeout) => return Ok(Ending::TimedOut),
+                            Err(RecvTimeoutError::Disconnected) => None,
+                        }
+                    }
                 }
             }
         };
@@ -90,16 +119,27 @@ fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
         };
         match update {
             Update::Event(event) => {
-                let Some(event) = narrow(&mut selector, event)? else {
+                let Some(event) = narrow(selector, event)? else {
                     continue;
                 };
                 if event.initial && config.no_initial {
                     continue;
                 }
-                match &mut sink {
-                    Sink::Print(printer) => stderr
-                        .around_event(|| printer.event(&event))
-                        .context("cannot write to stdout")?,
+                match sink {
+                    Sink::Print(printer) => {
+                        // With a status line, each event is flushed so the line is redrawn
+                        // below it.
+                        let flush = stderr.draws_status();
+                        stderr
+                            .around_event(|| {
+                                printer.event(&event)?;
+                                if flush {
+                                    printer.flush()?;
+                                }
+                                Ok::<_, io::Error>(())
+                            })
+                            .context("cannot write to stdout")?;
+                    }
                     Sink::Exec(exec) => exec.push(event),
                 }
                 emitted += 1;
@@ -116,6 +156,7 @@ fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
                     Level::Warn => !config.quiet,
                 };
                 if shown {
+                    flush_first(sink)?;
                     stderr.message(&format!(
                         "lrwatch: {}: {}",
                         for_terminal(&notice.uri, false),
@@ -129,6 +170,15 @@ fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
             _ => {}
         }
     }
+}
+
+/// Flushes printed events: before waiting, and before a message so stdout and stderr keep
+/// their order on a terminal.
+fn flush_first(sink: &mut Sink) -> Result<()> {
+    if let Sink::Print(printer) = sink {
+        printer.flush().context("cannot write to stdout")?;
+    }
+    Ok(())
 }
 
 fn narrow(selector: &mut Option<Selector>, event: Event) -> Result<Option<Event>> {

@@ -286,6 +286,11 @@ impl Follow {
         self.rx.recv().ok()
     }
 
+    /// The next update if one is waiting now, without waiting.
+    pub fn try_recv(&self) -> Option<Update> {
+        self.rx.try_recv().ok()
+    }
+
     /// The next update, waiting at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> std::result::Result<Update, RecvTimeoutError> {
         self.rx.recv_timeout(timeout)

@@ -2,31 +2,13 @@
 //! slow drip, 5xx storms with and without Retry-After, a name that does not resolve, limits
 //! on what a server may send, and a soak with hundreds of dropped connections.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
-
-/// `lrwatch serve` as a child on `addr`; its base URL.
-fn serve(addr: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lrwatch"))
-        .args(["serve", "--listen", addr])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (
-        child,
-        line.trim().trim_start_matches("listening on ").to_string(),
-    )
-}
 
 /// Reads JSON events until one has `body == want`; fails after BOUND.
 fn until_body(run: &mut Run, want: serde_json::Value) -> Vec<serde_json::Value> {
@@ -54,7 +36,7 @@ fn a_server_restarted_mid_stream_is_followed_again() {
             .unwrap()
             .port();
         let addr = format!("127.0.0.1:{port}");
-        let (mut first, base) = serve(&addr);
+        let (first, base) = served(&addr);
         let url = format!("{base}/counter/r?form={form}");
         let mut run = lrwatch(&["--json", "-q", "--transport", transport, &url]);
         assert_eq!(run.json()["body"], 0);
@@ -66,18 +48,16 @@ fn a_server_restarted_mid_stream_is_followed_again() {
         }
         post(&format!("{base}/counter/r"));
         assert_eq!(run.json()["body"], 1);
-        first.kill().unwrap();
-        first.wait().unwrap();
+        first.stop();
         // The same address, a fresh server: its value is its own.
-        let (mut second, _) = serve(&addr);
+        let (second, _) = served(&addr);
         put(&format!("{base}/counter/r"), "application/json", "5");
         let seen = until_body(&mut run, 5.into());
         assert!(
             seen.windows(2).all(|w| w[0]["body"] != w[1]["body"]),
             "{transport}: {seen:?}"
         );
-        second.kill().unwrap();
-        second.wait().unwrap();
+        second.stop();
     }
 }
 

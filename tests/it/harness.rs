@@ -366,3 +366,41 @@ pub fn counting_proxy(upstream: &str) -> Proxy {
         upgrades,
     }
 }
+
+/// `lrwatch serve` as a child process, killed when dropped, so that a failing test leaves no
+/// server behind holding the test runner's output open.
+pub struct Served(Child);
+
+/// Starts `lrwatch serve --listen addr` ("127.0.0.1:0" for any port); returns it and its base URL.
+pub fn served(addr: &str) -> (Served, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lrwatch"))
+        .args(["serve", "--listen", addr])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let served = Served(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("serve printed {line:?}"))
+        .to_string();
+    (served, base)
+}
+
+impl Served {
+    /// Stops the server now and waits for it to end.
+    pub fn stop(mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,8 +1,7 @@
 //! The command line itself: usage errors, Ctrl-C, `serve` and `demo`.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::harness::*;
 
@@ -45,25 +44,11 @@ fn ctrl_c_ends_by_sigint_after_flushing() {
 
 #[test]
 fn serve_prints_its_address_and_serves() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lrwatch"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect(&line)
-        .to_string();
+    let (served, base) = served("127.0.0.1:0");
     let response = agent().get(&format!("{base}/counter/z")).call().unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.into_body().read_to_string().unwrap(), "0");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    served.stop();
 }
 
 #[test]
