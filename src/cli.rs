@@ -322,7 +322,7 @@ pub struct FollowArgs {
     pub max_body: u64,
 
     /// The largest response head (status line and headers) accepted, in bytes (K, M suffixes).
-    #[arg(long, value_name = "SIZE", default_value = "64K", value_parser = parse_size, help_heading = "Following")]
+    #[arg(long, value_name = "SIZE", default_value = "32K", value_parser = parse_size, help_heading = "Following")]
     pub max_header: u64,
 
     /// Trust the certificate authorities in this PEM file for https and wss, instead of the

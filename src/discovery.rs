@@ -49,6 +49,22 @@ const MAX_POLL_INTERVAL: Duration = Duration::from_secs(86_400);
 const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Capabilities {
+    /// The same without the parsed links: what a follower keeps. It decides by the offers,
+    /// read from the links once; the links themselves would cost each of thousands of
+    /// followed resources a few KiB more.
+    #[must_use]
+    pub fn without_links(&self) -> Capabilities {
+        Capabilities {
+            etag: self.etag.clone(),
+            last_modified: self.last_modified.clone(),
+            poll_interval: self.poll_interval,
+            properties: self.properties.clone(),
+            links: ParsedLinks::default(),
+            // A clone is exactly as long as its contents.
+            offers: self.offers.clone(),
+        }
+    }
+
     /// Reads the capabilities from response headers; `base` is the final URL after redirects.
     pub fn from_headers(headers: &HeaderMap, base: &Url) -> Capabilities {
         let text = |name: &str| {
@@ -310,5 +326,25 @@ mod tests {
             ]
         );
         assert!(parse_properties(" , ;").is_empty());
+    }
+
+    #[test]
+    fn a_follower_keeps_the_offers_without_the_links() {
+        let mut headers = HeaderMap::new();
+        headers.insert("etag", "\"3\"".parse().unwrap());
+        headers.insert(
+            "link",
+            "</s>; rel=\"value-stream\", </m>; rel=multiplex-socket"
+                .parse()
+                .unwrap(),
+        );
+        let base: Url = "http://h/r".parse().unwrap();
+        let full = Capabilities::from_headers(&headers, &base);
+        assert_eq!(full.links.links.len(), 2);
+        let kept = full.without_links();
+        assert!(kept.links.links.is_empty());
+        assert_eq!(kept.offers, full.offers);
+        assert_eq!(kept.etag.as_deref(), Some("\"3\""));
+        assert!(kept.offer(Mechanism::MultiplexSocket).is_some());
     }
 }

@@ -184,7 +184,7 @@ impl Receiver {
             body,
             headers: request.headers.clone(),
         };
-        match sub.inbox.send(HubEvent::Push(push)) {
+        match sub.inbox.send(HubEvent::Push(Box::new(push))) {
             Ok(()) => Response::new(204).into(),
             Err(_) => Response::error(410, "no longer followed").into(),
         }
@@ -287,8 +287,10 @@ pub(super) fn run(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
     }
     while let Ok(event) = events.recv() {
         let carried_on = match event {
-            HubEvent::Push(push) if changes => super::changes::apply_hub_push(ctx, push, mechanism),
-            HubEvent::Push(push) => ctx.apply_push(push, mechanism),
+            HubEvent::Push(push) if changes => {
+                super::changes::apply_hub_push(ctx, *push, mechanism)
+            }
+            HubEvent::Push(push) => ctx.apply_push(*push, mechanism),
             _ => true,
         };
         if !carried_on || !ctx.running() {

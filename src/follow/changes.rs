@@ -420,11 +420,8 @@ pub(super) fn run_wait(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
         } else {
             Vec::new()
         };
-        let timeout = if long {
-            requested + super::wait_slack(requested)
-        } else {
-            REQUEST_TIMEOUT
-        };
+        // A long-poll is held on this thread; a plain read runs on the request threads.
+        let timeout = long.then(|| requested + super::wait_slack(requested));
         let (response, took) = match ctx.fetch(&checkpoint, &headers, timeout) {
             Outcome::Response(r, took) => (r, took),
             Outcome::Retry => continue,

@@ -18,7 +18,8 @@ pub(super) enum HubEvent {
     /// The subscription is in place on a (new) connection: catch up once.
     Connected,
     /// A new value (or a deletion) arrived.
-    Push(Push),
+    /// (Boxed: an inbox's channel reserves room for 31 events of the largest kind at once.)
+    Push(Box<Push>),
     /// "It changed": fetch it.
     Hint,
     /// The server refused the subscription.

@@ -14,6 +14,7 @@ mod multiplex_stream;
 mod multiplex_wait;
 mod multiplexed;
 mod poll;
+mod requests;
 mod sse;
 mod value_stream;
 mod value_wait;
@@ -184,6 +185,8 @@ struct Shared {
     tls: Arc<rustls::ClientConfig>,
     /// The webhook receiver, once a resource needs it.
     callbacks: Mutex<Option<Arc<callbacks::Receiver>>>,
+    /// The threads that make short requests for every follower.
+    requests: requests::Requests,
 }
 
 impl Client {
@@ -230,6 +233,7 @@ impl Client {
             followers: urls.len(),
             tls: Arc::clone(&self.tls),
             callbacks: Mutex::new(None),
+            requests: requests::Requests::start(),
         });
         for url in urls {
             let ctx = Ctx {
@@ -506,8 +510,22 @@ impl Ctx {
             .unwrap_or(DEFAULT_INTERVAL)
     }
 
-    /// Makes one GET, tracing it, and absorbs transport failures with a backoff.
-    fn fetch(&mut self, url: &Url, extra: &[(&str, String)], timeout: Duration) -> Outcome {
+    /// A short GET of `url` for this resource (discovery, a catch-up, a poll), made on the
+    /// shared request threads (see `requests`).
+    fn short_get(
+        &self,
+        url: &Url,
+        extra: &[(&str, String)],
+    ) -> std::result::Result<Response, FetchError> {
+        self.shared
+            .requests
+            .get(&self.http, url, &self.url, extra, REQUEST_TIMEOUT)
+    }
+
+    /// Makes one GET, tracing it, and absorbs transport failures with a backoff. A short one
+    /// (`timeout` of `None`) runs on the shared request threads; a held one (a long-poll)
+    /// here, for up to `timeout`.
+    fn fetch(&mut self, url: &Url, extra: &[(&str, String)], timeout: Option<Duration>) -> Outcome {
         if !self.running() {
             return Outcome::Stop;
         }
@@ -518,7 +536,11 @@ impl Ctx {
                 .to_string(),
         );
         let started = Instant::now();
-        match self.http.get(url, &self.url, extra, timeout) {
+        let answer = match timeout {
+            None => self.short_get(url, extra),
+            Some(timeout) => self.http.get(url, &self.url, extra, timeout),
+        };
+        match answer {
             Ok(response) => {
                 let took = started.elapsed();
                 self.trace(format!("{} in {:.3}s", response.status, took.as_secs_f64()));
@@ -568,18 +590,21 @@ impl Ctx {
 
     /// Takes in a full response for the resource: its capabilities, then its value.
     fn apply(&mut self, response: Response, transport: Mechanism, initial: bool) -> Option<bool> {
-        self.read_caps(&response);
+        let _ = self.read_caps(&response);
         self.emit_from(response, transport, initial)
     }
 
-    /// Re-reads what a successful response advertises (a server may change it).
-    fn read_caps(&mut self, response: &Response) {
-        if (200..300).contains(&response.status) {
-            let caps = Capabilities::from_headers(&response.headers, &response.url);
-            self.etag = caps.etag.clone();
-            self.last_modified = caps.last_modified.clone();
-            self.caps = Some(caps);
+    /// Re-reads what a successful response advertises (a server may change it); returns it
+    /// in full, links included, while the follower keeps it without them.
+    fn read_caps(&mut self, response: &Response) -> Option<Capabilities> {
+        if !(200..300).contains(&response.status) {
+            return None;
         }
+        let caps = Capabilities::from_headers(&response.headers, &response.url);
+        self.etag = caps.etag.clone();
+        self.last_modified = caps.last_modified.clone();
+        self.caps = Some(caps.without_links());
+        Some(caps)
     }
 
     /// Emits what a response says of the resource: 2xx is a value, 404/410 a removal. Returns
@@ -688,7 +713,7 @@ impl Ctx {
         }
         let url = self.url.clone();
         self.trace(format!("GET {url} (catching up)"));
-        match self.http.get(&url, &url, &headers, REQUEST_TIMEOUT) {
+        match self.short_get(&url, &headers) {
             Ok(response) if response.status == 304 => true,
             Ok(response) => {
                 self.apply(response, transport, false);
@@ -828,7 +853,7 @@ fn follow_resource(mut ctx: Ctx) {
             return;
         }
         ctx.trace(format!("GET {url}"));
-        match ctx.http.get(&url, &url, &[], REQUEST_TIMEOUT) {
+        match ctx.short_get(&url, &[]) {
             Ok(r) if matches!(r.status, 200..=299 | 404 | 410) => break r,
             Ok(r) => {
                 if matches!(ctx.retry_response(&r), Outcome::Stop) {
@@ -852,10 +877,8 @@ fn follow_resource(mut ctx: Ctx) {
         }
     };
     ctx.backoff.reset();
-    ctx.read_caps(&response);
     let caps = ctx
-        .caps
-        .clone()
+        .read_caps(&response)
         .unwrap_or_else(|| Capabilities::from_headers(&response.headers, &response.url));
     ctx.trace(format!(
         "{}; ETag {}; links: {}",
@@ -901,6 +924,8 @@ fn follow_resource(mut ctx: Ctx) {
         offered.join(", ")
     ));
     ctx.emit_from(response, mechanism, true);
+    // Held for as long as the resource is followed otherwise, on each of its threads.
+    drop(caps);
     ctx.enter(mechanism);
     loop {
         let next = match mechanism {

@@ -186,9 +186,9 @@ fn deliver(members: &mut Members, data: &str) {
     };
     members.send(
         &key,
-        HubEvent::Push(Push {
+        HubEvent::Push(Box::new(Push {
             body,
             ..Push::default()
-        }),
+        })),
     );
 }

@@ -172,7 +172,7 @@ fn deliver(members: &mut Members, endpoint: &Url, answer: Vec<(String, Member)>)
             _ => continue,
         };
         news = true;
-        members.send(&key, HubEvent::Push(push));
+        members.send(&key, HubEvent::Push(Box::new(push)));
     }
     news
 }

@@ -51,9 +51,9 @@ pub(super) fn run(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
             }
             HubEvent::Push(push) => {
                 let carried_on = if changes {
-                    super::changes::apply_hub_push(ctx, push, mechanism)
+                    super::changes::apply_hub_push(ctx, *push, mechanism)
                 } else {
-                    ctx.apply_push(push, mechanism)
+                    ctx.apply_push(*push, mechanism)
                 };
                 if !carried_on {
                     return leave(Next::Stop);

@@ -1,7 +1,7 @@
 //! Plain polling, for any URL: conditional GETs (`If-None-Match`, else `If-Modified-Since`),
 //! else a body comparison, every `--interval`, else `X-Poll-Interval`, else 5 s.
 
-use super::{Ctx, Next, Outcome, REQUEST_TIMEOUT};
+use super::{Ctx, Next, Outcome};
 use crate::mechanism::Mechanism;
 
 const SELF: Mechanism = Mechanism::Poll;
@@ -19,7 +19,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Next {
             headers.push(("If-Modified-Since", date.clone()));
         }
         let url = ctx.url.clone();
-        let response = match ctx.fetch(&url, &headers, REQUEST_TIMEOUT) {
+        let response = match ctx.fetch(&url, &headers, None) {
             Outcome::Response(r, _) => r,
             Outcome::Retry => continue,
             Outcome::Stop => return Next::Stop,

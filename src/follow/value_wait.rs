@@ -35,12 +35,15 @@ pub(super) fn run(ctx: &mut Ctx) -> Next {
         if let Some(etag) = &ctx.etag {
             headers.push(("If-None-Match", etag.clone()));
         }
-        let (response, took) =
-            match ctx.fetch(&target, &headers, requested + super::wait_slack(requested)) {
-                Outcome::Response(r, took) => (r, took),
-                Outcome::Retry => continue,
-                Outcome::Stop => return Next::Stop,
-            };
+        let (response, took) = match ctx.fetch(
+            &target,
+            &headers,
+            Some(requested + super::wait_slack(requested)),
+        ) {
+            Outcome::Response(r, took) => (r, took),
+            Outcome::Retry => continue,
+            Outcome::Stop => return Next::Stop,
+        };
         let status = response.status;
         if !super::understood(status) {
             match ctx.retry_response(&response) {

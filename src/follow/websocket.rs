@@ -362,7 +362,7 @@ fn serve(
                                     m.etag.clone_from(&push.etag);
                                 }
                             }
-                            members.send(&key, HubEvent::Push(push));
+                            members.send(&key, HubEvent::Push(Box::new(push)));
                         }
                     }
                     Heard::Hint(uri) => route(members, &uri, || HubEvent::Hint),

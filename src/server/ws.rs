@@ -29,8 +29,10 @@ use crate::wire::{socket, ws_json};
 pub(crate) const SUBPROTOCOL: &str = "liveresource";
 /// The largest message accepted from a client.
 const MAX_MESSAGE: usize = 64 * 1024;
-/// Resources one socket may follow at once.
-pub(crate) const MAX_FOLLOWS: usize = 256;
+/// Resources one socket may follow at once: a bound on what one client can make the server
+/// hold (a few hundred bytes per follow), roomy enough for 10,000 over one socket
+/// (BENCHMARKS.md measures that).
+pub(crate) const MAX_FOLLOWS: usize = 16_384;
 /// How long a closing socket waits for its peer's Close.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 

@@ -148,6 +148,48 @@ fn nothing_is_lost_under_lossy_pushes_and_disconnects() {
 }
 
 #[test]
+fn three_hundred_resources_share_one_socket() {
+    // More than the reference server's old per-socket cap (256), still one socket: the
+    // benchmarks follow 10,000 this way.
+    let base = reference_server();
+    let proxy = counting_proxy(&base);
+    let urls: Vec<String> = (0..300)
+        .map(|i| format!("{}/counter/many{i}?form=b", proxy.base))
+        .collect();
+    let mut args = vec![
+        "--json",
+        "-q",
+        "--transport",
+        "multiplex-socket",
+        "-n",
+        "301",
+    ];
+    args.extend(urls.iter().map(String::as_str));
+    let mut run = lrwatch(&args);
+    for _ in 0..300 {
+        assert_eq!(run.json()["transport"], "multiplex-socket");
+    }
+    // The initial values come from discovery; a change shows the subscriptions hold (a refused
+    // one would end the run with an error instead).
+    post(&format!("{base}/counter/many299"));
+    let change = run.json();
+    assert!(
+        change["uri"]
+            .as_str()
+            .unwrap()
+            .contains("/counter/many299?"),
+        "{change}"
+    );
+    assert_eq!(change["body"], 1);
+    assert!(run.wait().success());
+    assert_eq!(
+        proxy.upgrades.load(Ordering::SeqCst),
+        1,
+        "one socket for all"
+    );
+}
+
+#[test]
 fn fifty_resources_share_one_socket() {
     for transport in ["multiplex-socket", "multiplex-ws"] {
         let base = reference_server();
