@@ -7,7 +7,7 @@
 //! trip, so they overstate lrwatch's share.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -164,6 +164,194 @@ fn peak_rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// A server for the socket throughput: `GET /r` advertises a `multiplex-socket` at `/sock`
+/// (and answers 304 to a catch-up); the socket acknowledges the subscription, then pushes
+/// `events` updates of a small JSON value back to back. Returns its address and how many bytes
+/// of messages the updates are.
+fn socket_server(events: usize) -> (std::net::SocketAddr, usize) {
+    use lrwatch::wire::socket::ServerMessage;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let update = |uri: &str, i: usize| {
+        ServerMessage::Update {
+            uri: uri.to_string(),
+            headers: vec![("ETag".into(), format!("\"{i}\""))],
+            content: format!("{{\"n\":{i}}}"),
+        }
+        .encode()
+    };
+    let bytes = (1..=events).map(|i| update("/r", i).len()).sum();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut head = [0u8; 4096];
+            let n = stream.peek(&mut head).unwrap_or(0);
+            let head = String::from_utf8_lossy(&head[..n]).to_string();
+            if head.starts_with("GET /sock") {
+                std::thread::spawn(move || {
+                    // The error type is tungstenite's, fixed by its callback signature.
+                    #[allow(clippy::result_large_err)]
+                    let callback = |_: &tungstenite::handshake::server::Request,
+                                    mut response: tungstenite::handshake::server::Response| {
+                        response
+                            .headers_mut()
+                            .insert("Sec-WebSocket-Protocol", "liveresource".parse().unwrap());
+                        Ok(response)
+                    };
+                    let Ok(mut ws) = tungstenite::accept_hdr(stream, callback) else {
+                        return;
+                    };
+                    let Ok(tungstenite::Message::Text(get)) = ws.read() else {
+                        return;
+                    };
+                    let uri = get.as_str().trim_start_matches("GET ").trim().to_string();
+                    let _ = ws.send(tungstenite::Message::text(format!("OK {uri}")));
+                    for i in 1..=events {
+                        if ws
+                            .write(tungstenite::Message::text(update(&uri, i)))
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    let _ = ws.flush();
+                    // Hold the socket open until the client is done.
+                    while ws.read().is_ok() {}
+                });
+                continue;
+            }
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            if head.to_ascii_lowercase().contains("if-none-match") {
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 304 Not Modified\r\nETag: \"0\"\r\nConnection: close\r\n\r\n"
+                );
+            } else {
+                let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"0\"\r\nLink: </sock>; rel=multiplex-socket\r\nContent-Length: 7\r\nConnection: close\r\n\r\n{{\"n\":0}}");
+            }
+        }
+    });
+    (addr, bytes)
+}
+
+/// Raw requests to the reference server at `addr`: a value stream of `path`, or a long-poll
+/// held until it changes from ETag "0".
+fn raw_request(addr: &str, path: &str, kind: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = if kind == "value-stream" {
+        format!("GET {path}?stream=value HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    } else {
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"0\"\r\nWait: 60\r\nConnection: close\r\n\r\n")
+    };
+    s.write_all(head.as_bytes()).expect("request");
+    s
+}
+
+/// Reads until `needle` has arrived (or the peer closes); whether it did.
+fn read_until(s: &mut TcpStream, seen: &mut Vec<u8>, needle: &[u8]) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        if seen.windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// One change of a counter followed `count` times over `kind`, each follower on its own
+/// thread: the times from the change's POST to each follower's read of it (p50, p99, last).
+fn fan_out(base: &str, addr: &str, kind: &str, count: usize) -> (f64, f64, f64) {
+    let path = format!("/counter/fan-{kind}");
+    let (ready_tx, ready) = mpsc::channel();
+    let (seen_tx, seen) = mpsc::channel();
+    let go = std::sync::Arc::new(std::sync::Barrier::new(count + 1));
+    for _ in 0..count {
+        let (ready_tx, seen_tx, go) = (ready_tx.clone(), seen_tx.clone(), go.clone());
+        let (addr, path, kind) = (addr.to_string(), path.clone(), kind.to_string());
+        std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let mut s = raw_request(&addr, &path, &kind);
+                let mut got = Vec::new();
+                // A stream is in place once its opening comment arrived; a long-poll once sent.
+                let change: &[u8] = if kind == "value-stream" {
+                    assert!(read_until(&mut s, &mut got, b": open"), "stream opened");
+                    b"data: 1"
+                } else {
+                    b"\r\n\r\n1"
+                };
+                ready_tx.send(()).unwrap();
+                go.wait();
+                let found = read_until(&mut s, &mut got, change);
+                seen_tx.send((Instant::now(), found)).unwrap();
+            })
+            .expect("thread");
+    }
+    for _ in 0..count {
+        ready.recv_timeout(Duration::from_secs(60)).expect("ready");
+    }
+    // The held long-polls cannot say when the server holds them: give it a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    go.wait();
+    let agent = agent();
+    let t0 = Instant::now();
+    agent
+        .post(&format!("{base}{path}"))
+        .send_empty()
+        .expect("post");
+    let mut samples = Vec::new();
+    for _ in 0..count {
+        let (at, found) = seen.recv_timeout(Duration::from_secs(60)).expect("seen");
+        assert!(found, "every follower saw the change");
+        samples.push(ms(at - t0));
+    }
+    samples.sort_by(f64::total_cmp);
+    (
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99),
+        samples[samples.len() - 1],
+    )
+}
+
+/// `each` held long-polls and `each` open streams on ten counters at once, then one change
+/// of each counter: seconds to open them all, and from the changes to the last answer read.
+fn held(base: &str, addr: &str, each: usize) -> (f64, f64) {
+    let t0 = Instant::now();
+    let mut polls: Vec<TcpStream> = (0..each)
+        .map(|i| raw_request(addr, &format!("/counter/held{}", i % 10), "value-wait"))
+        .collect();
+    let mut streams: Vec<(TcpStream, Vec<u8>)> = (0..each)
+        .map(|i| {
+            let mut s = raw_request(addr, &format!("/counter/held{}", i % 10), "value-stream");
+            let mut got = Vec::new();
+            assert!(read_until(&mut s, &mut got, b": open"), "stream opened");
+            (s, got)
+        })
+        .collect();
+    let opened = t0.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(500));
+    let agent = agent();
+    let t0 = Instant::now();
+    for key in 0..10 {
+        agent
+            .post(&format!("{base}/counter/held{key}"))
+            .send_empty()
+            .expect("post");
+    }
+    for s in &mut polls {
+        let mut got = Vec::new();
+        assert!(read_until(s, &mut got, b"\r\n\r\n1"), "long-poll answered");
+    }
+    for (s, got) in &mut streams {
+        assert!(read_until(s, got, b"data: 1"), "stream event");
+    }
+    (opened, t0.elapsed().as_secs_f64())
+}
+
 fn main() {
     let base = server();
     let mut rows: Vec<String> = Vec::new();
@@ -174,7 +362,8 @@ fn main() {
     };
 
     // `BENCH_ONLY=diff,memory` runs just those sections (latency, startup, diff, memory,
-    // throughput, idle, server); by default all run.
+    // throughput, server, idle); by default all run. `BENCH_HELD` sets how many long-polls
+    // and as many streams the server section holds at once (4000: 16,000 descriptors).
     let only = std::env::var("BENCH_ONLY").ok();
     let run = |section: &str| {
         only.as_deref()
@@ -398,7 +587,7 @@ fn main() {
 
     // 4. Throughput: one event stream of small JSON values, written as NDJSON to /dev/null.
     if run("throughput") {
-        let events = 100_000usize;
+        let events = 500_000usize;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let mut payload = String::from(
@@ -460,6 +649,74 @@ fn main() {
                 ),
                 format!("curl -N raw: {:.1} MB/s", bytes as f64 / curl / 1e6),
                 format!("{:.0}% of curl's byte rate", 100.0 * curl / ours),
+            ],
+        );
+
+        // The same over one socket (multiplex-socket, form B): a scripted server pushes every
+        // update as soon as the subscription is acknowledged.
+        let (addr, bytes) = socket_server(events);
+        let t0 = Instant::now();
+        let status = Command::new(LRWATCH)
+            .args([
+                "--json",
+                "-q",
+                "-n",
+                &(events + 1).to_string(),
+                "--transport",
+                "multiplex-socket",
+                &format!("http://{addr}/r"),
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let ours = t0.elapsed().as_secs_f64();
+        row(
+            &mut rows,
+            &[
+                format!("throughput, one socket, {events} small JSON updates to /dev/null"),
+                "≥ 100,000 events/s".into(),
+                format!(
+                    "{:.0} events/s ({:.1} MB/s of messages)",
+                    events as f64 / ours,
+                    bytes as f64 / ours / 1e6
+                ),
+                "— (curl does not speak WebSocket)".into(),
+                "—".into(),
+            ],
+        );
+    }
+
+    // 7. Scale of the reference server: fan-out latency of one change to 1,000 followers of
+    // each kind, then how many held long-polls and open streams it carries at once.
+    if run("server") {
+        let addr = base.trim_start_matches("http://").to_string();
+        for (kind, goal_label) in [("value-stream", "streams"), ("value-wait", "long-polls")] {
+            let (p50, p99, max) = fan_out(&base, &addr, kind, 1000);
+            row(
+                &mut rows,
+                &[
+                    format!("reference server fan-out: one change to 1,000 {goal_label} ({kind})"),
+                    "measured, no goal".into(),
+                    format!("p50 {p50:.1} ms, p99 {p99:.1} ms, last {max:.1} ms after the change"),
+                    "—".into(),
+                    "—".into(),
+                ],
+            );
+        }
+        let each = std::env::var("BENCH_HELD")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(4000usize);
+        let (opened, answered) = held(&base, &addr, each);
+        row(
+            &mut rows,
+            &[
+                format!("reference server: {each} held long-polls and {each} open streams at once"),
+                "measured, no goal".into(),
+                format!("opened in {opened:.2} s; all {} answered {answered:.2} s after one change each", 2 * each),
+                "—".into(),
+                "—".into(),
             ],
         );
     }
