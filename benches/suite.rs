@@ -597,21 +597,27 @@ fn main() {
             payload.push_str(&format!("data: {{\"n\":{i}}}\n\n"));
         }
         let bytes = payload.len();
+        let payload = std::sync::Arc::new(payload);
         std::thread::spawn(move || {
             for mut stream in listener.incoming().flatten() {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf);
-                let head = String::from_utf8_lossy(&buf);
-                if head.starts_with("GET /r ") {
-                    let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLink: </s>; rel=value-stream\r\nContent-Length: 7\r\nConnection: close\r\n\r\n{{\"n\":0}}");
-                } else if head.starts_with("GET /s ") {
-                    let _ = stream.write_all(payload.as_bytes());
-                } else {
-                    let _ = write!(
-                        stream,
-                        "HTTP/1.1 304 Not Modified\r\nConnection: close\r\n\r\n"
-                    );
-                }
+                // A thread per connection: the stream is larger than the socket buffers, so
+                // its write blocks until read, while lrwatch catches up on another connection.
+                let payload = std::sync::Arc::clone(&payload);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let _ = stream.read(&mut buf);
+                    let head = String::from_utf8_lossy(&buf);
+                    if head.starts_with("GET /r ") {
+                        let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLink: </s>; rel=value-stream\r\nContent-Length: 7\r\nConnection: close\r\n\r\n{{\"n\":0}}");
+                    } else if head.starts_with("GET /s ") {
+                        let _ = stream.write_all(payload.as_bytes());
+                    } else {
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 304 Not Modified\r\nConnection: close\r\n\r\n"
+                        );
+                    }
+                });
             }
         });
         let t0 = Instant::now();
