@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use url::Url;
 
+use super::parked::Mailbox;
 use super::{Push, Shared};
 use crate::mechanism::Mechanism;
 
@@ -41,7 +42,7 @@ pub(super) struct Sub {
     /// The ETag the follower holds.
     pub etag: Option<String>,
     /// Where the hub sends its events.
-    pub inbox: Sender<HubEvent>,
+    pub inbox: Arc<Mailbox>,
 }
 
 /// What a hub thread receives.
@@ -113,7 +114,7 @@ pub(super) struct Member {
     pub name: String,
     pub changes: bool,
     pub etag: Option<String>,
-    pub inbox: Sender<HubEvent>,
+    pub inbox: Arc<Mailbox>,
 }
 
 /// The subscribers of one hub, by resource URL, and by the name the server knows them by.

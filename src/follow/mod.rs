@@ -13,8 +13,9 @@ mod hub;
 mod multiplex_stream;
 mod multiplex_wait;
 mod multiplexed;
+mod parked;
 mod poll;
-mod requests;
+mod pool;
 mod sse;
 mod value_stream;
 mod value_wait;
@@ -41,6 +42,13 @@ pub const DEFAULT_WAIT: u64 = 55;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a plain request may take to answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many short requests run at once, for all followers (see `pool`).
+const REQUEST_THREADS: usize = 8;
+/// How many parked followers handle an event at once (see `parked`).
+const PARKED_THREADS: usize = 4;
+/// A follower thread's stack: followers keep little on it (the short requests run on the
+/// pool), and a small one lets thousands run at once.
+const FOLLOWER_STACK: usize = 256 * 1024;
 /// How much longer than the wait a long-poll may take before it counts as lost: a quarter of
 /// the wait, at least 2 s (network and server delays) and at most 15 s, so a server that
 /// goes silent is noticed soon after the wait it was asked for.
@@ -186,7 +194,9 @@ struct Shared {
     /// The webhook receiver, once a resource needs it.
     callbacks: Mutex<Option<Arc<callbacks::Receiver>>>,
     /// The threads that make short requests for every follower.
-    requests: requests::Requests,
+    requests: pool::Pool,
+    /// The threads that handle the events of parked followers.
+    parked: Arc<pool::Pool>,
 }
 
 impl Client {
@@ -233,37 +243,59 @@ impl Client {
             followers: urls.len(),
             tls: Arc::clone(&self.tls),
             callbacks: Mutex::new(None),
-            requests: requests::Requests::start(),
+            requests: pool::Pool::start("requests", REQUEST_THREADS),
+            parked: Arc::new(pool::Pool::start("parked", PARKED_THREADS)),
         });
-        for url in urls {
-            let ctx = Ctx {
-                uri: url.to_string(),
-                url: url.clone(),
-                http: self.http.clone(),
-                options: Arc::clone(&self.options),
-                tx: tx.clone(),
-                shutdown: Arc::clone(&shutdown),
-                shared: Arc::clone(&shared),
-                fell_back: HashMap::new(),
-                feed: None,
-                known: Known::Unknown,
-                etag: None,
-                last_modified: None,
-                caps: None,
-                backoff: Backoff::default(),
-                transport: Mechanism::Poll,
-                since: SystemTime::now(),
-            };
-            let spawned = std::thread::Builder::new()
-                .name(format!("follow {url}"))
-                // Followers keep little on the stack; a small one lets thousands run at once.
-                .stack_size(256 * 1024)
-                .spawn(move || follow_resource(ctx));
-            if let Err(e) = spawned {
-                let _ = tx.send(Update::Failed(Error::Setup(format!(
-                    "cannot start a thread to follow {url}: {e}"
-                ))));
+        // Followers start from a thread of their own, a few dozen at a time: each holds a
+        // thread at least until it has discovered what its resource offers, and thousands at
+        // once would cost thousands of threads before any of them is parked.
+        let launcher = {
+            let (http, options, tx) = (self.http.clone(), Arc::clone(&self.options), tx.clone());
+            let (shutdown, shared) = (Arc::clone(&shutdown), Arc::clone(&shared));
+            move || {
+                let starting = Arc::new(Starting::default());
+                for url in urls {
+                    if !starting.acquire(&shutdown) {
+                        return;
+                    }
+                    let ctx = Ctx {
+                        uri: url.to_string(),
+                        url: url.clone(),
+                        http: http.clone(),
+                        options: Arc::clone(&options),
+                        tx: tx.clone(),
+                        shutdown: Arc::clone(&shutdown),
+                        shared: Arc::clone(&shared),
+                        fell_back: HashMap::new(),
+                        feed: None,
+                        known: Known::Unknown,
+                        etag: None,
+                        last_modified: None,
+                        caps: None,
+                        backoff: Backoff::default(),
+                        transport: Mechanism::Poll,
+                        since: SystemTime::now(),
+                    };
+                    let permit = Permit(Arc::clone(&starting));
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("follow {url}"))
+                        .stack_size(FOLLOWER_STACK)
+                        .spawn(move || follow_resource(ctx, permit));
+                    if let Err(e) = spawned {
+                        let _ = tx.send(Update::Failed(Error::Setup(format!(
+                            "cannot start a thread to follow {url}: {e}"
+                        ))));
+                    }
+                }
             }
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("launcher".into())
+            .spawn(launcher)
+        {
+            let _ = tx.send(Update::Failed(Error::Setup(format!(
+                "cannot start a thread to start following: {e}"
+            ))));
         }
         Follow {
             rx,
@@ -373,6 +405,47 @@ impl Shutdown {
             .wait_timeout_while(guard, d, |stopped| !*stopped)
             .unwrap_or_else(|e| e.into_inner());
         !*guard
+    }
+}
+
+/// How many followers may be discovering their resource at once.
+const MAX_STARTING: usize = 32;
+
+/// The followers starting now (see [`Client::follow`]).
+#[derive(Debug, Default)]
+struct Starting {
+    count: Mutex<usize>,
+    done: Condvar,
+}
+
+impl Starting {
+    /// Waits for room to start one more; false when following stopped first.
+    fn acquire(&self, shutdown: &Shutdown) -> bool {
+        let mut count = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        while *count >= MAX_STARTING {
+            if shutdown.is_set() {
+                return false;
+            }
+            // Woken when one is done; the timeout only notices a shutdown.
+            count = self
+                .done
+                .wait_timeout(count, Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *count += 1;
+        true
+    }
+}
+
+/// A starting follower's room, given back when it is dropped (its discovery is over).
+#[derive(Debug)]
+struct Permit(Arc<Starting>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        *self.0.count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.done.notify_one();
     }
 }
 
@@ -844,7 +917,7 @@ fn retry_after(value: Option<&str>) -> Option<Duration> {
 }
 
 /// One resource from discovery to the end.
-fn follow_resource(mut ctx: Ctx) {
+fn follow_resource(mut ctx: Ctx, permit: Permit) {
     let url = ctx.url.clone();
     // Discovery: the first GET. Failing to get any answer at all is fatal (the URL is
     // probably wrong); an HTTP error status is retried, as the server may be starting.
@@ -894,7 +967,7 @@ fn follow_resource(mut ctx: Ctx) {
         ctx.trace("following the changes feed".to_string());
         ctx.feed = Some(changes::Feed::seed(&response, &caps));
     }
-    let mut mechanism = match ctx.options.transport {
+    let mechanism = match ctx.options.transport {
         Some(forced) => {
             if !forced.is_supported() {
                 ctx.fail(Error::TransportUnsupported {
@@ -926,7 +999,14 @@ fn follow_resource(mut ctx: Ctx) {
     ctx.emit_from(response, mechanism, true);
     // Held for as long as the resource is followed otherwise, on each of its threads.
     drop(caps);
+    drop(permit);
     ctx.enter(mechanism);
+    drive(ctx, mechanism);
+}
+
+/// Follows over `mechanism`, and whatever it switches to, until the follower stops or is
+/// parked on a multiplexed connection (which gives it a thread again if it leaves).
+fn drive(mut ctx: Ctx, mut mechanism: Mechanism) {
     loop {
         let next = match mechanism {
             Mechanism::ValueWait => value_wait::run(&mut ctx),
@@ -935,7 +1015,14 @@ fn follow_resource(mut ctx: Ctx) {
             Mechanism::MultiplexWs
             | Mechanism::MultiplexSocket
             | Mechanism::MultiplexStream
-            | Mechanism::MultiplexWait => multiplexed::run(&mut ctx, mechanism),
+            | Mechanism::MultiplexWait => match multiplexed::park(ctx, mechanism) {
+                Ok(()) => return,
+                Err(back) => {
+                    let (back, next) = *back;
+                    ctx = back;
+                    next
+                }
+            },
             Mechanism::Changes | Mechanism::ChangesWait => changes::run_wait(&mut ctx, mechanism),
             Mechanism::ChangesStream => changes::run_stream(&mut ctx),
             Mechanism::ValueCallback

@@ -1,67 +1,103 @@
 //! A resource followed through a shared multiplex connection (`multiplex-ws`,
 //! `multiplex-socket`, `multiplex-stream`, `multiplex-wait`): joins the endpoint's hub and turns
-//! what the hub reports into events, catching up after every (re)connect.
+//! what the hub reports into events, catching up after every (re)connect. The follower is
+//! parked on the hub (see `parked`) rather than holding a thread of its own.
 
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use url::Url;
+
 use super::hub::{HubEvent, HubInput, Sub};
+use super::parked::Mailbox;
 use super::{Ctx, Next};
 use crate::error::Error;
 use crate::event::{Status, Update};
 use crate::mechanism::Mechanism;
 
-/// Follows the resource through the hub for `mechanism` until shutdown or a fall back.
-pub(super) fn run(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
-    let Some(offer) = ctx.caps.as_ref().and_then(|c| c.offer(mechanism)).cloned() else {
-        return Next::Switch(ctx.choose_auto());
-    };
-    let endpoint = http_form(&offer.target);
-    let (inbox, events) = std::sync::mpsc::channel();
-    // In changes mode the server is asked for the feed from the held checkpoint.
-    let changes = ctx.feed.is_some();
-    let named = match ctx.feed.as_ref().and_then(|f| f.checkpoint.clone()) {
-        Some(checkpoint) => checkpoint,
-        None => ctx.url.clone(),
-    };
-    let sub = Sub {
-        url: ctx.url.clone(),
-        name: super::hub::uri_for(&endpoint, &named),
-        changes,
-        etag: ctx.etag.clone(),
-        inbox,
-    };
-    let shared = std::sync::Arc::clone(&ctx.shared);
-    let hub = shared
-        .hubs
-        .join(&shared, mechanism, &offer.rel, &endpoint, sub);
-    let me = ctx.url.clone();
-    let leave = |next: Next| {
-        let _ = hub.send(HubInput::Unsubscribe(me.clone()));
-        next
-    };
-    // The hub ends when following stops, and with it every inbox: then this ends too.
-    while let Ok(event) = events.recv() {
+/// Follows the resource through the hub for `mechanism` without a thread of its own: parks
+/// it, or hands it back with what to do next when it cannot join.
+pub(super) fn park(ctx: Ctx, mechanism: Mechanism) -> Result<(), Box<(Ctx, Next)>> {
+    let mailbox = Mailbox::new(Arc::clone(&ctx.shared.parked));
+    let mut ctx = ctx;
+    match Joined::join(&mut ctx, mechanism, Arc::clone(&mailbox)) {
+        Ok(joined) => {
+            mailbox.install(ctx, joined);
+            Ok(())
+        }
+        Err(next) => Err(Box::new((ctx, next))),
+    }
+}
+
+/// A follower's place in a hub.
+#[derive(Debug)]
+pub(super) struct Joined {
+    mechanism: Mechanism,
+    endpoint: Url,
+    /// Whether it follows the changes feed rather than the value.
+    changes: bool,
+    hub: Sender<HubInput>,
+}
+
+impl Joined {
+    /// Subscribes the resource through the hub for `mechanism`, its events to go to `inbox`;
+    /// what to do instead when the resource does not offer it.
+    fn join(ctx: &mut Ctx, mechanism: Mechanism, inbox: Arc<Mailbox>) -> Result<Joined, Next> {
+        let Some(offer) = ctx.caps.as_ref().and_then(|c| c.offer(mechanism)).cloned() else {
+            return Err(Next::Switch(ctx.choose_auto()));
+        };
+        let endpoint = http_form(&offer.target);
+        // In changes mode the server is asked for the feed from the held checkpoint.
+        let changes = ctx.feed.is_some();
+        let named = match ctx.feed.as_ref().and_then(|f| f.checkpoint.clone()) {
+            Some(checkpoint) => checkpoint,
+            None => ctx.url.clone(),
+        };
+        let sub = Sub {
+            url: ctx.url.clone(),
+            name: super::hub::uri_for(&endpoint, &named),
+            changes,
+            etag: ctx.etag.clone(),
+            inbox,
+        };
+        let shared = Arc::clone(&ctx.shared);
+        let hub = shared
+            .hubs
+            .join(&shared, mechanism, &offer.rel, &endpoint, sub);
+        Ok(Joined {
+            mechanism,
+            endpoint,
+            changes,
+            hub,
+        })
+    }
+
+    /// Handles one event from the hub; what to do next when the follower leaves the hub (it
+    /// has unsubscribed by then).
+    pub(super) fn handle(&self, ctx: &mut Ctx, event: HubEvent) -> Option<Next> {
+        let mechanism = self.mechanism;
         match event {
             HubEvent::Connected => {
                 ctx.succeeded();
-                ctx.trace(format!("subscribed over {mechanism} at {endpoint}"));
+                ctx.trace(format!("subscribed over {mechanism} at {}", self.endpoint));
                 if !ctx.catch_up(mechanism) {
-                    return leave(Next::Stop);
+                    return Some(self.leave(ctx, Next::Stop));
                 }
             }
             HubEvent::Push(push) => {
-                let carried_on = if changes {
+                let carried_on = if self.changes {
                     super::changes::apply_hub_push(ctx, *push, mechanism)
                 } else {
                     ctx.apply_push(*push, mechanism)
                 };
                 if !carried_on {
-                    return leave(Next::Stop);
+                    return Some(self.leave(ctx, Next::Stop));
                 }
             }
             HubEvent::Hint => {
                 if !ctx.catch_up(mechanism) {
-                    return leave(Next::Stop);
+                    return Some(self.leave(ctx, Next::Stop));
                 }
             }
             HubEvent::Refused(reason) => {
@@ -71,11 +107,11 @@ pub(super) fn run(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
                         transport: mechanism.to_string(),
                         reason,
                     });
-                    return leave(Next::Stop);
+                    return Some(self.leave(ctx, Next::Stop));
                 }
                 // Retrying cannot help: fall back at once.
                 if let Some(next) = ctx.fall_back(mechanism, super::FALL_BACK_AFTER, &reason) {
-                    return leave(next);
+                    return Some(self.leave(ctx, next));
                 }
             }
             HubEvent::Down { reason, failures } => {
@@ -87,15 +123,20 @@ pub(super) fn run(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
                 }));
                 ctx.warn(format!("{reason}; reconnecting (attempt {failures})"));
                 if let Some(next) = ctx.fall_back(mechanism, failures, &reason) {
-                    return leave(next);
+                    return Some(self.leave(ctx, next));
                 }
             }
         }
         if !ctx.running() {
-            return leave(Next::Stop);
+            return Some(self.leave(ctx, Next::Stop));
         }
+        None
     }
-    Next::Stop
+
+    fn leave(&self, ctx: &Ctx, next: Next) -> Next {
+        let _ = self.hub.send(HubInput::Unsubscribe(ctx.url.clone()));
+        next
+    }
 }
 
 /// The http(s) URL of an endpoint that may be advertised as ws(s): resources are compared and

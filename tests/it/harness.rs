@@ -77,6 +77,17 @@ fn lines(r: impl Read + Send + 'static) -> Receiver<String> {
 }
 
 impl Run {
+    /// How many threads the process runs now (from /proc).
+    pub fn threads(&self) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the process status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("a thread count")
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -162,7 +162,7 @@ fn three_hundred_resources_share_one_socket() {
         "--transport",
         "multiplex-socket",
         "-n",
-        "301",
+        "302",
     ];
     args.extend(urls.iter().map(String::as_str));
     let mut run = lrwatch(&args);
@@ -181,6 +181,11 @@ fn three_hundred_resources_share_one_socket() {
         "{change}"
     );
     assert_eq!(change["body"], 1);
+    // Parked on the socket, the followers hold no thread each: a few pools and the hub.
+    let threads = run.threads();
+    assert!(threads < 40, "{threads} threads for 300 resources");
+    post(&format!("{base}/counter/many0"));
+    assert_eq!(run.json()["body"], 1);
     assert!(run.wait().success());
     assert_eq!(
         proxy.upgrades.load(Ordering::SeqCst),

@@ -1,11 +1,12 @@
-//! A few shared threads that make the followers' short requests: discovery, catch-ups, polls.
+//! A few shared threads that do the followers' short work: their short requests (discovery,
+//! catch-ups, polls) and the events of parked multiplexed followers (see `parked`).
 //!
 //! A thread that has made one ureq request keeps ~24 KiB more of its stack resident for good
 //! (measured: 8 KiB per idle thread, 32 KiB after one GET), and each request in flight holds
-//! the client's buffers. With a thread per followed resource, running these requests here
-//! keeps a multiplexed follower's thread at the idle minimum and bounds how many discovery
-//! requests are in flight at once, however many resources start together. Long-polls and
-//! streams stay on their follower's thread: they are held open, and would starve the pool.
+//! the client's buffers. Running short requests here keeps a follower's own thread near the
+//! idle minimum and bounds how many requests are in flight at once, however many resources
+//! start together. Long-polls and streams stay on their follower's thread: they are held
+//! open, and would starve a pool.
 
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -15,37 +16,57 @@ use url::Url;
 
 use crate::http::{FetchError, HttpClient, Response};
 
-/// How many requests run at once.
-const THREADS: usize = 8;
+/// Work for a pool thread.
+pub(super) type Job = Box<dyn FnOnce() + Send>;
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The request threads of one follow; they end when it is dropped.
+/// Threads that run jobs in the order given; they end when the pool is dropped.
 #[derive(Debug)]
-pub(super) struct Requests {
-    /// `None` when no thread could be started: requests then run on the caller's thread.
+pub(super) struct Pool {
+    /// `None` when no thread could be started: jobs then run on the caller's thread.
     jobs: Mutex<Option<Sender<Job>>>,
 }
 
-impl Requests {
-    /// Starts the threads.
-    pub(super) fn start() -> Requests {
+impl Pool {
+    /// Starts `threads` threads named `name N`.
+    pub(super) fn start(name: &str, threads: usize) -> Pool {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let mut started = 0;
-        for i in 0..THREADS {
+        for i in 0..threads {
             let rx = Arc::clone(&rx);
             let spawned = std::thread::Builder::new()
-                .name(format!("requests {i}"))
+                .name(format!("{name} {i}"))
                 .spawn(move || work(&rx));
             started += usize::from(spawned.is_ok());
         }
-        Requests {
+        Pool {
             jobs: Mutex::new((started > 0).then_some(tx)),
         }
     }
 
-    /// `http.get(...)`, made on a request thread; the caller waits for the answer.
+    /// Runs `job` on a pool thread, or here when there is none.
+    pub(super) fn submit(&self, job: Job) {
+        let sent = match &*self.jobs.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(jobs) => jobs.send(job).map_err(|e| e.0),
+            None => Err(job),
+        };
+        if let Err(job) = sent {
+            job();
+        }
+    }
+
+    /// Runs `f` on a pool thread and waits for what it returns.
+    pub(super) fn call<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (answer, answered) = mpsc::sync_channel(1);
+        self.submit(Box::new(move || {
+            let _ = answer.send(f());
+        }));
+        // A job always runs to its end (a panic would end the process first: panic=abort
+        // is not assumed, so the channel closing is the only other way out).
+        answered.recv().expect("a pool job ran to its end")
+    }
+
+    /// `http.get(...)`, made on a pool thread; the caller waits for the answer.
     pub(super) fn get(
         &self,
         http: &HttpClient,
@@ -54,32 +75,18 @@ impl Requests {
         extra: &[(&str, String)],
         timeout: Duration,
     ) -> Result<Response, FetchError> {
-        let (answer, answered) = mpsc::sync_channel(1);
-        let job: Job = {
-            let (http, url, resource) = (http.clone(), url.clone(), resource.clone());
-            let extra: Vec<(String, String)> = extra
+        let (http, url, resource) = (http.clone(), url.clone(), resource.clone());
+        let extra: Vec<(String, String)> = extra
+            .iter()
+            .map(|(name, value)| ((*name).to_string(), value.clone()))
+            .collect();
+        self.call(move || {
+            let extra: Vec<(&str, String)> = extra
                 .iter()
-                .map(|(name, value)| ((*name).to_string(), value.clone()))
+                .map(|(name, value)| (name.as_str(), value.clone()))
                 .collect();
-            Box::new(move || {
-                let extra: Vec<(&str, String)> = extra
-                    .iter()
-                    .map(|(name, value)| (name.as_str(), value.clone()))
-                    .collect();
-                let _ = answer.send(http.get(&url, &resource, &extra, timeout));
-            })
-        };
-        let sent = match &*self.jobs.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(jobs) => jobs.send(job).map_err(|e| e.0),
-            None => Err(job),
-        };
-        if let Err(job) = sent {
-            // No request thread: make the request here.
-            job();
-        }
-        answered
-            .recv()
-            .unwrap_or_else(|_| Err(FetchError::Transport("the request was dropped".into())))
+            http.get(&url, &resource, &extra, timeout)
+        })
     }
 }
 
@@ -122,11 +129,11 @@ mod tests {
             }
             heads
         });
-        let requests = Requests::start();
+        let pool = Pool::start("test", 2);
         let http = HttpClient::new(Vec::new(), 1024, None);
         for _ in 0..3 {
             let extra = [("If-None-Match", "\"7\"".to_string())];
-            let response = requests
+            let response = pool
                 .get(&http, &url, &url, &extra, Duration::from_secs(5))
                 .unwrap();
             assert_eq!(
@@ -139,16 +146,20 @@ mod tests {
             heads.iter().all(|h| h.contains("if-none-match: \"7\"")),
             "{heads:?}"
         );
+        let name = pool.call(|| std::thread::current().name().map(str::to_string));
+        assert!(name.is_some_and(|n| n.starts_with("test ")));
     }
 
     #[test]
-    fn without_threads_requests_run_on_the_caller() {
-        let requests = Requests {
+    fn without_threads_jobs_run_on_the_caller() {
+        let pool = Pool {
             jobs: Mutex::new(None),
         };
+        let here = std::thread::current().id();
+        assert!(pool.call(move || std::thread::current().id() == here));
         let http = HttpClient::new(Vec::new(), 1024, None);
         let url: Url = "http://127.0.0.1:1/".parse().unwrap();
-        let answer = requests.get(&http, &url, &url, &[], Duration::from_secs(5));
+        let answer = pool.get(&http, &url, &url, &[], Duration::from_secs(5));
         assert!(
             matches!(answer, Err(FetchError::Transport(_))),
             "{answer:?}"
