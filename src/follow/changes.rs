@@ -377,7 +377,7 @@ impl Ctx {
                 );
             }
         }
-        self.caps = Some(caps);
+        self.caps = Some(caps.without_links());
         true
     }
 }

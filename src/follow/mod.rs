@@ -44,8 +44,9 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many short requests run at once, for all followers (see `pool`).
 const REQUEST_THREADS: usize = 8;
-/// How many parked followers handle an event at once (see `parked`).
-const PARKED_THREADS: usize = 4;
+/// How many parked followers handle their events at once (see `parked`): as many as may wait
+/// on a short request, so that those waits do not hold back the others' pushes.
+const PARKED_THREADS: usize = REQUEST_THREADS;
 /// A follower thread's stack: followers keep little on it (the short requests run on the
 /// pool), and a small one lets thousands run at once.
 const FOLLOWER_STACK: usize = 256 * 1024;
@@ -255,7 +256,7 @@ impl Client {
             move || {
                 let starting = Arc::new(Starting::default());
                 for url in urls {
-                    if !starting.acquire(&shutdown) {
+                    if shutdown.is_set() || !starting.acquire(&shutdown) {
                         return;
                     }
                     let ctx = Ctx {
@@ -919,6 +920,9 @@ fn retry_after(value: Option<&str>) -> Option<Duration> {
 /// One resource from discovery to the end.
 fn follow_resource(mut ctx: Ctx, permit: Permit) {
     let url = ctx.url.clone();
+    // The room to start is given back after the first answer (or failure): a resource whose
+    // server makes it wait and retry must not hold back the others.
+    let mut permit = Some(permit);
     // Discovery: the first GET. Failing to get any answer at all is fatal (the URL is
     // probably wrong); an HTTP error status is retried, as the server may be starting.
     let response = loop {
@@ -926,7 +930,11 @@ fn follow_resource(mut ctx: Ctx, permit: Permit) {
             return;
         }
         ctx.trace(format!("GET {url}"));
-        match ctx.short_get(&url, &[]) {
+        let answer = ctx.short_get(&url, &[]);
+        if !matches!(answer, Ok(ref r) if matches!(r.status, 200..=299 | 404 | 410)) {
+            permit = None;
+        }
+        match answer {
             Ok(r) if matches!(r.status, 200..=299 | 404 | 410) => break r,
             Ok(r) => {
                 if matches!(ctx.retry_response(&r), Outcome::Stop) {

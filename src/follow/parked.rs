@@ -93,9 +93,10 @@ impl Mailbox {
         self.pool.submit(Box::new(move || me.drain()));
     }
 
-    /// Handles the waiting events, in order, until there are none.
-    fn drain(&self) {
-        loop {
+    /// Handles the waiting events in order: until there are none, or for one turn, after
+    /// which the mailbox goes to the back of the pool's queue so that others go first.
+    fn drain(self: &Arc<Self>) {
+        for _ in 0..TURN {
             let (event, mut follower) = {
                 let mut state = self.lock();
                 // The follower is taken out only with an event for it: it is `None` only
@@ -114,20 +115,42 @@ impl Mailbox {
                 }
             };
             let (ctx, joined) = &mut *follower;
-            match joined.handle(ctx, event) {
+            // Should handling panic, the follower is lost with it: the mailbox closes, so the
+            // hub forgets it instead of queueing for nobody.
+            let closer = Closer(self);
+            let outcome = joined.handle(ctx, event);
+            std::mem::forget(closer);
+            match outcome {
                 None => self.lock().follower = Some(follower),
                 Some(next) => {
-                    let mut state = self.lock();
-                    state.closed = true;
-                    state.scheduled = false;
-                    state.queue.clear();
-                    drop(state);
+                    self.close();
                     let (ctx, _) = *follower;
                     resume(ctx, next);
                     return;
                 }
             }
         }
+        self.schedule();
+    }
+
+    /// Takes no more events.
+    fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.scheduled = false;
+        state.queue.clear();
+    }
+}
+
+/// Events one mailbox handles before its thread turns to others.
+const TURN: usize = 32;
+
+/// Closes a mailbox when dropped (by an unwinding panic; forgotten otherwise).
+struct Closer<'a>(&'a Mailbox);
+
+impl Drop for Closer<'_> {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 

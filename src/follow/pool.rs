@@ -55,15 +55,16 @@ impl Pool {
         }
     }
 
-    /// Runs `f` on a pool thread and waits for what it returns.
-    pub(super) fn call<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+    /// Runs `f` on a pool thread and waits for what it returns; `None` if it panicked.
+    pub(super) fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
         let (answer, answered) = mpsc::sync_channel(1);
         self.submit(Box::new(move || {
             let _ = answer.send(f());
         }));
-        // A job always runs to its end (a panic would end the process first: panic=abort
-        // is not assumed, so the channel closing is the only other way out).
-        answered.recv().expect("a pool job ran to its end")
+        answered.recv().ok()
     }
 
     /// `http.get(...)`, made on a pool thread; the caller waits for the answer.
@@ -87,6 +88,11 @@ impl Pool {
                 .collect();
             http.get(&url, &resource, &extra, timeout)
         })
+        .unwrap_or_else(|| {
+            Err(FetchError::Transport(
+                "the request failed unexpectedly".into(),
+            ))
+        })
     }
 }
 
@@ -95,7 +101,11 @@ fn work(jobs: &Mutex<Receiver<Job>>) {
         // The lock is held only while taking a job, not while running it.
         let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
         match job {
-            Ok(job) => job(),
+            // A job that panics ends alone: the thread goes on with the next (a job's caller
+            // sees its answer channel close).
+            Ok(job) => {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            }
             // The follow is gone.
             Err(_) => return,
         }
@@ -147,7 +157,12 @@ mod tests {
             "{heads:?}"
         );
         let name = pool.call(|| std::thread::current().name().map(str::to_string));
-        assert!(name.is_some_and(|n| n.starts_with("test ")));
+        assert!(name.flatten().is_some_and(|n| n.starts_with("test ")));
+        // A job that panics leaves its caller an answer and the pool its threads.
+        for _ in 0..3 {
+            assert_eq!(pool.call(|| -> u8 { panic!("a job that panics") }), None);
+        }
+        assert_eq!(pool.call(|| 7), Some(7));
     }
 
     #[test]
@@ -156,7 +171,10 @@ mod tests {
             jobs: Mutex::new(None),
         };
         let here = std::thread::current().id();
-        assert!(pool.call(move || std::thread::current().id() == here));
+        assert_eq!(
+            pool.call(move || std::thread::current().id() == here),
+            Some(true)
+        );
         let http = HttpClient::new(Vec::new(), 1024, None);
         let url: Url = "http://127.0.0.1:1/".parse().unwrap();
         let answer = pool.get(&http, &url, &url, &[], Duration::from_secs(5));

@@ -169,6 +169,25 @@ fn a_5xx_storm_backs_off_and_retry_after_is_honoured() {
 }
 
 #[test]
+fn resources_whose_server_says_wait_do_not_hold_back_the_others() {
+    // Followers start a few dozen at a time; forty that are told to come back in ten minutes
+    // must not keep the last one from starting.
+    let server = scripted(|_, seen| match seen.path.as_str() {
+        "/good" => (200, h(&[("ETag", "\"1\"")]), "good".into()),
+        _ => (503, h(&[("Retry-After", "600")]), "busy".into()),
+    });
+    let mut urls: Vec<String> = (0..40)
+        .map(|i| format!("{}/busy{i}", server.base))
+        .collect();
+    urls.push(format!("{}/good", server.base));
+    let mut args = vec!["-q", "-n", "1"];
+    args.extend(urls.iter().map(String::as_str));
+    let mut run = lrwatch(&args);
+    assert_eq!(run.line(), "good");
+    assert!(run.wait().success());
+}
+
+#[test]
 fn a_name_that_does_not_resolve_is_exit_1_with_a_clear_message() {
     let mut run = lrwatch(&["http://lrwatch-test.invalid/x"]);
     assert_eq!(run.wait().code(), Some(1));
