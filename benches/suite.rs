@@ -707,40 +707,6 @@ fn main() {
         );
     }
 
-    // 7. Scale of the reference server: fan-out latency of one change to 1,000 followers of
-    // each kind, then how many held long-polls and open streams it carries at once.
-    if run("server") {
-        let addr = base.trim_start_matches("http://").to_string();
-        for (kind, goal_label) in [("value-stream", "streams"), ("value-wait", "long-polls")] {
-            let (p50, p99, max) = fan_out(&base, &addr, kind, 1000);
-            row(
-                &mut rows,
-                &[
-                    format!("reference server fan-out: one change to 1,000 {goal_label} ({kind})"),
-                    "measured, no goal".into(),
-                    format!("p50 {p50:.1} ms, p99 {p99:.1} ms, last {max:.1} ms after the change"),
-                    "—".into(),
-                    "—".into(),
-                ],
-            );
-        }
-        let each = std::env::var("BENCH_HELD")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(4000usize);
-        let (opened, answered) = held(&base, &addr, each);
-        row(
-            &mut rows,
-            &[
-                format!("reference server: {each} held long-polls and {each} open streams at once"),
-                "measured, no goal".into(),
-                format!("opened in {opened:.2} s; all {} answered {answered:.2} s after one change each", 2 * each),
-                "—".into(),
-                "—".into(),
-            ],
-        );
-    }
-
     // 2. Idle cost: CPU used following one unchanged resource, all transports at once.
     if run("idle") {
         let idle = std::env::var("BENCH_IDLE_SECS")
@@ -794,5 +760,39 @@ fn main() {
             let _ = child.wait();
         }
     }
+    // 7. Scale of the reference server: fan-out latency of one change to 1,000 followers of
+    // each kind, then how many held long-polls and open streams it carries at once.
+    if run("server") {
+        let addr = base.trim_start_matches("http://").to_string();
+        for (kind, goal_label) in [("value-stream", "streams"), ("value-wait", "long-polls")] {
+            let (p50, p99, max) = fan_out(&base, &addr, kind, 1000);
+            row(
+                &mut rows,
+                &[
+                    format!("reference server fan-out: one change to 1,000 {goal_label} ({kind})"),
+                    "measured, no goal".into(),
+                    format!("p50 {p50:.1} ms, p99 {p99:.1} ms, last {max:.1} ms after the change"),
+                    "—".into(),
+                    "—".into(),
+                ],
+            );
+        }
+        let each = std::env::var("BENCH_HELD")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(4000usize);
+        let (opened, answered) = held(&base, &addr, each);
+        row(
+            &mut rows,
+            &[
+                format!("reference server: {each} held long-polls and {each} open streams at once"),
+                "measured, no goal".into(),
+                format!("opened in {opened:.2} s; all {} answered {answered:.2} s after one change each", 2 * each),
+                "—".into(),
+                "—".into(),
+            ],
+        );
+    }
+
     eprintln!("{} rows", rows.len());
 }
