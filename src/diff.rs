@@ -15,7 +15,6 @@
 //! over the whole text (BENCHMARKS.md), and a change never pairs with a look-alike line of
 //! another member.
 
-use std::fmt::Write as _;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -23,7 +22,10 @@ use crossterm::style::{Attribute, Color, Stylize};
 use lrwatch::Body;
 use serde_json::Value;
 use similar::udiff::UnifiedHunkHeader;
-use similar::{capture_diff_deadline, group_diff_ops, Algorithm, ChangeTag, DiffOp};
+use similar::{
+    capture_diff_deadline, capture_diff_slices_deadline, group_diff_ops, Algorithm, ChangeTag,
+    DiffOp,
+};
 
 use crate::sanitize::for_terminal;
 
@@ -78,12 +80,12 @@ pub fn render(
 ) -> String {
     let old_lines: Vec<&str> = old.text.split_inclusive('\n').collect();
     let new_lines: Vec<&str> = new.text.split_inclusive('\n').collect();
+    let deadline = Instant::now() + LINE_DEADLINE;
     let mut anchors = vec![(0, 0)];
     if let (Some(a), Some(b)) = (&old.tree, &new.tree) {
-        align(a, b, (0, 0), &mut anchors);
+        align(a, b, (0, 0), deadline, &mut anchors);
     }
     anchors.push((old_lines.len(), new_lines.len()));
-    let deadline = Instant::now() + LINE_DEADLINE;
     let mut ops: Vec<DiffOp> = Vec::new();
     for pair in anchors.windows(2) {
         let ((o0, n0), (o1, n1)) = (pair[0], pair[1]);
@@ -112,13 +114,8 @@ pub fn render(
         s.attribute(Attribute::Bold).to_string()
     }));
     for hunk in group_diff_ops(ops, CONTEXT) {
-        let _ = writeln!(
-            out,
-            "{}",
-            paint(&UnifiedHunkHeader::new(&hunk).to_string(), color, |s| s
-                .with(Color::Cyan)
-                .to_string())
-        );
+        let header = format!("{}\n", UnifiedHunkHeader::new(&hunk));
+        out.push_str(&paint(&header, color, |s| s.with(Color::Cyan).to_string()));
         for op in &hunk {
             // Word emphasis only shows in color and only where lines were replaced: every
             // other line is printed whole (much cheaper on large diffs).
@@ -256,11 +253,13 @@ fn push_op(ops: &mut Vec<DiffOp>, op: DiffOp) {
 
 /// Lines up two sorted JSON values whose pretty texts start at lines `at`, recording in
 /// `anchors` the (old, new) line pairs where a part of one corresponds to a part of the
-/// other; returns how many lines each value takes. The anchors only ever grow.
+/// other; returns how many lines each value takes. The anchors only ever grow. The diffs of
+/// array items run against `deadline`, like the line diff.
 fn align(
     old: &Value,
     new: &Value,
     at: (usize, usize),
+    deadline: Instant,
     anchors: &mut Vec<(usize, usize)>,
 ) -> (usize, usize) {
     let (mut o, mut n) = (at.0 + 1, at.1 + 1);
@@ -274,7 +273,7 @@ fn align(
             return;
         }
         anchors.push((*o, *n));
-        let (la, lb) = align(a, b, (*o, *n), anchors);
+        let (la, lb) = align(a, b, (*o, *n), deadline, anchors);
         *o += la;
         *n += lb;
         anchors.push((*o, *n));
@@ -312,33 +311,70 @@ fn align(
             }
         }
         (Value::Array(a), Value::Array(b)) if !a.is_empty() && !b.is_empty() => {
-            // Items in place when the lengths agree; otherwise the common prefix and suffix
-            // correspond and the line diff sorts out the middle.
-            let (head, tail) = if a.len() == b.len() {
-                (a.len(), 0)
-            } else {
-                let head = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-                let tail = a[head..]
-                    .iter()
-                    .rev()
-                    .zip(b[head..].iter().rev())
-                    .take_while(|(x, y)| x == y)
-                    .count();
-                (head, tail)
-            };
-            for (va, vb) in a[..head].iter().zip(&b[..head]) {
-                pair(va, vb, &mut o, &mut n, anchors);
-            }
-            o += a[head..a.len() - tail].iter().map(lines).sum::<usize>();
-            n += b[head..b.len() - tail].iter().map(lines).sum::<usize>();
-            for (va, vb) in a[a.len() - tail..].iter().zip(&b[b.len() - tail..]) {
-                pair(va, vb, &mut o, &mut n, anchors);
+            // Items are lined up by a diff of the items themselves (each by a digest of its
+            // content): a shifted window pairs each item with its equal, and items replaced
+            // one for one are paired and lined up inside.
+            let digests = |items: &[Value]| items.iter().map(digest).collect::<Vec<u64>>();
+            let (da, db) = (digests(a), digests(b));
+            for op in capture_diff_slices_deadline(Algorithm::Myers, &da, &db, Some(deadline)) {
+                match op {
+                    DiffOp::Replace {
+                        old_index,
+                        old_len,
+                        new_index,
+                        new_len,
+                    } if old_len == new_len => {
+                        for (va, vb) in a[old_index..old_index + old_len]
+                            .iter()
+                            .zip(&b[new_index..new_index + new_len])
+                        {
+                            pair(va, vb, &mut o, &mut n, anchors);
+                        }
+                    }
+                    // Equal items, or items on one side only: the line diff between the
+                    // anchors around them sorts them out.
+                    op => {
+                        o += a[op.old_range()].iter().map(lines).sum::<usize>();
+                        n += b[op.new_range()].iter().map(lines).sum::<usize>();
+                    }
+                }
             }
         }
         _ => return (lines(old), lines(new)),
     }
     // The closing bracket.
     (o + 1 - at.0, n + 1 - at.1)
+}
+
+/// A digest of a value's content, to diff array items as units.
+fn digest(value: &Value) -> u64 {
+    fn feed(value: &Value, h: &mut std::hash::DefaultHasher) {
+        use std::hash::Hash;
+        match value {
+            Value::Null => 0u8.hash(h),
+            Value::Bool(b) => (1u8, b).hash(h),
+            Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                (Some(i), _, _) => (2u8, i).hash(h),
+                (_, Some(u), _) => (6u8, u).hash(h),
+                (_, _, f) => (7u8, f.map(f64::to_bits)).hash(h),
+            },
+            Value::String(s) => (3u8, s).hash(h),
+            Value::Array(items) => {
+                (4u8, items.len()).hash(h);
+                items.iter().for_each(|v| feed(v, h));
+            }
+            Value::Object(members) => {
+                (5u8, members.len()).hash(h);
+                for (k, v) in members {
+                    k.hash(h);
+                    feed(v, h);
+                }
+            }
+        }
+    }
+    let mut h = std::hash::DefaultHasher::new();
+    feed(value, &mut h);
+    std::hash::Hasher::finish(&h)
 }
 
 /// How many lines `serde_json::to_string_pretty` gives a value: one for a scalar or an empty
@@ -375,6 +411,10 @@ mod tests {
             text: s.to_string(),
             tree: None,
         }
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
     }
 
     const LABELS: Labels<'static> = Labels {
@@ -473,6 +513,13 @@ mod tests {
     }
 
     #[test]
+    fn colored_hunks_have_no_blank_lines() {
+        let out = render(&text("a\nb\n"), &text("a\nc\n"), &LABELS, true, true);
+        assert_eq!(out.lines().count(), 6, "{out:?}");
+        assert!(!out.contains("\n\n"), "{out:?}");
+    }
+
+    #[test]
     fn replaced_blocks_of_unequal_size_are_shown_without_emphasis() {
         let out = render(
             &text("x\nsame\n"),
@@ -547,6 +594,38 @@ mod tests {
     }
 
     #[test]
+    fn a_shifted_window_is_an_item_out_and_an_item_in() {
+        let changed = |a: &str, b: &str| {
+            let (old, new) = (normalized(Some(&body(a))), normalized(Some(&body(b))));
+            let diff = render(&old, &new, &LABELS, false, false);
+            assert_eq!(patch(&old.text, &diff), new.text, "{diff}");
+            diff.lines()
+                .skip(2)
+                .filter(|l| l.starts_with(['-', '+']))
+                .count()
+        };
+        // The last item gains a comma; one number goes, one comes: not every line changed.
+        assert_eq!(
+            changed(
+                r#"{"recent":[1,2,3,4,5,6,7,8]}"#,
+                r#"{"recent":[2,3,4,5,6,7,8,9]}"#
+            ),
+            4
+        );
+        let items = |range: std::ops::Range<u32>| {
+            let items: Vec<Value> = range
+                .map(|i| serde_json::json!({"id": i, "v": i * 10}))
+                .collect();
+            Value::Array(items).to_string()
+        };
+        assert!(changed(&items(0..200), &items(1..201)) <= 10);
+        // Items changed in place are still lined up inside.
+        let mut moved: Vec<Value> = serde_json::from_str(&items(0..200)).unwrap();
+        moved[7]["v"] = 1.into();
+        assert_eq!(changed(&items(0..200), &Value::Array(moved).to_string()), 2);
+    }
+
+    #[test]
     fn line_counts_match_the_pretty_text() {
         for json in [
             r#"{"a":[],"b":{},"c":[1,[2,[3]]],"d":{"e":{"f":"g\nh"}}}"#,
@@ -558,7 +637,7 @@ mod tests {
             assert_eq!(lines(tree), compared.text.lines().count(), "{json}");
             let mut anchors = Vec::new();
             assert_eq!(
-                align(tree, tree, (0, 0), &mut anchors),
+                align(tree, tree, (0, 0), soon(), &mut anchors),
                 (lines(tree), lines(tree))
             );
             // A value lined up with itself needs no anchor inside.
@@ -577,6 +656,7 @@ mod tests {
             old.tree.as_ref().unwrap(),
             new.tree.as_ref().unwrap(),
             (0, 0),
+            soon(),
             &mut anchors,
         );
         let (old_lines, new_lines): (Vec<&str>, Vec<&str>) =

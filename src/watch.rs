@@ -5,7 +5,7 @@
 use std::io::{self, BufWriter};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use lrwatch::{Client, Event, Follow, Level, Update};
@@ -19,6 +19,9 @@ use crate::output::Printer;
 use crate::sanitize::for_terminal;
 use crate::select::Selector;
 use crate::status::Stderr;
+
+/// The longest a printed event waits in the buffer while more keep coming.
+const HOLD_AT_MOST: Duration = Duration::from_millis(50);
 
 /// Where events go: stdout, or a command.
 enum Sink {
@@ -91,6 +94,7 @@ fn pump(
 ) -> Result<Ending> {
     let deadline = config.timeout.map(|t| Instant::now() + t);
     let mut emitted = 0u64;
+    let mut flushed_at = Instant::now();
     loop {
         // Take what is waiting without blocking; only before waiting is stdout flushed. An
         // event shows the moment it arrives, yet a burst goes out in large writes (the buffer
@@ -99,6 +103,7 @@ fn pump(
             Some(update) => Some(update),
             None => {
                 flush_first(sink)?;
+                flushed_at = Instant::now();
                 match deadline {
                     None => follow.recv(),
                     Some(deadline) => {
@@ -128,13 +133,15 @@ fn pump(
                 match sink {
                     Sink::Print(printer) => {
                         // With a status line, each event is flushed so the line is redrawn
-                        // below it.
-                        let flush = stderr.draws_status();
+                        // below it; under a backlog that never drains (events slower to
+                        // handle than they come), at least every `HOLD_AT_MOST`.
+                        let flush = stderr.draws_status() || flushed_at.elapsed() >= HOLD_AT_MOST;
                         stderr
                             .around_event(|| {
                                 printer.event(&event)?;
                                 if flush {
                                     printer.flush()?;
+                                    flushed_at = Instant::now();
                                 }
                                 Ok::<_, io::Error>(())
                             })
