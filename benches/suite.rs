@@ -164,6 +164,27 @@ fn peak_rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Seconds lrwatch takes to print the initial value and `events` more of `url` over
+/// `transport` as `--json` to /dev/null.
+fn drain_seconds(transport: &str, url: &str, events: usize) -> f64 {
+    let t0 = Instant::now();
+    let status = Command::new(LRWATCH)
+        .args([
+            "--json",
+            "-q",
+            "-n",
+            &(events + 1).to_string(),
+            "--transport",
+            transport,
+            url,
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    t0.elapsed().as_secs_f64()
+}
+
 /// A server for the socket throughput: `GET /r` advertises a `multiplex-socket` at `/sock`
 /// (and answers 304 to a catch-up); the socket acknowledges the subscription, then pushes
 /// `events` updates of a small JSON value back to back. Returns its address and how many bytes
@@ -634,22 +655,7 @@ fn main() {
                 });
             }
         });
-        let t0 = Instant::now();
-        let status = Command::new(LRWATCH)
-            .args([
-                "--json",
-                "-q",
-                "-n",
-                &(events + 1).to_string(),
-                "--transport",
-                "value-stream",
-                &format!("http://{addr}/r"),
-            ])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let ours = t0.elapsed().as_secs_f64();
+        let ours = drain_seconds("value-stream", &format!("http://{addr}/r"), events);
         let t0 = Instant::now();
         let status = Command::new("curl")
             .args(["-s", "-N", "-o", "/dev/null", &format!("http://{addr}/s")])
@@ -675,22 +681,7 @@ fn main() {
         // The same over one socket (multiplex-socket, form B): a scripted server pushes every
         // update as soon as the subscription is acknowledged.
         let (addr, bytes) = socket_server(events);
-        let t0 = Instant::now();
-        let status = Command::new(LRWATCH)
-            .args([
-                "--json",
-                "-q",
-                "-n",
-                &(events + 1).to_string(),
-                "--transport",
-                "multiplex-socket",
-                &format!("http://{addr}/r"),
-            ])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let ours = t0.elapsed().as_secs_f64();
+        let ours = drain_seconds("multiplex-socket", &format!("http://{addr}/r"), events);
         row(
             &mut rows,
             &[
