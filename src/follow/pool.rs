@@ -19,40 +19,64 @@ use crate::http::{FetchError, HttpClient, Response};
 /// Work for a pool thread.
 pub(super) type Job = Box<dyn FnOnce() + Send>;
 
-/// Threads that run jobs in the order given; they end when the pool is dropped.
+/// Threads that run jobs in the order given: started as jobs find none idle, up to a limit,
+/// so a follow of one resource starts one or two, not the whole pool. They end when the pool
+/// is dropped.
 #[derive(Debug)]
 pub(super) struct Pool {
-    /// `None` when no thread could be started: jobs then run on the caller's thread.
-    jobs: Mutex<Option<Sender<Job>>>,
+    name: String,
+    max: usize,
+    jobs: Mutex<Sender<Job>>,
+    queue: Arc<Mutex<Receiver<Job>>>,
+    threads: Arc<Mutex<Threads>>,
+}
+
+/// A pool's threads: how many were started, and how many wait for a job no one has claimed.
+#[derive(Debug, Default)]
+struct Threads {
+    started: usize,
+    idle: usize,
 }
 
 impl Pool {
-    /// Starts `threads` threads named `name N`.
-    pub(super) fn start(name: &str, threads: usize) -> Pool {
+    /// A pool of at most `max` threads named `name N`; none runs yet.
+    pub(super) fn start(name: &str, max: usize) -> Pool {
         let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        let mut started = 0;
-        for i in 0..threads {
-            let rx = Arc::clone(&rx);
-            let spawned = std::thread::Builder::new()
-                .name(format!("{name} {i}"))
-                .spawn(move || work(&rx));
-            started += usize::from(spawned.is_ok());
-        }
         Pool {
-            jobs: Mutex::new((started > 0).then_some(tx)),
+            name: name.to_string(),
+            max,
+            jobs: Mutex::new(tx),
+            queue: Arc::new(Mutex::new(rx)),
+            threads: Arc::default(),
         }
     }
 
-    /// Runs `job` on a pool thread, or here when there is none.
+    /// Runs `job` on a pool thread: an idle one, else a new one while under the limit, else
+    /// the first to be done; here when no thread can be started at all.
     pub(super) fn submit(&self, job: Job) {
-        let sent = match &*self.jobs.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(jobs) => jobs.send(job).map_err(|e| e.0),
-            None => Err(job),
-        };
-        if let Err(job) = sent {
-            job();
+        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        if threads.idle > 0 {
+            // Claimed: an idle thread takes the next job from the queue.
+            threads.idle -= 1;
+        } else if threads.started < self.max {
+            let (queue, pool) = (Arc::clone(&self.queue), Arc::clone(&self.threads));
+            let spawned = std::thread::Builder::new()
+                .name(format!("{} {}", self.name, threads.started))
+                .spawn(move || work(&queue, &pool));
+            threads.started += usize::from(spawned.is_ok());
         }
+        if threads.started == 0 {
+            drop(threads);
+            job();
+            return;
+        }
+        drop(threads);
+        // The receiving end lives as long as the pool: a send cannot fail.
+        let _ = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(job);
     }
 
     /// Runs `f` on a pool thread and waits for what it returns; `None` if it panicked.
@@ -96,7 +120,7 @@ impl Pool {
     }
 }
 
-fn work(jobs: &Mutex<Receiver<Job>>) {
+fn work(jobs: &Mutex<Receiver<Job>>, threads: &Mutex<Threads>) {
     loop {
         // The lock is held only while taking a job, not while running it.
         let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
@@ -109,6 +133,7 @@ fn work(jobs: &Mutex<Receiver<Job>>) {
             // The follow is gone.
             Err(_) => return,
         }
+        threads.lock().unwrap_or_else(|e| e.into_inner()).idle += 1;
     }
 }
 
@@ -166,10 +191,47 @@ mod tests {
     }
 
     #[test]
+    fn threads_start_only_when_none_is_idle_and_up_to_the_limit() {
+        let pool = Pool::start("lazy", 3);
+        let threads = |pool: &Pool| pool.threads.lock().unwrap().started;
+        assert_eq!(threads(&pool), 0);
+        assert_eq!(pool.call(|| 1), Some(1));
+        // The thread counts itself idle just after answering: wait for that.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while pool.threads.lock().unwrap().idle == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the thread never went idle"
+            );
+            std::thread::yield_now();
+        }
+        assert_eq!(pool.call(|| 2), Some(2));
+        assert_eq!(threads(&pool), 1);
+        // Four jobs held at once: three threads, the fourth job waits its turn.
+        let (release, held) = mpsc::channel::<()>();
+        let held = Arc::new(Mutex::new(held));
+        let (done, finished) = mpsc::channel();
+        for i in 0..4 {
+            let (held, done) = (Arc::clone(&held), done.clone());
+            pool.submit(Box::new(move || {
+                let _ = held.lock().unwrap().recv();
+                done.send(i).unwrap();
+            }));
+        }
+        assert_eq!(threads(&pool), 3);
+        for _ in 0..4 {
+            release.send(()).unwrap();
+        }
+        let mut seen: Vec<i32> = (0..4)
+            .map(|_| finished.recv_timeout(Duration::from_secs(5)).unwrap())
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, [0, 1, 2, 3]);
+    }
+
+    #[test]
     fn without_threads_jobs_run_on_the_caller() {
-        let pool = Pool {
-            jobs: Mutex::new(None),
-        };
+        let pool = Pool::start("none", 0);
         let here = std::thread::current().id();
         assert_eq!(
             pool.call(move || std::thread::current().id() == here),
