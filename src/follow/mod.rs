@@ -1,9 +1,14 @@
-//! The follow engine: one follower thread per resource, each discovering what the resource
-//! offers, choosing a transport, and sending events over one channel to the consumer.
+//! The follow engine: one follower per resource, each discovering what the resource offers,
+//! choosing a transport, and sending events over one channel to the consumer.
+//!
+//! Threads: a follower starts on a thread of its own (a launcher starts at most
+//! `MAX_STARTING` at a time); one that long-polls or reads a stream keeps it, one that joins a
+//! multiplexed connection is parked there without one (`parked`); short requests of all
+//! followers run on shared threads (`pool`).
 //!
 //! A transport is a module with a `run(&mut Ctx) -> Next` loop that turns responses into
 //! events through `Ctx::apply`; adding one means adding a module and a match arm in
-//! `follow_resource`. Deduplication, removal and capability re-reading live in `Ctx`, so
+//! `drive`. Deduplication, removal and capability re-reading live in `Ctx`, so
 //! every transport obeys "only real changes, never the same value twice in a row".
 
 mod callbacks;
@@ -231,7 +236,8 @@ impl Client {
         })
     }
 
-    /// Starts following each URL on its own thread; events arrive on the returned [`Follow`].
+    /// Starts following each URL (a few dozen start at a time; see the module's threads);
+    /// events arrive on the returned [`Follow`].
     pub fn follow(&self, urls: impl IntoIterator<Item = Url>) -> Follow {
         let urls: Vec<Url> = urls.into_iter().collect();
         let (tx, rx) = mpsc::channel();
@@ -585,7 +591,7 @@ impl Ctx {
     }
 
     /// A short GET of `url` for this resource (discovery, a catch-up, a poll), made on the
-    /// shared request threads (see `requests`).
+    /// shared request threads (see `pool`).
     fn short_get(
         &self,
         url: &Url,
@@ -920,8 +926,8 @@ fn retry_after(value: Option<&str>) -> Option<Duration> {
 /// One resource from discovery to the end.
 fn follow_resource(mut ctx: Ctx, permit: Permit) {
     let url = ctx.url.clone();
-    // The room to start is given back after the first answer (or failure): a resource whose
-    // server makes it wait and retry must not hold back the others.
+    // The room to start is given back once discovery is over, or when the server says to
+    // come back later: a resource that waits to retry must not hold back the others.
     let mut permit = Some(permit);
     // Discovery: the first GET. Failing to get any answer at all is fatal (the URL is
     // probably wrong); an HTTP error status is retried, as the server may be starting.
@@ -930,13 +936,10 @@ fn follow_resource(mut ctx: Ctx, permit: Permit) {
             return;
         }
         ctx.trace(format!("GET {url}"));
-        let answer = ctx.short_get(&url, &[]);
-        if !matches!(answer, Ok(ref r) if matches!(r.status, 200..=299 | 404 | 410)) {
-            permit = None;
-        }
-        match answer {
+        match ctx.short_get(&url, &[]) {
             Ok(r) if matches!(r.status, 200..=299 | 404 | 410) => break r,
             Ok(r) => {
+                permit = None;
                 if matches!(ctx.retry_response(&r), Outcome::Stop) {
                     return;
                 }
