@@ -19,7 +19,8 @@ pub(super) enum HubEvent {
     /// The subscription is in place on a (new) connection: catch up once.
     Connected,
     /// A new value (or a deletion) arrived.
-    /// (Boxed: an inbox's channel reserves room for 31 events of the largest kind at once.)
+    /// (Boxed: events wait in queues, a mailbox's or a webhook follower's channel, whose slots
+    /// are as large as the largest kind.)
     Push(Box<Push>),
     /// "It changed": fetch it.
     Hint,
