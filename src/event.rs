@@ -69,20 +69,46 @@ impl Body {
         }
     }
 
+    /// Like [`Body::new`], and also JSON when it parses and `json_seen` (another
+    /// representation of the same resource was labelled JSON), or when it is labelled
+    /// `text/html` but is a JSON object or array: servers mislabel JSON (the protocol's public
+    /// test server sends it as `text/html`), and an HTML page is never one.
+    pub fn typed(bytes: Vec<u8>, content_type: Option<String>, json_seen: bool) -> Body {
+        let mut body = Body::new(bytes, content_type);
+        if body.json.is_none() {
+            let html = body
+                .content_type
+                .as_deref()
+                .is_some_and(|ct| media_essence(ct) == "text/html");
+            if json_seen || html {
+                body.json = serde_json::from_slice(&body.bytes)
+                    .ok()
+                    .filter(|v: &serde_json::Value| json_seen || v.is_object() || v.is_array());
+            }
+        }
+        body
+    }
+
     /// The body as text (invalid UTF-8 replaced), for bodies that are not JSON.
     pub fn text(&self) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(&self.bytes)
     }
 }
 
-fn is_json_media_type(content_type: &str) -> bool {
-    let essence = content_type
+/// Whether a `Content-Type` names JSON (`application/json`, `*+json`).
+pub(crate) fn is_json_media_type(content_type: &str) -> bool {
+    let essence = media_essence(content_type);
+    essence == "application/json" || essence.ends_with("+json")
+}
+
+/// The media type without parameters, lowercased.
+fn media_essence(content_type: &str) -> String {
+    content_type
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase();
-    essence == "application/json" || essence.ends_with("+json")
+        .to_ascii_lowercase()
 }
 
 /// One change of a followed resource (or its initial state).
@@ -171,5 +197,27 @@ mod tests {
         assert_eq!(j("1", Some("text/plain")), None);
         assert_eq!(j("nope", Some("application/json")), None);
         assert_eq!(j("hello", None), None);
+    }
+
+    #[test]
+    fn typed_follows_the_resource_and_mislabelled_html() {
+        let t = |b: &str, ct: Option<&str>, seen| {
+            Body::typed(b.into(), ct.map(String::from), seen).json
+        };
+        let html = Some("text/html; charset=utf-8");
+        assert_eq!(
+            t("{\"a\":1}", html, false),
+            Some(serde_json::json!({"a":1}))
+        );
+        assert_eq!(t("[1]", html, false), Some(serde_json::json!([1])));
+        // A bare number in HTML stays text unless the resource spoke JSON elsewhere.
+        assert_eq!(t("42", html, false), None);
+        assert_eq!(t("42", html, true), Some(serde_json::json!(42)));
+        assert_eq!(t("42", Some("text/plain"), false), None);
+        assert_eq!(
+            t("42", Some("text/plain"), true),
+            Some(serde_json::json!(42))
+        );
+        assert_eq!(t("<p>hi</p>", html, true), None);
     }
 }

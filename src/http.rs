@@ -25,6 +25,9 @@ pub struct Response {
     pub status: u16,
     /// The URL that answered, after redirects: the base for relative links.
     pub url: Url,
+    /// Whether every redirect followed to get here (if any) was permanent (301, 308): the
+    /// final URL may then be remembered in place of the one asked.
+    pub moved_permanently: bool,
     /// All response headers.
     pub headers: HeaderMap,
     /// The body (empty for HEAD and 304).
@@ -147,7 +150,8 @@ impl HttpClient {
         extra: &[(&str, String)],
         timeout: Duration,
     ) -> Result<Response, FetchError> {
-        let (url, mut response) = self.follow_redirects(method, url, resource, extra, timeout)?;
+        let (url, moved_permanently, mut response) =
+            self.follow_redirects(method, url, resource, extra, timeout)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response
@@ -162,6 +166,7 @@ impl HttpClient {
         Ok(Response {
             status,
             url,
+            moved_permanently,
             headers,
             body,
         })
@@ -177,7 +182,7 @@ impl HttpClient {
         extra: &[(&str, String)],
         idle: Duration,
     ) -> Result<Stream, FetchError> {
-        let (url, response) = self.follow_redirects(Method::Get, url, resource, extra, idle)?;
+        let (url, _, response) = self.follow_redirects(Method::Get, url, resource, extra, idle)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         Ok(Stream {
@@ -189,6 +194,7 @@ impl HttpClient {
     }
 
     /// Sends the request, following redirects here so each hop decides which headers it gets.
+    /// Also says whether every redirect followed was permanent.
     fn follow_redirects(
         &self,
         method: Method,
@@ -196,11 +202,13 @@ impl HttpClient {
         resource: &Url,
         extra: &[(&str, String)],
         timeout: Duration,
-    ) -> Result<(Url, ureq::http::Response<ureq::Body>), FetchError> {
+    ) -> Result<(Url, bool, ureq::http::Response<ureq::Body>), FetchError> {
         let mut url = url.clone();
+        let mut permanent = true;
         for _ in 0..=MAX_REDIRECTS {
             let response = self.send(method, &url, resource, extra, timeout)?;
-            if matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+            let status = response.status().as_u16();
+            if matches!(status, 301 | 302 | 303 | 307 | 308) {
                 let next = response
                     .headers()
                     .get("location")
@@ -208,10 +216,11 @@ impl HttpClient {
                     .and_then(|l| url.join(l).ok());
                 if let Some(next) = next {
                     url = next;
+                    permanent &= matches!(status, 301 | 308);
                     continue;
                 }
             }
-            return Ok((url, response));
+            return Ok((url, permanent, response));
         }
         Err(FetchError::Transport(format!(
             "more than {MAX_REDIRECTS} redirects"
@@ -299,6 +308,7 @@ impl HttpClient {
         Ok(Response {
             status: response.status().as_u16(),
             url: url.clone(),
+            moved_permanently: true,
             headers: response.headers().clone(),
             body,
         })

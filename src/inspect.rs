@@ -539,6 +539,7 @@ mod tests {
         Response {
             status: 200,
             url: Url::parse("http://h/r").unwrap(),
+            moved_permanently: true,
             headers: map,
             body: Vec::new(),
         }

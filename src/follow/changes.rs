@@ -326,10 +326,14 @@ impl Ctx {
     /// Starts over from the resource: reads the listing and reports what differs from the
     /// items held (no duplicate adds), then continues from the checkpoint it advertises.
     pub(super) fn restart(&mut self, transport: Mechanism) -> bool {
-        let url = self.url.clone();
+        let url = self.resource_url();
         self.trace(format!("GET {url} (starting over)"));
-        let response = match self.http.get(&url, &url, &[], REQUEST_TIMEOUT) {
-            Ok(r) if (200..300).contains(&r.status) => r,
+        let resource = self.url.clone();
+        let response = match self.http.get(&url, &resource, &[], REQUEST_TIMEOUT) {
+            Ok(r) if (200..300).contains(&r.status) => {
+                self.relocate(&r);
+                r
+            }
             Ok(r) => {
                 self.trace(format!("HTTP {} reading the collection", r.status));
                 return true;
@@ -465,7 +469,7 @@ pub(super) fn run_stream(ctx: &mut Ctx) -> Next {
                         .iter()
                         .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v)))
                         .collect();
-                    let base = ctx.url.clone();
+                    let base = ctx.location.clone();
                     let markers = Markers::read(pairs, &base);
                     let content_type = header(&headers, "Content-Type").map(str::to_string);
                     ctx.apply_changes_push(
@@ -489,7 +493,7 @@ pub(super) fn run_stream(ctx: &mut Ctx) -> Next {
 
 /// Takes in a push from a multiplexed connection in changes mode.
 pub(super) fn apply_hub_push(ctx: &mut Ctx, push: Push, transport: Mechanism) -> bool {
-    let base = ctx.url.clone();
+    let base = ctx.location.clone();
     let markers = Markers::read(
         push.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         &base,

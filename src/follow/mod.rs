@@ -268,6 +268,10 @@ impl Client {
                     let ctx = Ctx {
                         uri: url.to_string(),
                         url: url.clone(),
+                        location: url.clone(),
+                        moved_for_good: false,
+                        json_seen: false,
+                        unsettled: false,
                         http: http.clone(),
                         options: Arc::clone(&options),
                         tx: tx.clone(),
@@ -464,6 +468,21 @@ enum Known {
     Removed,
 }
 
+/// What a conditional GET of the resource found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    /// 304: the value held is current.
+    Unchanged,
+    /// A value that differs from the one held: reported.
+    Changed,
+    /// A full answer with the value held (or an answer that is not about the value).
+    Same,
+    /// No answer; the transport's own reconnects deal with it.
+    Failed,
+    /// Following stops.
+    Stop,
+}
+
 /// What a transport loop asks the engine to do when it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Next {
@@ -476,7 +495,21 @@ enum Next {
 /// One resource's follower state, shared by its transports.
 struct Ctx {
     uri: String,
+    /// The URL the user gave: the key the follower is known by, and what events name.
     url: Url,
+    /// Where the resource lives: the final URL of its latest full response, after redirects.
+    /// Subscriptions and multiplexed names use it (a server pushes only under its own name).
+    location: Url,
+    /// Whether `location` was reached by permanent redirects only: catch-ups then go there
+    /// directly; after a temporary one the user's URL is asked again.
+    moved_for_good: bool,
+    /// Whether any representation of the resource was labelled JSON: its values are then read
+    /// as JSON whichever transport brought them (servers mislabel some of them).
+    json_seen: bool,
+    /// A catch-up GET reported a value newer than the transport had delivered: pushes read
+    /// after it may be older than what was printed, so each is settled by a conditional GET
+    /// until the transport is seen to have caught up.
+    unsettled: bool,
     http: HttpClient,
     options: Arc<Options>,
     tx: Sender<Update>,
@@ -721,6 +754,7 @@ impl Ctx {
             return false;
         }
         self.known = Known::Value(bytes.clone());
+        let body = self.body(bytes, content_type);
         self.send(Update::Event(Event {
             kind: EventKind::Value,
             uri: self.uri.clone(),
@@ -728,9 +762,19 @@ impl Ctx {
             etag: self.etag.clone(),
             transport,
             time: SystemTime::now(),
-            body: Some(Body::new(bytes, content_type)),
+            body: Some(body),
             initial,
         }))
+    }
+
+    /// Types a value of this resource: as JSON when it parses and any of the resource's
+    /// representations was labelled JSON, so one resource's values do not switch between text
+    /// and JSON with the transport that brought them (see [`Body::typed`]).
+    fn body(&mut self, bytes: Vec<u8>, content_type: Option<String>) -> Body {
+        self.json_seen |= content_type
+            .as_deref()
+            .is_some_and(crate::event::is_json_media_type);
+        Body::typed(bytes, content_type, self.json_seen)
     }
 
     fn emit_removed(&mut self, transport: Mechanism, initial: bool) -> bool {
@@ -750,16 +794,23 @@ impl Ctx {
         }))
     }
 
-    /// Takes in a pushed value. A push that names the value it replaces (`Previous-ETag`)
-    /// is applied only when that is the value held; otherwise a push was missed, or this one
-    /// is older than what a catch-up already fetched, and one conditional GET settles which
-    /// (so a newer value is never followed by an older one). Returns false to stop.
+    /// Takes in a pushed value. An ETag equal to the one held is no change (a stream's
+    /// opening event, say). A push that names the value it replaces (`Previous-ETag`) is
+    /// applied only when that is the value held; otherwise a push was missed, or this one is
+    /// older than what a catch-up already fetched, and one conditional GET settles which. The
+    /// same after a catch-up overtook the transport, for pushes without that chain (see
+    /// `unsettled`). So a value older than one printed is never printed. Returns false to stop.
     fn apply_push(&mut self, push: Push, transport: Mechanism) -> bool {
-        let out_of_chain = match (&push.previous_etag, &self.etag) {
-            (Some(previous), Some(held)) => previous != held && push.etag.as_ref() != Some(held),
+        if push.etag.is_some() && push.etag == self.etag {
+            // The transport has caught up with what a catch-up fetched.
+            self.unsettled = false;
+            return true;
+        }
+        let chained = match (&push.previous_etag, &self.etag) {
+            (Some(previous), Some(held)) => previous == held,
             _ => false,
         };
-        if out_of_chain {
+        if push.previous_etag.is_some() && self.etag.is_some() && !chained {
             self.trace(format!(
                 "a push replacing {} does not follow the ETag held ({}); fetching to settle it",
                 push.previous_etag.as_deref().unwrap_or("?"),
@@ -767,6 +818,10 @@ impl Ctx {
             ));
             return self.catch_up(transport);
         }
+        if self.unsettled && !chained {
+            return self.settle(push, transport);
+        }
+        self.unsettled = false;
         // A push without an ETag (form A) leaves none known: the event says so, and the next
         // catch-up is an unconditional GET.
         self.etag = push.etag;
@@ -775,6 +830,39 @@ impl Ctx {
             None => self.emit_removed(transport, false),
         };
         true
+    }
+
+    /// A push read after a catch-up overtook the transport may have been sent before that
+    /// catch-up's answer: one conditional GET says what is current. 304: the push is older
+    /// than the value held and is dropped. A value: it is reported (older pushes cannot follow
+    /// it any more once the transport delivered the same). Returns false to stop.
+    fn settle(&mut self, push: Push, transport: Mechanism) -> bool {
+        self.trace(format!(
+            "a push ({}) after a catch-up that overtook {transport}; fetching to settle it",
+            push.etag.as_deref().unwrap_or("no ETag")
+        ));
+        match self.check(transport) {
+            Checked::Unchanged => {
+                self.trace("the push was older than the value held; dropped".to_string());
+                true
+            }
+            Checked::Changed | Checked::Same => {
+                let pushed_is_current = match (&push.etag, &self.etag) {
+                    (Some(pushed), Some(held)) => pushed == held,
+                    _ => match (&push.body, &self.known) {
+                        (Some((bytes, _)), Known::Value(held)) => bytes == held,
+                        (None, Known::Removed) => true,
+                        _ => false,
+                    },
+                };
+                if pushed_is_current {
+                    self.unsettled = false;
+                }
+                true
+            }
+            Checked::Failed => true,
+            Checked::Stop => false,
+        }
     }
 
     /// One conditional GET of the resource, reporting what changed: after every connect and
@@ -787,28 +875,68 @@ impl Ctx {
         if self.feed.is_some() {
             return self.resync(transport);
         }
+        match self.check(transport) {
+            Checked::Changed => {
+                // Pushes the transport sent before this answer may still be on their way.
+                self.unsettled = true;
+                true
+            }
+            Checked::Stop => false,
+            Checked::Unchanged | Checked::Same | Checked::Failed => true,
+        }
+    }
+
+    /// The URL to GET the resource at: where it was moved for good, else the user's (a
+    /// temporary redirect is asked again each time).
+    fn resource_url(&self) -> Url {
+        if self.moved_for_good {
+            self.location.clone()
+        } else {
+            self.url.clone()
+        }
+    }
+
+    /// Remembers where a full response of the resource itself came from (after redirects).
+    fn relocate(&mut self, response: &Response) {
+        if (200..300).contains(&response.status) && response.url != self.location {
+            self.trace(format!("the resource lives at {}", response.url));
+            self.location = response.url.clone();
+        }
+        self.moved_for_good = response.url != self.url && response.moved_permanently;
+    }
+
+    /// One conditional GET of the resource (`If-None-Match` with the ETag held), its answer
+    /// taken in; says what it found.
+    fn check(&mut self, transport: Mechanism) -> Checked {
+        if !self.running() {
+            return Checked::Stop;
+        }
         let mut headers = Vec::new();
         if let Some(etag) = &self.etag {
             headers.push(("If-None-Match", etag.clone()));
         }
-        let url = self.url.clone();
+        let url = self.resource_url();
         self.trace(format!("GET {url} (catching up)"));
         match self.short_get(&url, &headers) {
-            Ok(response) if response.status == 304 => true,
+            Ok(response) if response.status == 304 => Checked::Unchanged,
             Ok(response) => {
-                self.apply(response, transport, false);
-                true
+                self.relocate(&response);
+                match self.apply(response, transport, false) {
+                    Some(true) => Checked::Changed,
+                    Some(false) => Checked::Same,
+                    None => Checked::Failed,
+                }
             }
             Err(FetchError::TooLarge(limit)) => {
                 self.fail(Error::BodyTooLarge {
                     url: url.to_string(),
                     limit,
                 });
-                false
+                Checked::Stop
             }
             Err(FetchError::Transport(reason)) => {
                 self.trace(format!("catching up failed: {reason}"));
-                true
+                Checked::Failed
             }
         }
     }
@@ -961,6 +1089,7 @@ fn follow_resource(mut ctx: Ctx, permit: Permit) {
         }
     };
     ctx.backoff.reset();
+    ctx.relocate(&response);
     let caps = ctx
         .read_caps(&response)
         .unwrap_or_else(|| Capabilities::from_headers(&response.headers, &response.url));

@@ -52,7 +52,8 @@ impl Joined {
         let changes = ctx.feed.is_some();
         let named = match ctx.feed.as_ref().and_then(|f| f.checkpoint.clone()) {
             Some(checkpoint) => checkpoint,
-            None => ctx.url.clone(),
+            // Named where it lives: after a redirect the server pushes only under that name.
+            None => ctx.location.clone(),
         };
         let sub = Sub {
             url: ctx.url.clone(),

@@ -18,7 +18,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Next {
         } else if let Some(date) = &ctx.last_modified {
             headers.push(("If-Modified-Since", date.clone()));
         }
-        let url = ctx.url.clone();
+        let url = ctx.resource_url();
         let response = match ctx.fetch(&url, &headers, None) {
             Outcome::Response(r, _) => r,
             Outcome::Retry => continue,
@@ -31,6 +31,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Next {
             continue;
         }
         if response.status != 304 {
+            ctx.relocate(&response);
             ctx.apply(response, SELF, false);
         }
         ctx.succeeded();

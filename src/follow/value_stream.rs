@@ -12,14 +12,42 @@ const SELF: Mechanism = Mechanism::ValueStream;
 
 /// Follows the value stream until shutdown or a fall back.
 pub(super) fn run(ctx: &mut Ctx) -> Next {
-    sse::run(ctx, SELF, handle)
+    // The id of the event before: an event's `id` is the stream's last id, which an event
+    // that sets none inherits; only an id that an event set names its value.
+    let mut previous_id = String::new();
+    sse::run(ctx, SELF, move |ctx, event| {
+        let etag = (event.id != previous_id)
+            .then(|| entity_tag(&event.id))
+            .flatten();
+        previous_id.clone_from(&event.id);
+        handle(ctx, event, etag)
+    })
 }
 
-fn handle(ctx: &mut Ctx, event: Event) -> Flow {
+/// An event id that is an entity-tag (`"…"` or `W/"…"`), as form A servers (and ours) send
+/// their ETags: it is the pushed value's ETag.
+fn entity_tag(id: &str) -> Option<String> {
+    let opaque = id.strip_prefix("W/").unwrap_or(id);
+    let quoted = opaque.len() >= 2
+        && opaque.starts_with('"')
+        && opaque.ends_with('"')
+        && !opaque[1..opaque.len() - 1].contains('"');
+    quoted.then(|| id.to_string())
+}
+
+/// `etag`: the entity-tag the event's own id carries, if any.
+fn handle(ctx: &mut Ctx, event: Event, etag: Option<String>) -> Flow {
     let keep_going = match event.event.as_str() {
-        "message" if event.data.is_empty() => ctx.apply_push(Push::default(), SELF),
+        "message" if event.data.is_empty() => ctx.apply_push(
+            Push {
+                etag,
+                ..Push::default()
+            },
+            SELF,
+        ),
         "message" => ctx.apply_push(
             Push {
+                etag,
                 body: Some((event.data.into_bytes(), None)),
                 ..Push::default()
             },
@@ -32,7 +60,7 @@ fn handle(ctx: &mut Ctx, event: Event) -> Flow {
             Some((headers, content)) => {
                 let push = Push {
                     headers: Vec::new(),
-                    etag: header(&headers, "ETag").map(str::to_string),
+                    etag: header(&headers, "ETag").map(str::to_string).or(etag),
                     previous_etag: header(&headers, "Previous-ETag").map(str::to_string),
                     body: content.map(|c| {
                         (
@@ -60,5 +88,19 @@ fn handle(ctx: &mut Ctx, event: Event) -> Flow {
         Flow::Continue
     } else {
         Flow::Stop
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entity_tag_ids() {
+        assert_eq!(entity_tag("\"3\"").as_deref(), Some("\"3\""));
+        assert_eq!(entity_tag("W/\"a-b\"").as_deref(), Some("W/\"a-b\""));
+        for not in ["", "3", "\"", "\"a\"b\"", "W/3", "1796184825"] {
+            assert_eq!(entity_tag(not), None, "{not}");
+        }
     }
 }

@@ -23,7 +23,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Next {
             None if ctx.options.transport.is_none() => return Next::Switch(ctx.choose_auto()),
             // Forced, and the resource stopped advertising it (or is gone): keep waiting on the
             // resource itself, which a removed resource answers with 404 until it is back.
-            None => ctx.url.clone(),
+            None => ctx.resource_url(),
         };
         if ctx.options.transport.is_none() && ctx.etag.is_none() {
             return Next::Switch(ctx.choose_auto());

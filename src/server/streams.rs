@@ -56,21 +56,26 @@ pub(crate) fn reliable(request: &Request) -> Result<bool, Response> {
     }
 }
 
-/// Reads and checks `Last-Event-ID`: at most 128 characters of `[A-Za-z0-9._-]`, the ids this
-/// server hands out.
+/// Reads and checks `Last-Event-ID`: at most 128 characters of `[A-Za-z0-9._-]`, or such an
+/// entity-tag (`"…"`, `W/"…"`): the ids this server hands out.
 pub(crate) fn last_event_id(request: &Request) -> Result<Option<String>, Response> {
     let Some(id) = request.header("last-event-id") else {
         return Ok(None);
     };
+    let opaque = id.strip_prefix("W/").unwrap_or(id);
+    let opaque = opaque
+        .strip_prefix('"')
+        .and_then(|o| o.strip_suffix('"'))
+        .unwrap_or(opaque);
     if id.len() > MAX_LAST_EVENT_ID
-        || !id
+        || !opaque
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     {
         return Err(Response::error(
             400,
             &format!(
-                "malformed Last-Event-ID: at most {MAX_LAST_EVENT_ID} characters of A-Z a-z 0-9 . _ -, as this server's event ids are"
+                "malformed Last-Event-ID: at most {MAX_LAST_EVENT_ID} characters of A-Z a-z 0-9 . _ -, or such an entity-tag, as this server's event ids are"
             ),
         ));
     }
@@ -171,6 +176,16 @@ pub(crate) fn etag_id(etag: &str) -> String {
     etag.trim_matches('"').to_owned()
 }
 
+/// A value stream's event id for a value: form A's are the ETag itself, quotes included (what
+/// its specification suggests and servers do, so a client can take the id as the pushed
+/// value's ETag); B's and C's the ETag's opaque part.
+fn value_id(form: Form, etag: &str) -> String {
+    match form {
+        Form::A => etag.to_owned(),
+        _ => etag_id(etag),
+    }
+}
+
 /// A form B/C `update` event's data: a JSON headers line, then the content.
 pub(crate) fn update_data(headers: &Value, content: Option<&str>) -> String {
     match content {
@@ -225,7 +240,7 @@ pub(crate) fn value_stream(
         };
         let resumed = last_id
             .as_deref()
-            .is_some_and(|id| format!("\"{id}\"") == first.etag);
+            .is_some_and(|id| id == first.etag || format!("\"{id}\"") == first.etag);
         let opened = open_value_stream(&mut out, &app.cfg, form, kind, reliable, resumed, &first);
         if opened.is_err() {
             return;
@@ -243,7 +258,7 @@ pub(crate) fn value_stream(
             if lossy.skip() {
                 return Ok(());
             }
-            let id = reliable.then(|| etag_id(&snap.etag));
+            let id = reliable.then(|| value_id(form, &snap.etag));
             out.send(&value_event(form, kind, &snap, &previous, id.as_deref()))
         });
     }))
@@ -261,7 +276,7 @@ fn open_value_stream(
     if reliable {
         out.send(&encode_retry(cfg.retry_ms))?;
     }
-    let id = reliable.then(|| etag_id(&first.etag));
+    let id = reliable.then(|| value_id(form, &first.etag));
     match (form, kind) {
         (_, Kind::Hint) => out.send(&encode_event(Some("open"), None, "")),
         (Form::A, Kind::Value) if reliable && !resumed => out.send(&encode_event(
@@ -493,7 +508,19 @@ mod tests {
             last_event_id(&req(&[("Last-Event-ID", "t17.a_b-c")], "")).unwrap(),
             Some("t17.a_b-c".into())
         );
-        for bad in ["a b", "\"1\"", "é", &"1".repeat(MAX_LAST_EVENT_ID + 1)] {
+        for etag in ["\"1\"", "W/\"a-1\""] {
+            assert_eq!(
+                last_event_id(&req(&[("Last-Event-ID", etag)], "")).unwrap(),
+                Some(etag.into())
+            );
+        }
+        for bad in [
+            "a b",
+            "\"1",
+            "\"a\"b\"",
+            "é",
+            &"1".repeat(MAX_LAST_EVENT_ID + 1),
+        ] {
             assert!(
                 last_event_id(&req(&[("Last-Event-ID", bad)], "")).is_err(),
                 "{bad:?}"
