@@ -4,8 +4,9 @@
 //! The order is the contract's: a stream (reliable links first) · a socket · a long-poll ·
 //! `hint-stream` · callbacks (only when notifications can be received) · plain polling; when
 //! several followed resources share a multiplex endpoint, the multiplexed form of a kind comes
-//! before it. A collection (changes links, no `ETag`) or `--changes` follows the changes feed:
-//! a changes stream · a socket · a long-poll · webhooks · reading the changes link.
+//! before it. A collection (changes links, and no `ETag` or a value that is a JSON list) or
+//! `--changes` follows the changes feed: a changes stream · a socket · a long-poll · webhooks ·
+//! reading the changes link.
 //!
 //! This restates the follow engine's choice (`src/follow/mod.rs`, `preference` and `usable`)
 //! without the engine's run-time state (mechanisms it fell back from); the tests here pin the
@@ -21,8 +22,11 @@ pub struct Situation {
     pub several: bool,
     /// Webhook notifications can be received (`--callback-url` or `--callback-listen`).
     pub webhooks: bool,
-    /// The changes feed is asked for (`--changes`).
+    /// The changes feed is followed: asked for (`--changes`), or the resource is a collection
+    /// (see [`collection`]).
     pub changes: bool,
+    /// The value is asked for (`--value`), even of a collection.
+    pub value: bool,
 }
 
 /// One mechanism as `auto` weighs it.
@@ -52,10 +56,26 @@ const CHANGES_ONLY: [Mechanism; 4] = [
     Mechanism::ChangesCallback,
 ];
 
-/// Whether the changes feed is followed: asked for, or a collection (changes links, no ETag).
+/// Whether the changes feed is followed: asked for, or a collection without an ETag (one with
+/// an ETag is known to be a collection only from its value: see [`collection`]).
 pub fn follows_changes(caps: &Capabilities, situation: Situation) -> bool {
-    situation.changes
-        || (caps.etag.is_none() && CHANGES_ONLY.iter().any(|m| caps.offer(*m).is_some()))
+    situation.changes || (!situation.value && collection(caps, None))
+}
+
+/// Whether a resource is a collection, to be followed by its changes feed unless the user asks
+/// for its value: it offers changes links, and it has no `ETag` or its value (`value`, when
+/// read) is a JSON list (form A's collection shape; web frameworks such as Express put a weak
+/// ETag on every response, so an ETag alone does not make a value). A resource with an ETag
+/// whose value is not a list (the test server's `/test`, an object with a feed of deltas)
+/// stays a value.
+pub fn collection(caps: &Capabilities, value: Option<&[u8]>) -> bool {
+    let offers_changes = CHANGES_ONLY.iter().any(|m| caps.offer(*m).is_some());
+    let list = || {
+        value.is_some_and(|v| {
+            serde_json::from_slice::<serde_json::Value>(v).is_ok_and(|v| v.is_array())
+        })
+    };
+    offers_changes && (caps.etag.is_none() || list())
 }
 
 /// The offered mechanisms in the order `auto` tries them.
@@ -246,5 +266,21 @@ mod tests {
         assert!(usable(&values, Mechanism::Changes, Situation::default())
             .unwrap_err()
             .contains("--changes"));
+        // An ETag on a JSON list with changes links (Express's weak ETags): a collection.
+        assert!(collection(&values, Some(b"[{\"text\":\"hi\"}]")));
+        assert!(collection(&values, Some(b" [] ")));
+        assert!(!collection(&values, Some(b"{\"time\":3}")));
+        assert!(!collection(&values, None));
+        // Without changes links, a list is a value.
+        let list = caps(&[("etag", "\"1\""), ("link", "</r>; rel=value-wait")]);
+        assert!(!collection(&list, Some(b"[]")));
+        // --value: the collection's value is followed, by value mechanisms.
+        let asked = Situation {
+            value: true,
+            ..Situation::default()
+        };
+        let choice = choose(&c, asked);
+        assert!(!choice.changes);
+        assert_eq!(choice.mechanism, Mechanism::MultiplexWs);
     }
 }

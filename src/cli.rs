@@ -294,11 +294,22 @@ pub struct FollowArgs {
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header, help_heading = "Following")]
     pub headers: Vec<(String, String)>,
 
-    /// Follow the resource's changes feed instead of its value (the default for a collection
-    /// that offers changes links and no ETag). Items with ids become child-added,
-    /// child-changed and child-removed events; other formats a changes event.
-    #[arg(long, help_heading = "Following")]
+    /// Follow the resource's changes feed instead of its value (the default for a collection:
+    /// changes links, and no ETag or a value that is a JSON list). Items with ids become
+    /// child-added, child-changed and child-removed events; other formats a changes event.
+    #[arg(long, conflicts_with = "value", help_heading = "Following")]
     pub changes: bool,
+
+    /// Follow the resource's value, even when it is a collection with a changes feed.
+    #[arg(long, help_heading = "Following")]
+    pub value: bool,
+
+    /// On push and long-poll transports, a conditional GET of each resource every SECS
+    /// (fractions allowed; 0 turns it off), so that a server that silently forgot a
+    /// subscription is noticed: the change is reported, a warning says the server missed a
+    /// push, and the transport is resubscribed.
+    #[arg(long, value_name = "SECS", default_value_t = lrwatch::follow::DEFAULT_VERIFY.as_secs_f64(), value_parser = parse_verify, help_heading = "Following")]
+    pub verify: f64,
 
     /// Receive webhook notifications on a local listener at ADDR [default: 127.0.0.1 on a
     /// free port]; lets auto use value-callback / changes-callback.
@@ -386,6 +397,16 @@ fn parse_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 1e9 => Ok(v),
         _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
+}
+
+fn parse_verify(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v == 0.0 => Ok(0.0),
+        Ok(v) if v.is_finite() && (0.01..=1e9).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds (at least 0.01; 0 turns verifying off)"
+        )),
     }
 }
 

@@ -154,6 +154,8 @@ impl Config {
                 headers: args.headers.clone(),
                 ca_certs,
                 changes: args.changes,
+                value: args.value,
+                verify: (args.verify > 0.0).then(|| Duration::from_secs_f64(args.verify)),
                 insecure: args.insecure,
                 max_body: args.max_body,
                 max_header: usize::try_from(args.max_header).unwrap_or(usize::MAX),

@@ -171,12 +171,31 @@ pub fn inspect(url: &Url, options: &InspectOptions) -> Result<Report> {
             (get(&http, url)?, "GET", Some(why))
         }
     };
+    // With changes links and an ETag, only the value tells a collection (a JSON list) from a
+    // value with a feed of deltas: read it when HEAD did not.
+    let caps = Capabilities::from_headers(&response.headers, &response.url);
+    let undecided = caps.etag.is_some() && auto::collection(&caps, Some(b"[]"));
+    let read = if method == "HEAD" && undecided {
+        Some(get(&http, url)?.body)
+    } else {
+        None
+    };
+    let value = if method == "GET" {
+        Some(response.body.as_slice())
+    } else {
+        read.as_deref()
+    };
+    let situation = Situation {
+        changes: auto::collection(&caps, value),
+        ..Situation::default()
+    };
     Ok(report(
         url,
         &response,
         method,
         fallback,
         raw_links(&response),
+        situation,
     ))
 }
 
@@ -210,6 +229,7 @@ pub fn report(
     method: &'static str,
     fallback: Option<String>,
     raw_links: Vec<String>,
+    situation: Situation,
 ) -> Report {
     let caps = Capabilities::from_headers(&response.headers, &response.url);
     let links = caps
@@ -230,8 +250,8 @@ pub fn report(
         })
         .collect();
     let forms = forms(&caps, response, &raw_links);
-    let mechanisms = mechanisms(&caps);
-    let auto = auto_report(&caps);
+    let mechanisms = mechanisms(&caps, situation);
+    let auto = auto_report(&caps, situation);
     Report {
         url: url.clone(),
         final_url: response.url.clone(),
@@ -424,8 +444,7 @@ fn params_json(params: &[(String, String)]) -> Value {
     )
 }
 
-fn mechanisms(caps: &Capabilities) -> Vec<MechanismReport> {
-    let alone = Situation::default();
+fn mechanisms(caps: &Capabilities, alone: Situation) -> Vec<MechanismReport> {
     Mechanism::ALL
         .into_iter()
         .map(|mechanism| {
@@ -474,14 +493,14 @@ fn poll_reason(caps: &Capabilities) -> String {
     format!("always possible: {how}, {every}")
 }
 
-fn auto_report(caps: &Capabilities) -> AutoReport {
-    let choice = auto::choose(caps, Situation::default());
+fn auto_report(caps: &Capabilities, situation: Situation) -> AutoReport {
+    let choice = auto::choose(caps, situation);
     let changes = choice.changes;
     let several = auto::choose(
         caps,
         Situation {
             several: true,
-            ..Situation::default()
+            ..situation
         },
     );
     let mut reasons = Vec::new();
@@ -495,10 +514,12 @@ fn auto_report(caps: &Capabilities) -> AutoReport {
     }
     let offered_others = caps.offers.len() > 1;
     if changes {
-        reasons.insert(
-            0,
-            "the changes feed is followed: the resource offers changes links and no ETag".into(),
-        );
+        let why = if caps.etag.is_none() {
+            "the changes feed is followed: the resource offers changes links and no ETag"
+        } else {
+            "the changes feed is followed: the resource offers changes links and its value is a JSON list (a collection)"
+        };
+        reasons.insert(0, why.into());
     }
     reasons.push(match choice.mechanism {
         Mechanism::Poll if !offered_others => {
@@ -548,7 +569,7 @@ mod tests {
     fn report_of(headers: &[(&'static str, &str)]) -> Report {
         let r = response(headers);
         let raw = raw_links(&r);
-        report(&r.url.clone(), &r, "HEAD", None, raw)
+        report(&r.url.clone(), &r, "HEAD", None, raw, Situation::default())
     }
 
     #[test]

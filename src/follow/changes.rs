@@ -30,6 +30,12 @@ pub(super) struct Feed {
     /// The items by id, when the listing is a JSON list of objects with ids; `None` when the
     /// feed's format is the server's own.
     pub items: Option<BTreeMap<String, Value>>,
+    /// Whether the listing is a JSON list (form A's collection shape): its changes are lists
+    /// of items, and a push of one item (servers push items one by one whatever mode was
+    /// subscribed) is reported as a list of one.
+    pub list: bool,
+    /// What the held checkpoint last answered without moving on (see `Ctx::stalled`).
+    pub stalled: Option<Vec<u8>>,
 }
 
 /// The gap markers and next checkpoint a changes response (or push) carries.
@@ -98,17 +104,9 @@ fn is_deleted(item: &Value) -> bool {
         .unwrap_or(false)
 }
 
-/// Whether following this resource should read its changes: forced, or (in auto) a
-/// collection that offers changes links and has no ETag.
-pub(super) fn wanted(ctx: &Ctx, caps: &Capabilities) -> bool {
-    let offers_changes = [
-        Mechanism::Changes,
-        Mechanism::ChangesWait,
-        Mechanism::ChangesStream,
-        Mechanism::ChangesCallback,
-    ]
-    .iter()
-    .any(|m| caps.offer(*m).is_some());
+/// Whether following this resource should read its changes: forced, asked for, or (unless
+/// `--value`) a collection ([`crate::auto::collection`], judged with its value `body`).
+pub(super) fn wanted(ctx: &Ctx, caps: &Capabilities, body: &[u8]) -> bool {
     // A forced transport decides only when it exists for one mode alone; the multiplexed
     // ones carry either.
     match ctx.options.transport {
@@ -125,32 +123,39 @@ pub(super) fn wanted(ctx: &Ctx, caps: &Capabilities) -> bool {
             | Mechanism::ValueCallback
             | Mechanism::Poll,
         ) => false,
-        _ => ctx.options.changes || (offers_changes && caps.etag.is_none()),
+        _ => {
+            ctx.options.changes || (!ctx.options.value && crate::auto::collection(caps, Some(body)))
+        }
     }
 }
 
 impl Feed {
     /// Seeds from the initial listing: its items, and the checkpoint it advertises.
     pub(super) fn seed(response: &Response, caps: &Capabilities) -> Feed {
-        let items = serde_json::from_slice::<Value>(&response.body)
-            .ok()
-            .and_then(|v| {
-                items_of(&v).map(|items| {
-                    items
-                        .into_iter()
-                        .filter(|(_, item)| !is_deleted(item))
-                        .map(|(id, item)| (id, item.clone()))
-                        .collect()
-                })
-            });
+        let listing = serde_json::from_slice::<Value>(&response.body).ok();
+        let list = listing.as_ref().is_some_and(Value::is_array);
+        let items = listing.and_then(|v| {
+            items_of(&v).map(|items| {
+                items
+                    .into_iter()
+                    .filter(|(_, item)| !is_deleted(item))
+                    .map(|(id, item)| (id, item.clone()))
+                    .collect()
+            })
+        });
         let checkpoint = [Mechanism::Changes, Mechanism::ChangesWait]
             .iter()
             .find_map(|m| caps.offer(*m))
             .map(|o| o.target.clone());
         Feed {
             checkpoint,
-            changes_id: None,
+            // Forms B and C name the listing's checkpoint: the first push continues from it.
+            changes_id: response
+                .header("changes-id")
+                .map(|id| id.trim().to_string()),
             items,
+            list,
+            stalled: None,
         }
     }
 }
@@ -256,6 +261,9 @@ impl Ctx {
             );
             return self.resync(transport);
         }
+        if self.stalled(&markers, bytes) {
+            return true;
+        }
         let feed = self.feed();
         if markers.next.is_some() {
             feed.checkpoint = markers.next;
@@ -263,8 +271,44 @@ impl Ctx {
         if markers.changes_id.is_some() {
             feed.changes_id = markers.changes_id;
         }
-        self.report_changes(bytes, content_type, transport);
+        let one_item = feed.list
+            && serde_json::from_slice::<Value>(bytes).is_ok_and(|v| !v.is_array() && !v.is_null());
+        if one_item {
+            let mut listed = Vec::with_capacity(bytes.len() + 2);
+            listed.push(b'[');
+            listed.extend_from_slice(bytes);
+            listed.push(b']');
+            self.report_changes(&listed, content_type, transport);
+        } else {
+            self.report_changes(bytes, content_type, transport);
+        }
         true
+    }
+
+    /// Whether changes that name a next checkpoint equal to the one held (or a `Changes-Id`
+    /// equal to the one held) carry no change: the checkpoint did not advance. Servers answer
+    /// so when nothing is new (the test server: `{"time:change":"+0"}`; also when a changes
+    /// stream opens). A different payload at the same checkpoint than it gave before is still
+    /// reported (a server whose checkpoints do not move); the first one is taken as its
+    /// "nothing new".
+    fn stalled(&mut self, markers: &Markers, payload: &[u8]) -> bool {
+        let feed = self.feed();
+        let same_checkpoint = markers.next.is_some() && markers.next == feed.checkpoint;
+        let same_id = markers.changes_id.is_some() && markers.changes_id == feed.changes_id;
+        if !same_checkpoint && !same_id {
+            feed.stalled = None;
+            return false;
+        }
+        match &feed.stalled {
+            Some(before) if before.as_slice() != payload => {
+                feed.stalled = Some(payload.to_vec());
+                false
+            }
+            _ => {
+                feed.stalled = Some(payload.to_vec());
+                true
+            }
+        }
     }
 
     /// Reads the held checkpoint once (after a reconnect, a hint or a gap). Returns false to
@@ -304,6 +348,9 @@ impl Ctx {
         match response.status {
             200..=299 => {
                 let markers = Markers::of_response(&response);
+                if self.stalled(&markers, &response.body) {
+                    return Some(true);
+                }
                 let feed = self.feed();
                 if markers.next.is_some() {
                     feed.checkpoint = markers.next;
@@ -470,7 +517,12 @@ pub(super) fn run_stream(ctx: &mut Ctx) -> Next {
                         .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v)))
                         .collect();
                     let base = ctx.location.clone();
-                    let markers = Markers::read(pairs, &base);
+                    let mut markers = Markers::read(pairs, &base);
+                    // A reliable stream's opening event names its checkpoint by its id.
+                    if event.event == "open" && markers.changes_id.is_none() && !event.id.is_empty()
+                    {
+                        markers.changes_id = Some(event.id.clone());
+                    }
                     let content_type = header(&headers, "Content-Type").map(str::to_string);
                     ctx.apply_changes_push(
                         markers,

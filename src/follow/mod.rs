@@ -43,6 +43,8 @@ use crate::mechanism::Mechanism;
 
 /// The default wait of a long-poll, in seconds: below common 60 s proxy limits.
 pub const DEFAULT_WAIT: u64 = 55;
+/// The default period of the safety-net check of push and long-poll transports (`--verify`).
+pub const DEFAULT_VERIFY: Duration = Duration::from_secs(60);
 /// The default plain-polling period, when neither the user nor the server sets one.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a plain request may take to answer.
@@ -94,8 +96,13 @@ pub struct Options {
     /// listener's own (behind a tunnel or NAT). Either setting lets `auto` use webhooks.
     pub callback_url: Option<Url>,
     /// Follow the resource's changes feed instead of its value (`--changes`); `auto` does so
-    /// anyway for a collection that offers changes links and has no ETag.
+    /// anyway for a collection ([`crate::auto::collection`]).
     pub changes: bool,
+    /// Follow the resource's value even when it is a collection (`--value`).
+    pub value: bool,
+    /// How often push and long-poll transports check each resource with a conditional GET
+    /// (`--verify`), so a server that silently forgot a subscription is noticed; `None`: never.
+    pub verify: Option<Duration>,
     /// Certificate authorities (DER) to trust for https and wss instead of the bundled
     /// Mozilla roots, like curl's `--cacert`.
     pub ca_certs: Option<Vec<Vec<u8>>>,
@@ -139,6 +146,8 @@ impl Default for Options {
             ca_certs: None,
             insecure: false,
             changes: false,
+            value: false,
+            verify: Some(DEFAULT_VERIFY),
             callback_listen: None,
             callback_url: None,
         }
@@ -961,6 +970,7 @@ impl Ctx {
             several: self.shared.followers > 1,
             webhooks: self.options.callback_url.is_some() || self.options.callback_listen.is_some(),
             changes: self.feed.is_some(),
+            value: self.feed.is_none(),
         }
     }
 
@@ -1103,7 +1113,7 @@ fn follow_resource(mut ctx: Ctx, permit: Permit) {
         ctx.warn(format!("ignoring a malformed Link header: {error}"));
     }
     let offered = caps.offered_names();
-    if (200..300).contains(&response.status) && changes::wanted(&ctx, &caps) {
+    if (200..300).contains(&response.status) && changes::wanted(&ctx, &caps, &response.body) {
         ctx.trace("following the changes feed".to_string());
         ctx.feed = Some(changes::Feed::seed(&response, &caps));
     }
