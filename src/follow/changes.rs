@@ -443,7 +443,7 @@ pub(super) fn run_wait(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
             .as_ref()
             .and_then(|c| c.offer(Mechanism::Changes))
             .is_some_and(|o| o.wait_min.is_some());
-    let wait = ctx.options.wait;
+    let wait = ctx.options.long_poll_wait();
     let requested = Duration::from_secs(wait);
     loop {
         if let Some(better) = ctx.better_than(mechanism) {

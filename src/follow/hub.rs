@@ -28,6 +28,8 @@ pub(super) enum HubEvent {
     Refused(String),
     /// The connection failed; `failures` in a row so far. The hub retries with backoff.
     Down { reason: String, failures: u32 },
+    /// Time for the safety-net check (`--verify`): a conditional GET of the resource.
+    Verify,
 }
 
 /// A follower joining a hub.
@@ -55,6 +57,10 @@ pub(super) enum HubInput {
     Stream(u64, crate::wire::sse::Event),
     /// From a hub's own reader thread: connection `generation` ended, and why.
     StreamEnded(u64, String),
+    /// A member's check found a change the connection did not deliver (the server may have
+    /// forgotten the whole connection's subscriptions): reconnect, unless the connection is
+    /// newer than the check that began at this instant.
+    Reconnect(std::time::Instant),
 }
 
 /// The hubs of one follow, by mechanism and endpoint.

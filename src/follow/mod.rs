@@ -121,6 +121,16 @@ impl Options {
         crate::wire::sse::Parser::with_limits(max, max)
     }
 
+    /// The `Wait` of a long-poll: the user's, but no longer than the `--verify` period (rounded
+    /// up to whole seconds): each long-poll is itself a conditional GET, and a server that
+    /// forgot a held long-poll answers the next one at once.
+    pub(crate) fn long_poll_wait(&self) -> u64 {
+        match self.verify {
+            Some(period) => self.wait.min(period.as_secs_f64().ceil().max(1.0) as u64),
+            None => self.wait,
+        }
+    }
+
     /// How long a stream may stay silent before it is presumed dead.
     pub(crate) fn stream_idle(&self) -> Duration {
         self.keepalive * 3
@@ -281,6 +291,8 @@ impl Client {
                         moved_for_good: false,
                         json_seen: false,
                         unsettled: false,
+                        verified: Instant::now(),
+                        missed: 0,
                         http: http.clone(),
                         options: Arc::clone(&options),
                         tx: tx.clone(),
@@ -477,6 +489,17 @@ enum Known {
     Removed,
 }
 
+/// What a safety-net check (`--verify`) found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verified {
+    /// Nothing the transport had not delivered.
+    Fine,
+    /// A change the transport missed (reported): resubscribe.
+    Missed,
+    /// Following stops.
+    Stop,
+}
+
 /// What a conditional GET of the resource found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Checked {
@@ -519,6 +542,11 @@ struct Ctx {
     /// after it may be older than what was printed, so each is settled by a conditional GET
     /// until the transport is seen to have caught up.
     unsettled: bool,
+    /// When the transport last showed it is alive for this resource (a push arrived) or the
+    /// resource was last checked (`--verify`).
+    verified: Instant,
+    /// How many times a check found a change the transport had not delivered.
+    missed: u32,
     http: HttpClient,
     options: Arc<Options>,
     tx: Sender<Update>,
@@ -810,6 +838,8 @@ impl Ctx {
     /// same after a catch-up overtook the transport, for pushes without that chain (see
     /// `unsettled`). So a value older than one printed is never printed. Returns false to stop.
     fn apply_push(&mut self, push: Push, transport: Mechanism) -> bool {
+        // A push shows the subscription is alive: the next check can wait.
+        self.verified = Instant::now();
         if push.etag.is_some() && push.etag == self.etag {
             // The transport has caught up with what a catch-up fetched.
             self.unsettled = false;
@@ -893,6 +923,59 @@ impl Ctx {
             Checked::Stop => false,
             Checked::Unchanged | Checked::Same | Checked::Failed => true,
         }
+    }
+
+    /// How long until the next safety-net check (`--verify`) is due; `None` when it is off.
+    fn verify_in(&self) -> Option<Duration> {
+        let period = self.options.verify?;
+        Some(period.saturating_sub(self.verified.elapsed()))
+    }
+
+    /// The safety net (`--verify`): one conditional GET of the resource (in changes mode, a
+    /// read of the held checkpoint) to see whether the transport missed a change. A change
+    /// found is reported by the check itself; the first time a warning says that the server
+    /// missed a push (later ones are traced). True when the transport should resubscribe.
+    fn verify(&mut self, transport: Mechanism) -> Verified {
+        self.verified = Instant::now();
+        if !self.running() {
+            return Verified::Stop;
+        }
+        self.trace(format!("verifying that {transport} missed nothing"));
+        let missed = match self.feed.as_ref() {
+            Some(feed) => {
+                let before = (feed.checkpoint.clone(), feed.changes_id.clone());
+                if !self.resync(transport) {
+                    return Verified::Stop;
+                }
+                self.feed
+                    .as_ref()
+                    .is_some_and(|f| (f.checkpoint.clone(), f.changes_id.clone()) != before)
+            }
+            None => match self.check(transport) {
+                Checked::Changed => {
+                    // Pushes sent before this answer may still be on their way.
+                    self.unsettled = true;
+                    true
+                }
+                Checked::Stop => return Verified::Stop,
+                Checked::Unchanged | Checked::Same | Checked::Failed => false,
+            },
+        };
+        self.verified = Instant::now();
+        if !missed {
+            return Verified::Fine;
+        }
+        self.missed += 1;
+        let message = format!(
+            "the server missed a push over {transport} (a check every {:.1}s found the change); resubscribing",
+            self.options.verify.unwrap_or_default().as_secs_f64()
+        );
+        if self.missed == 1 {
+            self.warn(message);
+        } else {
+            self.trace(message);
+        }
+        Verified::Missed
     }
 
     /// The URL to GET the resource at: where it was moved for good, else the user's (a

@@ -7,8 +7,8 @@
 //! ends at its next keep-alive.
 
 use std::io::Read;
-use std::sync::mpsc::{Receiver, Sender};
-use std::time::Duration;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use url::Url;
@@ -35,12 +35,27 @@ pub(super) fn run(
     let mut failures = 0u32;
     // Start (or restart) the stream for the current set once subscribers arrive.
     let mut stale = false;
+    // When the current stream was opened, and when its members last checked their resources.
+    let mut opened = Instant::now();
+    let mut last_verify = Instant::now();
     loop {
         if shared.shutdown.is_set() {
             return;
         }
+        let verify = shared.options.verify.filter(|_| connected);
         let next = if stale {
             input.recv_timeout(GATHER).ok()
+        } else if let Some(period) = verify {
+            match input.recv_timeout(period.saturating_sub(last_verify.elapsed())) {
+                Ok(i) => Some(i),
+                Err(RecvTimeoutError::Timeout) => {
+                    // The safety net: every member checks its resource each `--verify` period.
+                    last_verify = Instant::now();
+                    members.broadcast(|| HubEvent::Verify);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
         } else {
             match input.recv() {
                 Ok(i) => Some(i),
@@ -48,6 +63,9 @@ pub(super) fn run(
             }
         };
         match next {
+            Some(HubInput::Reconnect(checked)) if checked > opened && !stale => {
+                stale = true;
+            }
             Some(HubInput::Subscribe(sub)) => {
                 members.add(sub);
                 stale = true;
@@ -87,6 +105,8 @@ pub(super) fn run(
                 }
                 generation += 1;
                 connected = false;
+                opened = Instant::now();
+                last_verify = opened;
                 open(shared, endpoint, &members, generation, myself.clone());
             }
         }

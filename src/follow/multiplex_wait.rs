@@ -21,7 +21,7 @@ const GATHER: Duration = Duration::from_millis(20);
 pub(super) fn run(shared: &Shared, rel: &str, endpoint: &Url, input: &Receiver<HubInput>) {
     let mut members = Members::new(endpoint);
     let mut backoff = Backoff::default();
-    let wait = shared.options.wait;
+    let wait = shared.options.long_poll_wait();
     let requested = Duration::from_secs(wait);
     let pace = shared.options.interval.unwrap_or(DEFAULT_INTERVAL);
     loop {

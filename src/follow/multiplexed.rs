@@ -101,6 +101,16 @@ impl Joined {
                     return Some(self.leave(ctx, Next::Stop));
                 }
             }
+            HubEvent::Verify => {
+                let began = std::time::Instant::now();
+                match ctx.verify(mechanism) {
+                    super::Verified::Fine => {}
+                    super::Verified::Missed => {
+                        let _ = self.hub.send(HubInput::Reconnect(began));
+                    }
+                    super::Verified::Stop => return Some(self.leave(ctx, Next::Stop)),
+                }
+            }
             HubEvent::Refused(reason) => {
                 if ctx.options.transport.is_some() {
                     ctx.fail(Error::Refused {

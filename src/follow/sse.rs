@@ -3,9 +3,10 @@
 //! server's `retry` delay — never treating a stream that ends as done, never spinning.
 
 use std::io::Read;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Duration;
 
-use super::{Ctx, Next, Outcome};
+use super::{Ctx, Next, Outcome, Verified};
 use crate::mechanism::Mechanism;
 use crate::wire::sse::{Event, Parser};
 
@@ -93,7 +94,8 @@ pub(super) fn run(
                         return Next::Stop;
                     }
                     let mut parser = ctx.options.sse_parser();
-                    let ended = read_events(ctx, stream.body, &mut parser, &mut on_event);
+                    let ended =
+                        read_events(ctx, mechanism, stream.body, &mut parser, &mut on_event);
                     let Some(ended) = ended else {
                         return Next::Stop;
                     };
@@ -126,41 +128,109 @@ pub(super) fn run(
     }
 }
 
-/// Reads and dispatches events until the stream ends; why it ended, or `None` to stop.
+/// Reads and dispatches events until the stream ends; why it ended, or `None` to stop. With
+/// `--verify`, the body is read on a thread of its own so that this one can check the resource
+/// every period while the stream is quiet; a check that finds a missed change ends the stream
+/// (the caller reconnects, which resubscribes).
 fn read_events(
     ctx: &mut Ctx,
+    mechanism: Mechanism,
     mut body: Box<dyn Read + Send>,
     parser: &mut Parser,
     on_event: &mut impl FnMut(&mut Ctx, Event) -> Flow,
 ) -> Option<String> {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match body.read(&mut buf) {
-            Ok(0) => return Some("the stream ended".to_string()),
-            Ok(n) => n,
-            Err(e) => return Some(format!("the stream broke ({e})")),
-        };
-        let events = match parser.feed(&buf[..n]) {
-            Ok(events) => events,
-            // Over --max-body: retrying would only read the same again.
-            Err(e) => {
-                let url = ctx.url.to_string();
-                ctx.fail(crate::Error::TooLarge {
-                    url,
-                    what: e.to_string(),
-                });
+    if ctx.options.verify.is_none() {
+        let mut buf = vec![0u8; READ_SIZE];
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(0) => return Some("the stream ended".to_string()),
+                Ok(n) => n,
+                Err(e) => return Some(format!("the stream broke ({e})")),
+            };
+            if !dispatch(ctx, &buf[..n], parser, on_event) {
                 return None;
             }
-        };
-        for event in events {
-            if let Flow::Stop = on_event(ctx, event) {
-                return None;
-            }
-        }
-        if !ctx.running() {
-            return None;
         }
     }
+    let chunks = match spawn_reader(body) {
+        Ok(chunks) => chunks,
+        Err(e) => return Some(format!("cannot start a thread to read the stream ({e})")),
+    };
+    loop {
+        let wait = ctx.verify_in().unwrap_or(Duration::MAX);
+        match chunks.recv_timeout(wait) {
+            Ok(Ok(bytes)) => {
+                if !dispatch(ctx, &bytes, parser, on_event) {
+                    return None;
+                }
+            }
+            Ok(Err(why)) => return Some(why),
+            Err(RecvTimeoutError::Disconnected) => return Some("the stream ended".to_string()),
+            Err(RecvTimeoutError::Timeout) => match ctx.verify(mechanism) {
+                Verified::Fine => {}
+                Verified::Missed => return Some("a check found a missed push".to_string()),
+                Verified::Stop => return None,
+            },
+        }
+    }
+}
+
+/// How much of a stream is read at once.
+const READ_SIZE: usize = 16 * 1024;
+/// Chunks read ahead of the parser: a few, so a flooding server is held back by TCP.
+const READ_AHEAD: usize = 4;
+
+/// Reads `body` on a thread of its own into a bounded channel: chunks, then why it ended. The
+/// thread ends with the stream, or at its next read once the receiver is gone.
+fn spawn_reader(
+    mut body: Box<dyn Read + Send>,
+) -> std::io::Result<Receiver<std::result::Result<Vec<u8>, String>>> {
+    let (tx, rx) = mpsc::sync_channel(READ_AHEAD);
+    std::thread::Builder::new()
+        .name("stream reader".into())
+        .stack_size(super::FOLLOWER_STACK)
+        .spawn(move || {
+            let mut buf = vec![0u8; READ_SIZE];
+            loop {
+                let chunk = match body.read(&mut buf) {
+                    Ok(0) => Err("the stream ended".to_string()),
+                    Ok(n) => Ok(buf[..n].to_vec()),
+                    Err(e) => Err(format!("the stream broke ({e})")),
+                };
+                let last = chunk.is_err();
+                if tx.send(chunk).is_err() || last {
+                    return;
+                }
+            }
+        })?;
+    Ok(rx)
+}
+
+/// Parses bytes and hands each event over; false to stop.
+fn dispatch(
+    ctx: &mut Ctx,
+    bytes: &[u8],
+    parser: &mut Parser,
+    on_event: &mut impl FnMut(&mut Ctx, Event) -> Flow,
+) -> bool {
+    let events = match parser.feed(bytes) {
+        Ok(events) => events,
+        // Over --max-body: retrying would only read the same again.
+        Err(e) => {
+            let url = ctx.url.to_string();
+            ctx.fail(crate::Error::TooLarge {
+                url,
+                what: e.to_string(),
+            });
+            return false;
+        }
+    };
+    for event in events {
+        if let Flow::Stop = on_event(ctx, event) {
+            return false;
+        }
+    }
+    ctx.running()
 }
 
 /// Splits a form B/C `update` (or reliable `open`) event's data into the JSON headers of its

@@ -10,7 +10,7 @@ const SELF: Mechanism = Mechanism::ValueWait;
 
 /// Long-polls until shutdown, or until `auto` should move to another mechanism.
 pub(super) fn run(ctx: &mut Ctx) -> Next {
-    let wait = ctx.options.wait;
+    let wait = ctx.options.long_poll_wait();
     let requested = Duration::from_secs(wait);
     let mut warned_early = false;
     loop {

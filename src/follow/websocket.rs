@@ -347,8 +347,10 @@ fn serve(
             return Some(format!("cannot subscribe: {e}"));
         }
     }
-    let mut last_heard = Instant::now();
-    let mut last_ping = Instant::now();
+    let connected = Instant::now();
+    let mut last_heard = connected;
+    let mut last_ping = connected;
+    let mut last_verify = connected;
     loop {
         match ws.read() {
             Ok(Message::Text(text)) => {
@@ -383,8 +385,16 @@ fn serve(
                 if shared.shutdown.is_set() {
                     return None;
                 }
-                if let Err(why) = take_input(ws, language, members, input) {
+                if let Err(why) = take_input(ws, language, members, input, connected) {
                     return Some(why);
+                }
+                // The safety net: every member checks its resource each `--verify` period
+                // (at the tick's resolution).
+                if let Some(period) = shared.options.verify {
+                    if last_verify.elapsed() >= period {
+                        last_verify = Instant::now();
+                        members.broadcast(|| HubEvent::Verify);
+                    }
                 }
                 let dead_after = shared.options.socket_dead_after();
                 if last_heard.elapsed() > dead_after {
@@ -417,9 +427,13 @@ fn take_input(
     language: &mut Language,
     members: &mut Members,
     input: &Receiver<HubInput>,
+    connected: Instant,
 ) -> Result<(), String> {
     loop {
         match input.try_recv() {
+            Ok(HubInput::Reconnect(checked)) if checked > connected => {
+                return Err("a check found a push the server did not send".to_string());
+            }
             Ok(HubInput::Subscribe(sub)) => {
                 let (uri, changes) = (sub.name.clone(), sub.changes);
                 members.add(sub);
