@@ -41,7 +41,7 @@ _lrwatch() {
 
     case "${cmd}" in
         lrwatch)
-            opts="-j -d -x -n -v -q -t -H -h -V --json --diff --exec --select --count --no-initial --color --verbose --quiet --timeout --header --changes --callback-listen --callback-url --insecure --max-body --max-header --cacert --transport --wait --interval --help --version serve inspect check demo completions man"
+            opts="-j -d -x -n -v -q -t -H -h -V --json --diff --exec --select --count --no-initial --color --verbose --quiet --timeout --header --changes --value --verify --callback-listen --callback-url --insecure --max-body --max-header --cacert --transport --wait --interval --help --version serve inspect check demo completions man"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -84,6 +84,10 @@ _lrwatch() {
                     return 0
                     ;;
                 -H)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verify)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -183,7 +187,7 @@ _lrwatch() {
             return 0
             ;;
         lrwatch__subcmd__demo)
-            opts="-j -d -x -n -v -q -t -H -h --json --diff --exec --select --count --no-initial --color --verbose --quiet --timeout --header --changes --callback-listen --callback-url --insecure --max-body --max-header --cacert --transport --wait --interval --help"
+            opts="-j -d -x -n -v -q -t -H -h --json --diff --exec --select --count --no-initial --color --verbose --quiet --timeout --header --changes --value --verify --callback-listen --callback-url --insecure --max-body --max-header --cacert --transport --wait --interval --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -226,6 +230,10 @@ _lrwatch() {
                     return 0
                     ;;
                 -H)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verify)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

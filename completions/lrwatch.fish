@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_lrwatch_global_optspecs
-    string join \n j/json d/diff x/exec= select= n/count= no-initial color= v/verbose q/quiet t/timeout= H/header= changes callback-listen= callback-url= insecure max-body= max-header= cacert= transport= wait= interval= h/help V/version
+    string join \n j/json d/diff x/exec= select= n/count= no-initial color= v/verbose q/quiet t/timeout= H/header= changes value verify= callback-listen= callback-url= insecure max-body= max-header= cacert= transport= wait= interval= h/help V/version
 end
 
 function __fish_lrwatch_needs_command
@@ -32,6 +32,7 @@ always\t'Always color'
 never\t'Never color'"
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s t -l timeout -d 'Give up after SECS seconds and exit 124' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s H -l header -d 'Extra request header "NAME: VALUE", repeatable; sent only to the resource\'s own origin' -r
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -l verify -d 'On push and long-poll transports, a conditional GET of each resource every SECS (fractions allowed; 0 turns it off), so that a server that silently forgot a subscription is noticed: the change is reported, a warning says the server missed a push, and the transport is resubscribed' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l callback-listen -d 'Receive webhook notifications on a local listener at ADDR [default: 127.0.0.1 on a free port]; lets auto use value-callback / changes-callback' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l callback-url -d 'The URL servers should POST webhook notifications to, when it is not the listener\'s own (behind a tunnel or NAT); lets auto use callbacks. Every subscription is deleted when lrwatch exits, however it exits' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l max-body -d 'The largest response body, event-stream event or socket message accepted, in bytes (K, M, G suffixes: KiB, MiB, GiB). Over it, following that resource stops with exit 1' -r
@@ -58,7 +59,8 @@ complete -c lrwatch -n "__fish_lrwatch_needs_command" -s d -l diff -d 'After the
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l no-initial -d 'Do not emit the initial value; emit changes only'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s v -l verbose -d 'Protocol trace on stderr: requests, links found, transport chosen and why, retries'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s q -l quiet -d 'No status or warning lines on stderr (errors are still reported)'
-complete -c lrwatch -n "__fish_lrwatch_needs_command" -l changes -d 'Follow the resource\'s changes feed instead of its value (the default for a collection that offers changes links and no ETag). Items with ids become child-added, child-changed and child-removed events; other formats a changes event'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -l changes -d 'Follow the resource\'s changes feed instead of its value (the default for a collection: changes links, and no ETag or a value that is a JSON list). Items with ids become child-added, child-changed and child-removed events; other formats a changes event'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -l value -d 'Follow the resource\'s value, even when it is a collection with a changes feed'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l insecure -d 'Do not verify TLS certificates (https, wss). Only for testing: anyone on the path can then read and change what is followed. lrwatch warns when it is used'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s V -l version -d 'Print version'
@@ -101,6 +103,7 @@ always\t'Always color'
 never\t'Never color'"
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s t -l timeout -d 'Give up after SECS seconds and exit 124' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s H -l header -d 'Extra request header "NAME: VALUE", repeatable; sent only to the resource\'s own origin' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l verify -d 'On push and long-poll transports, a conditional GET of each resource every SECS (fractions allowed; 0 turns it off), so that a server that silently forgot a subscription is noticed: the change is reported, a warning says the server missed a push, and the transport is resubscribed' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l callback-listen -d 'Receive webhook notifications on a local listener at ADDR [default: 127.0.0.1 on a free port]; lets auto use value-callback / changes-callback' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l callback-url -d 'The URL servers should POST webhook notifications to, when it is not the listener\'s own (behind a tunnel or NAT); lets auto use callbacks. Every subscription is deleted when lrwatch exits, however it exits' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l max-body -d 'The largest response body, event-stream event or socket message accepted, in bytes (K, M, G suffixes: KiB, MiB, GiB). Over it, following that resource stops with exit 1' -r
@@ -127,7 +130,8 @@ complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s d -l diff -d 'A
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l no-initial -d 'Do not emit the initial value; emit changes only'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s v -l verbose -d 'Protocol trace on stderr: requests, links found, transport chosen and why, retries'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s q -l quiet -d 'No status or warning lines on stderr (errors are still reported)'
-complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l changes -d 'Follow the resource\'s changes feed instead of its value (the default for a collection that offers changes links and no ETag). Items with ids become child-added, child-changed and child-removed events; other formats a changes event'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l changes -d 'Follow the resource\'s changes feed instead of its value (the default for a collection: changes links, and no ETag or a value that is a JSON list). Items with ids become child-added, child-changed and child-removed events; other formats a changes event'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l value -d 'Follow the resource\'s value, even when it is a collection with a changes feed'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l insecure -d 'Do not verify TLS certificates (https, wss). Only for testing: anyone on the path can then read and change what is followed. lrwatch warns when it is used'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand completions" -s h -l help -d 'Print help'

@@ -194,3 +194,96 @@ fn one_value_one_event_whatever_its_label() {
     assert_eq!(second["etag"], "\"2\"");
     assert!(run.wait().success());
 }
+
+/// A changes feed answered with a next checkpoint equal to the one asked (the test server's
+/// `{"time:change":"+0"}` when nothing is new) carries no change: only real changes are events.
+#[test]
+fn a_checkpoint_that_did_not_advance_is_no_change() {
+    let server = scripted(|n, seen| {
+        let json = ("Content-Type", "application/json");
+        match seen.path.as_str() {
+            "/c?after=5" if n < 4 => (
+                200,
+                h(&[json, ("Link", "</c?after=5>; rel=changes")]),
+                "{\"d\":\"+0\"}".into(),
+            ),
+            "/c?after=5" => (
+                200,
+                h(&[json, ("Link", "</c?after=8>; rel=changes")]),
+                "{\"d\":\"+3\"}".into(),
+            ),
+            "/c?after=8" => (
+                200,
+                h(&[json, ("Link", "</c?after=8>; rel=changes")]),
+                "{\"d\":\"+0\"}".into(),
+            ),
+            _ => (
+                200,
+                h(&[json, ("ETag", "\"5\""), ("Link", "</c?after=5>; rel=changes")]),
+                "{\"t\":5}".into(),
+            ),
+        }
+    });
+    let url = format!("{}/c", server.base);
+    let mut run = lrwatch(&["--json", "--changes", "--interval", "0.05", "-n", "2", &url]);
+    assert_eq!(run.json()["event"], "value");
+    let change = run.json();
+    assert_eq!(change["event"], "changes");
+    assert_eq!(change["body"], serde_json::json!({"d": "+3"}), "{change}");
+    assert!(run.wait().success());
+}
+
+/// A collection whose framework adds an ETag to every response (Express) is still a
+/// collection: a JSON list with changes links is followed by its changes, unless `--value`.
+#[test]
+fn a_json_list_with_changes_links_is_a_collection_even_with_an_etag() {
+    let server = scripted(|_, seen| {
+        let json = ("Content-Type", "application/json; charset=utf-8");
+        match seen.path.as_str() {
+            "/m/?after=1" if seen.header("wait").is_some() => (
+                200,
+                h(&[json, ("Link", "</m/?after=2>; rel=changes")]),
+                "[{\"from\":\"b\",\"text\":\"two\"}]".into(),
+            ),
+            "/m/?after=2" => {
+                std::thread::sleep(Duration::from_millis(200));
+                (
+                    200,
+                    h(&[json, ("Link", "</m/?after=2>; rel=changes")]),
+                    "[]".into(),
+                )
+            }
+            _ => (
+                200,
+                h(&[
+                    json,
+                    ("ETag", "W/\"e-1\""),
+                    (
+                        "Link",
+                        "</m/?after=1>; rel=changes, </m/?after=1>; rel=changes-wait, </m/>; rel=value-wait",
+                    ),
+                ]),
+                "[{\"from\":\"a\",\"text\":\"one\"}]".into(),
+            ),
+        }
+    });
+    let url = format!("{}/m/", server.base);
+    let mut run = lrwatch(&["--json", "-n", "2", &url]);
+    assert_eq!(run.json()["event"], "value");
+    let change = run.json();
+    assert_eq!(change["event"], "changes", "{change}");
+    assert_eq!(change["transport"], "changes-wait");
+    assert_eq!(change["body"], serde_json::json!([{"from": "b", "text": "two"}]));
+    assert!(run.wait().success());
+    let mut inspect = lrwatch(&["inspect", "--json", &url]);
+    let report = inspect.json();
+    assert_eq!(report["auto"]["follows"], "changes", "{report}");
+    assert!(inspect.wait().success());
+    // --value: the list is followed as a value.
+    let mut run = lrwatch(&["--json", "--value", "-v", "-n", "1", &url]);
+    assert_eq!(run.json()["event"], "value");
+    assert!(run.wait().success());
+    assert!(run
+        .stderr_text()
+        .contains("transport value-wait"), "{}", run.stderr_text());
+}
