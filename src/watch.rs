@@ -81,6 +81,21 @@ fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
             flushed?;
         }
     }
+    // Webhook subscriptions are removed now (dropping `follow` would too, silently): a
+    // subscription still being made is waited for a moment, which the user is told about.
+    follow.close_noting(&|notice| {
+        let shown = match notice.level {
+            Level::Trace => config.verbose,
+            Level::Warn => !config.quiet,
+        };
+        if shown {
+            stderr.message(&format!(
+                "lrwatch: {}: {}",
+                for_terminal(&notice.uri, false),
+                for_terminal(&notice.message, false)
+            ));
+        }
+    });
     ending
 }
 

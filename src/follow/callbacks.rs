@@ -3,6 +3,10 @@
 //! notifications on a small local HTTP listener, and DELETEs every subscription when
 //! following ends, whichever way it ends.
 //!
+//! A subscription still being made when following ends (Ctrl-C while its `POST` is in
+//! flight: the server may have made it already) is waited for, a few seconds at most, and
+//! removed like the others.
+//!
 //! A notification is accepted only when its path carries the secret token lrwatch made for
 //! this run and a subscription id it handed out, and its `Location` names the resource that
 //! subscription follows; bodies are bounded by the listener (1 MiB).
@@ -10,14 +14,15 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use url::Url;
 
 use super::hub::HubEvent;
 use super::{Ctx, Next, Push, Shared};
 use crate::error::Error;
+use crate::event::{Level, Notice};
 use crate::http::HttpClient;
 use crate::mechanism::Mechanism;
 use crate::server::http::{serve_connection, Reply, Request, Response};
@@ -26,6 +31,9 @@ use crate::server::http::{serve_connection, Reply, Request, Response};
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a notification connection may sit idle.
 const IDLE: Duration = Duration::from_secs(30);
+/// How long following's end waits for subscriptions still being made, to remove them too:
+/// long enough for a server that is merely slow, short enough that Ctrl-C stays prompt.
+const SETTLE: Duration = Duration::from_secs(3);
 
 /// The local listener and the subscriptions it serves.
 #[derive(Debug)]
@@ -36,19 +44,39 @@ pub(crate) struct Receiver {
     /// A random path segment: only someone told the callback URL can notify.
     token: String,
     subs: Mutex<Subscriptions>,
+    /// Signalled whenever a subscription in flight settles (made or given up).
+    settled: Condvar,
 }
 
 #[derive(Debug, Default)]
 struct Subscriptions {
     next: u64,
     by_id: HashMap<u64, Registered>,
+    phase: Phase,
+}
+
+/// Where following stands, for subscriptions made or being made.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Subscribing as needed.
+    #[default]
+    Open,
+    /// Following has ended and waits (at most `SETTLE`) for subscriptions in flight: no new
+    /// one starts; one that completes now is removed with the rest.
+    Closing,
+    /// Everything known was removed: a subscription that completes now is removed by the
+    /// follower that made it.
+    Closed,
 }
 
 #[derive(Debug)]
 struct Registered {
     resource: Url,
+    /// Where it was POSTed (to say which subscription is awaited).
+    endpoint: Url,
     inbox: Sender<HubEvent>,
-    /// The subscription's `Location`, to DELETE when following ends.
+    /// The subscription's `Location`, to DELETE when following ends; none while the `POST`
+    /// is in flight.
     location: Option<Url>,
 }
 
@@ -68,6 +96,7 @@ impl Receiver {
             base,
             token,
             subs: Mutex::new(Subscriptions::default()),
+            settled: Condvar::new(),
         });
         let serving = Arc::clone(&receiver);
         std::thread::Builder::new()
@@ -94,43 +123,113 @@ impl Receiver {
         self.subs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A new subscription's id and the callback URL that names it.
-    fn register(&self, resource: Url, inbox: Sender<HubEvent>) -> (u64, Url) {
+    /// A new subscription's id and the callback URL that names it, registered before it is
+    /// POSTed so that following's end knows it is in flight; none once following has ended.
+    fn register(
+        &self,
+        resource: Url,
+        endpoint: Url,
+        inbox: Sender<HubEvent>,
+    ) -> Option<(u64, Url)> {
         let mut subs = self.lock();
+        if subs.phase != Phase::Open {
+            return None;
+        }
         subs.next += 1;
         let id = subs.next;
         subs.by_id.insert(
             id,
             Registered {
                 resource,
+                endpoint,
                 inbox,
                 location: None,
             },
         );
         let path = format!("{}/{id}", self.token);
         let url = self.base.join(&path).unwrap_or_else(|_| self.base.clone());
-        (id, url)
+        Some((id, url))
     }
 
-    fn set_location(&self, id: u64, location: Url) {
-        if let Some(sub) = self.lock().by_id.get_mut(&id) {
-            sub.location = Some(location);
-        }
+    /// Records where a subscription lives; false when following has already ended and no
+    /// longer waits for it: the caller removes it itself.
+    fn set_location(&self, id: u64, location: Url) -> bool {
+        let mut subs = self.lock();
+        let open = subs.phase != Phase::Closed;
+        let kept = match subs.by_id.get_mut(&id) {
+            Some(sub) if open => {
+                sub.location = Some(location);
+                true
+            }
+            _ => false,
+        };
+        drop(subs);
+        self.settled.notify_all();
+        kept
     }
 
-    fn forget(&self, id: u64) -> Option<Url> {
-        self.lock().by_id.remove(&id).and_then(|s| s.location)
+    /// A subscription that was not made (refused, or no Location to remove it by).
+    fn forget(&self, id: u64) {
+        self.lock().by_id.remove(&id);
+        self.settled.notify_all();
     }
 
     /// Unsubscribes everything (DELETE on each subscription's Location), in parallel, each
-    /// bounded in time.
-    pub(crate) fn unsubscribe_all(&self, http: &HttpClient) {
-        let locations: Vec<(Url, Url)> = self
-            .lock()
+    /// bounded in time. Subscriptions still in flight are waited for first, at most `SETTLE`
+    /// (each said to `note`): the server may have made one whose `201` is still on its way.
+    /// One not answered by then cannot be removed, for want of its Location: if the server
+    /// makes it, it stays until the server drops it (REST Hooks servers drop subscriptions
+    /// whose notifications fail, as they will with nobody listening). Calling it again does
+    /// nothing.
+    pub(crate) fn unsubscribe_all(&self, http: &HttpClient, note: &dyn Fn(Notice)) {
+        let mut subs = self.lock();
+        if subs.phase == Phase::Open {
+            subs.phase = Phase::Closing;
+        }
+        let in_flight = |subs: &Subscriptions| subs.by_id.values().any(|s| s.location.is_none());
+        if subs.phase == Phase::Closing && in_flight(&subs) {
+            for sub in subs.by_id.values().filter(|s| s.location.is_none()) {
+                note(Notice {
+                    uri: sub.resource.to_string(),
+                    level: Level::Trace,
+                    message: format!(
+                        "waiting up to {} s for the webhook subscription being made at {}, to remove it",
+                        SETTLE.as_secs(),
+                        sub.endpoint
+                    ),
+                });
+            }
+            let deadline = Instant::now() + SETTLE;
+            while in_flight(&subs) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                subs = self
+                    .settled
+                    .wait_timeout(subs, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            for sub in subs.by_id.values().filter(|s| s.location.is_none()) {
+                note(Notice {
+                    uri: sub.resource.to_string(),
+                    level: Level::Warn,
+                    message: format!(
+                        "the webhook subscription at {} was not answered within {} s; if the server made it, it stays there until the server drops it",
+                        sub.endpoint,
+                        SETTLE.as_secs()
+                    ),
+                });
+            }
+        }
+        subs.phase = Phase::Closed;
+        let locations: Vec<(Url, Url)> = subs
             .by_id
             .drain()
             .filter_map(|(_, s)| s.location.map(|l| (l, s.resource)))
             .collect();
+        drop(subs);
         std::thread::scope(|scope| {
             for (location, resource) in &locations {
                 scope.spawn(move || {
@@ -239,7 +338,11 @@ pub(super) fn run(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
     ));
     let changes = ctx.feed.is_some();
     let (inbox, events) = std::sync::mpsc::channel();
-    let (id, callback) = receiver.register(ctx.url.clone(), inbox);
+    let Some((id, callback)) = receiver.register(ctx.url.clone(), offer.target.clone(), inbox)
+    else {
+        // Following has ended: subscribe no more.
+        return Next::Stop;
+    };
     let mut form = url::form_urlencoded::Serializer::new(String::new());
     form.append_pair("callback_uri", callback.as_str());
     if mechanism == Mechanism::MultiplexCallbacks {
@@ -258,7 +361,18 @@ pub(super) fn run(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
             match r.header("location").and_then(|l| offer.target.join(l).ok()) {
                 Some(location) => {
                     ctx.trace(format!("subscribed: {location}"));
-                    receiver.set_location(id, location);
+                    if !receiver.set_location(id, location.clone()) {
+                        // Following ended, and gave up waiting for this answer: nobody
+                        // else will remove the subscription.
+                        let _ = ctx.http.submit(
+                            "DELETE",
+                            &location,
+                            &ctx.url,
+                            None,
+                            Duration::from_secs(3),
+                        );
+                        return Next::Stop;
+                    }
                     None
                 }
                 None => Some("the subscription was answered without a Location".to_string()),
@@ -298,4 +412,45 @@ pub(super) fn run(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
         }
     }
     Next::Stop
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn closing_waits_for_a_subscription_in_flight_and_hands_back_a_late_one() {
+        let receiver = Receiver::start("127.0.0.1:0", None).unwrap();
+        let http = HttpClient::new(Vec::new(), 1024, None);
+        let (inbox, _events) = std::sync::mpsc::channel();
+        let resource = url("http://127.0.0.1:9/r");
+        let (id, _) = receiver
+            .register(resource.clone(), url("http://127.0.0.1:9/hooks"), inbox)
+            .unwrap();
+        let (noted, notes) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            let closing = scope.spawn(|| {
+                receiver.unsubscribe_all(&http, &move |n| {
+                    let _ = noted.send(n.level);
+                });
+            });
+            // Settles while closing waits: kept, to be removed by the closer (its DELETE to
+            // a closed port fails at once).
+            let waiting = notes.recv_timeout(Duration::from_secs(10));
+            assert_eq!(waiting, Ok(Level::Trace));
+            assert!(receiver.set_location(id, url("http://127.0.0.1:9/hooks/1")));
+            closing.join().unwrap();
+        });
+        assert!(notes.try_recv().is_err(), "no warning");
+        // After closing, nothing more subscribes, and a late answer is the caller's to remove.
+        let (inbox, _events) = std::sync::mpsc::channel();
+        assert!(receiver
+            .register(resource, url("http://127.0.0.1:9/hooks"), inbox)
+            .is_none());
+        assert!(!receiver.set_location(id, url("http://127.0.0.1:9/hooks/2")));
+    }
 }

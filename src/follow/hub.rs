@@ -130,6 +130,9 @@ pub(super) struct Members {
     pub by_url: HashMap<String, Member>,
     /// Absolute form of each member's name → its key.
     by_name: HashMap<String, String>,
+    /// Absolute form of each member's name without its query → the keys of the members
+    /// named so: servers that know only paths answer by path (see `key_for`).
+    by_path: HashMap<String, Vec<String>>,
     /// What names are resolved against.
     base: Url,
 }
@@ -140,21 +143,58 @@ impl Members {
         Members {
             by_url: HashMap::new(),
             by_name: HashMap::new(),
+            by_path: HashMap::new(),
             base: base.clone(),
         }
     }
 
+    /// A name as the URL it stands for: resolved against the endpoint, `ws`/`wss` written
+    /// `http`/`https` (a socket's messages may name resources either way).
     fn absolute(&self, name: &str) -> String {
-        self.base
-            .join(name)
-            .map_or_else(|_| name.to_string(), |u| u.to_string())
+        self.resolve(name)
+            .map_or_else(|| name.to_string(), |u| u.to_string())
+    }
+
+    fn resolve(&self, name: &str) -> Option<Url> {
+        let url = self.base.join(name).ok()?;
+        Some(super::multiplexed::http_form(&url))
+    }
+
+    /// A name without its query and fragment, resolved as `absolute` does.
+    fn path_of(&self, name: &str) -> Option<String> {
+        let mut url = self.resolve(name)?;
+        url.set_query(None);
+        url.set_fragment(None);
+        Some(url.to_string())
+    }
+
+    fn index(&mut self, name: &str, key: &str) {
+        self.by_name.insert(self.absolute(name), key.to_string());
+        if let Some(path) = self.path_of(name) {
+            self.by_path.entry(path).or_default().push(key.to_string());
+        }
+    }
+
+    fn unindex(&mut self, name: &str, key: &str) {
+        let absolute = self.absolute(name);
+        if self.by_name.get(&absolute).is_some_and(|k| k == key) {
+            self.by_name.remove(&absolute);
+        }
+        if let Some(path) = self.path_of(name) {
+            if let Some(keys) = self.by_path.get_mut(&path) {
+                keys.retain(|k| k != key);
+                if keys.is_empty() {
+                    self.by_path.remove(&path);
+                }
+            }
+        }
     }
 
     /// Adds a subscriber (replacing an earlier one for the same resource).
     pub(super) fn add(&mut self, sub: Sub) -> &Member {
         let key = sub.url.to_string();
         self.remove(&key);
-        self.by_name.insert(self.absolute(&sub.name), key.clone());
+        self.index(&sub.name, &key);
         self.by_url.insert(
             key.clone(),
             Member {
@@ -180,20 +220,18 @@ impl Members {
     /// Forgets a subscriber.
     pub(super) fn remove(&mut self, key: &str) -> Option<Member> {
         let member = self.by_url.remove(key)?;
-        let name = self.absolute(&member.name);
-        self.by_name.remove(&name);
+        self.unindex(&member.name, key);
         Some(member)
     }
 
     /// Gives a subscriber a new name (a changes checkpoint moved on).
     pub(super) fn rename(&mut self, key: &str, name: String) {
-        let absolute = self.absolute(&name);
-        if let Some(member) = self.by_url.get_mut(key) {
-            let old = std::mem::replace(&mut member.name, name);
-            let old = self.base.join(&old).map_or(old, |u| u.to_string());
-            self.by_name.remove(&old);
-            self.by_name.insert(absolute, key.to_string());
-        }
+        let Some(member) = self.by_url.get_mut(key) else {
+            return;
+        };
+        let old = std::mem::replace(&mut member.name, name.clone());
+        self.unindex(&old, key);
+        self.index(&name, key);
     }
 
     /// Sends `event` to the subscriber of `url`; forgets it when it has gone.
@@ -218,14 +256,38 @@ impl Members {
         }
     }
 
-    /// The subscriber key for a URI as the server wrote it (its name, or the resource),
-    /// resolved against the endpoint.
+    /// The subscriber key for a URI as the server wrote it, matched tolerantly, since servers
+    /// name what they answer their own way (the protocol's test server by path alone, the
+    /// Express plugin as it was sent): the name it was asked by or the resource, as written
+    /// or resolved against the endpoint (`ws` taken as `http`); else, when exactly one
+    /// member's name has that path (any query), that member. None when it names nothing
+    /// asked, or more than one.
     pub(super) fn key_for(&self, uri: &str) -> Option<String> {
+        // A name as written resolves to itself, so resolving both sides covers "as written".
         let absolute = self.absolute(uri);
         if let Some(key) = self.by_name.get(&absolute) {
             return Some(key.clone());
         }
-        self.by_url.contains_key(&absolute).then_some(absolute)
+        if self.by_url.contains_key(&absolute) {
+            return Some(absolute);
+        }
+        match self.by_path.get(&self.path_of(uri)?)?.as_slice() {
+            [only] => Some(only.clone()),
+            _ => None,
+        }
+    }
+
+    /// What this hub asks for, for messages: each member's name, at most a few.
+    pub(super) fn asked(&self) -> String {
+        const SHOWN: usize = 3;
+        let mut names: Vec<&str> = self.by_url.values().map(|m| m.name.as_str()).collect();
+        names.sort_unstable();
+        let more = names.len().saturating_sub(SHOWN);
+        let mut text = names.into_iter().take(SHOWN).collect::<Vec<_>>().join(", ");
+        if more > 0 {
+            text.push_str(&format!(" and {more} more"));
+        }
+        text
     }
 }
 
@@ -246,6 +308,70 @@ pub(super) fn set_targets(url: &mut Url, targets: &[crate::wire::multiplex::Targ
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn members(endpoint: &str, names: &[(&str, &str)]) -> Members {
+        let pool = Arc::new(super::super::pool::Pool::start("test", 1));
+        let mut members = Members::new(&Url::parse(endpoint).unwrap());
+        for (url, name) in names {
+            members.add(Sub {
+                url: Url::parse(url).unwrap(),
+                name: (*name).to_string(),
+                changes: false,
+                etag: None,
+                inbox: Mailbox::new(Arc::clone(&pool)),
+            });
+        }
+        members
+    }
+
+    #[test]
+    fn answers_are_matched_to_what_was_asked_tolerantly() {
+        let test = "http://h:1/test?types=multiplex-wait";
+        let other = "http://o:2/x?a=1";
+        let m = members(
+            "http://h:1/multi",
+            &[(test, "/test?types=multiplex-wait"), (other, other)],
+        );
+        let key = |uri: &str| m.key_for(uri);
+        // Exactly as asked; resolved against the endpoint; as the resource; ws as http.
+        assert_eq!(key("/test?types=multiplex-wait").as_deref(), Some(test));
+        assert_eq!(key("test?types=multiplex-wait").as_deref(), Some(test));
+        assert_eq!(key(test).as_deref(), Some(test));
+        assert_eq!(
+            key("ws://h:1/test?types=multiplex-wait").as_deref(),
+            Some(test)
+        );
+        assert_eq!(key(other).as_deref(), Some(other));
+        // By path alone (the protocol's test server), when one asked resource has it.
+        assert_eq!(key("/test").as_deref(), Some(test));
+        assert_eq!(key("/test?other").as_deref(), Some(test));
+        assert_eq!(key("http://o:2/x").as_deref(), Some(other));
+        // Nothing asked: another path, or the same path on another origin.
+        assert_eq!(key("/elsewhere"), None);
+        assert_eq!(key("http://o:2/test"), None);
+        assert_eq!(key("/x"), None);
+    }
+
+    #[test]
+    fn a_path_two_asked_resources_share_names_neither() {
+        let (a, b) = ("http://h:1/c?id=a", "http://h:1/c?id=b");
+        let mut m = members("http://h:1/multi", &[(a, "/c?id=a"), (b, "/c?id=b")]);
+        assert_eq!(m.key_for("/c"), None, "ambiguous");
+        assert_eq!(m.key_for("/c?id=b").as_deref(), Some(b));
+        // With one of them gone, the path is the other's again.
+        m.remove(a);
+        assert_eq!(m.key_for("/c").as_deref(), Some(b));
+        // A renamed member (a changes checkpoint moved on) is found by its new name and path.
+        m.rename(b, "/feed?after=7".into());
+        assert_eq!(m.key_for("/feed?after=7").as_deref(), Some(b));
+        assert_eq!(m.key_for("/feed").as_deref(), Some(b));
+        assert_eq!(m.key_for("/c?id=a"), None, "gone");
+        assert_eq!(
+            m.key_for("/c?id=b").as_deref(),
+            Some(b),
+            "still the resource"
+        );
+    }
 
     #[test]
     fn uris_are_relative_on_the_same_origin() {

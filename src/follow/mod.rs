@@ -380,8 +380,15 @@ impl Iterator for Follow {
 
 impl Follow {
     /// Stops following and removes every webhook subscription made (each DELETE bounded to a
-    /// few seconds). Called by `drop` too; calling it again does nothing.
+    /// few seconds), after waiting (a few seconds at most) for any still being made. Called by
+    /// `drop` too; calling it again does nothing.
     pub fn close(&self) {
+        self.close_noting(&|_| {});
+    }
+
+    /// [`Follow::close`], telling `note` what it waits for and what it could not remove, so
+    /// a user who pressed Ctrl-C knows why exiting takes a moment.
+    pub fn close_noting(&self, note: &dyn Fn(Notice)) {
         self.shutdown.trigger();
         let receiver = self
             .shared
@@ -390,7 +397,7 @@ impl Follow {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         if let Some(receiver) = receiver {
-            receiver.unsubscribe_all(&self.shared.http);
+            receiver.unsubscribe_all(&self.shared.http, note);
         }
     }
 }

@@ -75,11 +75,16 @@ pub(super) fn run(shared: &Shared, rel: &str, endpoint: &Url, input: &Receiver<H
         let took = started.elapsed();
         let news = match answer {
             Ok(response) if response.status == 200 => {
-                backoff.reset();
-                match parse_answer(&String::from_utf8_lossy(&response.body)) {
-                    Ok(answer) => deliver(&mut members, endpoint, answer),
-                    Err(e) => {
-                        fail(shared, &mut members, &mut backoff, &e.to_string());
+                let delivered = parse_answer(&String::from_utf8_lossy(&response.body))
+                    .map_err(|e| e.to_string())
+                    .and_then(|answer| deliver(&mut members, endpoint, answer));
+                match delivered {
+                    Ok(news) => {
+                        backoff.reset();
+                        news
+                    }
+                    Err(reason) => {
+                        fail(shared, &mut members, &mut backoff, &reason);
                         continue;
                     }
                 }
@@ -124,13 +129,41 @@ fn take(members: &mut Members, input: HubInput) {
     }
 }
 
-/// Hands each member of an answer to its follower; whether there was news.
-fn deliver(members: &mut Members, endpoint: &Url, answer: Vec<(String, Member)>) -> bool {
+/// Hands each member of an answer to its follower; whether there was news. An answer
+/// whose members all name something not asked for is an error: asking again would get the
+/// same answer, again and again, while the followers hear nothing.
+fn deliver(
+    members: &mut Members,
+    endpoint: &Url,
+    answer: Vec<(String, Member)>,
+) -> Result<bool, String> {
+    let mut unknown = Vec::new();
+    let matched: Vec<(String, Member)> = answer
+        .into_iter()
+        .filter_map(|(uri, member)| match members.key_for(&uri) {
+            Some(key) => Some((key, member)),
+            None => {
+                // Shown in a message: a server's name is kept short.
+                unknown.push(uri.chars().take(200).collect::<String>());
+                None
+            }
+        })
+        .collect();
+    if matched.is_empty() && !unknown.is_empty() {
+        const SHOWN: usize = 3;
+        let more = unknown.len().saturating_sub(SHOWN);
+        unknown.truncate(SHOWN);
+        let mut named = unknown.join(", ");
+        if more > 0 {
+            named.push_str(&format!(" and {more} more"));
+        }
+        return Err(format!(
+            "{endpoint} answered for {named}, which names nothing asked ({})",
+            members.asked()
+        ));
+    }
     let mut news = false;
-    for (uri, member) in answer {
-        let Some(key) = members.key_for(&uri) else {
-            continue;
-        };
+    for (key, member) in matched {
         let push = match member.code {
             200..=299 => {
                 let etag = member.header("ETag").map(str::to_string);
@@ -174,7 +207,7 @@ fn deliver(members: &mut Members, endpoint: &Url, answer: Vec<(String, Member)>)
         news = true;
         members.send(&key, HubEvent::Push(Box::new(push)));
     }
-    news
+    Ok(news)
 }
 
 fn fail(shared: &Shared, members: &mut Members, backoff: &mut Backoff, reason: &str) {

@@ -3,6 +3,7 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
+use std::time::Duration;
 
 use crate::harness::*;
 
@@ -192,4 +193,158 @@ fn auto_uses_callbacks_only_when_asked_to_listen() {
     );
     assert!(run.wait().success());
     none_left(&base);
+}
+
+/// A webhook server whose subscription `POST` is answered only when the test says so (never,
+/// if the test never does). `GET /r` advertises `value-callback` at `/hooks`; `POST /hooks`
+/// is told to the test, then held; `DELETE /hooks/7` (the Location it gives) is told too.
+struct HeldHooks {
+    base: String,
+    /// "POST /hooks", "DELETE /hooks/7", ... as they arrive.
+    seen: std::sync::mpsc::Receiver<String>,
+    /// Lets the held `POST` answer `201 Created`.
+    release: std::sync::mpsc::Sender<()>,
+}
+
+fn held_hooks() -> HeldHooks {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::{mpsc, Arc, Mutex};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (seen_tx, seen) = mpsc::channel::<String>();
+    let (release, released) = mpsc::channel::<()>();
+    let released = Arc::new(Mutex::new(released));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let (seen_tx, released) = (seen_tx.clone(), Arc::clone(&released));
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let mut words = line.split_whitespace();
+                let method = words.next().unwrap_or("").to_string();
+                let path = words.next().unwrap_or("").to_string();
+                let mut length = 0;
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let header = header.trim_end();
+                    if header.is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = header.split_once(':') {
+                        if k.eq_ignore_ascii_case("content-length") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                }
+                // The whole body is read: closing on unread bytes would reset the connection.
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let _ = seen_tx.send(format!("{method} {path}"));
+                let (status, headers, body) = match (method.as_str(), path.as_str()) {
+                    ("GET", "/r") => (
+                        "200 OK",
+                        "ETag: \"1\"\r\nContent-Type: application/json\r\nLink: </hooks>; rel=\"value-callback\"\r\n",
+                        "1",
+                    ),
+                    ("POST", "/hooks") => {
+                        // Held until released (or the test ends: then the answer goes
+                        // nowhere).
+                        let _ = released.lock().unwrap().recv();
+                        ("201 Created", "Location: /hooks/7\r\n", "")
+                    }
+                    ("DELETE", "/hooks/7") => ("204 No Content", "", ""),
+                    _ => ("404 Not Found", "", ""),
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    HeldHooks {
+        base,
+        seen,
+        release,
+    }
+}
+
+impl HeldHooks {
+    /// Waits for a request starting with `what`, skipping others; fails after BOUND.
+    fn expect(&self, what: &str) {
+        let deadline = std::time::Instant::now() + BOUND;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.seen.recv_timeout(left) {
+                Ok(request) if request.starts_with(what) => return,
+                Ok(_) => {}
+                Err(_) => panic!("no {what} within {BOUND:?}"),
+            }
+        }
+    }
+}
+
+fn interrupt(run: &Run) -> std::time::Instant {
+    Command::new("kill")
+        .args(["-INT", &run.pid().to_string()])
+        .status()
+        .unwrap();
+    std::time::Instant::now()
+}
+
+#[test]
+fn a_subscription_answered_after_ctrl_c_is_removed_before_exit() {
+    let hooks = held_hooks();
+    let url = format!("{}/r", hooks.base);
+    let mut run = lrwatch(&["-v", "--transport", "value-callback", &url]);
+    assert_eq!(run.line(), "1");
+    // The server has made the subscription; lrwatch has not read the 201.
+    hooks.expect("POST /hooks");
+    let interrupted = interrupt(&run);
+    // Released only once lrwatch says it is waiting for the answer, which it says after it
+    // has stopped following: so the 201 deterministically arrives during shutdown.
+    run.stderr_until("waiting up to 3 s for the webhook subscription being made");
+    hooks.release.send(()).unwrap();
+    // lrwatch waits for the DELETE's answer before exiting: it arrives while lrwatch lives.
+    hooks.expect("DELETE /hooks/7");
+    assert_eq!(
+        run.wait().signal(),
+        Some(2),
+        "dies by SIGINT (the shell's 130)"
+    );
+    let took = interrupted.elapsed();
+    assert!(took < Duration::from_secs(3), "exit took {took:?}");
+}
+
+#[test]
+fn ctrl_c_waits_for_an_unanswered_subscription_a_bounded_time() {
+    let hooks = held_hooks();
+    let url = format!("{}/r", hooks.base);
+    let mut run = lrwatch(&["-v", "--transport", "value-callback", &url]);
+    assert_eq!(run.line(), "1");
+    hooks.expect("POST /hooks");
+    let interrupted = interrupt(&run);
+    run.stderr_until("waiting up to 3 s for the webhook subscription being made");
+    // The 201 never comes: lrwatch exits after waiting 3 s for it, saying that a subscription
+    // may be left behind. Without its Location nothing can remove it; the server drops it
+    // when its notifications fail, as they will with nobody listening.
+    run.stderr_until("was not answered within 3 s");
+    assert_eq!(run.wait().signal(), Some(2));
+    let took = interrupted.elapsed();
+    assert!(
+        (Duration::from_millis(2900)..Duration::from_secs(6)).contains(&took),
+        "exit took {took:?}"
+    );
+    assert!(
+        hooks.seen.try_iter().all(|r| !r.starts_with("DELETE")),
+        "nothing to DELETE"
+    );
 }

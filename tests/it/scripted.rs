@@ -470,3 +470,108 @@ fn multiplex_wait_names_resources_in_both_forms_and_multiplex_request_in_headers
         assert_eq!(mux.header("wait"), Some("55"));
     }
 }
+
+/// The protocol's test server, as its text reads: `/test` (JSON labelled `text/html`) offers
+/// only `multiplex-wait` at `/multi`, whose answers key each member by its `path` alone,
+/// whatever URI was asked for. `multi(request, asked)` answers the n-th (from 0) `/multi`
+/// request; a GET of `/test` holding an ETag is answered 304 (nothing to catch up on)
+/// until `changed_after` multiplexed requests, then with the new value.
+fn keyed_by_path(
+    changed_after: usize,
+    multi: impl Fn(usize, &Seen) -> String + Send + Sync + 'static,
+) -> Scripted {
+    let multis = std::sync::atomic::AtomicUsize::new(0);
+    scripted(move |_, seen| {
+        let value = |time: u32| {
+            (
+                200,
+                h(&[
+                    ("ETag", &format!("\"{time}\"")),
+                    ("Content-Type", "text/html; charset=utf-8"),
+                    ("Link", "</multi>; rel=multiplex-wait"),
+                ]),
+                format!("{{\"time\":{time}}}\n"),
+            )
+        };
+        if seen.path.starts_with("/multi") {
+            let n = multis.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return (200, h(&[("Content-Type", "text/html")]), multi(n, seen));
+        }
+        let changed = multis.load(std::sync::atomic::Ordering::SeqCst) >= changed_after;
+        match seen.header("if-none-match") {
+            None => value(1),
+            Some(_) if changed => value(2),
+            Some(_) => (304, h(&[("ETag", "\"1\"")]), String::new()),
+        }
+    })
+}
+
+/// The `time` of an event's body, whether it came typed as JSON or as the text received (the
+/// server labels its JSON `text/html`).
+fn time_of(event: &serde_json::Value) -> Option<u64> {
+    let body = match &event["body"] {
+        serde_json::Value::String(text) => serde_json::from_str(text).ok()?,
+        body => body.clone(),
+    };
+    body["time"].as_u64()
+}
+
+#[test]
+fn multiplexed_answers_keyed_by_path_alone_are_taken() {
+    // Asked for `/test?types=multiplex-wait`, the server answers `{"/test": ...}`; a held
+    // ETag of "2" gets no news (304 members are no news).
+    let server = keyed_by_path(usize::MAX, |_, seen| {
+        if seen.header("uri").is_some_and(|u| u.contains("\"1\"")) {
+            r#"{"/test":{"code":200,"headers":{"ETag":"\"2\"","Link":"</test?after=2>; rel=changes"},"body":"{\"time\":2}\n"}}"#.into()
+        } else {
+            r#"{"/test":{"code":304,"headers":{"ETag":"\"2\""}}}"#.into()
+        }
+    });
+    let url = format!("{}/test?types=multiplex-wait", server.base);
+    let mut run = lrwatch(&["--json", "-n", "2", &url]);
+    let first = run.json();
+    assert_eq!(
+        (time_of(&first), first["transport"].as_str()),
+        (Some(1), Some("multiplex-wait"))
+    );
+    let change = run.json();
+    assert_eq!(
+        (
+            time_of(&change),
+            change["etag"].as_str(),
+            change["transport"].as_str()
+        ),
+        (Some(2), Some("\"2\""), Some("multiplex-wait"))
+    );
+    assert!(run.wait().success());
+    let seen = server.seen.lock().unwrap();
+    let multi = seen.iter().find(|s| s.path.starts_with("/multi")).unwrap();
+    assert_eq!(
+        multi.header("uri"),
+        Some("</test?types=multiplex-wait>; If-None-Match=\"1\"")
+    );
+}
+
+#[test]
+fn a_multiplexed_answer_naming_nothing_asked_is_a_failure_and_auto_falls_back() {
+    // Every answer is about a resource nobody asked for. The value changes once lrwatch has
+    // asked three times: only a follower that gave up on multiplex-wait by then sees it.
+    let server = keyed_by_path(3, |_, _| {
+        r#"{"/elsewhere":{"code":200,"headers":{"ETag":"\"9\""},"body":"9"}}"#.into()
+    });
+    let url = format!("{}/test?types=multiplex-wait", server.base);
+    let mut run = lrwatch(&["--json", "-v", "-n", "2", "--interval", "0.2", &url]);
+    assert_eq!(run.json()["transport"], "multiplex-wait");
+    let said = run.stderr_until("which names nothing asked");
+    assert!(
+        said.contains("answered for /elsewhere") && said.contains("/test?types=multiplex-wait"),
+        "{said}"
+    );
+    run.stderr_until("falling back to poll");
+    let change = run.json();
+    assert_eq!(
+        (time_of(&change), change["transport"].as_str()),
+        (Some(2), Some("poll"))
+    );
+    assert!(run.wait().success());
+}
