@@ -350,6 +350,7 @@ pub(super) fn run(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
     }
     let form = form.finish();
     ctx.trace(format!("POST {} callback_uri={callback}", offer.target));
+    let mut subscription = None;
     let refused = match ctx.http.submit(
         "POST",
         &offer.target,
@@ -361,6 +362,7 @@ pub(super) fn run(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
             match r.header("location").and_then(|l| offer.target.join(l).ok()) {
                 Some(location) => {
                     ctx.trace(format!("subscribed: {location}"));
+                    subscription = Some(location.clone());
                     if !receiver.set_location(id, location.clone()) {
                         // Following ended, and gave up waiting for this answer: nobody
                         // else will remove the subscription.
@@ -399,7 +401,32 @@ pub(super) fn run(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
     if !ctx.catch_up(mechanism) {
         return Next::Stop;
     }
-    while let Ok(event) = events.recv() {
+    loop {
+        let wait = ctx.verify_in().unwrap_or(Duration::MAX);
+        let event = match events.recv_timeout(wait) {
+            Ok(event) => event,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => match ctx.verify(mechanism) {
+                super::Verified::Fine => continue,
+                super::Verified::Stop => break,
+                // The server forgot the subscription, or its notifications do not reach us:
+                // replace it with a new one.
+                super::Verified::Missed => {
+                    receiver.forget(id);
+                    if let Some(location) = &subscription {
+                        ctx.trace(format!("DELETE {location}"));
+                        let _ = ctx.http.submit(
+                            "DELETE",
+                            location,
+                            &ctx.url,
+                            None,
+                            Duration::from_secs(3),
+                        );
+                    }
+                    return Next::Switch(mechanism);
+                }
+            },
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let carried_on = match event {
             HubEvent::Push(push) if changes => {
                 super::changes::apply_hub_push(ctx, *push, mechanism)

@@ -348,3 +348,59 @@ fn ctrl_c_waits_for_an_unanswered_subscription_a_bounded_time() {
         "nothing to DELETE"
     );
 }
+
+/// A server that made the subscription but never notifies (it forgot it): `--verify` finds
+/// the change, says the server missed a push, and replaces the subscription.
+#[test]
+fn a_forgotten_subscription_is_noticed_by_verify_and_replaced() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // The value changes after the catch-up that follows subscribing (the first conditional
+    // GET), and no notification is ever sent.
+    let conditional = Arc::new(AtomicUsize::new(0));
+    let posts = Arc::new(AtomicUsize::new(0));
+    let (c, p) = (Arc::clone(&conditional), Arc::clone(&posts));
+    let server = scripted(move |_, seen| match seen.path.as_str() {
+        "/hooks" => {
+            let n = p.fetch_add(1, Ordering::SeqCst) + 1;
+            (
+                201,
+                h(&[("Location", &format!("/hooks/{n}"))]),
+                String::new(),
+            )
+        }
+        path if path.starts_with("/hooks/") => (204, h(&[]), String::new()),
+        _ => {
+            let link = ("Link", "</hooks>; rel=value-callback");
+            let json = ("Content-Type", "application/json");
+            let asked = seen.header("if-none-match").is_some();
+            if asked && c.fetch_add(1, Ordering::SeqCst) >= 1 {
+                (200, h(&[("ETag", "\"2\""), link, json]), "2".into())
+            } else if asked {
+                (304, h(&[("ETag", "\"1\""), link]), String::new())
+            } else {
+                (200, h(&[("ETag", "\"1\""), link, json]), "1".into())
+            }
+        }
+    });
+    let url = format!("{}/r", server.base);
+    let mut run = lrwatch(&[
+        "--json",
+        "-v",
+        "--verify",
+        "0.3",
+        "--transport",
+        "value-callback",
+        &url,
+    ]);
+    assert_eq!(run.json()["body"], 1);
+    let found = run.json();
+    assert_eq!(found["body"], 2, "{found}");
+    assert_eq!(found["transport"], "value-callback");
+    run.stderr_until("the server missed a push over value-callback");
+    run.stderr_until("DELETE ");
+    run.stderr_until("subscribed: ");
+    let seen = server.seen.lock().unwrap();
+    assert!(seen.iter().any(|s| s.path == "/hooks/1"), "{seen:?}");
+    assert!(posts.load(Ordering::SeqCst) >= 2);
+}

@@ -219,7 +219,11 @@ fn a_checkpoint_that_did_not_advance_is_no_change() {
             ),
             _ => (
                 200,
-                h(&[json, ("ETag", "\"5\""), ("Link", "</c?after=5>; rel=changes")]),
+                h(&[
+                    json,
+                    ("ETag", "\"5\""),
+                    ("Link", "</c?after=5>; rel=changes"),
+                ]),
                 "{\"t\":5}".into(),
             ),
         }
@@ -273,7 +277,10 @@ fn a_json_list_with_changes_links_is_a_collection_even_with_an_etag() {
     let change = run.json();
     assert_eq!(change["event"], "changes", "{change}");
     assert_eq!(change["transport"], "changes-wait");
-    assert_eq!(change["body"], serde_json::json!([{"from": "b", "text": "two"}]));
+    assert_eq!(
+        change["body"],
+        serde_json::json!([{"from": "b", "text": "two"}])
+    );
     assert!(run.wait().success());
     let mut inspect = lrwatch(&["inspect", "--json", &url]);
     let report = inspect.json();
@@ -283,7 +290,9 @@ fn a_json_list_with_changes_links_is_a_collection_even_with_an_etag() {
     let mut run = lrwatch(&["--json", "--value", "-v", "-n", "1", &url]);
     assert_eq!(run.json()["event"], "value");
     assert!(run.wait().success());
-    assert!(run
-        .stderr_text()
-        .contains("transport value-wait"), "{}", run.stderr_text());
+    assert!(
+        run.stderr_text().contains("transport value-wait"),
+        "{}",
+        run.stderr_text()
+    );
 }
