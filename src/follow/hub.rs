@@ -46,6 +46,9 @@ pub(super) struct Sub {
     pub etag: Option<String>,
     /// Where the hub sends its events.
     pub inbox: Arc<Mailbox>,
+    /// The resource's own multiplexed long-poll endpoint, if it offers one (with its relation):
+    /// a socket hub checks its members together there (`--verify`).
+    pub check: Option<(Url, String)>,
 }
 
 /// What a hub thread receives.
@@ -57,6 +60,9 @@ pub(super) enum HubInput {
     Stream(u64, crate::wire::sse::Event),
     /// From a hub's own reader thread: connection `generation` ended, and why.
     StreamEnded(u64, String),
+    /// From a socket hub's own checking thread: the names (as asked) that a multiplexed check
+    /// found changed, or could not check: those members check themselves.
+    Suspect(Vec<String>),
     /// A member's check found a change the connection did not deliver (the server may have
     /// forgotten the whole connection's subscriptions): reconnect, unless the connection is
     /// newer than the check that began at this instant.
@@ -100,7 +106,7 @@ impl Hubs {
             .name(format!("{mechanism} {endpoint}"))
             .spawn(move || match mechanism {
                 Mechanism::MultiplexWs | Mechanism::MultiplexSocket => {
-                    super::websocket::run(&hub_shared, mechanism, &endpoint, &rx)
+                    super::websocket::run(&hub_shared, mechanism, &endpoint, &rx, &hub_tx)
                 }
                 Mechanism::MultiplexWait => {
                     super::multiplex_wait::run(&hub_shared, &rel, &endpoint, &rx)
@@ -122,6 +128,7 @@ pub(super) struct Member {
     pub changes: bool,
     pub etag: Option<String>,
     pub inbox: Arc<Mailbox>,
+    pub check: Option<(Url, String)>,
 }
 
 /// The subscribers of one hub, by resource URL, and by the name the server knows them by.
@@ -203,6 +210,7 @@ impl Members {
                 changes: sub.changes,
                 etag: sub.etag,
                 inbox: sub.inbox,
+                check: sub.check,
             },
         );
         &self.by_url[&key]
@@ -319,6 +327,7 @@ mod tests {
                 changes: false,
                 etag: None,
                 inbox: Mailbox::new(Arc::clone(&pool)),
+                check: None,
             });
         }
         members

@@ -55,12 +55,25 @@ impl Joined {
             // Named where it lives: after a redirect the server pushes only under that name.
             None => ctx.location.clone(),
         };
+        // A socket's members are checked together (`--verify`) where the resource also offers a
+        // multiplexed long-poll: one request for them all instead of a GET each.
+        let socket = matches!(
+            mechanism,
+            Mechanism::MultiplexWs | Mechanism::MultiplexSocket
+        );
+        let check = ctx
+            .caps
+            .as_ref()
+            .and_then(|c| c.offer(Mechanism::MultiplexWait))
+            .filter(|_| socket && !changes)
+            .map(|o| (http_form(&o.target), o.rel.clone()));
         let sub = Sub {
             url: ctx.url.clone(),
             name: super::hub::uri_for(&endpoint, &named),
             changes,
             etag: ctx.etag.clone(),
             inbox,
+            check,
         };
         let shared = Arc::clone(&ctx.shared);
         let hub = shared

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use tungstenite::client::IntoClientRequest;
@@ -17,6 +17,7 @@ use super::hub::{HubEvent, HubInput, Members};
 use super::{Push, Shared};
 use crate::backoff::Backoff;
 use crate::mechanism::Mechanism;
+use crate::wire::multiplex::{self, Target};
 use crate::wire::{socket, ws_json};
 
 /// How often the connection loop wakes while nothing arrives.
@@ -177,12 +178,14 @@ fn header(headers: &[(String, String)], name: &str) -> Option<String> {
         .map(|(_, v)| v.clone())
 }
 
-/// Runs the hub for `endpoint` (an http(s) URL) until following stops.
+/// Runs the hub for `endpoint` (an http(s) URL) until following stops. `myself` feeds the
+/// hub's checking threads' findings back in.
 pub(super) fn run(
     shared: &Shared,
     mechanism: Mechanism,
     endpoint: &Url,
     input: &Receiver<HubInput>,
+    myself: &Sender<HubInput>,
 ) {
     let mut members = Members::new(endpoint);
     let mut backoff = Backoff::default();
@@ -215,7 +218,7 @@ pub(super) fn run(
                 was_up = true;
                 failures = 0;
                 backoff.reset();
-                let reason = serve(shared, &mut ws, &mut language, &mut members, input);
+                let reason = serve(shared, &mut ws, &mut language, &mut members, input, myself);
                 let _ = ws.close(None);
                 match reason {
                     Some(reason) => reason,
@@ -336,6 +339,7 @@ fn serve(
     language: &mut Language,
     members: &mut Members,
     input: &Receiver<HubInput>,
+    myself: &Sender<HubInput>,
 ) -> Option<String> {
     let names: Vec<(String, bool)> = members
         .by_url
@@ -393,7 +397,7 @@ fn serve(
                 if let Some(period) = shared.options.verify {
                     if last_verify.elapsed() >= period {
                         last_verify = Instant::now();
-                        members.broadcast(|| HubEvent::Verify);
+                        verify_members(shared, members, myself);
                     }
                 }
                 let dead_after = shared.options.socket_dead_after();
@@ -434,6 +438,11 @@ fn take_input(
             Ok(HubInput::Reconnect(checked)) if checked > connected => {
                 return Err("a check found a push the server did not send".to_string());
             }
+            Ok(HubInput::Suspect(names)) => {
+                for name in names {
+                    route(members, &name, || HubEvent::Verify);
+                }
+            }
             Ok(HubInput::Subscribe(sub)) => {
                 let (uri, changes) = (sub.name.clone(), sub.changes);
                 members.add(sub);
@@ -451,6 +460,81 @@ fn take_input(
             Ok(_) => {}
             Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return Ok(()),
         }
+    }
+}
+
+/// The safety net (`--verify`) for every member: those whose resources offer a multiplexed
+/// long-poll are checked together, one request per such endpoint made on a thread of its own
+/// (answered at once: no `Wait`), and only those it finds changed (or cannot check) check
+/// themselves; the others each make their own conditional GET. 10,000 resources over one
+/// socket cost one request a period, not 10,000, where the server allows it.
+fn verify_members(shared: &Shared, members: &mut Members, myself: &Sender<HubInput>) {
+    let mut together: HashMap<(Url, String), Vec<Target>> = HashMap::new();
+    let mut alone = Vec::new();
+    for (key, member) in &members.by_url {
+        match &member.check {
+            Some(check) if member.etag.is_some() => {
+                together.entry(check.clone()).or_default().push(Target {
+                    uri: member.name.clone(),
+                    if_none_match: member.etag.clone(),
+                });
+            }
+            _ => alone.push(key.clone()),
+        }
+    }
+    for key in alone {
+        members.send(&key, HubEvent::Verify);
+    }
+    let origin = members.on_behalf_of();
+    for ((endpoint, rel), targets) in together {
+        let (http, myself, origin) = (shared.http.clone(), myself.clone(), origin.clone());
+        let names: Vec<String> = targets.iter().map(|t| t.uri.clone()).collect();
+        let spawned = std::thread::Builder::new()
+            .name(format!("check {endpoint}"))
+            .stack_size(super::FOLLOWER_STACK)
+            .spawn(move || {
+                let suspects = check_together(&http, &endpoint, &rel, &targets, &origin);
+                let _ = myself.send(HubInput::Suspect(suspects));
+            });
+        if spawned.is_err() {
+            for name in names {
+                route(members, &name, || HubEvent::Verify);
+            }
+        }
+    }
+}
+
+/// One multiplexed request for `targets` without a wait: the names it answers as changed, or
+/// every name when it cannot tell.
+fn check_together(
+    http: &crate::http::HttpClient,
+    endpoint: &Url,
+    rel: &str,
+    targets: &[Target],
+    origin: &Url,
+) -> Vec<String> {
+    let everyone = || targets.iter().map(|t| t.uri.clone()).collect();
+    let mut url = endpoint.clone();
+    if rel != "multiplex-request" {
+        super::hub::set_targets(&mut url, targets);
+    }
+    let headers: Vec<(&str, String)> = targets
+        .iter()
+        .map(|t| ("Uri", multiplex::encode_uri_header(t)))
+        .collect();
+    match http.get(&url, origin, &headers, super::REQUEST_TIMEOUT) {
+        Ok(response) if response.status == 304 => Vec::new(),
+        Ok(response) if response.status == 200 => {
+            match multiplex::parse_answer(&String::from_utf8_lossy(&response.body)) {
+                Ok(answer) => answer
+                    .into_iter()
+                    .filter(|(_, member)| member.code != 304)
+                    .map(|(name, _)| name)
+                    .collect(),
+                Err(_) => everyone(),
+            }
+        }
+        _ => everyone(),
     }
 }
 
