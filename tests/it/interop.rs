@@ -34,6 +34,8 @@ struct Interop {
     counter: String,
     chat: String,
     test: String,
+    /// Whether an lrwatch run against these servers warned that the server missed a push.
+    warned: std::sync::atomic::AtomicBool,
 }
 
 /// Whether the shared `node_modules` has been installed by a start that succeeded: the first
@@ -158,6 +160,7 @@ impl Interop {
             counter: get("COUNTER_URL"),
             chat: get("CHAT_URL"),
             test: get("TEST_URL"),
+            warned: false.into(),
             pids,
             dir,
             work,
@@ -638,9 +641,9 @@ fn each_alone(specs: Vec<Spec>, scenario: fn(&Interop, Spec)) {
 }
 
 /// All scenarios at once on one set of servers (processes that do not disturb each other, or
-/// that do on purpose).
-fn together(specs: Vec<Spec>, scenario: fn(&Interop, Spec)) {
-    let Some(dir) = interop_dir() else { return };
+/// that do on purpose); the servers, for more checks, or `None` when skipped.
+fn together(specs: Vec<Spec>, scenario: fn(&Interop, Spec)) -> Option<std::sync::Arc<Interop>> {
+    let dir = interop_dir()?;
     let servers = std::sync::Arc::new(Interop::start(&dir));
     scenarios(
         specs
@@ -652,12 +655,37 @@ fn together(specs: Vec<Spec>, scenario: fn(&Interop, Spec)) {
                 (name, f)
             })
             .collect(),
-    )
+    );
+    Some(servers)
+}
+
+/// The warning `--verify` gives when it finds a change the transport did not deliver.
+const MISSED: &str = "missed a push";
+
+impl Watch {
+    /// Ends the process; whether it warned that the server missed a push.
+    fn warned(&mut self) -> bool {
+        self.run.stop();
+        self.run.stderr_text().contains(MISSED)
+    }
+}
+
+/// Which process lost its subscription depends on the order the server keeps listeners in:
+/// at least one of them must have said so.
+fn some_warned(watches: &mut [Watch]) {
+    let mut any = false;
+    for w in watches.iter_mut() {
+        any |= w.warned();
+    }
+    assert!(
+        any,
+        "no process warned {MISSED:?}, though the server dropped a subscriber"
+    );
 }
 
 /// Several lrwatch processes on one counter server: POSTs in rounds (one, then bursts); after
 /// each round every process must print every counter's server value, and nothing newer.
-fn counters(base: &str, specs: &[Spec]) {
+fn counters(base: &str, specs: &[Spec]) -> Vec<Watch> {
     let mut watches: Vec<Watch> = specs.iter().map(|s| s.watch(base, Shape::Count)).collect();
     for w in &mut watches {
         w.initial();
@@ -679,6 +707,7 @@ fn counters(base: &str, specs: &[Spec]) {
     for (w, s) in watches.iter_mut().zip(specs) {
         w.used(&s.allowed);
     }
+    watches
 }
 
 fn counter_scenario(servers: &Interop, s: Spec) {
@@ -736,10 +765,13 @@ fn counter_behind_a_redirect() {
 /// hearing of changes; `--verify 2` must notice within 2 s. Fails without `--verify`.
 #[test]
 fn counter_value_wait_for_several_counters_with_verify() {
-    each_alone(
-        vec![forced("counter value-wait x3", "value-wait", &COUNTERS).with(&["--verify", "2"])],
-        counter_scenario,
+    let Some(dir) = interop_dir() else { return };
+    let servers = Interop::start(&dir);
+    let mut watches = counters(
+        &servers.counter,
+        &[forced("counter value-wait x3", "value-wait", &COUNTERS).with(&["--verify", "2"])],
     );
+    some_warned(&mut watches);
 }
 
 /// As users do: a forced long-poll beside a WebSocket client and `auto`, on one server. The
@@ -748,7 +780,7 @@ fn counter_value_wait_for_several_counters_with_verify() {
 fn counter_value_wait_beside_multiplex_ws_with_verify() {
     let Some(dir) = interop_dir() else { return };
     let servers = Interop::start(&dir);
-    counters(
+    let mut watches = counters(
         &servers.counter,
         &[
             forced("value-wait a", "value-wait", &["/counter/a/"]).with(&["--verify", "2"]),
@@ -766,6 +798,7 @@ fn counter_value_wait_beside_multiplex_ws_with_verify() {
             ),
         ],
     );
+    some_warned(&mut watches);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -807,7 +840,7 @@ fn settle_chat(watches: &mut [Watch], posted: &HashMap<String, Vec<Value>>) {
 
 /// Several lrwatch processes on one chat server: rooms seeded with two messages; then messages
 /// posted in rounds (one, a burst of three, one) to every room followed.
-fn chats(base: &str, specs: &[Spec]) {
+fn chats(base: &str, specs: &[Spec]) -> Vec<Watch> {
     let mut rooms: Vec<String> = specs
         .iter()
         .flat_map(|s| s.paths.iter().map(|p| format!("{base}{p}")))
@@ -853,6 +886,7 @@ fn chats(base: &str, specs: &[Spec]) {
     for (w, s) in watches.iter_mut().zip(specs) {
         w.used(&s.allowed);
     }
+    watches
 }
 
 fn chat_scenario(servers: &Interop, s: Spec) {
@@ -890,13 +924,14 @@ fn chat_each_transport() {
 fn chat_changes_wait_beside_multiplex_ws_with_verify() {
     let Some(dir) = interop_dir() else { return };
     let servers = Interop::start(&dir);
-    chats(
+    let mut watches = chats(
         &servers.chat,
         &[
             forced("changes-wait a", "changes-wait", &[ROOM_A]).with(&["--verify", "2"]),
             forced("multiplex-ws a b", "multiplex-ws", &[ROOM_A, ROOM_B]).with(&["--verify", "2"]),
         ],
     );
+    some_warned(&mut watches);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -948,6 +983,9 @@ fn follow_time(servers: &Interop, s: Spec, shape: Shape) {
     }
     settle_time(&mut w);
     w.used(&s.allowed);
+    if w.warned() {
+        servers.warned.store(true, Ordering::SeqCst);
+    }
 }
 
 fn time_scenario(servers: &Interop, s: Spec) {
@@ -1066,7 +1104,7 @@ fn test_server_reliable_and_two_resources() {
 #[test]
 fn test_server_long_polls_beside_streams_with_verify() {
     let v = ["--verify", "2"];
-    together(
+    let servers = together(
         vec![
             forced("value-wait", "value-wait", &["/test"]).with(&v),
             forced("changes-wait", "changes-wait", &["/test"]).with(&[
@@ -1080,6 +1118,12 @@ fn test_server_long_polls_beside_streams_with_verify() {
         ],
         time_or_feed,
     );
+    if let Some(servers) = servers {
+        assert!(
+            servers.warned.load(Ordering::SeqCst),
+            "no process warned {MISSED:?}, though the server dropped a subscriber"
+        );
+    }
 }
 
 /// The one long scenario: across a time that is a multiple of 30, whose push the server drops
