@@ -15,8 +15,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -35,7 +35,7 @@ struct Interop {
     chat: String,
     test: String,
     /// Whether an lrwatch run against these servers warned that the server missed a push.
-    warned: std::sync::atomic::AtomicBool,
+    warned: AtomicBool,
 }
 
 /// Whether the shared `node_modules` has been installed by a start that succeeded: the first
@@ -642,14 +642,14 @@ fn each_alone(specs: Vec<Spec>, scenario: fn(&Interop, Spec)) {
 
 /// All scenarios at once on one set of servers (processes that do not disturb each other, or
 /// that do on purpose); the servers, for more checks, or `None` when skipped.
-fn together(specs: Vec<Spec>, scenario: fn(&Interop, Spec)) -> Option<std::sync::Arc<Interop>> {
+fn together(specs: Vec<Spec>, scenario: fn(&Interop, Spec)) -> Option<Arc<Interop>> {
     let dir = interop_dir()?;
-    let servers = std::sync::Arc::new(Interop::start(&dir));
+    let servers = Arc::new(Interop::start(&dir));
     scenarios(
         specs
             .into_iter()
             .map(|s| {
-                let servers = std::sync::Arc::clone(&servers);
+                let servers = Arc::clone(&servers);
                 let name = s.name;
                 let f: Scenario = Box::new(move || scenario(&servers, s));
                 (name, f)
