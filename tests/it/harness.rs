@@ -168,6 +168,12 @@ impl Run {
         self.stdout.try_iter().collect()
     }
 
+    /// Ends the process now (kill and reap), so that what it wrote can be read to the end.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn stderr_text(&mut self) -> String {
         self.drain_stderr();
         self.stderr_seen.join("\n")

@@ -8,6 +8,7 @@ mod faults;
 mod follow;
 mod harness;
 mod inspect;
+mod interop;
 mod ordering;
 mod output;
 mod pty;
