@@ -199,12 +199,8 @@ impl Ctx {
                 let empty = bytes.iter().all(u8::is_ascii_whitespace)
                     || matches!(&parsed, Some(Value::Array(a)) if a.is_empty());
                 if !empty {
-                    self.emit_child(
-                        EventKind::Changes,
-                        None,
-                        Some(Body::new(bytes.to_vec(), content_type)),
-                        transport,
-                    );
+                    let body = self.body(bytes.to_vec(), content_type);
+                    self.emit_child(EventKind::Changes, None, Some(body), transport);
                 }
             }
         }
@@ -285,17 +281,21 @@ impl Ctx {
         true
     }
 
-    /// Whether changes that name a next checkpoint equal to the one held (or a `Changes-Id`
-    /// equal to the one held) carry no change: the checkpoint did not advance. Servers answer
+    /// Whether changes that name a next checkpoint equal to the one held (or, naming none, a
+    /// `Changes-Id` equal to the one held) carry no change: the checkpoint did not advance. Servers answer
     /// so when nothing is new (the test server: `{"time:change":"+0"}`; also when a changes
     /// stream opens). A different payload at the same checkpoint than it gave before is still
     /// reported (a server whose checkpoints do not move); the first one is taken as its
     /// "nothing new".
     fn stalled(&mut self, markers: &Markers, payload: &[u8]) -> bool {
         let feed = self.feed();
-        let same_checkpoint = markers.next.is_some() && markers.next == feed.checkpoint;
-        let same_id = markers.changes_id.is_some() && markers.changes_id == feed.changes_id;
-        if !same_checkpoint && !same_id {
+        // The next checkpoint decides where there is one: a server may repeat the id of the
+        // checkpoint asked on an answer that moves on (the test server's long-polls do).
+        let same = match &markers.next {
+            Some(next) => feed.checkpoint.as_ref() == Some(next),
+            None => markers.changes_id.is_some() && markers.changes_id == feed.changes_id,
+        };
+        if !same {
             feed.stalled = None;
             return false;
         }
@@ -445,6 +445,8 @@ pub(super) fn run_wait(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
             .is_some_and(|o| o.wait_min.is_some());
     let wait = ctx.options.long_poll_wait();
     let requested = Duration::from_secs(wait);
+    // The last long-poll was held for its whole wait and answered "no news".
+    let mut held_out = false;
     loop {
         if let Some(better) = ctx.better_than(mechanism) {
             return Next::Switch(better);
@@ -492,6 +494,15 @@ pub(super) fn run_wait(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
         // No news (the checkpoint did not move) answered at once: do not spin.
         let news = ctx.feed().checkpoint != before;
         let early = !long || wait == 0 || took < requested / 2;
+        // As for value-wait: news at once after a long-poll held out without any means the
+        // server did not answer that one when the change came.
+        if long && news && early && held_out {
+            ctx.report_missed(
+                mechanism,
+                "the held long-poll ran out, the next one had the change at once",
+            );
+        }
+        held_out = long && !news && !early;
         if early && !news && !ctx.sleep(ctx.poll_period()) {
             return Next::Stop;
         }

@@ -972,17 +972,26 @@ impl Ctx {
         if !missed {
             return Verified::Fine;
         }
-        self.missed += 1;
-        let message = format!(
-            "the server missed a push over {transport} (a check every {:.1}s found the change); resubscribing",
-            self.options.verify.unwrap_or_default().as_secs_f64()
+        self.report_missed(
+            transport,
+            &format!(
+                "a check every {:.1}s found the change; resubscribing",
+                self.options.verify.unwrap_or_default().as_secs_f64()
+            ),
         );
+        Verified::Missed
+    }
+
+    /// Says that the server missed a push (`how` it was noticed): a warning the first time,
+    /// a trace line after.
+    fn report_missed(&mut self, transport: Mechanism, how: &str) {
+        self.missed += 1;
+        let message = format!("the server missed a push over {transport} ({how})");
         if self.missed == 1 {
             self.warn(message);
         } else {
             self.trace(message);
         }
-        Verified::Missed
     }
 
     /// The URL to GET the resource at: where it was moved for good, else the user's (a

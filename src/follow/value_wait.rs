@@ -13,6 +13,8 @@ pub(super) fn run(ctx: &mut Ctx) -> Next {
     let wait = ctx.options.long_poll_wait();
     let requested = Duration::from_secs(wait);
     let mut warned_early = false;
+    // The last long-poll was held for its whole wait and answered "no news".
+    let mut held_out = false;
     loop {
         if let Some(better) = ctx.better_than(SELF) {
             return Next::Switch(better);
@@ -53,10 +55,21 @@ pub(super) fn run(ctx: &mut Ctx) -> Next {
         }
         let changed = status != 304 && ctx.apply(response, SELF, false).unwrap_or(false);
         ctx.succeeded();
+        let early = wait == 0 || took < requested / 2;
+        // A change answered at once right after a long-poll that was held to its end without
+        // news happened while that one was held: the server did not answer it (servers forget
+        // held long-polls). Asking again at once recovered it; the wait is no longer than
+        // `--verify`, so that is soon.
+        if changed && early && held_out {
+            ctx.report_missed(
+                SELF,
+                "the held long-poll ran out, the next one had the change at once",
+            );
+        }
+        held_out = !changed && !early;
         // A server that ignores the wait answers at once with no news (304, the same value, or
         // a 404 for a removed resource): asking again at once would spin. Slow to the polling
         // period instead, as the protocol asks. A change answered at once is normal.
-        let early = wait == 0 || took < requested / 2;
         if early && !changed {
             if !warned_early && status == 304 {
                 warned_early = true;
