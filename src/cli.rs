@@ -402,7 +402,7 @@ fn parse_secs(s: &str) -> Result<f64, String> {
 
 fn parse_verify(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v == 0.0 => Ok(0.0),
+        Ok(0.0) => Ok(0.0),
         Ok(v) if v.is_finite() && (0.01..=1e9).contains(&v) => Ok(v),
         _ => Err(format!(
             "'{s}' is not a number of seconds (at least 0.01; 0 turns verifying off)"
