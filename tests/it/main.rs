@@ -11,6 +11,8 @@ mod inspect;
 mod output;
 mod pty;
 mod push;
+#[cfg(target_os = "linux")]
+mod quickack;
 mod scripted;
 mod subcommands;
 mod tls;
