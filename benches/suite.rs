@@ -8,7 +8,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -577,12 +576,12 @@ fn main() {
                 let script = format!(
                     "v=$(curl -s '{url}'); echo \"$v\"; while :; do b=$(curl -s -H \"If-None-Match: \\\"v$v\\\"\" -H 'Wait: 55' '{url}'); if [ -n \"$b\" ]; then echo \"$b\"; v=$b; fi; done"
                 );
-                let mut child = Command::new("sh")
-                    .args(["-c", &script])
-                    .process_group(0)
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .unwrap();
+                let mut command = Command::new("sh");
+                command.args(["-c", &script]).stdout(Stdio::piped());
+                // Its own process group, so that the held curl can be ended with the shell.
+                #[cfg(unix)]
+                std::os::unix::process::CommandExt::process_group(&mut command, 0);
+                let mut child = command.spawn().unwrap();
                 let rx = lines(child.stdout.take().unwrap());
                 (child, rx)
             },
