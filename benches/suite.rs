@@ -255,6 +255,121 @@ fn socket_server(events: usize) -> (std::net::SocketAddr, usize) {
     (addr, bytes)
 }
 
+/// A long-poll server like Python's `http.server`: keep-alive, Nagle's algorithm left on, and
+/// every answer's head and body written in two writes (so the body waits for the client's ACK
+/// of the head). `GET /r` answers the value N with ETag `"vN"` and a `value-wait` link to
+/// itself; with `If-None-Match` of the current ETag and `Wait`, it holds until the value
+/// changes (or the wait runs out: 304). Returns the URL and the function that changes it.
+fn split_write_server() -> (String, impl Fn()) {
+    use std::sync::{Arc, Condvar, Mutex};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/r", listener.local_addr().unwrap());
+    let state = Arc::new((Mutex::new(0u64), Condvar::new()));
+    let shared = Arc::clone(&state);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let state = Arc::clone(&shared);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let (mut inm, mut wait) = (None, None);
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        let l = line.trim_end();
+                        if l.is_empty() {
+                            break;
+                        }
+                        if let Some((name, value)) = l.split_once(':') {
+                            match name.trim().to_ascii_lowercase().as_str() {
+                                "if-none-match" => inm = Some(value.trim().to_string()),
+                                "wait" => wait = value.trim().parse::<u64>().ok(),
+                                _ => {}
+                            }
+                        }
+                    }
+                    let (lock, changed) = &*state;
+                    let mut now = lock.lock().unwrap();
+                    if let (Some(held), Some(wait)) = (&inm, wait) {
+                        let etag = format!("\"v{}\"", *now);
+                        now = changed
+                            .wait_timeout_while(now, Duration::from_secs(wait), |v| {
+                                format!("\"v{v}\"") == etag && *held == etag
+                            })
+                            .unwrap()
+                            .0;
+                    }
+                    let value = *now;
+                    drop(now);
+                    let etag = format!("\"v{value}\"");
+                    if inm.as_deref() == Some(etag.as_str()) {
+                        let _ = write!(stream, "HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\n\r\n");
+                        continue;
+                    }
+                    let body = value.to_string();
+                    let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: {etag}\r\nLink: </r>; rel=value-wait\r\nContent-Length: {}\r\n\r\n", body.len());
+                    // Two writes, as http.server's end_headers() and wfile.write() make.
+                    if stream.write_all(head.as_bytes()).is_err()
+                        || stream.write_all(body.as_bytes()).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let change = move || {
+        let (lock, changed) = &*state;
+        *lock.lock().unwrap() += 1;
+        changed.notify_all();
+    };
+    (url, change)
+}
+
+/// Change-to-line latency (p50, p99) of `changes` changes of the split-write server, seen
+/// through a command whose stdout prints the value; each change comes 100–200 ms after the
+/// last, time enough for the follower to ask again.
+fn split_write_latency(
+    changes: usize,
+    follow: impl FnOnce(&str) -> (Child, Receiver<(Instant, String)>),
+    line_has: impl Fn(&str, usize) -> bool,
+) -> (f64, f64) {
+    let (url, change) = split_write_server();
+    let (mut child, rx) = follow(&url);
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("initial value");
+    let mut samples = Vec::new();
+    for i in 1..=changes {
+        std::thread::sleep(Duration::from_millis(100 + fastrand::u64(0..100)));
+        let t0 = Instant::now();
+        change();
+        loop {
+            let (at, line) = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the change");
+            if line_has(&line, i) {
+                samples.push(ms(at - t0));
+                break;
+            }
+        }
+    }
+    // The curl loop runs in its own process group: end the held curl with its shell. (For
+    // lrwatch, no such group exists and `kill` only says so.)
+    let _ = Command::new("kill")
+        .args(["--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+    samples.sort_by(f64::total_cmp);
+    (percentile(&samples, 0.5), percentile(&samples, 0.99))
+}
+
 /// Raw requests to the reference server at `addr`: a value stream of `path`, or a long-poll
 /// held until it changes from ETag "0".
 fn raw_request(addr: &str, path: &str, kind: &str) -> TcpStream {
@@ -382,8 +497,8 @@ fn main() {
         rows.push(line);
     };
 
-    // `BENCH_ONLY=diff,memory` runs just those sections (latency, startup, diff, memory,
-    // throughput, server, idle); by default all run. `BENCH_HELD` sets how many long-polls
+    // `BENCH_ONLY=diff,memory` runs just those sections (latency, split-write, startup, diff,
+    // memory, throughput, server, idle); by default all run. `BENCH_HELD` sets how many long-polls
     // and as many streams the server section holds at once (4000: 16,000 descriptors).
     let only = std::env::var("BENCH_ONLY").ok();
     let run = |section: &str| {
@@ -442,6 +557,46 @@ fn main() {
             format!("{:.0}× (p50, vs 1 s loop)", curl1_50 / p50),
         ]);
         }
+    }
+
+    // 1b. Long-polls on a server that writes head and body apart with Nagle on (issue 13):
+    // lrwatch's reused keep-alive connection beside curl's new connection per long-poll.
+    if run("split-write") {
+        let changes = 100;
+        let (ours50, ours99) = split_write_latency(
+            changes,
+            |url| spawn(&["--json", "-q", "--transport", "value-wait", url]),
+            json_body_is,
+        );
+        let (curl50, curl99) = split_write_latency(
+            changes,
+            |url| {
+                // What a user would script: print the value, then long-poll for the next one
+                // with a new curl (a new connection) each time; a 304 prints nothing.
+                let script = format!(
+                    "v=$(curl -s '{url}'); echo \"$v\"; while :; do b=$(curl -s -H \"If-None-Match: \\\"v$v\\\"\" -H 'Wait: 55' '{url}'); if [ -n \"$b\" ]; then echo \"$b\"; v=$b; fi; done"
+                );
+                let mut command = Command::new("sh");
+                command.args(["-c", &script]).stdout(Stdio::piped());
+                // Its own process group, so that the held curl can be ended with the shell.
+                #[cfg(unix)]
+                std::os::unix::process::CommandExt::process_group(&mut command, 0);
+                let mut child = command.spawn().unwrap();
+                let rx = lines(child.stdout.take().unwrap());
+                (child, rx)
+            },
+            |line, i| line.trim() == i.to_string(),
+        );
+        row(
+            &mut rows,
+            &[
+                format!("latency p50 / p99, value-wait, server writing head and body apart (Nagle on), {changes} changes"),
+                "p50 ≤ 2× curl's".into(),
+                format!("{ours50:.2} / {ours99:.2} ms"),
+                format!("curl long-poll loop, a new connection each: {curl50:.2} / {curl99:.2} ms"),
+                format!("{:.2}× curl (p50)", ours50 / curl50),
+            ],
+        );
     }
 
     // 5. Start-up: exec to first value on stdout, beside curl fetching the same URL.

@@ -95,7 +95,7 @@ impl HttpClient {
                 .collect();
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
         }
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .tls_config(tls.build())
             .http_status_as_error(false)
             // Redirects are followed in `get`, so that each hop decides afresh which headers
@@ -109,8 +109,13 @@ impl HttpClient {
             .max_response_header_size(max_header)
             .input_buffer_size(max_header)
             .output_buffer_size(8 * 1024)
-            .build()
-            .new_agent();
+            .build();
+        // ureq's default connectors, but TCP sockets that acknowledge at once (see `tcp`).
+        let agent = ureq::Agent::with_parts(
+            config,
+            crate::tcp::connector(),
+            ureq::unversioned::resolver::DefaultResolver::default(),
+        );
         HttpClient {
             agent,
             user_headers,

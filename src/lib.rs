@@ -18,6 +18,7 @@ pub mod follow;
 pub mod http;
 pub mod inspect;
 pub mod mechanism;
+mod tcp;
 
 pub use error::{Error, Result};
 pub use event::{Body, Event, EventKind, Level, Notice, Status, Update};

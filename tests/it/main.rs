@@ -13,6 +13,8 @@ mod ordering;
 mod output;
 mod pty;
 mod push;
+#[cfg(target_os = "linux")]
+mod quickack;
 mod scripted;
 mod subcommands;
 mod tls;
