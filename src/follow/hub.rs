@@ -30,6 +30,8 @@ pub(super) enum HubEvent {
     Down { reason: String, failures: u32 },
     /// Time for the safety-net check (`--verify`): a conditional GET of the resource.
     Verify,
+    /// A line for the verbose trace, about the connection.
+    Trace(String),
 }
 
 /// A follower joining a hub.
@@ -60,9 +62,14 @@ pub(super) enum HubInput {
     Stream(u64, crate::wire::sse::Event),
     /// From a hub's own reader thread: connection `generation` ended, and why.
     StreamEnded(u64, String),
-    /// From a socket hub's own checking thread: the names (as asked) that a multiplexed check
-    /// found changed, or could not check: those members check themselves.
-    Suspect(Vec<String>),
+    /// From a socket hub's own checking thread: how many resources a multiplexed check asked
+    /// about at the endpoint, and the names (as asked) it found changed or could not check:
+    /// those members check themselves.
+    Checked {
+        endpoint: Url,
+        asked: usize,
+        suspects: Vec<String>,
+    },
     /// A member's check found a change the connection did not deliver (the server may have
     /// forgotten the whole connection's subscriptions): reconnect, unless the connection is
     /// newer than the check that began at this instant.

@@ -114,6 +114,7 @@ impl Joined {
                     return Some(self.leave(ctx, Next::Stop));
                 }
             }
+            HubEvent::Trace(line) => ctx.trace(line),
             HubEvent::Verify => {
                 let began = std::time::Instant::now();
                 match ctx.verify(mechanism) {

@@ -438,8 +438,22 @@ fn take_input(
             Ok(HubInput::Reconnect(checked)) if checked > connected => {
                 return Err("a check found a push the server did not send".to_string());
             }
-            Ok(HubInput::Suspect(names)) => {
-                for name in names {
+            Ok(HubInput::Checked {
+                endpoint,
+                asked,
+                suspects,
+            }) => {
+                // Said once, to one member's trace: it is about the connection.
+                if let Some(first) = members.by_url.keys().next().cloned() {
+                    members.send(
+                        &first,
+                        HubEvent::Trace(format!(
+                            "checked {asked} resources together at {endpoint}: {} to check alone",
+                            suspects.len()
+                        )),
+                    );
+                }
+                for name in suspects {
                     route(members, &name, || HubEvent::Verify);
                 }
             }
@@ -494,7 +508,11 @@ fn verify_members(shared: &Shared, members: &mut Members, myself: &Sender<HubInp
             .stack_size(super::FOLLOWER_STACK)
             .spawn(move || {
                 let suspects = check_together(&http, &endpoint, &rel, &targets, &origin);
-                let _ = myself.send(HubInput::Suspect(suspects));
+                let _ = myself.send(HubInput::Checked {
+                    endpoint,
+                    asked: targets.len(),
+                    suspects,
+                });
             });
         if spawned.is_err() {
             for name in names {

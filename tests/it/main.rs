@@ -18,3 +18,4 @@ mod quickack;
 mod scripted;
 mod subcommands;
 mod tls;
+mod verify;

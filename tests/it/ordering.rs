@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::harness::*;
 
 /// Reads one request head: (path, lowercased headers).
-fn read_head(stream: &TcpStream) -> Option<Seen> {
+pub fn read_head(stream: &TcpStream) -> Option<Seen> {
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
@@ -32,7 +32,7 @@ fn read_head(stream: &TcpStream) -> Option<Seen> {
     Some(Seen { path, headers })
 }
 
-fn respond(mut stream: &TcpStream, status: u16, headers: &[(&str, &str)], body: &str) {
+pub fn respond(mut stream: &TcpStream, status: u16, headers: &[(&str, &str)], body: &str) {
     let mut head = format!(
         "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
