@@ -853,24 +853,29 @@ fn main() {
         );
     }
 
-    // 2. Idle cost: CPU used following one unchanged resource, all transports at once.
+    // 2. Idle cost: CPU used following one unchanged resource, all transports at once: with
+    // the default safety net (`--verify 60`: one conditional GET a minute on streams, sockets
+    // and webhooks; long-polls are answered every 55 s anyway), and with a check every 10 s.
     if run("idle") {
         let idle = std::env::var("BENCH_IDLE_SECS")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(60u64);
         let mut followers = Vec::new();
-        for (transport, form) in [
-            ("value-stream", "b"),
-            ("multiplex-ws", "a"),
-            ("multiplex-socket", "b"),
-            ("value-wait", "a"),
-            ("multiplex-wait", "a"),
+        for (transport, form, verify) in [
+            ("value-stream", "b", "60"),
+            ("multiplex-ws", "a", "60"),
+            ("multiplex-socket", "b", "60"),
+            ("value-wait", "a", "60"),
+            ("multiplex-wait", "a", "60"),
+            ("value-stream", "b", "10"),
+            ("multiplex-socket", "b", "10"),
+            ("value-wait", "a", "10"),
         ] {
-            let url = format!("{base}/counter/idle-{transport}?form={form}");
-            let (child, rx) = spawn(&["-q", "--transport", transport, &url]);
+            let url = format!("{base}/counter/idle-{transport}-{verify}?form={form}");
+            let (child, rx) = spawn(&["-q", "--verify", verify, "--transport", transport, &url]);
             rx.recv_timeout(Duration::from_secs(10)).expect("initial");
-            followers.push((transport, child, rx));
+            followers.push((format!("{transport}, --verify {verify}"), child, rx));
         }
         let mut watch = Command::new("sh")
             .args([
