@@ -20,10 +20,26 @@ use crate::mechanism::Mechanism;
 use crate::wire::multiplex::{self, Target};
 use crate::wire::{socket, ws_json};
 
-/// How often the connection loop wakes while nothing arrives.
-// One wake-up a second: what the idle cost allows (a resource joining an open socket waits for
-// it at most that long; resources found together subscribe at connect).
+/// How often the connection loop wakes while nothing arrives and resources are joining or
+/// leaving: a resource joining an open socket waits for a tick at most (resources found together
+/// subscribe at connect).
 const TICK: Duration = Duration::from_secs(1);
+/// How often it wakes once nobody has joined or left for `SETTLED`: an idle socket's cost is
+/// its wake-ups (one a second was 3.7–6 ms of CPU a minute, BENCHMARKS.md).
+const QUIET_TICK: Duration = Duration::from_secs(4);
+/// How long after the last join or leave a socket counts as settled.
+const SETTLED: Duration = Duration::from_secs(10);
+
+/// The tick for a connection whose membership last changed `since` ago: never longer than the
+/// keep-alive or `--verify` periods, which it times.
+fn tick(shared: &Shared, since: Duration) -> Duration {
+    let tick = if since < SETTLED { TICK } else { QUIET_TICK };
+    let tick = tick.min(shared.options.keepalive);
+    match shared.options.verify {
+        Some(period) => tick.min(period.max(Duration::from_millis(10))),
+        None => tick,
+    }
+}
 // Keep-alive pings go out every `Options::keepalive`; two unanswered, and then some, and the
 // peer is presumed dead (`Options::socket_dead_after`).
 /// Time allowed to connect and finish the opening handshake.
@@ -309,7 +325,7 @@ fn connect(shared: &Shared, endpoint: &Url, members: &Members) -> Result<Socket,
                     format!("the WebSocket handshake failed: {e}")
                 }
             })?;
-    set_read_timeout(&ws, TICK.min(shared.options.keepalive))?;
+    set_read_timeout(&ws, tick(shared, Duration::ZERO))?;
     Ok(ws)
 }
 
@@ -355,6 +371,9 @@ fn serve(
     let mut last_heard = connected;
     let mut last_ping = connected;
     let mut last_verify = connected;
+    // When a resource last joined or left, and the read timeout that makes the tick now.
+    let mut last_change = connected;
+    let mut current_tick = tick(shared, Duration::ZERO);
     loop {
         match ws.read() {
             Ok(Message::Text(text)) => {
@@ -389,8 +408,17 @@ fn serve(
                 if shared.shutdown.is_set() {
                     return None;
                 }
-                if let Err(why) = take_input(ws, language, members, input, connected) {
-                    return Some(why);
+                match take_input(ws, language, members, input, connected) {
+                    Err(why) => return Some(why),
+                    Ok(true) => last_change = Instant::now(),
+                    Ok(false) => {}
+                }
+                let wanted = tick(shared, last_change.elapsed());
+                if wanted != current_tick {
+                    current_tick = wanted;
+                    if let Err(why) = set_read_timeout(ws, wanted) {
+                        return Some(why);
+                    }
                 }
                 // The safety net: every member checks its resource each `--verify` period
                 // (at the tick's resolution).
@@ -425,14 +453,15 @@ fn serve(
     }
 }
 
-/// New subscribers and leavers, between reads.
+/// New subscribers and leavers, between reads; whether anyone joined or left.
 fn take_input(
     ws: &mut Socket,
     language: &mut Language,
     members: &mut Members,
     input: &Receiver<HubInput>,
     connected: Instant,
-) -> Result<(), String> {
+) -> Result<bool, String> {
+    let mut changed = false;
     loop {
         match input.try_recv() {
             Ok(HubInput::Reconnect(checked)) if checked > connected => {
@@ -460,11 +489,13 @@ fn take_input(
             Ok(HubInput::Subscribe(sub)) => {
                 let (uri, changes) = (sub.name.clone(), sub.changes);
                 members.add(sub);
+                changed = true;
                 ws.send(Message::text(language.subscribe(&uri, changes)))
                     .map_err(|e| format!("cannot subscribe: {e}"))?;
             }
             Ok(HubInput::Unsubscribe(url)) => {
                 if let Some(member) = members.remove(url.as_str()) {
+                    changed = true;
                     ws.send(Message::text(
                         language.unsubscribe(&member.name, member.changes),
                     ))
@@ -472,7 +503,7 @@ fn take_input(
                 }
             }
             Ok(_) => {}
-            Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return Ok(()),
+            Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return Ok(changed),
         }
     }
 }

@@ -258,25 +258,39 @@ pub fn scripted(reply: impl Fn(usize, &Seen) -> Reply + Send + Sync + 'static) -
 }
 
 fn serve_one(
-    mut stream: TcpStream,
+    stream: TcpStream,
     seen: &Mutex<Vec<Seen>>,
     reply: &(dyn Fn(usize, &Seen) -> Reply + Send + Sync),
 ) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+    let Some(request) = read_head(&stream) else {
         return;
+    };
+    let n = {
+        let mut seen = seen.lock().unwrap();
+        seen.push(request.clone());
+        seen.len() - 1
+    };
+    let (status, headers, body) = reply(n, &request);
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    respond(&stream, status, &headers, &body);
+}
+
+/// Reads one request head: the target and the headers (names lowercased).
+pub fn read_head(stream: &TcpStream) -> Option<Seen> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).ok()? == 0 {
+        return None;
     }
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("")
-        .to_string();
+    let path = request_line.split_whitespace().nth(1)?.to_string();
     let mut headers = Vec::new();
     loop {
         let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
         }
         let line = line.trim_end();
         if line.is_empty() {
@@ -286,13 +300,11 @@ fn serve_one(
             headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
-    let request = Seen { path, headers };
-    let n = {
-        let mut seen = seen.lock().unwrap();
-        seen.push(request.clone());
-        seen.len() - 1
-    };
-    let (status, headers, body) = reply(n, &request);
+    Some(Seen { path, headers })
+}
+
+/// Writes a whole response and closes the exchange (`Connection: close`).
+pub fn respond(mut stream: &TcpStream, status: u16, headers: &[(&str, &str)], body: &str) {
     let mut head = format!(
         "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()

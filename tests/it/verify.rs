@@ -6,7 +6,6 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 
 use crate::harness::*;
-use crate::ordering::{read_head, respond};
 
 /// A stream that opens and then never pushes, while the value changes: the check finds the
 /// change, says the server missed a push, and the stream is opened anew.
