@@ -30,7 +30,7 @@ complete -c lrwatch -n "__fish_lrwatch_needs_command" -s n -l count -d 'Exit 0 a
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l color -d 'When to use color: auto (a terminal, NO_COLOR unset, TERM not dumb), always, never' -r -f -a "auto\t'Color on a terminal, unless NO_COLOR is set or TERM is dumb'
 always\t'Always color'
 never\t'Never color'"
-complete -c lrwatch -n "__fish_lrwatch_needs_command" -s t -l timeout -d 'Give up after SECS seconds and exit 124' -r
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -s t -l timeout -d 'Give up after SECS seconds and exit 124; a running --exec command is stopped' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s H -l header -d 'Extra request header "NAME: VALUE", repeatable; sent only to the resource\'s own origin' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l verify -d 'On push and long-poll transports, a conditional GET of each resource every SECS (fractions allowed; 0 turns it off), so that a server that silently forgot a subscription is noticed: the change is reported, a warning says the server missed a push, and the transport is resubscribed' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l callback-listen -d 'Receive webhook notifications on a local listener at ADDR [default: 127.0.0.1 on a free port]; lets auto use value-callback / changes-callback' -r
@@ -101,7 +101,7 @@ complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s n -l count -d '
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l color -d 'When to use color: auto (a terminal, NO_COLOR unset, TERM not dumb), always, never' -r -f -a "auto\t'Color on a terminal, unless NO_COLOR is set or TERM is dumb'
 always\t'Always color'
 never\t'Never color'"
-complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s t -l timeout -d 'Give up after SECS seconds and exit 124' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s t -l timeout -d 'Give up after SECS seconds and exit 124; a running --exec command is stopped' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s H -l header -d 'Extra request header "NAME: VALUE", repeatable; sent only to the resource\'s own origin' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l verify -d 'On push and long-poll transports, a conditional GET of each resource every SECS (fractions allowed; 0 turns it off), so that a server that silently forgot a subscription is noticed: the change is reported, a warning says the server missed a push, and the transport is resubscribed' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l callback-listen -d 'Receive webhook notifications on a local listener at ADDR [default: 127.0.0.1 on a free port]; lets auto use value-callback / changes-callback' -r

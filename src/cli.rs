@@ -257,7 +257,10 @@ pub struct FollowArgs {
     /// none), LRWATCH_TRANSPORT and, for a collection's items, LRWATCH_ID describe the event. The content is never put on the command
     /// line. One run at a time: events arriving during a run are coalesced, so the next run
     /// sees the latest value of each resource. A failing CMD is reported on stderr and
-    /// following goes on; with --count, lrwatch exits when the last run has finished.
+    /// following goes on; with --count, lrwatch exits when the last run has finished (within
+    /// --timeout). Each run is a process group of its own: when lrwatch stops early
+    /// (--timeout, an error, a signal), the running CMD and whatever it started get SIGTERM,
+    /// then SIGKILL 2 seconds later.
     #[arg(short = 'x', long, value_name = "CMD", help_heading = "Output", conflicts_with_all = ["json", "diff"])]
     pub exec: Option<String>,
 
@@ -286,7 +289,7 @@ pub struct FollowArgs {
     #[arg(short, long, help_heading = "Output")]
     pub quiet: bool,
 
-    /// Give up after SECS seconds and exit 124.
+    /// Give up after SECS seconds and exit 124; a running --exec command is stopped.
     #[arg(short, long, value_name = "SECS", value_parser = parse_secs, help_heading = "Following")]
     pub timeout: Option<f64>,
 

@@ -1,24 +1,54 @@
 //! `--exec CMD`: run `sh -c CMD` for each event, one run at a time, the body on stdin and the
 //! event's facts in `LRWATCH_*` variables. The resource's content never reaches the command
 //! line. Events that arrive during a run are coalesced per resource, so the next run sees the
-//! latest value rather than working through a backlog.
+//! latest value rather than working through a backlog. Each run is its own process group, so
+//! that when lrwatch stops early (`--timeout`, an error, a signal) the command is stopped with
+//! everything it started: SIGTERM, then SIGKILL after a grace.
 
 use std::collections::VecDeque;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use lrwatch::Event;
 
 /// Receives one line for stderr: a failed run is reported, and following goes on.
 pub type Report = Box<dyn Fn(String) + Send>;
 
+/// How long a stopped command has between SIGTERM and SIGKILL: enough for a well-behaved one
+/// to clean up, short enough that lrwatch still exits promptly.
+pub const GRACE: Duration = Duration::from_secs(2);
+
 /// The background runner.
 pub struct Exec {
     shared: Arc<Shared>,
-    /// Taken by [`Exec::finish`].
+    /// Joined by [`Exec::drain`] once every run is done.
     worker: Option<JoinHandle<()>>,
+}
+
+/// Wakes an [`Exec::drain`] in progress from another thread (the signal thread).
+#[derive(Clone)]
+pub struct Waker(Arc<Shared>);
+
+impl Waker {
+    /// Makes a waiting [`Exec::drain`] return [`Drained::Woken`], now or when it starts.
+    pub fn wake(&self) {
+        self.0.lock().woken = true;
+        self.0.changed.notify_all();
+    }
+}
+
+/// How [`Exec::drain`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// Every queued run has finished.
+    Done,
+    /// The deadline came first; the run in progress still runs (see [`Exec::stop`]).
+    Deadline,
+    /// [`Waker::wake`] was called.
+    Woken,
 }
 
 #[derive(Default)]
@@ -27,11 +57,26 @@ struct Shared {
     changed: Condvar,
 }
 
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// At most one event per resource, oldest first.
     pending: VecDeque<Event>,
+    /// No more events will come: the worker ends once `pending` is empty.
     closed: bool,
+    /// Stopping: nothing more is started.
+    stopped: bool,
+    /// The process group of the command running now (its `sh`'s pid), while `sh` lives.
+    running: Option<u32>,
+    /// The worker has taken an event and not yet finished with it.
+    busy: bool,
+    /// See [`Waker`].
+    woken: bool,
 }
 
 impl Exec {
@@ -50,62 +95,168 @@ impl Exec {
 
     /// Queues a run for `event`, replacing a run still waiting for the same resource.
     pub fn push(&self, event: Event) {
-        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.shared.lock();
         state.pending.retain(|e| e.uri != event.uri);
         state.pending.push_back(event);
         self.shared.changed.notify_all();
     }
 
-    /// Lets the queued runs finish, then returns.
-    pub fn finish(&mut self) {
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .closed = true;
+    /// A handle that interrupts [`Exec::drain`].
+    pub fn waker(&self) -> Waker {
+        Waker(Arc::clone(&self.shared))
+    }
+
+    /// Takes no more events and lets the queued runs finish, until `deadline` or a
+    /// [`Waker::wake`], whichever comes first.
+    pub fn drain(&mut self, deadline: Option<Instant>) -> Drained {
+        let mut state = self.shared.lock();
+        state.closed = true;
         self.shared.changed.notify_all();
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
+        let drained = loop {
+            if state.woken {
+                break Drained::Woken;
+            }
+            if state.pending.is_empty() && !state.busy {
+                break Drained::Done;
+            }
+            state = match deadline {
+                None => self
+                    .shared
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break Drained::Deadline;
+                    }
+                    self.shared
+                        .changed
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        };
+        drop(state);
+        if drained == Drained::Done {
+            if let Some(worker) = self.worker.take() {
+                let _ = worker.join();
+            }
+        }
+        drained
+    }
+
+    /// Starts nothing more and stops the command running now, with its process group:
+    /// SIGTERM, then SIGKILL for whatever is left of the group after [`GRACE`]. Returns once
+    /// the group is gone (or, should SIGKILL somehow not end it, a moment after that).
+    pub fn stop(&mut self) {
+        let mut state = self.shared.lock();
+        state.stopped = true;
+        state.closed = true;
+        state.pending.clear();
+        self.shared.changed.notify_all();
+        let Some(group) = state.running else {
+            return;
+        };
+        let deadline = Instant::now() + GRACE;
+        signal_group(group, Signal::Term);
+        // `sh` first (the worker reaps it and clears `running`), then what it left behind in
+        // its group: a command may ignore SIGTERM, or a child may outlive `sh`.
+        while state.running.is_some() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        drop(state);
+        // Processes that are not our children cannot be waited for: the group is polled.
+        while group_exists(group) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        signal_group(group, Signal::Kill);
+        let settle = Instant::now() + Duration::from_secs(1);
+        while group_exists(group) && Instant::now() < settle {
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
 
 fn work(command: &str, shared: &Shared, report: &Report) {
     loop {
-        let event = {
-            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            loop {
-                if let Some(event) = state.pending.pop_front() {
-                    break event;
-                }
-                if state.closed {
-                    return;
-                }
-                state = shared
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(|e| e.into_inner());
+        let mut state = shared.lock();
+        state.busy = false;
+        shared.changed.notify_all();
+        let event = loop {
+            if state.stopped {
+                return;
+            }
+            if let Some(event) = state.pending.pop_front() {
+                break event;
+            }
+            if state.closed {
+                return;
+            }
+            state = shared
+                .changed
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        };
+        state.busy = true;
+        // Started with the lock held, so that `stop` either sees the process group or
+        // prevents the start.
+        let started = start(command, &event);
+        let (mut child, writer) = match started {
+            Ok(started) => started,
+            Err(problem) => {
+                drop(state);
+                report(format!("lrwatch: --exec: {problem} (for {})", event.uri));
+                continue;
             }
         };
-        if let Err(problem) = run(command, &event) {
+        state.running = Some(child.id());
+        drop(state);
+        let status = child.wait();
+        shared.lock().running = None;
+        shared.changed.notify_all();
+        // The writer ends when the group has closed the pipe, which is now unless a process
+        // left the group holding it: then it is left behind rather than waited for.
+        drop(writer);
+        let problem = match status {
+            Ok(status) if status.success() => continue,
+            Ok(status) => format!("the command failed ({status})"),
+            Err(e) => format!("cannot wait for the command: {e}"),
+        };
+        if !shared.lock().stopped {
             report(format!("lrwatch: --exec: {problem} (for {})", event.uri));
         }
     }
 }
 
-/// One run: `sh -c command`, the body on stdin, the facts in the environment.
-fn run(command: &str, event: &Event) -> Result<(), String> {
-    let mut child = Command::new("sh")
-        .arg("-c")
+/// Starts one run: `sh -c command` in a process group of its own, the body on stdin (written
+/// by the returned thread), the facts in the environment.
+fn start(command: &str, event: &Event) -> Result<(std::process::Child, JoinHandle<()>), String> {
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
         .arg(command)
         .env("LRWATCH_EVENT", event.kind.as_str())
         .env("LRWATCH_URI", &event.uri)
         .env("LRWATCH_ETAG", event.etag.as_deref().unwrap_or(""))
         .env("LRWATCH_TRANSPORT", event.transport.as_str())
         .env("LRWATCH_ID", event.id.as_deref().unwrap_or(""))
-        .stdin(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start sh: {e}"))?;
+        .stdin(Stdio::piped());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        sh.process_group(0);
+    }
+    let mut child = sh.spawn().map_err(|e| format!("cannot start sh: {e}"))?;
     // Written on its own thread: a command that does not read its stdin must not block us,
     // and one that exits early just closes the pipe.
     let stdin = child.stdin.take();
@@ -119,13 +270,76 @@ fn run(command: &str, event: &Event) -> Result<(), String> {
             let _ = stdin.write_all(&body);
         }
     });
-    let status = child
-        .wait()
-        .map_err(|e| format!("cannot wait for the command: {e}"))?;
-    let _ = writer.join();
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("the command failed ({status})"))
+    Ok((child, writer))
+}
+
+#[derive(Clone, Copy)]
+enum Signal {
+    Term,
+    Kill,
+}
+
+/// Sends `signal` to every process in the group `group`.
+#[cfg(unix)]
+fn signal_group(group: u32, signal: Signal) {
+    let signal = match signal {
+        Signal::Term => libc::SIGTERM,
+        Signal::Kill => libc::SIGKILL,
+    };
+    if let Ok(group) = libc::pid_t::try_from(group) {
+        // SAFETY: kill(2) takes plain integers; a negative pid names a process group, which
+        // is one we created (a pid still in use as a group id is not reused by Linux).
+        unsafe {
+            libc::kill(-group, signal);
+        }
     }
+}
+
+/// Whether any live process is still in the group.
+#[cfg(unix)]
+fn group_exists(group: u32) -> bool {
+    let Ok(pgid) = libc::pid_t::try_from(group) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the group exists and may be signalled.
+    if unsafe { libc::kill(-pgid, 0) } != 0 {
+        return false;
+    }
+    live_member(group)
+}
+
+/// Whether a process of the group is more than a zombie: an orphan that has exited stays in
+/// its group until whoever adopted it reaps it, and a container's init may never do that.
+#[cfg(target_os = "linux")]
+fn live_member(group: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // "pid (comm) state ppid pgrp ...": comm may hold anything, so fields are counted
+        // after its last ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let pgrp = fields.nth(1).and_then(|p| p.parse::<u32>().ok());
+        pgrp == Some(group) && !matches!(state, "Z" | "X")
+    })
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+fn live_member(_group: u32) -> bool {
+    true
+}
+
+#[cfg(not(unix))]
+fn signal_group(_group: u32, _signal: Signal) {}
+
+#[cfg(not(unix))]
+fn group_exists(_group: u32) -> bool {
+    false
 }

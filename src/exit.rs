@@ -30,8 +30,9 @@ pub enum Ending {
     Done,
     /// `--timeout` ran out: exit 124.
     TimedOut,
-    /// Ctrl-C: after a clean shutdown, die by SIGINT so the shell and loops see it.
-    Interrupted,
+    /// Ctrl-C, SIGTERM or SIGHUP (the number): after a clean shutdown, die by that same
+    /// signal so the shell, loops and service managers see it.
+    Interrupted(i32),
 }
 
 /// The exit code for a failure: usage errors are 2, broken pipes 0 (the reader has all it
@@ -60,15 +61,16 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-/// The exit code for an ending; for an interruption, re-raises SIGINT with its default action
-/// first (which ends the process), falling back to 130 if that somehow returns.
+/// The exit code for an ending; for an interruption, re-raises the signal with its default
+/// action first (which ends the process), falling back to 128 + its number, as a shell
+/// reports it, if that somehow returns.
 pub fn code_for_ending(ending: Ending) -> i32 {
     match ending {
         Ending::Done => SUCCESS,
         Ending::TimedOut => TIMEOUT,
-        Ending::Interrupted => {
-            let _ = signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGINT);
-            130
+        Ending::Interrupted(signal) => {
+            let _ = signal_hook::low_level::emulate_default_handler(signal);
+            128 + signal
         }
     }
 }

@@ -36,7 +36,7 @@ pub fn man() -> std::io::Result<Vec<u8>> {
         ("1", "a runtime error: unreachable server, a forced transport that is not offered, a failed --select"),
         ("2", "a usage error: bad option, bad URL"),
         ("124", "--timeout ran out"),
-        ("130", "interrupted: after a clean shutdown lrwatch ends by SIGINT, so the shell sees the interrupt"),
+        ("130", "interrupted: after a clean shutdown (webhook subscriptions deleted, a running --exec command stopped) lrwatch ends by the signal it got, so the shell sees it: SIGINT 130, SIGTERM 143, SIGHUP 129"),
     ] {
         out.extend_from_slice(format!(".TP\n{code}\n{}\n", escape_roff(meaning)).as_bytes());
     }

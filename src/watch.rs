@@ -1,19 +1,20 @@
 //! The follow loop: updates from the library in; events through `--select` to the printer or
-//! `--exec`; notices and the status line to stderr; until `--count`, `--timeout`, Ctrl-C or a
-//! fatal error.
+//! `--exec`; notices and the status line to stderr; until `--count`, `--timeout`, Ctrl-C (or
+//! SIGTERM, SIGHUP) or a fatal error.
 
 use std::io::{self, BufWriter};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use lrwatch::{Client, Event, Follow, Level, Update};
-use signal_hook::consts::SIGINT;
+use lrwatch::{Client, Event, Follow, Interrupter, Level, Update};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::config::Config;
-use crate::exec::Exec;
+use crate::exec::{self, Exec};
 use crate::exit::Ending;
 use crate::output::Printer;
 use crate::sanitize::for_terminal;
@@ -44,19 +45,6 @@ fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
     let client = Client::new(config.options.clone())?;
     let follow = client.follow(config.urls.iter().cloned());
 
-    // Ctrl-C arrives as an update in the same loop as events, so shutdown is orderly: what was
-    // received is flushed, then the process dies by SIGINT (see exit::code_for_ending).
-    let mut signals = Signals::new([SIGINT]).context("cannot install the Ctrl-C handler")?;
-    let interrupter = follow.interrupter();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if signals.forever().next().is_some() {
-                interrupter.interrupt();
-            }
-        })
-        .context("cannot start the signal thread")?;
-
     let mut sink = match &config.exec {
         Some(command) => {
             let report_to = Arc::clone(stderr);
@@ -72,8 +60,18 @@ fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
             config.diff,
         )),
     };
+    let waker = match &sink {
+        Sink::Exec(exec) => Some(exec.waker()),
+        Sink::Print(_) => None,
+    };
+    let caught = catch_signals(follow.interrupter(), waker)?;
     let mut selector = config.select.clone().map(Selector::new);
-    let ending = pump(config, stderr, &follow, &mut sink, &mut selector);
+    let ending = pump(config, stderr, &follow, &mut sink, &mut selector, &caught);
+    // A command still running when the run ends early (--timeout, an error, a signal) is
+    // stopped, with whatever it started: nothing is left behind.
+    if let Sink::Exec(exec) = &mut sink {
+        exec.stop();
+    }
     // Whatever ended the run, what was printed reaches stdout first.
     if let Sink::Print(printer) = &mut sink {
         let flushed = printer.flush().context("cannot write to stdout");
@@ -99,6 +97,38 @@ fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
     ending
 }
 
+/// Ctrl-C, SIGTERM and SIGHUP arrive as an update in the same loop as events (and wake an
+/// `--exec` drain), so shutdown is orderly: subscriptions are deleted, what was received is
+/// flushed, the command running is stopped, then the process dies by the same signal (see
+/// exit::code_for_ending). Returns where the signal's number is put.
+fn catch_signals(interrupter: Interrupter, waker: Option<exec::Waker>) -> Result<Arc<AtomicI32>> {
+    let caught = Arc::new(AtomicI32::new(0));
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install the signal handlers")?;
+    let seen = Arc::clone(&caught);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                seen.store(signal, Ordering::SeqCst);
+                interrupter.interrupt();
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(caught)
+}
+
+/// The signal that interrupted the run (SIGINT if somehow none was recorded).
+fn interrupted(caught: &AtomicI32) -> Ending {
+    match caught.load(Ordering::SeqCst) {
+        0 => Ending::Interrupted(SIGINT),
+        signal => Ending::Interrupted(signal),
+    }
+}
+
 /// Moves updates from the followers to the sink until the run ends.
 fn pump(
     config: &Config,
@@ -106,6 +136,7 @@ fn pump(
     follow: &Follow,
     sink: &mut Sink,
     selector: &mut Option<Selector>,
+    caught: &AtomicI32,
 ) -> Result<Ending> {
     let deadline = config.timeout.map(|t| Instant::now() + t);
     let mut emitted = 0u64;
@@ -166,8 +197,13 @@ fn pump(
                 }
                 emitted += 1;
                 if config.count.is_some_and(|n| emitted >= n) {
+                    // The last run finishes, within --timeout and unless a signal comes.
                     if let Sink::Exec(exec) = sink {
-                        exec.finish();
+                        return Ok(match exec.drain(deadline) {
+                            exec::Drained::Done => Ending::Done,
+                            exec::Drained::Deadline => Ending::TimedOut,
+                            exec::Drained::Woken => interrupted(caught),
+                        });
                     }
                     return Ok(Ending::Done);
                 }
@@ -188,7 +224,7 @@ fn pump(
             }
             Update::Status(status) => stderr.status(status),
             Update::Failed(error) => return Err(error.into()),
-            Update::Interrupted => return Ok(Ending::Interrupted),
+            Update::Interrupted => return Ok(interrupted(caught)),
             _ => {}
         }
     }
