@@ -331,12 +331,14 @@ pub struct FollowArgs {
     pub insecure: bool,
 
     /// The largest response body, event-stream event or socket message accepted, in bytes
-    /// (K, M, G suffixes: KiB, MiB, GiB). Over it, following that resource stops with exit 1.
-    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size, help_heading = "Following")]
+    /// (K, M, G suffixes: KiB, MiB, GiB), at most 4G. Over it, following that resource stops
+    /// with exit 1.
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_max_body, help_heading = "Following")]
     pub max_body: u64,
 
-    /// The largest response head (status line and headers) accepted, in bytes (K, M suffixes).
-    #[arg(long, value_name = "SIZE", default_value = "32K", value_parser = parse_size, help_heading = "Following")]
+    /// The largest response head (status line and headers) accepted, in bytes (K, M suffixes),
+    /// at most 100M. Each open connection holds a buffer this large.
+    #[arg(long, value_name = "SIZE", default_value = "32K", value_parser = parse_max_header, help_heading = "Following")]
     pub max_header: u64,
 
     /// Trust the certificate authorities in this PEM file for https and wss, instead of the
@@ -444,6 +446,40 @@ fn parse_size(s: &str) -> Result<u64, String> {
     }
 }
 
+/// `--max-header`: a size the HTTP client can take (see `lrwatch::http::MAX_HEADER_LIMIT`).
+pub fn parse_max_header(s: &str) -> Result<u64, String> {
+    let max = lrwatch::http::MAX_HEADER_LIMIT as u64;
+    match parse_size(s)? {
+        v if v <= max => Ok(v),
+        _ => Err(format!(
+            "at most {} ({max} bytes), the largest response head the HTTP client can buffer",
+            size_name(max)
+        )),
+    }
+}
+
+/// `--max-body`: a size every reader can hold (see `lrwatch::http::MAX_BODY_LIMIT`).
+pub fn parse_max_body(s: &str) -> Result<u64, String> {
+    let max = lrwatch::http::MAX_BODY_LIMIT;
+    match parse_size(s)? {
+        v if v <= max => Ok(v),
+        _ => Err(format!(
+            "at most {} ({max} bytes): a body or message is held in memory whole, and a WebSocket frame's announced length is reserved at once",
+            size_name(max)
+        )),
+    }
+}
+
+/// A size in the largest unit that divides it: "100M", "4G", "1000".
+fn size_name(bytes: u64) -> String {
+    for (unit, factor) in [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
+        if bytes >= factor && bytes % factor == 0 {
+            return format!("{}{unit}", bytes / factor);
+        }
+    }
+    bytes.to_string()
+}
+
 fn parse_header(s: &str) -> Result<(String, String), String> {
     let (name, value) = s
         .split_once(':')
@@ -494,6 +530,24 @@ mod tests {
         for bad in ["", "x", "10Q", "12", "99999999999999999999G"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn limits_are_what_the_clients_take() {
+        assert_eq!(parse_max_header("100M"), Ok(100 << 20));
+        assert_eq!(parse_max_header("104857600"), Ok(100 << 20));
+        for over in ["104857601", "101M", "512M", "1G"] {
+            let err = parse_max_header(over).unwrap_err();
+            assert!(err.starts_with("at most 100M (104857600 bytes)"), "{err}");
+        }
+        assert_eq!(parse_max_body("4G"), Ok(4 << 30));
+        for over in ["4294967297", "5G", "8000000000G"] {
+            let err = parse_max_body(over).unwrap_err();
+            assert!(err.starts_with("at most 4G (4294967296 bytes)"), "{err}");
+        }
+        assert!(parse_max_body("99999999999999999999G").is_err());
+        assert_eq!(size_name(1000), "1000");
+        assert_eq!(size_name(32 << 10), "32K");
     }
 
     #[test]

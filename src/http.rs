@@ -13,6 +13,19 @@ use url::Url;
 pub const DEFAULT_MAX_HEADER: usize = 32 * 1024;
 /// The largest response body read by default: 16 MiB.
 pub const DEFAULT_MAX_BODY: u64 = 16 * 1024 * 1024;
+/// The largest head limit the HTTP client can take: ureq 3 reads a response head into one
+/// input buffer of `max_header` bytes, and panics ("ConsumeBuf grown to unreasonable size")
+/// when that buffer would be over 100 MiB. Each open connection holds such a buffer.
+pub const MAX_HEADER_LIMIT: usize = 100 * 1024 * 1024;
+/// The largest body limit: 4 GiB (less where memory addresses are 32-bit). A body, event or
+/// socket message is held in memory whole, and the WebSocket client reserves a frame's
+/// declared length at once: with a limit of exabytes, a 10-byte frame header from any server
+/// made lrwatch abort on the failed allocation.
+pub const MAX_BODY_LIMIT: u64 = if (isize::MAX as u64) < (4 << 30) {
+    isize::MAX as u64
+} else {
+    4 << 30
+};
 /// How many redirects one request may follow.
 const MAX_REDIRECTS: usize = 10;
 /// Time allowed to set up a connection (DNS + TCP + TLS).

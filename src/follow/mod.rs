@@ -79,9 +79,11 @@ pub struct Options {
     pub interval: Option<Duration>,
     /// Extra request headers, sent only to each resource's own origin.
     pub headers: Vec<(String, String)>,
-    /// The largest response body, event-stream event or socket message accepted, in bytes.
+    /// The largest response body, event-stream event or socket message accepted, in bytes;
+    /// at most [`crate::http::MAX_BODY_LIMIT`].
     pub max_body: u64,
-    /// The largest response head (status line and headers) accepted, in bytes.
+    /// The largest response head (status line and headers) accepted, in bytes; from 1 to
+    /// [`crate::http::MAX_HEADER_LIMIT`].
     pub max_header: usize,
     /// How often a quiet WebSocket is pinged. A socket silent for 2.5 times this, or a stream
     /// silent for 3 times this (servers send keep-alives), is presumed dead and reconnected.
@@ -225,8 +227,20 @@ struct Shared {
 }
 
 impl Client {
-    /// A client with these options; fails when a user header is not a valid HTTP header.
+    /// A client with these options; fails when a user header is not a valid HTTP header, or
+    /// a size limit is more than the HTTP client can take.
     pub fn new(options: Options) -> Result<Client> {
+        use crate::http::{MAX_BODY_LIMIT, MAX_HEADER_LIMIT};
+        if !(1..=MAX_HEADER_LIMIT).contains(&options.max_header) {
+            return Err(Error::Setup(format!(
+                "the head size limit must be from 1 to {MAX_HEADER_LIMIT} bytes"
+            )));
+        }
+        if options.max_body > MAX_BODY_LIMIT {
+            return Err(Error::Setup(format!(
+                "the body size limit must be at most {MAX_BODY_LIMIT} bytes"
+            )));
+        }
         let headers = options
             .headers
             .iter()
@@ -1320,6 +1334,29 @@ mod tests {
             assert!(
                 matches!(parse_url(bad), Err(Error::InvalidUrl { .. })),
                 "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_over_what_the_http_client_takes_are_refused() {
+        use crate::http::{MAX_BODY_LIMIT, MAX_HEADER_LIMIT};
+        let with = |max_header, max_body| {
+            Client::new(Options {
+                max_header,
+                max_body,
+                ..Options::default()
+            })
+        };
+        assert!(with(MAX_HEADER_LIMIT, MAX_BODY_LIMIT).is_ok());
+        for (header, body) in [
+            (MAX_HEADER_LIMIT + 1, MAX_BODY_LIMIT),
+            (0, MAX_BODY_LIMIT),
+            (MAX_HEADER_LIMIT, MAX_BODY_LIMIT + 1),
+        ] {
+            assert!(
+                matches!(with(header, body), Err(Error::Setup(_))),
+                "{header} {body}"
             );
         }
     }

@@ -10,6 +10,7 @@ mod follow;
 mod harness;
 mod inspect;
 mod interop;
+mod limits;
 mod ordering;
 mod output;
 mod pty;
