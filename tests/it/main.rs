@@ -16,6 +16,7 @@ mod push;
 #[cfg(target_os = "linux")]
 mod quickack;
 mod scripted;
+mod storms;
 mod subcommands;
 mod tls;
 mod verify;
