@@ -78,6 +78,9 @@ pub struct HttpClient {
     agent: ureq::Agent,
     user_headers: Vec<(HeaderName, HeaderValue)>,
     max_body: u64,
+    /// When every request must be over, bodies and streams read to the end included (see
+    /// [`HttpClient::until`]); `None`: each request is bounded by its own timeouts only.
+    deadline: Option<std::time::Instant>,
 }
 
 impl HttpClient {
@@ -133,7 +136,16 @@ impl HttpClient {
             agent,
             user_headers,
             max_body,
+            deadline: None,
         }
+    }
+
+    /// This client, with every request over by `deadline`, whatever the server does: a body
+    /// dripped a byte at a time (each read in time, the whole never done) is cut there too.
+    /// For `lrwatch check`, whose `--budget` bounds the whole run.
+    pub fn until(mut self, deadline: std::time::Instant) -> HttpClient {
+        self.deadline = Some(deadline);
+        self
     }
 
     /// `GET url` on behalf of `resource`, with `extra` headers; the response (any status) or
@@ -274,10 +286,16 @@ impl HttpClient {
             Method::Get => self.agent.get(url.as_str()),
             Method::Head => self.agent.head(url.as_str()),
         };
+        let left = self.deadline.map(|d| {
+            d.saturating_duration_since(std::time::Instant::now())
+                .max(Duration::from_millis(1))
+        });
         let mut request = request
             .config()
             .timeout_recv_response(Some(timeout))
             .timeout_per_read(Some(timeout))
+            // ureq's global timeout runs on while the body is read, to its end.
+            .timeout_global(left)
             .build();
         for (name, value) in self.headers_for(url, resource) {
             request = request.header(name, value);

@@ -4,14 +4,14 @@
 use std::time::{Duration, Instant};
 
 use super::long_poll::{has_items, next_checkpoint};
-use super::{Env, Finding, Fired, Probe, ProbeFn, Requirement, REQUEST_TIMEOUT};
+use super::{Env, Finding, Fired, Named, Probe, Requirement, REQUEST_TIMEOUT};
 use crate::discovery::Capabilities;
 use crate::mechanism::Mechanism;
 
 /// The changes probe, when the resource offers a changes link.
-pub(super) fn probes(caps: &Capabilities) -> Vec<ProbeFn> {
+pub(super) fn probes(caps: &Capabilities) -> Vec<Named> {
     if caps.offer(Mechanism::Changes).is_some() {
-        vec![run]
+        vec![(Some(Mechanism::Changes), run)]
     } else {
         Vec::new()
     }

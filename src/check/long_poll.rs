@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use url::Url;
 
 use super::{
-    delivered, not_delivered, subject, uri_for, Env, Exchange, Finding, Probe, ProbeFn,
-    Requirement, SLACK,
+    delivered, not_delivered, subject, uri_for, Env, Exchange, Finding, Named, Probe, Requirement,
+    SLACK,
 };
 use crate::discovery::{Capabilities, Offer};
 use crate::link::parse_link_headers;
@@ -17,13 +17,14 @@ use crate::mechanism::Mechanism;
 use crate::wire::multiplex::{encode_query, encode_uri_header, parse_answer, Target};
 
 /// The long-poll probes for what the resource offers.
-pub(super) fn probes(caps: &Capabilities) -> Vec<ProbeFn> {
-    let mut out: Vec<ProbeFn> = Vec::new();
+pub(super) fn probes(caps: &Capabilities) -> Vec<Named> {
+    let mut out: Vec<Named> = Vec::new();
+    let value = Some(Mechanism::ValueWait);
     if caps.offer(Mechanism::ValueWait).is_some() {
         if caps.etag.is_some() {
-            out.push(|env, probe| run(env, probe, Kind::Value));
+            out.push((value, |env, probe| run(env, probe, Kind::Value)));
         } else {
-            out.push(|_, _| {
+            out.push((value, |_, _| {
                 let why = "the resource has no ETag to wait on";
                 let m = Some(Mechanism::ValueWait);
                 vec![
@@ -31,14 +32,18 @@ pub(super) fn probes(caps: &Capabilities) -> Vec<ProbeFn> {
                     Finding::skip(Requirement::LongPollTimely, m, why),
                     Finding::skip(Requirement::ChangeDelivered, m, why),
                 ]
-            });
+            }));
         }
     }
-    if changes_wait(caps).is_some() {
-        out.push(|env, probe| run(env, probe, Kind::Changes));
+    if let Some(offer) = changes_wait(caps) {
+        out.push((Some(offer.mechanism), |env, probe| {
+            run(env, probe, Kind::Changes)
+        }));
     }
     if caps.offer(Mechanism::MultiplexWait).is_some() {
-        out.push(|env, probe| run(env, probe, Kind::Multiplex));
+        out.push((Some(Mechanism::MultiplexWait), |env, probe| {
+            run(env, probe, Kind::Multiplex)
+        }));
     }
     out
 }

@@ -8,8 +8,11 @@
 //! 2. When every probe is armed, the `--trigger` command runs once (`sh -c`), and each probe
 //!    waits, bounded, for the change to arrive over its transport.
 //!
-//! Without a trigger, change-dependent requirements are skipped. Every wait is bounded by the
-//! run's budget. Results are data ([`CheckReport`]); the binary renders them.
+//! Without a trigger, change-dependent requirements are skipped. The budget bounds the whole
+//! run whatever the server does: every wait, every request to the end of its body (see
+//! [`HttpClient::until`]) and every socket read end by it, and a probe the server still keeps
+//! busy is left behind, reported as out of budget. Results are data ([`CheckReport`]); the
+//! binary renders them.
 //!
 //! Groups of requirements: [`basics`] (validators, links), [`long_poll`] (value-wait,
 //! multiplex-wait, changes-wait), [`streams`] (every SSE mechanism), [`sockets`] (multiplex-ws
@@ -24,7 +27,7 @@ mod streams;
 use std::fmt::Write as _;
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -122,6 +125,8 @@ pub enum Requirement {
     ChangesAdvance,
     /// Webhooks (not exercised by this version).
     Callbacks,
+    /// A probe finished within the run's budget (`--budget`).
+    Budget,
 }
 
 impl Requirement {
@@ -145,6 +150,7 @@ impl Requirement {
             Requirement::MultiplexBody => "multiplex-body",
             Requirement::ChangesAdvance => "changes-advance",
             Requirement::Callbacks => "callbacks",
+            Requirement::Budget => "budget",
         }
     }
 
@@ -168,6 +174,7 @@ impl Requirement {
             Requirement::MultiplexBody => "answer is an object of {code, headers, body} members",
             Requirement::ChangesAdvance => "changes link advances past the changes returned",
             Requirement::Callbacks => "webhooks",
+            Requirement::Budget => "probe finished within the budget",
         }
     }
 }
@@ -473,10 +480,13 @@ impl Env {
                 (Ok((r, took)), exchange)
             }
             Err(e) => {
-                let why = match e {
+                let mut why = match e {
                     FetchError::Transport(reason) => reason,
                     FetchError::TooLarge(limit) => format!("body larger than {limit} bytes"),
                 };
+                if self.out_of_budget() {
+                    why.push_str("; the budget ran out");
+                }
                 let exchange = exchange.with_text(format!("(no response: {why})"));
                 (Err(why), exchange)
             }
@@ -608,6 +618,14 @@ pub(crate) fn delivered(env: &Env, mechanism: Mechanism, what: &str, arrived: In
 }
 
 type ProbeFn = fn(&Env, &mut Probe<'_>) -> Vec<Finding>;
+/// A probe and the mechanism it checks (`None`: the resource as a whole), by which the
+/// report names it should it run out of budget.
+type Named = (Option<Mechanism>, ProbeFn);
+
+/// How long after the budget the run waits for probes still running before it reports them
+/// as out of budget and leaves them: their own waits, requests and sockets end at the budget
+/// (see [`Env::deadline`]), so this is only the time to notice.
+const GRACE: Duration = Duration::from_millis(500);
 
 /// Checks the resource at `url`, requirement by requirement, within the budget.
 pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
@@ -619,9 +637,31 @@ pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
         options.ca_certs.as_deref(),
         false,
     )?);
+    // Every request, its body and any stream read to the end, is over by the deadline.
+    let http = http.until(deadline);
     let timeout = REQUEST_TIMEOUT.min(options.budget);
     let first = match http.get(url, url, &[], timeout) {
         Ok(r) => r,
+        // A server that has not answered in full by the end of the budget (a body dripped a
+        // byte at a time, say) fails discovery; one that cannot be reached is an error.
+        Err(FetchError::Transport(reason)) if Instant::now() + GRACE >= deadline => {
+            let exchange =
+                Exchange::new("GET", url, &[]).with_text(format!("(no complete answer: {reason})"));
+            return Ok(CheckReport {
+                url: url.clone(),
+                findings: vec![Finding::fail(
+                    Requirement::Discovery,
+                    None,
+                    format!(
+                        "no complete answer within the budget ({}s)",
+                        options.budget.as_secs_f64()
+                    ),
+                    Some(&exchange),
+                )],
+                took: started.elapsed(),
+                budget: options.budget,
+            });
+        }
         Err(FetchError::Transport(reason)) => {
             return Err(Error::Unreachable {
                 url: url.to_string(),
@@ -662,7 +702,7 @@ pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
         ),
     ));
 
-    let mut probes: Vec<ProbeFn> = vec![basics::probe];
+    let mut probes: Vec<Named> = vec![(None, basics::probe)];
     probes.extend(long_poll::probes(&caps));
     probes.extend(streams::probes(&caps));
     probes.extend(sockets::probes(&caps));
@@ -682,7 +722,7 @@ pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
         }
     }
 
-    let env = Env {
+    let env = Arc::new(Env {
         url: url.clone(),
         http,
         caps,
@@ -698,34 +738,65 @@ pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
             }),
             wake: Condvar::new(),
         },
-    };
-    let mut trigger_finding = None;
-    let results: Vec<Vec<Finding>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = probes
-            .iter()
-            .map(|probe| {
-                let env = &env;
-                scope.spawn(move || {
-                    let mut pass = Probe { env, armed: false };
-                    probe(env, &mut pass)
-                })
-            })
-            .collect();
-        trigger_finding = Some(fire(&env));
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    vec![Finding::fail(
-                        Requirement::Discovery,
-                        None,
-                        "a probe crashed (a bug in lrwatch)",
-                        None,
-                    )]
-                })
-            })
-            .collect()
     });
+    // Each probe on a thread of its own, its findings sent back. Probes bound their own
+    // waits by the budget; one that the server still keeps busy after it (and the grace) is
+    // left behind, reported as out of budget, so the run ends on time whatever the server
+    // does (the process does not wait for such a thread when it exits).
+    let (tx, rx) = mpsc::channel();
+    for (i, (_, probe)) in probes.iter().enumerate() {
+        let (mine, sender, probe) = (Arc::clone(&env), tx.clone(), *probe);
+        let spawned = std::thread::Builder::new()
+            .name("lrwatch-check-probe".into())
+            .spawn(move || {
+                let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let mut pass = Probe {
+                        env: &mine,
+                        armed: false,
+                    };
+                    probe(&mine, &mut pass)
+                }));
+                let _ = sender.send((i, found.ok()));
+            });
+        if spawned.is_err() {
+            let _ = tx.send((i, None));
+            let mut state = env.gate.lock();
+            state.unarmed = state.unarmed.saturating_sub(1);
+        }
+    }
+    drop(tx);
+    let trigger_finding = Some(fire(&env));
+    let mut done: Vec<Option<Option<Vec<Finding>>>> = vec![None; probes.len()];
+    let give_up = deadline + GRACE;
+    while done.iter().any(Option::is_none) {
+        match rx.recv_timeout(give_up.saturating_duration_since(Instant::now())) {
+            Ok((i, found)) => done[i] = Some(found),
+            Err(_) => break,
+        }
+    }
+    let results: Vec<Vec<Finding>> = done
+        .into_iter()
+        .zip(&probes)
+        .map(|(found, (mechanism, _))| match found {
+            Some(Some(findings)) => findings,
+            Some(None) => vec![Finding::fail(
+                Requirement::Discovery,
+                None,
+                "a probe crashed (a bug in lrwatch)",
+                None,
+            )],
+            None => vec![Finding::fail(
+                Requirement::Budget,
+                *mechanism,
+                format!(
+                    "the {} probe did not finish within the budget ({}s): the server kept it busy",
+                    mechanism.map_or("basic", Mechanism::as_str),
+                    options.budget.as_secs_f64()
+                ),
+                None,
+            )],
+        })
+        .collect();
     let mut results = results.into_iter();
     findings.extend(results.next().unwrap_or_default());
     findings.extend(trigger_finding.into_iter().flatten());

@@ -16,13 +16,55 @@ use tungstenite::{Message, WebSocket};
 use url::Url;
 
 use super::{
-    delivered, not_delivered, subject, uri_for, Env, Exchange, Finding, Probe, ProbeFn, Requirement,
+    delivered, not_delivered, subject, uri_for, Env, Exchange, Finding, Named, Probe, Requirement,
 };
 use crate::discovery::Capabilities;
 use crate::mechanism::Mechanism;
 use crate::wire::{socket, ws_json};
 
-type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
+type Socket = WebSocket<MaybeTlsStream<Timed>>;
+
+/// The TCP stream under a socket, with a deadline: once it has passed, reads fail
+/// (`TimedOut`). tungstenite reads frame after frame within one `read()` for as long as bytes
+/// come, so a server sending frames that never make a message (an unfinished text frame, then
+/// empty continuation frames without end) would otherwise hold it past any read timeout, and
+/// the budget, at full speed; and a handshake answer dripped a byte at a time would hold the
+/// handshake.
+struct Timed {
+    tcp: TcpStream,
+    until: Instant,
+}
+
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if Instant::now() >= self.until {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "out of time",
+            ));
+        }
+        self.tcp.read(buf)
+    }
+}
+
+impl Write for Timed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tcp.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+/// Reads on `socket` fail from `until` on (see [`Timed`]).
+fn read_until(socket: &mut Socket, until: Instant) {
+    match socket.get_mut() {
+        MaybeTlsStream::Plain(timed) => timed.until = until,
+        MaybeTlsStream::Rustls(tls) => tls.sock.until = until,
+        _ => {}
+    }
+}
 
 /// How long the connection and handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,13 +78,17 @@ const SUBPROTOCOL: &str = "liveresource";
 const MAX_HEAD: usize = 16 * 1024;
 
 /// The socket probes for what the resource offers.
-pub(super) fn probes(caps: &Capabilities) -> Vec<ProbeFn> {
-    let mut out: Vec<ProbeFn> = Vec::new();
+pub(super) fn probes(caps: &Capabilities) -> Vec<Named> {
+    let mut out: Vec<Named> = Vec::new();
     if caps.offer(Mechanism::MultiplexWs).is_some() {
-        out.push(|env, probe| run(env, probe, Mechanism::MultiplexWs));
+        out.push((Some(Mechanism::MultiplexWs), |env, probe| {
+            run(env, probe, Mechanism::MultiplexWs)
+        }));
     }
     if caps.offer(Mechanism::MultiplexSocket).is_some() {
-        out.push(|env, probe| run(env, probe, Mechanism::MultiplexSocket));
+        out.push((Some(Mechanism::MultiplexSocket), |env, probe| {
+            run(env, probe, Mechanism::MultiplexSocket)
+        }));
     }
     out
 }
@@ -107,6 +153,10 @@ fn connect(env: &Env, endpoint: &Url, offer: bool) -> Result<Opened, (String, Ex
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_read_timeout(Some(timeout));
     let _ = tcp.set_write_timeout(Some(timeout));
+    let tcp = Timed {
+        tcp,
+        until: Instant::now() + timeout,
+    };
     let mut stream = if tls {
         let name = rustls::pki_types::ServerName::try_from(host.clone())
             .map_err(|e| fail(format!("bad server name {host}: {e}")))?;
@@ -164,8 +214,8 @@ fn connect(env: &Env, endpoint: &Url, offer: bool) -> Result<Opened, (String, Ex
         return Err(("a wrong Sec-WebSocket-Accept".into(), exchange));
     }
     let tcp = match &stream {
-        MaybeTlsStream::Plain(t) => t,
-        MaybeTlsStream::Rustls(s) => s.get_ref(),
+        MaybeTlsStream::Plain(t) => &t.tcp,
+        MaybeTlsStream::Rustls(s) => &s.get_ref().tcp,
         _ => return Err(("unsupported stream".into(), exchange)),
     };
     let _ = tcp.set_read_timeout(Some(TICK));
@@ -178,6 +228,7 @@ fn connect(env: &Env, endpoint: &Url, offer: bool) -> Result<Opened, (String, Ex
 
 /// The next text message, or `None` at the deadline or when the connection ends.
 fn next_text(socket: &mut Socket, deadline: Instant) -> Option<String> {
+    read_until(socket, deadline);
     loop {
         if Instant::now() >= deadline {
             return None;
@@ -283,7 +334,11 @@ fn run(env: &Env, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Finding> {
     let mut heard = Vec::new();
     let ack = loop {
         let Some(text) = next_text(socket, until) else {
-            break Err("no acknowledgement".to_string());
+            break Err(if env.out_of_budget() {
+                "no acknowledgement before the budget ran out".to_string()
+            } else {
+                "no acknowledgement".to_string()
+            });
         };
         heard.push(text.clone());
         if mechanism == Mechanism::MultiplexWs {

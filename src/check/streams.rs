@@ -7,7 +7,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::{
-    delivered, not_delivered, subject, uri_for, Env, Exchange, Finding, Probe, ProbeFn, Requirement,
+    delivered, not_delivered, subject, uri_for, Env, Exchange, Finding, Named, Probe, Requirement,
 };
 use crate::discovery::Capabilities;
 use crate::http::FetchError;
@@ -21,19 +21,27 @@ const OPENING: Duration = Duration::from_millis(500);
 const RAW_KEPT: usize = 2048;
 
 /// The stream probes for what the resource offers.
-pub(super) fn probes(caps: &Capabilities) -> Vec<ProbeFn> {
-    let mut out: Vec<ProbeFn> = Vec::new();
+pub(super) fn probes(caps: &Capabilities) -> Vec<Named> {
+    let mut out: Vec<Named> = Vec::new();
     if caps.offer(Mechanism::ValueStream).is_some() {
-        out.push(|env, probe| run(env, probe, Mechanism::ValueStream));
+        out.push((Some(Mechanism::ValueStream), |env, probe| {
+            run(env, probe, Mechanism::ValueStream)
+        }));
     }
     if caps.offer(Mechanism::HintStream).is_some() {
-        out.push(|env, probe| run(env, probe, Mechanism::HintStream));
+        out.push((Some(Mechanism::HintStream), |env, probe| {
+            run(env, probe, Mechanism::HintStream)
+        }));
     }
     if caps.offer(Mechanism::MultiplexStream).is_some() {
-        out.push(|env, probe| run(env, probe, Mechanism::MultiplexStream));
+        out.push((Some(Mechanism::MultiplexStream), |env, probe| {
+            run(env, probe, Mechanism::MultiplexStream)
+        }));
     }
     if caps.offer(Mechanism::ChangesStream).is_some() {
-        out.push(|env, probe| run(env, probe, Mechanism::ChangesStream));
+        out.push((Some(Mechanism::ChangesStream), |env, probe| {
+            run(env, probe, Mechanism::ChangesStream)
+        }));
     }
     out
 }

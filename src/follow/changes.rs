@@ -447,6 +447,8 @@ pub(super) fn run_wait(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
     let requested = Duration::from_secs(wait);
     // The last long-poll was held for its whole wait and answered "no news".
     let mut held_out = false;
+    // Long-polls in a row that got no answer at all (see `Ctx::long_poll`).
+    let mut unanswered = 0;
     loop {
         if let Some(better) = ctx.better_than(mechanism) {
             return Next::Switch(better);
@@ -473,12 +475,21 @@ pub(super) fn run_wait(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
         } else {
             Vec::new()
         };
-        // A long-poll is held on this thread; a plain read runs on the request threads.
+        // A long-poll is held on this thread; a plain read runs on the request threads. A
+        // changes-wait never answered counts toward a fall back (to the plain reads of
+        // `changes`, which have nothing to fall back to).
         let timeout = long.then(|| requested + super::wait_slack(requested));
-        let (response, took) = match ctx.fetch(&checkpoint, &headers, timeout) {
-            Outcome::Response(r, took) => (r, took),
-            Outcome::Retry => continue,
-            Outcome::Stop => return Next::Stop,
+        let outcome = match timeout {
+            Some(timeout) if mechanism == Mechanism::ChangesWait => {
+                ctx.long_poll(mechanism, &checkpoint, &headers, timeout, &mut unanswered)
+            }
+            _ => Ok(ctx.fetch(&checkpoint, &headers, timeout)),
+        };
+        let (response, took) = match outcome {
+            Err(next) => return next,
+            Ok(Outcome::Response(r, took)) => (r, took),
+            Ok(Outcome::Retry) => continue,
+            Ok(Outcome::Stop) => return Next::Stop,
         };
         if !super::understood(response.status) {
             if let Outcome::Stop = ctx.retry_response(&response) {

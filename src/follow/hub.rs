@@ -58,6 +58,8 @@ pub(super) struct Sub {
 pub(super) enum HubInput {
     Subscribe(Sub),
     Unsubscribe(Url),
+    /// From a hub's own reader thread (multiplex-stream): connection `generation` is open.
+    StreamOpened(u64),
     /// From a hub's own reader thread (multiplex-stream): an event of connection `generation`.
     Stream(u64, crate::wire::sse::Event),
     /// From a hub's own reader thread: connection `generation` ended, and why.

@@ -67,6 +67,10 @@ fn wait_slack(wait: Duration) -> Duration {
 const FALL_BACK_AFTER: u32 = 3;
 /// How long `auto` stays away from a mechanism it fell back from before trying it again.
 pub const DEFAULT_FALL_BACK_FOR: Duration = Duration::from_secs(60);
+/// During a run of failures, how often at most a warning summarises the ones since the last
+/// (the first is said at once): a server failing forever gets a line a minute, not one per
+/// attempt.
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
 /// How to follow: the parts of the command line the engine needs.
 #[derive(Debug, Clone)]
@@ -319,6 +323,7 @@ impl Client {
                         last_modified: None,
                         caps: None,
                         backoff: Backoff::default(),
+                        repeats: Repeats::default(),
                         transport: Mechanism::Poll,
                         since: SystemTime::now(),
                     };
@@ -582,9 +587,23 @@ struct Ctx {
     last_modified: Option<String>,
     caps: Option<Capabilities>,
     backoff: Backoff,
+    /// The failure warnings of the current run of failures (see `warn_failure`).
+    repeats: Repeats,
     /// The mechanism in use, and since when it has worked: for [`Status`] updates.
     transport: Mechanism,
     since: SystemTime,
+}
+
+/// The failure warnings of one run of failures in a row: the first is said, the rest are
+/// traced and counted, and summarised now and then and when the run ends.
+#[derive(Debug, Default)]
+struct Repeats {
+    /// When a warning of this run was last said; `None` outside a run.
+    said: Option<Instant>,
+    /// Failures since then, not yet said.
+    more: u32,
+    /// The latest of them.
+    latest: String,
 }
 
 /// A value pushed by a stream or socket, with what it says about its place in the sequence.
@@ -643,8 +662,54 @@ impl Ctx {
         }));
     }
 
+    /// Warns of failure number `attempt` of a run: the first of a run is said; the others are
+    /// traced and counted, and said together at most every `SUMMARY_EVERY` and when the run
+    /// ends (`failures_over`), so a server that fails again and again (a socket that closes
+    /// after each subscribe) does not fill stderr with a line per attempt.
+    fn warn_failure(&mut self, attempt: u32, message: String) {
+        if attempt <= 1 {
+            // A new run (a hub's count started again): what the last one left unsaid first.
+            self.failures_over();
+        }
+        match self.repeats.said {
+            None => {
+                self.warn(message);
+                self.repeats.said = Some(Instant::now());
+            }
+            Some(said) => {
+                self.trace(message.clone());
+                self.repeats.more += 1;
+                self.repeats.latest = message;
+                if said.elapsed() >= SUMMARY_EVERY {
+                    self.summarise();
+                    self.repeats.said = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Says the failures of the run not said yet: "… 12 more times (latest: …)".
+    fn summarise(&mut self) {
+        let more = std::mem::take(&mut self.repeats.more);
+        let latest = std::mem::take(&mut self.repeats.latest);
+        if more > 0 {
+            self.warn(format!(
+                "\u{2026} {more} more time{} (latest: {latest})",
+                if more == 1 { "" } else { "s" }
+            ));
+        }
+    }
+
+    /// A run of failures is over (it worked again): says what it left unsaid.
+    fn failures_over(&mut self) {
+        self.summarise();
+        self.repeats.said = None;
+    }
+
     /// Enters a mechanism: it works from now on.
     fn enter(&mut self, mechanism: Mechanism) {
+        // The fall back (or climb back) that led here said how the last one failed.
+        self.repeats = Repeats::default();
         self.transport = mechanism;
         self.since = SystemTime::now();
         self.status();
@@ -652,6 +717,13 @@ impl Ctx {
 
     /// A request succeeded: after failures, say that all is well again.
     fn succeeded(&mut self) {
+        self.failures_over();
+        self.connected();
+    }
+
+    /// A connection is up (a socket's subscription acknowledged): the backoff starts over,
+    /// but a run of failures is over only once something arrives over it (`succeeded`).
+    fn connected(&mut self) {
         if self.backoff.failures() > 0 {
             self.backoff.reset();
             self.since = SystemTime::now();
@@ -697,8 +769,51 @@ impl Ctx {
     /// (`timeout` of `None`) runs on the shared request threads; a held one (a long-poll)
     /// here, for up to `timeout`.
     fn fetch(&mut self, url: &Url, extra: &[(&str, String)], timeout: Option<Duration>) -> Outcome {
+        match self.fetch_once(url, extra, timeout) {
+            Ok(outcome) => outcome,
+            Err(reason) => self.retry_later(&reason),
+        }
+    }
+
+    /// A held long-poll of `mechanism` (value-wait, changes-wait), like `fetch`; one that
+    /// gets no answer at all (never answered, or the connection failed) counts in
+    /// `unanswered`, and after three in a row `auto` falls back (`Err` with what next), as
+    /// from a stream that keeps failing: a server that never answers is not waited on
+    /// forever.
+    fn long_poll(
+        &mut self,
+        mechanism: Mechanism,
+        url: &Url,
+        extra: &[(&str, String)],
+        timeout: Duration,
+        unanswered: &mut u32,
+    ) -> std::result::Result<Outcome, Next> {
+        match self.fetch_once(url, extra, Some(timeout)) {
+            Ok(outcome) => {
+                if matches!(outcome, Outcome::Response(..)) {
+                    *unanswered = 0;
+                }
+                Ok(outcome)
+            }
+            Err(reason) => {
+                *unanswered += 1;
+                if let Some(next) = self.fall_back(mechanism, *unanswered, &reason) {
+                    return Err(next);
+                }
+                Ok(self.retry_later(&reason))
+            }
+        }
+    }
+
+    /// One GET, traced; a transport failure is left to the caller (`Err` with why).
+    fn fetch_once(
+        &mut self,
+        url: &Url,
+        extra: &[(&str, String)],
+        timeout: Option<Duration>,
+    ) -> std::result::Result<Outcome, String> {
         if !self.running() {
-            return Outcome::Stop;
+            return Ok(Outcome::Stop);
         }
         let shown: Vec<String> = extra.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         self.trace(
@@ -715,16 +830,16 @@ impl Ctx {
             Ok(response) => {
                 let took = started.elapsed();
                 self.trace(format!("{} in {:.3}s", response.status, took.as_secs_f64()));
-                Outcome::Response(response, took)
+                Ok(Outcome::Response(response, took))
             }
             Err(FetchError::TooLarge(limit)) => {
                 self.fail(Error::BodyTooLarge {
                     url: url.to_string(),
                     limit,
                 });
-                Outcome::Stop
+                Ok(Outcome::Stop)
             }
-            Err(FetchError::Transport(reason)) => self.retry_later(&reason),
+            Err(FetchError::Transport(reason)) => Err(reason),
         }
     }
 
@@ -747,11 +862,14 @@ impl Ctx {
             .next_delay()
             .max(server_says.unwrap_or_default());
         self.status();
-        self.warn(format!(
-            "{reason}; retrying in {:.1}s (attempt {})",
-            delay.as_secs_f64(),
-            self.backoff.failures()
-        ));
+        self.warn_failure(
+            self.backoff.failures(),
+            format!(
+                "{reason}; retrying in {:.1}s (attempt {})",
+                delay.as_secs_f64(),
+                self.backoff.failures()
+            ),
+        );
         if self.sleep(delay) {
             Outcome::Retry
         } else {

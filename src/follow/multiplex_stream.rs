@@ -32,6 +32,9 @@ pub(super) fn run(
     let mut backoff = Backoff::default();
     let mut generation = 0u64;
     let mut connected = false;
+    // Whether the current stream delivered an event: only then (or once it stayed open a
+    // keep-alive period) did it work; one that ends before is one more failure.
+    let mut delivered = false;
     let mut failures = 0u32;
     // Start (or restart) the stream for the current set once subscribers arrive.
     let mut stale = false;
@@ -73,19 +76,29 @@ pub(super) fn run(
             Some(HubInput::Unsubscribe(url)) => {
                 members.remove(url.as_str());
             }
+            Some(HubInput::StreamOpened(g)) if g == generation => {
+                // Open: the followers catch up, even before the first event.
+                connected = true;
+                members.broadcast(|| HubEvent::Connected);
+            }
             Some(HubInput::Stream(g, event)) if g == generation => {
-                if !connected {
-                    connected = true;
-                    failures = 0;
-                    members.broadcast(|| HubEvent::Connected);
-                }
+                delivered = true;
                 deliver(&mut members, &event.data);
             }
             Some(HubInput::StreamEnded(g, reason)) if g == generation => {
-                if connected {
+                let worked =
+                    delivered || (connected && opened.elapsed() >= shared.options.keepalive);
+                let reason = if connected && !worked {
+                    format!("{reason} before any event")
+                } else {
+                    reason
+                };
+                if worked {
                     backoff.reset();
+                    failures = 0;
                 }
                 connected = false;
+                delivered = false;
                 failures += 1;
                 members.broadcast(|| HubEvent::Down {
                     reason: reason.clone(),
@@ -105,6 +118,7 @@ pub(super) fn run(
                 }
                 generation += 1;
                 connected = false;
+                delivered = false;
                 opened = Instant::now();
                 last_verify = opened;
                 open(shared, endpoint, &members, generation, myself.clone());
@@ -148,14 +162,7 @@ fn open(
                 }
                 Ok(mut stream) => {
                     // A stream is open: say so even before the first event, so followers catch up.
-                    let _ = hub.send(HubInput::Stream(
-                        generation,
-                        crate::wire::sse::Event {
-                            event: "open".into(),
-                            data: String::new(),
-                            id: String::new(),
-                        },
-                    ));
+                    let _ = hub.send(HubInput::StreamOpened(generation));
                     let mut buf = vec![0u8; 16 * 1024];
                     loop {
                         let n = match stream.body.read(&mut buf) {

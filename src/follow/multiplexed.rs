@@ -93,13 +93,16 @@ impl Joined {
         let mechanism = self.mechanism;
         match event {
             HubEvent::Connected => {
-                ctx.succeeded();
+                // Acknowledged, not yet shown to work: a socket that closes after each ack
+                // is a run of failures (see `websocket::run`).
+                ctx.connected();
                 ctx.trace(format!("subscribed over {mechanism} at {}", self.endpoint));
                 if !ctx.catch_up(mechanism) {
                     return Some(self.leave(ctx, Next::Stop));
                 }
             }
             HubEvent::Push(push) => {
+                ctx.failures_over();
                 let carried_on = if self.changes {
                     super::changes::apply_hub_push(ctx, *push, mechanism)
                 } else {
@@ -110,6 +113,7 @@ impl Joined {
                 }
             }
             HubEvent::Hint => {
+                ctx.failures_over();
                 if !ctx.catch_up(mechanism) {
                     return Some(self.leave(ctx, Next::Stop));
                 }
@@ -146,7 +150,10 @@ impl Joined {
                     since: SystemTime::now(),
                     retries: failures,
                 }));
-                ctx.warn(format!("{reason}; reconnecting (attempt {failures})"));
+                ctx.warn_failure(
+                    failures,
+                    format!("{reason}; reconnecting (attempt {failures})"),
+                );
                 if let Some(next) = ctx.fall_back(mechanism, failures, &reason) {
                     return Some(self.leave(ctx, next));
                 }

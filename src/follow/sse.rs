@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Ctx, Next, Outcome, Verified};
 use crate::mechanism::Mechanism;
@@ -80,8 +80,6 @@ pub(super) fn run(
                     failures = failures.max(super::FALL_BACK_AFTER - 1);
                     format!("the stream answered with Content-Type '{content_type}', not text/event-stream")
                 } else {
-                    failures = 0;
-                    ctx.succeeded();
                     ctx.trace("stream open".to_string());
                     // A reliable stream opens with the current value: fetching as well would
                     // race it. On a reconnect its resumption depends on the server still
@@ -94,8 +92,17 @@ pub(super) fn run(
                         return Next::Stop;
                     }
                     let mut parser = ctx.options.sse_parser();
-                    let ended =
-                        read_events(ctx, mechanism, stream.body, &mut parser, &mut on_event);
+                    let opened = Instant::now();
+                    let mut events = 0u64;
+                    // Open is not yet working: the first event is (see below).
+                    let mut counted = |ctx: &mut Ctx, event: Event| {
+                        if events == 0 {
+                            ctx.succeeded();
+                        }
+                        events += 1;
+                        on_event(ctx, event)
+                    };
+                    let ended = read_events(ctx, mechanism, stream.body, &mut parser, &mut counted);
                     let Some(ended) = ended else {
                         return Next::Stop;
                     };
@@ -105,16 +112,27 @@ pub(super) fn run(
                     if let Some(ms) = parser.retry() {
                         retry = Duration::from_millis(ms);
                     }
-                    // Like EventSource: a stream that ends is reconnected after the server's
-                    // retry delay (never at once, so a server that closes at once is no spin).
-                    ctx.trace(format!(
-                        "{ended}; reconnecting in {:.1}s",
-                        retry.as_secs_f64()
-                    ));
-                    if !ctx.sleep(retry) {
-                        return Next::Stop;
+                    // Like EventSource: a stream that ends after delivering events (or after
+                    // staying open a keep-alive period, quiet as a resource may be, or that we
+                    // ended) is reconnected after the server's retry delay. One that ends
+                    // before any event is a failure like any other: a server that answers
+                    // `retry: 0` and closes, again and again, gets a growing backoff (its
+                    // `retry` a floor) and, in auto, a fall back after three.
+                    if events > 0 || ended.ours || opened.elapsed() >= ctx.options.keepalive {
+                        failures = 0;
+                        ctx.succeeded();
+                        ctx.trace(format!(
+                            "{}; reconnecting in {:.1}s",
+                            ended.why,
+                            retry.as_secs_f64()
+                        ));
+                        if !ctx.sleep(retry) {
+                            return Next::Stop;
+                        }
+                        continue;
                     }
-                    continue;
+                    server_says = Some(retry);
+                    format!("{} before any event", ended.why)
                 }
             }
         };
@@ -128,6 +146,19 @@ pub(super) fn run(
     }
 }
 
+/// Why a stream ended.
+struct Ended {
+    why: String,
+    /// We ended it (a check found a missed push), not the server.
+    ours: bool,
+}
+
+impl Ended {
+    fn by_server(why: String) -> Option<Ended> {
+        Some(Ended { why, ours: false })
+    }
+}
+
 /// Reads and dispatches events until the stream ends; why it ended, or `None` to stop. With
 /// `--verify`, the body is read on a thread of its own so that this one can check the resource
 /// every period while the stream is quiet; a check that finds a missed change ends the stream
@@ -138,14 +169,14 @@ fn read_events(
     mut body: Box<dyn Read + Send>,
     parser: &mut Parser,
     on_event: &mut impl FnMut(&mut Ctx, Event) -> Flow,
-) -> Option<String> {
+) -> Option<Ended> {
     if ctx.options.verify.is_none() {
         let mut buf = vec![0u8; READ_SIZE];
         loop {
             let n = match body.read(&mut buf) {
-                Ok(0) => return Some("the stream ended".to_string()),
+                Ok(0) => return Ended::by_server("the stream ended".to_string()),
                 Ok(n) => n,
-                Err(e) => return Some(format!("the stream broke ({e})")),
+                Err(e) => return Ended::by_server(format!("the stream broke ({e})")),
             };
             if !dispatch(ctx, &buf[..n], parser, on_event) {
                 return None;
@@ -154,7 +185,9 @@ fn read_events(
     }
     let chunks = match spawn_reader(body) {
         Ok(chunks) => chunks,
-        Err(e) => return Some(format!("cannot start a thread to read the stream ({e})")),
+        Err(e) => {
+            return Ended::by_server(format!("cannot start a thread to read the stream ({e})"))
+        }
     };
     loop {
         let wait = ctx.verify_in().unwrap_or(Duration::MAX);
@@ -164,11 +197,18 @@ fn read_events(
                     return None;
                 }
             }
-            Ok(Err(why)) => return Some(why),
-            Err(RecvTimeoutError::Disconnected) => return Some("the stream ended".to_string()),
+            Ok(Err(why)) => return Ended::by_server(why),
+            Err(RecvTimeoutError::Disconnected) => {
+                return Ended::by_server("the stream ended".to_string())
+            }
             Err(RecvTimeoutError::Timeout) => match ctx.verify(mechanism) {
                 Verified::Fine => {}
-                Verified::Missed => return Some("a check found a missed push".to_string()),
+                Verified::Missed => {
+                    return Some(Ended {
+                        why: "a check found a missed push".to_string(),
+                        ours: true,
+                    })
+                }
                 Verified::Stop => return None,
             },
         }

@@ -15,6 +15,8 @@ pub(super) fn run(ctx: &mut Ctx) -> Next {
     let mut warned_early = false;
     // The last long-poll was held for its whole wait and answered "no news".
     let mut held_out = false;
+    // Long-polls in a row that got no answer at all (see `Ctx::long_poll`).
+    let mut unanswered = 0;
     loop {
         if let Some(better) = ctx.better_than(SELF) {
             return Next::Switch(better);
@@ -37,14 +39,17 @@ pub(super) fn run(ctx: &mut Ctx) -> Next {
         if let Some(etag) = &ctx.etag {
             headers.push(("If-None-Match", etag.clone()));
         }
-        let (response, took) = match ctx.fetch(
+        let (response, took) = match ctx.long_poll(
+            SELF,
             &target,
             &headers,
-            Some(requested + super::wait_slack(requested)),
+            requested + super::wait_slack(requested),
+            &mut unanswered,
         ) {
-            Outcome::Response(r, took) => (r, took),
-            Outcome::Retry => continue,
-            Outcome::Stop => return Next::Stop,
+            Err(next) => return next,
+            Ok(Outcome::Response(r, took)) => (r, took),
+            Ok(Outcome::Retry) => continue,
+            Ok(Outcome::Stop) => return Next::Stop,
         };
         let status = response.status;
         if !super::understood(status) {

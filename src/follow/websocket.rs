@@ -230,15 +230,33 @@ pub(super) fn run(
         let mut was_up = false;
         let reason = match connect(shared, endpoint, &members) {
             Ok(mut ws) => {
-                // Connected: what fails from here on is a new run of failures.
-                was_up = true;
-                failures = 0;
-                backoff.reset();
-                let reason = serve(shared, &mut ws, &mut language, &mut members, input, myself);
+                let opened = Instant::now();
+                let mut delivered = false;
+                let reason = serve(
+                    shared,
+                    &mut ws,
+                    &mut language,
+                    &mut members,
+                    input,
+                    myself,
+                    &mut delivered,
+                );
                 let _ = ws.close(None);
-                match reason {
-                    Some(reason) => reason,
-                    None => return,
+                let Some(reason) = reason else {
+                    return;
+                };
+                // A connection that delivered something (acks and pongs are not enough), or
+                // stayed up a keep-alive period (a quiet resource pushes nothing), worked:
+                // what fails from here on is a new run of failures, retried soon. One that
+                // ends before, a server closing right after each subscribe, is one more
+                // failure: a growing backoff and, in auto, a fall back after three.
+                if delivered || opened.elapsed() >= shared.options.keepalive {
+                    was_up = true;
+                    failures = 0;
+                    backoff.reset();
+                    reason
+                } else {
+                    format!("{reason} before pushing anything")
                 }
             }
             Err(reason) => reason,
@@ -261,7 +279,8 @@ pub(super) fn run(
     }
 }
 
-/// The delay before reconnecting a connection that dropped after working: 50 to 100 ms.
+/// The delay before reconnecting a connection that dropped after working (see `run`): 50 to
+/// 100 ms.
 const RECONNECT_SOON: Duration = Duration::from_millis(50);
 
 /// Opens the WebSocket with the `liveresource` subprotocol.
@@ -348,7 +367,7 @@ fn set_read_timeout(ws: &Socket, timeout: Duration) -> Result<(), String> {
 }
 
 /// Subscribes everyone and relays messages until the connection ends (why), or following
-/// stops (`None`).
+/// stops (`None`); `delivered` is set once a push or hint arrives.
 fn serve(
     shared: &Shared,
     ws: &mut Socket,
@@ -356,6 +375,7 @@ fn serve(
     members: &mut Members,
     input: &Receiver<HubInput>,
     myself: &Sender<HubInput>,
+    delivered: &mut bool,
 ) -> Option<String> {
     let names: Vec<(String, bool)> = members
         .by_url
@@ -381,6 +401,7 @@ fn serve(
                 match language.hear(text.as_str()) {
                     Heard::Ack(uri) => route(members, &uri, || HubEvent::Connected),
                     Heard::Push(uri, push) => {
+                        *delivered = true;
                         if let Some(key) = members.key_for(&uri) {
                             if let Some(m) = members.by_url.get_mut(&key) {
                                 if push.etag.is_some() {
@@ -390,7 +411,10 @@ fn serve(
                             members.send(&key, HubEvent::Push(Box::new(push)));
                         }
                     }
-                    Heard::Hint(uri) => route(members, &uri, || HubEvent::Hint),
+                    Heard::Hint(uri) => {
+                        *delivered = true;
+                        route(members, &uri, || HubEvent::Hint)
+                    }
                     Heard::Refused(Some(uri), why) => {
                         route(members, &uri, || HubEvent::Refused(why.clone()))
                     }

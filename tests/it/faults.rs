@@ -165,7 +165,10 @@ fn a_5xx_storm_backs_off_and_retry_after_is_honoured() {
     // Backing off from 0.25-0.5 s, doubling: a handful of requests in 3 s, never a spin.
     let requests = storm.seen.lock().unwrap().len();
     assert!((3..=8).contains(&requests), "{requests} requests");
-    assert!(run.stderr_text().contains("(attempt 3)"));
+    // Said once, not once per attempt (the rest are traced, and summarised later).
+    let err = run.stderr_text();
+    assert!(err.contains("(attempt 1)"), "{err}");
+    assert_eq!(err.matches("retrying in").count(), 1, "{err}");
 }
 
 #[test]
@@ -351,7 +354,10 @@ fn chaos_proxy(upstream: &str, running: Arc<AtomicBool>) -> (String, Arc<AtomicU
                 std::thread::spawn(move || {
                     let _ = std::io::copy(&mut c2, &mut s2);
                 });
-                let mut budget = 1 + fastrand::usize(..2);
+                // Cut after the handshake and the acknowledgement and a push or two: a
+                // connection cut before it pushed anything is a failure to back off from
+                // (tests/it/storms.rs), not the flaky network this soaks in.
+                let mut budget = 3 + fastrand::usize(..2);
                 let mut buf = [0u8; 16384];
                 loop {
                     let n = match server.read(&mut buf) {

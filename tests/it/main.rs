@@ -1,6 +1,7 @@
 //! Integration tests: the real `lrwatch` binary against real servers on 127.0.0.1:0.
 //! One test binary (faster to build); every wait bounded by `harness::BOUND`.
 
+mod budget;
 mod callbacks;
 mod changes;
 mod check;
@@ -18,6 +19,7 @@ mod push;
 #[cfg(target_os = "linux")]
 mod quickack;
 mod scripted;
+mod storms;
 mod subcommands;
 mod tls;
 mod verify;

@@ -1,0 +1,148 @@
+//! `lrwatch check --budget` bounds the whole run, whatever the server does: a WebSocket that
+//! never finishes a message, bodies dripped a byte at a time.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// Runs `lrwatch check --json --budget 2 url`; its exit code, report and how long it took.
+fn check_for_2s(url: &str) -> (Option<i32>, Value, Duration) {
+    let started = Instant::now();
+    let mut run = lrwatch(&["check", "--json", "--budget", "2", url]);
+    let line = run.line();
+    let code = run.wait().code();
+    let took = started.elapsed();
+    let report = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    (code, report, took)
+}
+
+/// The result for `requirement` (over `mechanism`, if given).
+fn result<'a>(report: &'a Value, requirement: &str, mechanism: Option<&str>) -> &'a Value {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["requirement"] == requirement && r["mechanism"].as_str() == mechanism)
+        .unwrap_or_else(|| panic!("no {requirement} {mechanism:?} in {report:#}"))
+}
+
+/// Accepts a WebSocket with the `liveresource` subprotocol, then sends the start of a text
+/// message and empty continuation frames after it for as long as the peer reads.
+fn endless_message(stream: TcpStream) {
+    #[allow(clippy::result_large_err)]
+    let accepted = tungstenite::accept_hdr(
+        stream,
+        |_: &tungstenite::handshake::server::Request,
+         mut resp: tungstenite::handshake::server::Response| {
+            resp.headers_mut()
+                .insert("Sec-WebSocket-Protocol", "liveresource".parse().unwrap());
+            Ok(resp)
+        },
+    );
+    let Ok(mut ws) = accepted else { return };
+    let tcp = ws.get_mut();
+    // A text frame without FIN, then continuation frames without FIN and without payload.
+    if tcp.write_all(&[0x01, 0x01, b'x']).is_err() {
+        return;
+    }
+    let empties = [0x00u8, 0x00].repeat(4096);
+    while tcp.write_all(&empties).is_ok() {}
+}
+
+#[test]
+fn a_socket_message_that_never_ends_does_not_outlast_the_budget() {
+    let sockets = TcpListener::bind("127.0.0.1:0").unwrap();
+    let socket = sockets.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in sockets.incoming().flatten() {
+            std::thread::spawn(move || endless_message(stream));
+        }
+    });
+    let link = format!("<ws://{socket}/socket>; rel=multiplex-socket");
+    let origin = scripted(move |_, _| (200, h(&[("ETag", "\"1\""), ("Link", &link)]), "1".into()));
+    let (code, report, took) = check_for_2s(&format!("{}/r", origin.base));
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(code, Some(1), "{report:#}");
+    let ack = result(&report, "subscribe-ack", Some("multiplex-socket"));
+    assert_eq!(ack["outcome"], "fail", "{ack:#}");
+    assert!(
+        ack["detail"].as_str().unwrap().contains("budget ran out"),
+        "{ack:#}"
+    );
+    assert!(report["took"].as_f64().unwrap() < 3.0, "{report:#}");
+}
+
+/// A server whose answers number `dripped` and on (from 0) send their body a byte every 2 s;
+/// the others at once.
+fn dripping(dripped: usize) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().flatten().enumerate() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let body = b"\"a value, slowly\"";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nETag: \"1\"\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                if n < dripped {
+                    let _ = stream.write_all(body);
+                    return;
+                }
+                for byte in body {
+                    if stream.write_all(&[*byte]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+            });
+        }
+    });
+    base
+}
+
+#[test]
+fn a_dripped_discovery_body_does_not_outlast_the_budget() {
+    let base = dripping(0);
+    let (code, report, took) = check_for_2s(&format!("{base}/r"));
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(code, Some(1), "{report:#}");
+    let discovery = result(&report, "discovery", None);
+    assert_eq!(discovery["outcome"], "fail");
+    assert!(
+        discovery["detail"]
+            .as_str()
+            .unwrap()
+            .contains("within the budget"),
+        "{discovery:#}"
+    );
+}
+
+#[test]
+fn dripped_probe_answers_do_not_outlast_the_budget() {
+    // Discovery is answered at once; the probes' own GETs drip.
+    let base = dripping(1);
+    let (code, report, took) = check_for_2s(&format!("{base}/r"));
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(result(&report, "discovery", None)["outcome"], "pass");
+    let stable = result(&report, "etag-stable", None);
+    assert_eq!(stable["outcome"], "fail");
+    assert!(
+        stable["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the budget ran out"),
+        "{stable:#}"
+    );
+    assert!(report["took"].as_f64().unwrap() < 3.0, "{report:#}");
+}
