@@ -5,6 +5,7 @@ mod callbacks;
 mod changes;
 mod check;
 mod faults;
+mod flood;
 mod follow;
 mod harness;
 mod inspect;
