@@ -77,11 +77,21 @@ impl<W: Write> Printer<W> {
                 self.out.write_all(b"\n")
             }
             None => {
-                self.out.write_all(&body.bytes)?;
-                if body.bytes.last() != Some(&b'\n') {
-                    self.out.write_all(b"\n")?;
+                // One line is one event, whatever the server sends: text that would span
+                // lines is written as a JSON string (`jq -r .` reads it back), so a line
+                // reader never sees an event that did not happen. A final line end is the
+                // line's own, as text files end.
+                let bytes = &body.bytes;
+                let own_end = bytes
+                    .strip_suffix(b"\r\n")
+                    .or_else(|| bytes.strip_suffix(b"\n"))
+                    .unwrap_or(bytes);
+                if own_end.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+                    serde_json::to_writer(&mut self.out, &body.text())?;
+                } else {
+                    self.out.write_all(own_end)?;
                 }
-                Ok(())
+                self.out.write_all(b"\n")
             }
         }
     }
@@ -302,6 +312,25 @@ mod tests {
         let t = event(EventKind::Value, Some(("a\x1bb", Some("text/plain"))));
         assert_eq!(print(Mode::Lines, &t), "a\x1bb\n");
         assert_eq!(print(Mode::Lines, &event(EventKind::Removed, None)), "\n");
+    }
+
+    #[test]
+    fn lines_keep_one_event_to_a_line() {
+        let line = |body: &str| {
+            print(
+                Mode::Lines,
+                &event(EventKind::Value, Some((body, Some("text/plain")))),
+            )
+        };
+        assert_eq!(line("a\nb"), "\"a\\nb\"\n");
+        assert_eq!(line("a\r\nb\n"), "\"a\\r\\nb\\n\"\n");
+        assert_eq!(line("lone\rreturn"), "\"lone\\rreturn\"\n");
+        assert_eq!(line("two\n\n"), "\"two\\n\\n\"\n");
+        // A final line end is the line's own; a quote alone needs no quoting.
+        assert_eq!(line("ends\n"), "ends\n");
+        assert_eq!(line("ends\r\n"), "ends\n");
+        assert_eq!(line("say \"hi\""), "say \"hi\"\n");
+        assert_eq!(line(""), "\n");
     }
 
     #[test]

@@ -46,10 +46,14 @@ pub(super) fn probes(caps: &Capabilities) -> Vec<Named> {
     out
 }
 
+/// Chunks read ahead of the probe: a few, so a stream that floods while the probe waits (for
+/// the other probes, for the trigger) is held back by TCP instead of filling memory.
+const READ_AHEAD: usize = 4;
+
 /// Chunks of the body as they arrive, from a reader thread (a blocking read cannot be given
-/// a deadline otherwise). The thread ends with the stream.
+/// a deadline otherwise). The thread ends with the stream, or once the probe is done with it.
 fn pump(mut body: Box<dyn Read + Send>) -> Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(READ_AHEAD);
     let _ = std::thread::Builder::new()
         .name("lrwatch-check-sse".into())
         .spawn(move || {

@@ -21,13 +21,14 @@ mod multiplexed;
 mod parked;
 mod poll;
 mod pool;
+mod queue;
 mod sse;
 mod value_stream;
 mod value_wait;
 mod websocket;
 
 use std::collections::HashMap;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -277,7 +278,8 @@ impl Client {
     /// events arrive on the returned [`Follow`].
     pub fn follow(&self, urls: impl IntoIterator<Item = Url>) -> Follow {
         let urls: Vec<Url> = urls.into_iter().collect();
-        let (tx, rx) = mpsc::channel();
+        // Bounded whatever the event rate and however slowly the consumer reads (see `queue`).
+        let tx = Arc::new(queue::Updates::default());
         let shutdown = Arc::new(Shutdown::default());
         let shared = Arc::new(Shared {
             http: self.http.clone(),
@@ -294,7 +296,11 @@ impl Client {
         // thread at least until it has discovered what its resource offers, and thousands at
         // once would cost thousands of threads before any of them is parked.
         let launcher = {
-            let (http, options, tx) = (self.http.clone(), Arc::clone(&self.options), tx.clone());
+            let (http, options, tx) = (
+                self.http.clone(),
+                Arc::clone(&self.options),
+                Arc::clone(&tx),
+            );
             let (shutdown, shared) = (Arc::clone(&shutdown), Arc::clone(&shared));
             move || {
                 let starting = Arc::new(Starting::default());
@@ -313,7 +319,7 @@ impl Client {
                         missed: 0,
                         http: http.clone(),
                         options: Arc::clone(&options),
-                        tx: tx.clone(),
+                        tx: Arc::clone(&tx),
                         shutdown: Arc::clone(&shutdown),
                         shared: Arc::clone(&shared),
                         fell_back: HashMap::new(),
@@ -349,7 +355,6 @@ impl Client {
             ))));
         }
         Follow {
-            rx,
             tx,
             shutdown,
             shared,
@@ -361,8 +366,7 @@ impl Client {
 /// in flight finishes first, in the background).
 #[derive(Debug)]
 pub struct Follow {
-    rx: Receiver<Update>,
-    tx: Sender<Update>,
+    tx: Arc<queue::Updates>,
     shutdown: Arc<Shutdown>,
     shared: Arc<Shared>,
 }
@@ -370,23 +374,26 @@ pub struct Follow {
 impl Follow {
     /// The next update, waiting as long as it takes.
     pub fn recv(&self) -> Option<Update> {
-        self.rx.recv().ok()
+        self.tx.recv_until(None)
     }
 
     /// The next update if one is waiting now, without waiting.
     pub fn try_recv(&self) -> Option<Update> {
-        self.rx.try_recv().ok()
+        self.tx.try_recv()
     }
 
     /// The next update, waiting at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> std::result::Result<Update, RecvTimeoutError> {
-        self.rx.recv_timeout(timeout)
+        let deadline = Instant::now().checked_add(timeout);
+        self.tx
+            .recv_until(deadline)
+            .ok_or(RecvTimeoutError::Timeout)
     }
 
     /// A handle that makes this stream yield [`Update::Interrupted`], from any thread (a
     /// signal handler thread, say), so one loop can wait for events and interruptions alike.
     pub fn interrupter(&self) -> Interrupter {
-        Interrupter(self.tx.clone())
+        Interrupter(Arc::clone(&self.tx))
     }
 }
 
@@ -409,6 +416,8 @@ impl Follow {
     /// a user who pressed Ctrl-C knows why exiting takes a moment.
     pub fn close_noting(&self, note: &dyn Fn(Notice)) {
         self.shutdown.trigger();
+        // Followers waiting for the consumer to take their news give up now.
+        self.tx.close();
         let receiver = self
             .shared
             .callbacks
@@ -429,7 +438,7 @@ impl Drop for Follow {
 
 /// See [`Follow::interrupter`].
 #[derive(Debug, Clone)]
-pub struct Interrupter(Sender<Update>);
+pub struct Interrupter(Arc<queue::Updates>);
 
 impl Interrupter {
     /// Makes the [`Follow`] yield [`Update::Interrupted`].
@@ -575,7 +584,7 @@ struct Ctx {
     missed: u32,
     http: HttpClient,
     options: Arc<Options>,
-    tx: Sender<Update>,
+    tx: Arc<queue::Updates>,
     shutdown: Arc<Shutdown>,
     shared: Arc<Shared>,
     /// Mechanisms `auto` fell back from, and when.
@@ -632,8 +641,10 @@ enum Outcome {
 }
 
 impl Ctx {
+    /// Hands an update to the consumer; a value may be coalesced, and news waits while the
+    /// consumer is far behind (see `queue`). False when the consumer is gone.
     fn send(&self, update: Update) -> bool {
-        self.tx.send(update).is_ok()
+        self.tx.send(update)
     }
 
     fn notice(&self, level: Level, message: String) {

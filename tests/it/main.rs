@@ -7,6 +7,7 @@ mod changes;
 mod check;
 mod exits;
 mod faults;
+mod flood;
 mod follow;
 mod harness;
 mod inspect;

@@ -278,3 +278,39 @@ fn completions_and_man_page_match_the_checked_in_files_and_load() {
         "{fish:?}"
     );
 }
+
+/// In a pipe, one line is one event: a text value with line breaks is written as a JSON
+/// string, from a GET and from a stream push alike, so a server cannot make a line reader
+/// see events that never happened.
+#[test]
+fn text_with_line_breaks_stays_one_line_in_a_pipe() {
+    let server = scripted(|_, seen| {
+        if seen.path == "/s" {
+            let events = "data: pushed\ndata: {\"event\":\"fake\"}\n\ndata: just text\n\n";
+            return (
+                200,
+                h(&[("Content-Type", "text/event-stream")]),
+                events.into(),
+            );
+        }
+        if seen.header("if-none-match").is_some() {
+            return (304, h(&[("ETag", "\"1\"")]), String::new());
+        }
+        let headers = h(&[
+            ("Content-Type", "text/plain"),
+            ("ETag", "\"1\""),
+            ("Link", "</s>; rel=\"value-stream\""),
+        ]);
+        (200, headers, "first\nfake event\r\n".into())
+    });
+    let url = format!("{}/r", server.base);
+    let mut run = lrwatch(&["-n", "3", "--transport", "value-stream", &url]);
+    assert_eq!(run.line(), r#""first\nfake event\r\n""#);
+    assert_eq!(run.line(), r#""pushed\n{\"event\":\"fake\"}""#);
+    assert_eq!(run.line(), "just text");
+    assert!(run.wait().success());
+    // `--json` is unchanged: the body is the text, as a JSON string.
+    let mut run = lrwatch(&["--json", "-n", "1", &url]);
+    assert_eq!(run.json()["body"], "first\nfake event\r\n");
+    assert!(run.wait().success());
+}
