@@ -31,8 +31,8 @@ use serde_json::{json, Value};
 use url::Url;
 
 use crate::discovery::Capabilities;
-use crate::error::{Error, Result};
-use crate::http::{FetchError, HttpClient, Response, DEFAULT_MAX_BODY};
+use crate::error::Result;
+use crate::http::{HttpClient, Response, DEFAULT_MAX_BODY};
 use crate::mechanism::Mechanism;
 
 /// The default budget of a whole run.
@@ -473,10 +473,7 @@ impl Env {
                 (Ok((r, took)), exchange)
             }
             Err(e) => {
-                let why = match e {
-                    FetchError::Transport(reason) => reason,
-                    FetchError::TooLarge(limit) => format!("body larger than {limit} bytes"),
-                };
+                let why = e.to_string();
                 let exchange = exchange.with_text(format!("(no response: {why})"));
                 (Err(why), exchange)
             }
@@ -622,18 +619,7 @@ pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
     let timeout = REQUEST_TIMEOUT.min(options.budget);
     let first = match http.get(url, url, &[], timeout) {
         Ok(r) => r,
-        Err(FetchError::Transport(reason)) => {
-            return Err(Error::Unreachable {
-                url: url.to_string(),
-                reason,
-            })
-        }
-        Err(FetchError::TooLarge(limit)) => {
-            return Err(Error::BodyTooLarge {
-                url: url.to_string(),
-                limit,
-            })
-        }
+        Err(e) => return Err(e.into_error(url)),
     };
     let caps = Capabilities::from_headers(&first.headers, &first.url);
     let mut findings = Vec::new();

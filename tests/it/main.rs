@@ -4,6 +4,7 @@
 mod callbacks;
 mod changes;
 mod check;
+mod errors;
 mod faults;
 mod follow;
 mod harness;
