@@ -130,6 +130,19 @@ fn non_ascii_link_and_etag_values_are_read() {
     let links = report["links"].as_array().unwrap();
     assert_eq!(links.len(), 3, "{report}");
     assert_eq!(links[0]["target"], format!("{base}/caf%C3%A9"));
+    // check counts them (it said "0 links").
+    let mut run = lrwatch(&["check", "--budget", "5", "--color", "never", &url]);
+    let mut lines = Vec::new();
+    while let Some(line) = run.try_line(std::time::Duration::from_secs(6)) {
+        lines.push(line);
+    }
+    run.wait();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Link headers well-formed: 3 links")),
+        "{lines:#?}"
+    );
     // Following keeps the ETag as sent.
     let mut run = lrwatch(&["--json", "-n", "1", "--transport", "poll", &url]);
     assert_eq!(run.json()["etag"], "\"café\"");
@@ -158,4 +171,17 @@ fn non_ascii_link_and_etag_values_are_read() {
     let text = lines.join("\n");
     assert!(text.contains("\"caf\u{e9}\\u{9b}2J\""), "{text}");
     assert!(!text.contains('\u{9b}'), "{text}");
+
+    // A bidi override in a UTF-8 value, which would reorder the rest of the line: escaped.
+    let answer = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\
+                  ETag: \"ab\u{202e}cd\"\r\n\r\n1";
+    let url = format!("{}/r", raw_server(answer.as_bytes().to_vec()));
+    let mut run = lrwatch(&["inspect", "--color", "never", &url]);
+    let mut lines = Vec::new();
+    while let Some(line) = run.try_line(std::time::Duration::from_secs(2)) {
+        lines.push(line);
+    }
+    assert_eq!(run.wait().code(), Some(0));
+    let text = lines.join("\n");
+    assert!(text.contains("\"ab\\u{202e}cd\""), "{text}");
 }
