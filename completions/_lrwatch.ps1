@@ -81,6 +81,7 @@ Register-ArgumentCompleter -Native -CommandName 'lrwatch' -ScriptBlock {
             [CompletionResult]::new('--header', '--header', [CompletionResultType]::ParameterName, 'Extra request header "NAME: VALUE", repeatable; sent only to the resource''s own origin')
             [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Trust the certificate authorities in this PEM file for https and wss, instead of the bundled Mozilla roots (as curl''s --cacert does)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use color: auto (a terminal, NO_COLOR unset, TERM not dumb), always, never')
+            [CompletionResult]::new('--max-header', '--max-header', [CompletionResultType]::ParameterName, 'The largest response head (status line and headers) accepted, in bytes (K, M suffixes), as when following')
             [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Print one JSON document instead of the readable report')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document instead of the readable report')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

@@ -277,7 +277,7 @@ _lrwatch() {
             return 0
             ;;
         lrwatch__subcmd__inspect)
-            opts="-j -H -h --json --header --cacert --color --help"
+            opts="-j -H -h --json --header --cacert --color --max-header --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -297,6 +297,10 @@ _lrwatch() {
                     ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-header)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

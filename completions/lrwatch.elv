@@ -76,6 +76,7 @@ set edit:completion:arg-completer[lrwatch] = {|@words|
             cand --header 'Extra request header "NAME: VALUE", repeatable; sent only to the resource''s own origin'
             cand --cacert 'Trust the certificate authorities in this PEM file for https and wss, instead of the bundled Mozilla roots (as curl''s --cacert does)'
             cand --color 'When to use color: auto (a terminal, NO_COLOR unset, TERM not dumb), always, never'
+            cand --max-header 'The largest response head (status line and headers) accepted, in bytes (K, M suffixes), as when following'
             cand -j 'Print one JSON document instead of the readable report'
             cand --json 'Print one JSON document instead of the readable report'
             cand -h 'Print help (see more with ''--help'')'

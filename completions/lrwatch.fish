@@ -83,6 +83,7 @@ complete -c lrwatch -n "__fish_lrwatch_using_subcommand inspect" -l cacert -d 'T
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand inspect" -l color -d 'When to use color: auto (a terminal, NO_COLOR unset, TERM not dumb), always, never' -r -f -a "auto\t'Color on a terminal, unless NO_COLOR is set or TERM is dumb'
 always\t'Always color'
 never\t'Never color'"
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand inspect" -l max-header -d 'The largest response head (status line and headers) accepted, in bytes (K, M suffixes), as when following' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand inspect" -s j -l json -d 'Print one JSON document instead of the readable report'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand inspect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand check" -s H -l header -d 'Extra request header "NAME: VALUE", repeatable; sent only to the resource\'s own origin' -r

@@ -216,6 +216,11 @@ pub struct ProbeArgs {
 pub struct InspectArgs {
     #[command(flatten)]
     pub probe: ProbeArgs,
+
+    /// The largest response head (status line and headers) accepted, in bytes (K, M
+    /// suffixes), as when following.
+    #[arg(long, value_name = "SIZE", default_value = "32K", value_parser = parse_size)]
+    pub max_header: u64,
 }
 
 /// `lrwatch check` options.

@@ -5,6 +5,7 @@ use std::time::Duration;
 use ureq::http::HeaderMap;
 use url::Url;
 
+use crate::http::header_text;
 use crate::link::{parse_link_headers, ParsedLinks};
 use crate::mechanism::Mechanism;
 
@@ -66,26 +67,21 @@ impl Capabilities {
     }
 
     /// Reads the capabilities from response headers; `base` is the final URL after redirects.
+    /// Values that are not ASCII are read as UTF-8, else Latin-1 ([`header_text`]), never
+    /// skipped: a link to a non-ASCII path is still a link.
     pub fn from_headers(headers: &HeaderMap, base: &Url) -> Capabilities {
         let text = |name: &str| {
             headers
                 .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(|s| s.trim().to_string())
+                .map(|v| header_text(v).trim().to_string())
                 .filter(|s| !s.is_empty())
         };
-        let links = parse_link_headers(
-            headers
-                .get_all("link")
-                .iter()
-                .filter_map(|v| v.to_str().ok()),
-            base,
-        );
+        let link_values: Vec<_> = headers.get_all("link").iter().map(header_text).collect();
+        let links = parse_link_headers(link_values.iter().map(|v| v.as_ref()), base);
         let properties = headers
             .get_all("liveresource-property")
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(parse_properties)
+            .flat_map(|v| parse_properties(&header_text(v)))
             .collect();
         let poll_interval = text("x-poll-interval").and_then(|s| parse_interval(&s));
         let mut caps = Capabilities {

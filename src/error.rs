@@ -54,6 +54,29 @@ pub enum Error {
         /// The limit in bytes.
         limit: u64,
     },
+    /// A response head (status line and headers) exceeded the configured size limit.
+    HeadTooLarge {
+        /// The URL whose response head was too large.
+        url: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The server answered with redirects that cannot be followed: a loop, or a redirect to
+    /// a URL that is not http or https.
+    Redirect {
+        /// The URL asked for.
+        url: String,
+        /// What the redirects did, in words.
+        reason: String,
+    },
+    /// The server answered with an HTTP error status where a resource was expected
+    /// (`inspect`; following retries instead, as the server may be starting).
+    Status {
+        /// The URL that answered.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
     /// A stream event or socket message exceeded the configured size limit.
     TooLarge {
         /// The resource URL.
@@ -65,37 +88,51 @@ pub enum Error {
     Setup(String),
 }
 
+// Each message says what happened, as one sentence without a final stop; what to try (which
+// flag to change, what to check) is the binary's to add: it knows its command line. (A bad
+// URL is the exception: what a good one looks like is no flag, and the message is all the
+// binary shows of it.)
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::InvalidUrl { url, reason } => {
-                write!(f, "invalid URL '{url}': {reason}. Give an absolute http:// or https:// URL.")
-            }
-            Error::Unreachable { url, reason } => write!(
+            Error::InvalidUrl { url, reason } => write!(
                 f,
-                "cannot reach {url}: {reason}. Check that the server is running and the address is right."
+                "invalid URL '{url}': {reason}. Give an absolute http:// or https:// URL."
             ),
+            Error::Unreachable { url, reason } => write!(f, "cannot reach {url}: {reason}"),
             Error::TransportNotOffered { url, wanted, offered } => write!(
                 f,
-                "{url} does not offer the {wanted} transport; it offers: {}. Use --transport auto or one of those.",
+                "{url} does not offer the {wanted} transport; it offers: {}",
                 offered.join(", ")
             ),
             Error::Refused { url, transport, reason } => write!(
                 f,
-                "the server refused to follow {url} over {transport}: {reason}. Try --transport auto."
+                "the server refused to follow {url} over {transport}: {reason}"
             ),
             Error::TransportUnsupported { wanted } => write!(
                 f,
-                "the {wanted} transport is not supported by this version of lrwatch. Use --transport auto."
+                "the {wanted} transport is not supported by this version of lrwatch"
             ),
             Error::BodyTooLarge { url, limit } => write!(
                 f,
-                "the response from {url} is larger than the {limit}-byte limit. Raise it with --max-body if that is expected."
+                "the response from {url} is larger than the {limit}-byte limit"
             ),
-            Error::TooLarge { url, what } => write!(
+            Error::HeadTooLarge { url, limit } => write!(
                 f,
-                "following {url} stopped: {what}. Raise the limit with --max-body if that is expected."
+                "the response head (status line and headers) from {url} is larger than the {limit}-byte limit"
             ),
+            Error::Redirect { url, reason } => {
+                write!(f, "cannot follow the redirects of {url}: {reason}")
+            }
+            Error::Status { url, status } => {
+                let reason = ureq::http::StatusCode::from_u16(*status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                write!(f, "{url} answered HTTP {status}{reason}")
+            }
+            Error::TooLarge { url, what } => write!(f, "following {url} stopped: {what}"),
             Error::Setup(reason) => write!(f, "{reason}"),
         }
     }

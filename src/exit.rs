@@ -53,6 +53,37 @@ pub fn code_for_error(error: &anyhow::Error) -> i32 {
     }
 }
 
+/// What to try after an error of the library, in one sentence, when there is something: the
+/// library says what happened, the binary which of its flags or checks may help. A server
+/// that answered (an HTTP error, a redirect loop, a redirect to another scheme) is running,
+/// so only an unreachable one is told to check that it is.
+pub fn hint(error: &lrwatch::Error) -> Option<&'static str> {
+    use lrwatch::Error as E;
+    match error {
+        E::Unreachable { .. } => Some("Check that the server is running and the address is right."),
+        E::TransportNotOffered { .. } => Some("Use --transport auto or one of those."),
+        E::Refused { .. } => Some("Try --transport auto."),
+        E::TransportUnsupported { .. } => Some("Use --transport auto."),
+        E::BodyTooLarge { .. } => Some("Raise it with --max-body if that is expected."),
+        E::HeadTooLarge { .. } => Some("Raise it with --max-header if that is expected."),
+        E::TooLarge { .. } => Some("Raise the limit with --max-body if that is expected."),
+        _ => None,
+    }
+}
+
+/// The one line an error is printed as (after `lrwatch: `): the error and its causes, then
+/// the hint for the first library error among them.
+pub fn message(error: &anyhow::Error) -> String {
+    let hint = error
+        .chain()
+        .find_map(|e| e.downcast_ref::<lrwatch::Error>())
+        .and_then(hint);
+    match hint {
+        Some(hint) => format!("{error:#}. {hint}"),
+        None => format!("{error:#}"),
+    }
+}
+
 /// Whether the error is a write to a closed pipe, anywhere in its chain.
 pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|e| {
@@ -97,6 +128,24 @@ mod tests {
             reason: "r".into(),
         };
         assert_eq!(code_for_error(&anyhow::Error::new(unreachable)), 1);
+        let head = anyhow::Error::new(lrwatch::Error::HeadTooLarge {
+            url: "http://h/".into(),
+            limit: 512,
+        });
+        assert_eq!(code_for_error(&head), 1);
+        assert_eq!(
+            message(&head),
+            "the response head (status line and headers) from http://h/ is larger than the \
+             512-byte limit. Raise it with --max-header if that is expected."
+        );
+        let redirect = anyhow::Error::new(lrwatch::Error::Redirect {
+            url: "http://h/".into(),
+            reason: "more than 10 redirects".into(),
+        });
+        assert_eq!(
+            message(&redirect),
+            "cannot follow the redirects of http://h/: more than 10 redirects"
+        );
         let bad = lrwatch::Error::InvalidUrl {
             url: "u".into(),
             reason: "r".into(),

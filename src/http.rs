@@ -1,6 +1,7 @@
 //! HTTP requests for followers: redirects followed by hand (so user headers never leave their
 //! origin), bounded bodies, per-request timeouts, and one retry on a stale pooled connection.
 
+use std::borrow::Cow;
 use std::io;
 use std::time::Duration;
 
@@ -48,26 +49,59 @@ pub struct Response {
 }
 
 impl Response {
-    /// A header as text, if present and readable.
+    /// A header as text, if present and UTF-8 (see [`header_text`] for one that is not).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+        self.headers
+            .get(name)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
     }
 }
 
-/// Why a request got no response.
+/// A header value as text: UTF-8 when it is, else Latin-1 (what HTTP/1.1 allowed before RFC
+/// 7230 and what servers still send). Never fails, so a value is never dropped for its bytes;
+/// it may hold control characters, which whoever shows it escapes.
+pub fn header_text(value: &HeaderValue) -> Cow<'_, str> {
+    match std::str::from_utf8(value.as_bytes()) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => Cow::Owned(value.as_bytes().iter().map(|&b| char::from(b)).collect()),
+    }
+}
+
+/// Why a request got no usable response.
 #[derive(Debug)]
 pub enum FetchError {
     /// DNS, connect, TLS, reset, timeout: the server could not be talked to.
     Transport(String),
     /// The body was larger than the limit.
     TooLarge(u64),
+    /// The response head (status line and headers) was larger than this limit, in bytes.
+    HeadTooLarge(usize),
+    /// The server answered with redirects that cannot be followed: too many (a loop), or to
+    /// a URL that is not http or https. The text says which.
+    Redirect(String),
+}
+
+impl FetchError {
+    /// The library error for a request about `url` that failed so.
+    pub fn into_error(self, url: &Url) -> crate::Error {
+        let url = url.to_string();
+        match self {
+            FetchError::Transport(reason) => crate::Error::Unreachable { url, reason },
+            FetchError::TooLarge(limit) => crate::Error::BodyTooLarge { url, limit },
+            FetchError::HeadTooLarge(limit) => crate::Error::HeadTooLarge { url, limit },
+            FetchError::Redirect(reason) => crate::Error::Redirect { url, reason },
+        }
+    }
 }
 
 impl std::fmt::Display for FetchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FetchError::Transport(reason) => f.write_str(reason),
+            FetchError::Transport(reason) | FetchError::Redirect(reason) => f.write_str(reason),
             FetchError::TooLarge(limit) => write!(f, "body larger than {limit} bytes"),
+            FetchError::HeadTooLarge(limit) => {
+                write!(f, "response head larger than {limit} bytes")
+            }
         }
     }
 }
@@ -121,9 +155,13 @@ impl HttpClient {
             .timeout_connect(Some(CONNECT_TIMEOUT))
             // Each open connection owns these buffers, and a held long-poll is an open
             // connection: ureq's 128 KiB defaults would cost 256 KiB per followed resource.
-            // Requests are small; the input buffer holds a response head (`max_header`).
+            // Requests are small; the input buffer holds a response head (`max_header`), and
+            // one byte more: ureq notices a head over the limit only once it holds more than
+            // the limit; with a buffer of exactly the limit it can read no further and
+            // reports "Peer disconnected" instead. (At the very maximum ureq takes, the buffer
+            // stays at the limit: a head of exactly that size is then misreported.)
             .max_response_header_size(max_header)
-            .input_buffer_size(max_header)
+            .input_buffer_size(max_header.saturating_add(1).min(MAX_HEADER_LIMIT))
             .output_buffer_size(8 * 1024)
             .build();
         // ureq's default connectors, but TCP sockets that acknowledge at once (see `tcp`).
@@ -191,7 +229,7 @@ impl HttpClient {
             .read_to_vec()
             .map_err(|e| match e {
                 ureq::Error::BodyExceedsLimit(_) => FetchError::TooLarge(self.max_body),
-                other => FetchError::Transport(describe(&other)),
+                other => fetch_error(&other),
             })?;
         Ok(Response {
             status,
@@ -242,9 +280,15 @@ impl HttpClient {
                 let next = response
                     .headers()
                     .get("location")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|l| url.join(l).ok());
+                    .and_then(|v| url.join(&header_text(v)).ok());
                 if let Some(next) = next {
+                    // Asking ureq for `file:` (or any other scheme) fails with words about
+                    // URI syntax; say what the server did instead.
+                    if !matches!(next.scheme(), "http" | "https") {
+                        return Err(FetchError::Redirect(format!(
+                            "redirected ({status}) to {next}, which is not an http or https URL"
+                        )));
+                    }
                     url = next;
                     permanent &= matches!(status, 301 | 308);
                     continue;
@@ -252,8 +296,8 @@ impl HttpClient {
             }
             return Ok((url, permanent, response));
         }
-        Err(FetchError::Transport(format!(
-            "more than {MAX_REDIRECTS} redirects"
+        Err(FetchError::Redirect(format!(
+            "more than {MAX_REDIRECTS} redirects in a row (a redirect loop?), the last to {url}"
         )))
     }
 
@@ -271,7 +315,7 @@ impl HttpClient {
             Err(Attempt::Stale(_)) => self.try_send(method, url, resource, extra, timeout),
             other => other,
         }
-        .map_err(|(Attempt::Stale(reason) | Attempt::Failed(reason))| FetchError::Transport(reason))
+        .map_err(|(Attempt::Stale(e) | Attempt::Failed(e))| e)
     }
 
     fn try_send(
@@ -334,7 +378,7 @@ impl HttpClient {
             request = request.header("Content-Type", "application/x-www-form-urlencoded");
         }
         let result = request.send(form.unwrap_or("").as_bytes());
-        let mut response = result.map_err(|e| FetchError::Transport(describe(&e)))?;
+        let mut response = result.map_err(|e| fetch_error(&e))?;
         let body = response
             .body_mut()
             .with_config()
@@ -501,8 +545,8 @@ impl std::fmt::Debug for Stream {
 }
 
 enum Attempt {
-    Stale(String),
-    Failed(String),
+    Stale(FetchError),
+    Failed(FetchError),
 }
 
 fn classify(error: ureq::Error) -> Attempt {
@@ -511,9 +555,18 @@ fn classify(error: ureq::Error) -> Attempt {
         io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe
     ));
     if stale {
-        Attempt::Stale(describe(&error))
+        Attempt::Stale(fetch_error(&error))
     } else {
-        Attempt::Failed(describe(&error))
+        Attempt::Failed(fetch_error(&error))
+    }
+}
+
+/// ureq's error as a [`FetchError`]: the kinds the caller treats differently typed, the rest
+/// in words.
+fn fetch_error(error: &ureq::Error) -> FetchError {
+    match error {
+        ureq::Error::LargeResponseHeader(_, limit) => FetchError::HeadTooLarge(*limit),
+        other => FetchError::Transport(describe(other)),
     }
 }
 
@@ -530,9 +583,6 @@ fn describe(error: &ureq::Error) -> String {
             format!("host not found ({e})")
         }
         ureq::Error::Io(e) => format!("connection error ({e})"),
-        ureq::Error::LargeResponseHeader(size, limit) => format!(
-            "the response head is over the {limit}-byte limit ({size} bytes; raise --max-header)"
-        ),
         ureq::Error::Protocol(e) => format!("the answer is not valid HTTP ({e})"),
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         other => other.to_string(),

@@ -11,7 +11,7 @@ use url::Url;
 use crate::auto::{self, Situation};
 use crate::discovery::Capabilities;
 use crate::error::{Error, Result};
-use crate::http::{FetchError, HttpClient, Response, DEFAULT_MAX_BODY};
+use crate::http::{header_text, HttpClient, Response, DEFAULT_MAX_BODY, DEFAULT_MAX_HEADER};
 use crate::mechanism::Mechanism;
 
 /// How long the request may take.
@@ -24,6 +24,8 @@ pub struct InspectOptions {
     pub headers: Vec<(String, String)>,
     /// Certificate authorities (DER) to trust instead of the bundled roots (`--cacert`).
     pub ca_certs: Option<Vec<Vec<u8>>>,
+    /// The largest response head accepted, in bytes (`None`: the default, as when following).
+    pub max_header: Option<usize>,
 }
 
 /// What one response says about following the resource.
@@ -155,13 +157,21 @@ pub struct AutoReport {
     pub changes: bool,
 }
 
-/// Makes one request (HEAD, falling back to GET when HEAD fails or is refused) and reports
-/// what the answer offers.
+/// Makes one request (HEAD, falling back to GET when HEAD fails or is not answered 2xx) and
+/// reports what the answer offers. An answer that is not 2xx has nothing to report: it is
+/// [`Error::Status`].
 pub fn inspect(url: &Url, options: &InspectOptions) -> Result<Report> {
     let headers = crate::http::user_headers(&options.headers)?;
-    let http = HttpClient::new(headers, DEFAULT_MAX_BODY, options.ca_certs.as_deref());
+    let http = HttpClient::with_trust(
+        headers,
+        DEFAULT_MAX_BODY,
+        options.ca_certs.as_deref(),
+        false,
+        options.max_header.unwrap_or(DEFAULT_MAX_HEADER),
+    );
     let (response, method, fallback) = match http.head(url, url, &[], TIMEOUT) {
-        Ok(r) if !matches!(r.status, 405 | 501) => (r, "HEAD", None),
+        Ok(r) if (200..300).contains(&r.status) => (r, "HEAD", None),
+        // Some servers refuse HEAD (405, 501) or route only GET: GET has the last word.
         Ok(r) => {
             let why = format!("HEAD was answered {}", r.status);
             (get(&http, url)?, "GET", Some(why))
@@ -199,17 +209,18 @@ pub fn inspect(url: &Url, options: &InspectOptions) -> Result<Report> {
     ))
 }
 
+/// `GET url`: a 2xx answer, or why there is none.
 fn get(http: &HttpClient, url: &Url) -> Result<Response> {
-    http.get(url, url, &[], TIMEOUT).map_err(|e| match e {
-        FetchError::TooLarge(limit) => Error::BodyTooLarge {
-            url: url.to_string(),
-            limit,
-        },
-        FetchError::Transport(reason) => Error::Unreachable {
-            url: url.to_string(),
-            reason,
-        },
-    })
+    let response = http
+        .get(url, url, &[], TIMEOUT)
+        .map_err(|e| e.into_error(url))?;
+    if !(200..300).contains(&response.status) {
+        return Err(Error::Status {
+            url: response.url.to_string(),
+            status: response.status,
+        });
+    }
+    Ok(response)
 }
 
 fn raw_links(response: &Response) -> Vec<String> {
@@ -217,8 +228,7 @@ fn raw_links(response: &Response) -> Vec<String> {
         .headers
         .get_all("link")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::to_string)
+        .map(|v| header_text(v).into_owned())
         .collect()
 }
 

@@ -55,6 +55,7 @@ pub fn run(args: &InspectArgs, env: &Env) -> Result<Ending> {
         &InspectOptions {
             headers: args.probe.headers.clone(),
             ca_certs: probe.ca_certs,
+            max_header: Some(usize::try_from(args.max_header).unwrap_or(usize::MAX)),
         },
     )?;
     write_report(

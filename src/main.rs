@@ -30,7 +30,11 @@ fn main() {
         Err(error) => {
             let code = exit::code_for_error(&error);
             if !exit::is_broken_pipe(&error) {
-                eprintln!("lrwatch: {error:#}");
+                // Server text can reach an error (a reason, a URL): escaped like any other.
+                eprintln!(
+                    "lrwatch: {}",
+                    sanitize::for_terminal(&exit::message(&error), false)
+                );
             }
             code
         }

@@ -3,10 +3,15 @@
 
 use std::borrow::Cow;
 
-/// Escapes C0 controls (but newline and tab when `keep_newlines`), DEL and C1 controls as
-/// visible `\xNN` / `\u{NN}` sequences. Text without any is returned as is.
+/// Escapes C0 controls (but newline and tab when `keep_newlines`), DEL, C1 controls and the
+/// bidirectional embeddings, overrides and isolates (which reorder what follows them on the
+/// line, "Trojan Source") as visible `\xNN` / `\u{NN}` sequences. Text without any is
+/// returned as is.
 pub fn for_terminal(text: &str, keep_newlines: bool) -> Cow<'_, str> {
-    let bad = |c: char| c.is_control() && !(keep_newlines && (c == '\n' || c == '\t'));
+    let bad = |c: char| {
+        (c.is_control() && !(keep_newlines && (c == '\n' || c == '\t')))
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
     if !text.chars().any(bad) {
         return Cow::Borrowed(text);
     }
@@ -36,5 +41,11 @@ mod tests {
         assert_eq!(for_terminal("a\nb", false), "a\\x0ab");
         assert_eq!(for_terminal("\u{9b}31m\u{7f}", true), "\\u{9b}31m\\x7f");
         assert_eq!(for_terminal("é✓", true), "é✓");
+        assert_eq!(
+            for_terminal("a\u{202e}b\u{2066}", true),
+            "a\\u{202e}b\\u{2066}"
+        );
+        // Marks that only nudge neutral characters are text.
+        assert_eq!(for_terminal("\u{200f}א", true), "\u{200f}א");
     }
 }

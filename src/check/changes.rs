@@ -53,8 +53,7 @@ fn run(env: &Env, probe: &mut Probe<'_>) -> Vec<Finding> {
                     .headers
                     .get_all("link")
                     .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .map(str::to_string)
+                    .map(|v| crate::http::header_text(v).into_owned())
                     .collect();
                 return vec![match next_checkpoint(&links, &response.url) {
                     None => Finding::fail(

@@ -272,8 +272,7 @@ impl AllLinks for crate::http::Response {
         self.headers
             .get_all("link")
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(str::to_string)
+            .map(|v| crate::http::header_text(v).into_owned())
             .collect()
     }
 }

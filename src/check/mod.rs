@@ -34,7 +34,7 @@ use serde_json::{json, Value};
 use url::Url;
 
 use crate::discovery::Capabilities;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::{FetchError, HttpClient, Response, DEFAULT_MAX_BODY};
 use crate::mechanism::Mechanism;
 
@@ -480,10 +480,7 @@ impl Env {
                 (Ok((r, took)), exchange)
             }
             Err(e) => {
-                let mut why = match e {
-                    FetchError::Transport(reason) => reason,
-                    FetchError::TooLarge(limit) => format!("body larger than {limit} bytes"),
-                };
+                let mut why = e.to_string();
                 if self.out_of_budget() {
                     why.push_str("; the budget ran out");
                 }
@@ -662,18 +659,7 @@ pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
                 budget: options.budget,
             });
         }
-        Err(FetchError::Transport(reason)) => {
-            return Err(Error::Unreachable {
-                url: url.to_string(),
-                reason,
-            })
-        }
-        Err(FetchError::TooLarge(limit)) => {
-            return Err(Error::BodyTooLarge {
-                url: url.to_string(),
-                limit,
-            })
-        }
+        Err(e) => return Err(e.into_error(url)),
     };
     let caps = Capabilities::from_headers(&first.headers, &first.url);
     let mut findings = Vec::new();

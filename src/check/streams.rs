@@ -154,8 +154,8 @@ fn run(env: &Env, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Finding> {
         Ok(s) => s,
         Err(e) => {
             let why = match e {
-                FetchError::Transport(r) => r,
                 FetchError::TooLarge(_) => "too large".into(),
+                other => other.to_string(),
             };
             let x = exchange.with_text(format!("(no response: {why})"));
             return vec![

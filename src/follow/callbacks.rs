@@ -9,10 +9,14 @@
 //!
 //! A notification is accepted only when its path carries the secret token lrwatch made for
 //! this run and a subscription id it handed out, and its `Location` names the resource that
-//! subscription follows; bodies are bounded by the listener (1 MiB).
+//! subscription follows; bodies are bounded by the listener (1 MiB), also once decoded (a
+//! `gzip` or `deflate` delivery; other content codings are refused with 415). At most
+//! [`MAX_CONNECTIONS`] connections are served at once: the least recently active is closed to
+//! make room for a new one.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+use std::io::Read;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -25,12 +29,18 @@ use crate::error::Error;
 use crate::event::{Level, Notice};
 use crate::http::HttpClient;
 use crate::mechanism::Mechanism;
-use crate::server::http::{serve_connection, Reply, Request, Response};
+use crate::server::http::{serve_connection, Reply, Request, Response, MAX_BODY};
 
 /// How long a subscription or unsubscription request may take.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a notification connection may sit idle.
 const IDLE: Duration = Duration::from_secs(30);
+/// The most notification connections served at once, each on a thread of its own. A server
+/// notifies over one or a few; without a cap, anyone who can reach the listener holds a
+/// thread (and up to a request's buffers) per connection it opens and leaves idle.
+pub(crate) const MAX_CONNECTIONS: usize = 32;
+/// Stack for a connection's thread: it parses a request and hands the body on.
+const CONNECTION_STACK: usize = 256 * 1024;
 /// How long following's end waits for subscriptions still being made, to remove them too:
 /// long enough for a server that is merely slow, short enough that Ctrl-C stays prompt.
 const SETTLE: Duration = Duration::from_secs(3);
@@ -99,16 +109,32 @@ impl Receiver {
             settled: Condvar::new(),
         });
         let serving = Arc::clone(&receiver);
+        let connections = Arc::new(Connections::default());
         std::thread::Builder::new()
             .name("callbacks".into())
             .spawn(move || {
                 for stream in listener.incoming().flatten() {
-                    let receiver = Arc::clone(&serving);
-                    let _ = std::thread::Builder::new()
+                    // At the cap with every connection in a request: this one is closed.
+                    let Some(id) = connections.admit(&stream) else {
+                        continue;
+                    };
+                    let (receiver, connections) = (Arc::clone(&serving), Arc::clone(&connections));
+                    let gone = Arc::clone(&connections);
+                    let spawned = std::thread::Builder::new()
                         .name("callback".into())
+                        .stack_size(CONNECTION_STACK)
                         .spawn(move || {
-                            serve_connection(stream, IDLE, &|request| receiver.handle(request))
+                            serve_connection(stream, IDLE, &|request| {
+                                connections.busy(id, true);
+                                let reply = receiver.handle(request);
+                                connections.busy(id, false);
+                                reply
+                            });
+                            connections.remove(id);
                         });
+                    if spawned.is_err() {
+                        gone.remove(id);
+                    }
                 }
             })?;
         Ok(receiver)
@@ -271,12 +297,12 @@ impl Receiver {
             )
             .into();
         }
-        let body = (!request.body.is_empty()).then(|| {
-            (
-                request.body.clone(),
-                request.header("content-type").map(str::to_string),
-            )
-        });
+        let body = match decode(request) {
+            Ok(body) => body,
+            Err(refusal) => return refusal.into(),
+        };
+        let body =
+            (!body.is_empty()).then(|| (body, request.header("content-type").map(str::to_string)));
         let push = Push {
             etag: request.header("etag").map(str::to_string),
             previous_etag: request.header("previous-etag").map(str::to_string),
@@ -287,6 +313,140 @@ impl Receiver {
             Ok(()) => Response::new(204).into(),
             Err(_) => Response::error(410, "no longer followed").into(),
         }
+    }
+}
+
+/// The connections being served, so that there are never more than [`MAX_CONNECTIONS`].
+#[derive(Debug, Default)]
+struct Connections {
+    open: Mutex<OpenConnections>,
+}
+
+#[derive(Debug, Default)]
+struct OpenConnections {
+    next: u64,
+    by_id: HashMap<u64, Connection>,
+}
+
+#[derive(Debug)]
+struct Connection {
+    /// A handle on the socket, to close it from outside its thread.
+    stream: TcpStream,
+    /// When it was accepted or last finished a request.
+    active: Instant,
+    /// Whether a request of it is being handled now.
+    busy: bool,
+}
+
+impl Connections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OpenConnections> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes room for a new connection and registers it: at the cap, the least recently
+    /// active connection not in a request is shut down (its thread then ends). `None` when
+    /// every one is in a request: the new one is not served.
+    fn admit(&self, stream: &TcpStream) -> Option<u64> {
+        let handle = stream.try_clone().ok()?;
+        let mut open = self.lock();
+        if open.by_id.len() >= MAX_CONNECTIONS {
+            let oldest = open
+                .by_id
+                .iter()
+                .filter(|(_, c)| !c.busy)
+                .min_by_key(|(_, c)| c.active)
+                .map(|(id, _)| *id)?;
+            if let Some(closed) = open.by_id.remove(&oldest) {
+                let _ = closed.stream.shutdown(Shutdown::Both);
+            }
+        }
+        open.next += 1;
+        let id = open.next;
+        open.by_id.insert(
+            id,
+            Connection {
+                stream: handle,
+                active: Instant::now(),
+                busy: false,
+            },
+        );
+        Some(id)
+    }
+
+    /// Marks a connection as in a request (or done with one).
+    fn busy(&self, id: u64, busy: bool) {
+        if let Some(c) = self.lock().by_id.get_mut(&id) {
+            c.busy = busy;
+            c.active = Instant::now();
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().by_id.remove(&id);
+    }
+}
+
+/// A notification's body with its content codings undone (`gzip`, `x-gzip`, `deflate`,
+/// `identity`, applied in the order listed), bounded like an unencoded one; or the refusal:
+/// 415 for a coding not understood (with `Accept-Encoding` saying which are), 413 when the
+/// decoded body is over the limit, 400 when it does not decode.
+fn decode(request: &Request) -> Result<Vec<u8>, Response> {
+    let codings: Vec<String> = request
+        .header_values("content-encoding")
+        .flat_map(|v| v.split(','))
+        .map(|c| c.trim().to_ascii_lowercase())
+        .filter(|c| !c.is_empty() && c != "identity")
+        .collect();
+    if codings.is_empty() {
+        return Ok(request.body.clone());
+    }
+    let unsupported = |coding: &str| {
+        Response::error(415, &format!("content coding '{coding}' is not supported"))
+            .header("Accept-Encoding", "gzip, deflate")
+    };
+    // A body coded more than twice is no honest sender's; each layer could multiply the size.
+    if codings.len() > 2 {
+        return Err(unsupported(&codings.join(", ")));
+    }
+    let mut body = request.body.clone();
+    for coding in codings.iter().rev() {
+        let limit = MAX_BODY as u64 + 1;
+        let mut decoded = Vec::new();
+        let read = match coding.as_str() {
+            "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(&body[..])
+                .take(limit)
+                .read_to_end(&mut decoded),
+            // RFC 9110's "deflate" is the zlib format; some senders send raw deflate.
+            "deflate" if zlib_header(&body) => flate2::read::ZlibDecoder::new(&body[..])
+                .take(limit)
+                .read_to_end(&mut decoded),
+            "deflate" => flate2::read::DeflateDecoder::new(&body[..])
+                .take(limit)
+                .read_to_end(&mut decoded),
+            other => return Err(unsupported(other)),
+        };
+        if read.is_err() {
+            return Err(Response::error(
+                400,
+                &format!("the body does not decode as {coding}"),
+            ));
+        }
+        if decoded.len() > MAX_BODY {
+            return Err(Response::error(
+                413,
+                "the decoded body is larger than 1 MiB",
+            ));
+        }
+        body = decoded;
+    }
+    Ok(body)
+}
+
+/// Whether `body` starts with a zlib header (RFC 1950: method 8, check bits).
+fn zlib_header(body: &[u8]) -> bool {
+    match body {
+        [cmf, flg, ..] => cmf & 0x0f == 8 && u16::from_be_bytes([*cmf, *flg]) % 31 == 0,
+        _ => false,
     }
 }
 

@@ -72,12 +72,12 @@ impl Markers {
     }
 
     fn of_response(response: &Response) -> Markers {
-        let pairs: Vec<(&str, &str)> = response
+        let pairs: Vec<(&str, std::borrow::Cow<'_, str>)> = response
             .headers
             .iter()
-            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
+            .map(|(k, v)| (k.as_str(), crate::http::header_text(v)))
             .collect();
-        Markers::read(pairs, &response.url)
+        Markers::read(pairs.iter().map(|(k, v)| (*k, v.as_ref())), &response.url)
     }
 }
 
@@ -327,15 +327,12 @@ impl Ctx {
                 ));
                 self.take_changes(response, transport).unwrap_or(true)
             }
-            Err(FetchError::TooLarge(limit)) => {
-                self.fail(crate::Error::BodyTooLarge {
-                    url: checkpoint.to_string(),
-                    limit,
-                });
+            Err(e @ (FetchError::TooLarge(_) | FetchError::HeadTooLarge(_))) => {
+                self.fail(e.into_error(&checkpoint));
                 false
             }
-            Err(FetchError::Transport(reason)) => {
-                self.trace(format!("reading changes failed: {reason}"));
+            Err(e) => {
+                self.trace(format!("reading changes failed: {e}"));
                 true
             }
         }
@@ -385,15 +382,12 @@ impl Ctx {
                 self.trace(format!("HTTP {} reading the collection", r.status));
                 return true;
             }
-            Err(FetchError::TooLarge(limit)) => {
-                self.fail(crate::Error::BodyTooLarge {
-                    url: url.to_string(),
-                    limit,
-                });
+            Err(e @ (FetchError::TooLarge(_) | FetchError::HeadTooLarge(_))) => {
+                self.fail(e.into_error(&url));
                 return false;
             }
-            Err(FetchError::Transport(reason)) => {
-                self.trace(format!("reading the collection failed: {reason}"));
+            Err(e) => {
+                self.trace(format!("reading the collection failed: {e}"));
                 return true;
             }
         };

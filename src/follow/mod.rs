@@ -843,14 +843,12 @@ impl Ctx {
                 self.trace(format!("{} in {:.3}s", response.status, took.as_secs_f64()));
                 Ok(Outcome::Response(response, took))
             }
-            Err(FetchError::TooLarge(limit)) => {
-                self.fail(Error::BodyTooLarge {
-                    url: url.to_string(),
-                    limit,
-                });
+            // Over a size limit: asking again would only read the same.
+            Err(e @ (FetchError::TooLarge(_) | FetchError::HeadTooLarge(_))) => {
+                self.fail(e.into_error(url));
                 Ok(Outcome::Stop)
             }
-            Err(FetchError::Transport(reason)) => Err(reason),
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -1178,15 +1176,12 @@ impl Ctx {
                     None => Checked::Failed,
                 }
             }
-            Err(FetchError::TooLarge(limit)) => {
-                self.fail(Error::BodyTooLarge {
-                    url: url.to_string(),
-                    limit,
-                });
+            Err(e @ (FetchError::TooLarge(_) | FetchError::HeadTooLarge(_))) => {
+                self.fail(e.into_error(&url));
                 Checked::Stop
             }
-            Err(FetchError::Transport(reason)) => {
-                self.trace(format!("catching up failed: {reason}"));
+            Err(e) => {
+                self.trace(format!("catching up failed: {e}"));
                 Checked::Failed
             }
         }
@@ -1324,18 +1319,10 @@ fn follow_resource(mut ctx: Ctx, permit: Permit) {
                     return;
                 }
             }
-            Err(FetchError::TooLarge(limit)) => {
-                ctx.fail(Error::BodyTooLarge {
-                    url: url.to_string(),
-                    limit,
-                });
-                return;
-            }
-            Err(FetchError::Transport(reason)) => {
-                ctx.fail(Error::Unreachable {
-                    url: url.to_string(),
-                    reason,
-                });
+            // No usable answer: unreachable, a head or body over the limits, redirects
+            // that lead nowhere.
+            Err(e) => {
+                ctx.fail(e.into_error(&url));
                 return;
             }
         }

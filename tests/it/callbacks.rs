@@ -404,3 +404,138 @@ fn a_forgotten_subscription_is_noticed_by_verify_and_replaced() {
     assert!(seen.iter().any(|s| s.path == "/hooks/1"), "{seen:?}");
     assert!(posts.load(Ordering::SeqCst) >= 2);
 }
+
+/// A run following `url` over value-callback, its first value read; with the callback URL it
+/// subscribed and the listener's address.
+fn subscribed(url: &str) -> (Run, String, String) {
+    let mut run = lrwatch(&["--json", "-v", "--transport", "value-callback", url]);
+    let line = run.stderr_until("listening for callbacks on http://");
+    let listener = line
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let line = run.stderr_until("callback_uri=");
+    let callback = line
+        .rsplit("callback_uri=")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    run.stderr_until("subscribed: ");
+    assert_eq!(run.json()["body"], 0);
+    (run, callback, listener)
+}
+
+/// A notification of `url`'s new value, `body` sent with these extra headers; the status.
+fn notify(callback: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> u16 {
+    let mut request = agent()
+        .post(callback)
+        .header("Location", url)
+        .header("Content-Type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send(body).unwrap().status().as_u16()
+}
+
+/// A field of the process's /proc status, in KiB.
+fn proc_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in {status}"))
+}
+
+#[test]
+fn idle_connections_to_the_listener_are_capped_and_notifications_still_arrive() {
+    let base = reference_server();
+    let url = format!("{base}/counter/idle");
+    let (mut run, callback, listener) = subscribed(&url);
+    let before = run.threads();
+    // Connections that never send a byte, far more than the cap.
+    let idle: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| std::net::TcpStream::connect(&listener).unwrap())
+        .collect();
+    // Connections are accepted in order: once this one is answered, every idle one above
+    // has been taken in (and given a thread, or made room for).
+    assert_eq!(notify(&callback, &url, &[], b"42"), 204);
+    assert_eq!(run.json()["body"], 42);
+    // The connections closed to make room end their threads as they see the close.
+    let cap = before + 32 + 2;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while run.threads() > cap && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let threads = run.threads();
+    assert!(
+        threads <= cap,
+        "{threads} threads with {} idle connections (before: {before})",
+        idle.len()
+    );
+    drop(idle);
+}
+
+#[test]
+fn compressed_notifications_are_decoded_within_the_limit() {
+    use std::io::Write;
+    let base = reference_server();
+    let url = format!("{base}/counter/gz");
+    let (mut run, callback, _) = subscribed(&url);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(br#"{"n":5}"#).unwrap();
+    let gzipped = gz.finish().unwrap();
+    assert_eq!(
+        notify(&callback, &url, &[("Content-Encoding", "gzip")], &gzipped),
+        204
+    );
+    assert_eq!(run.json()["body"], serde_json::json!({"n": 5}));
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(b"[6]").unwrap();
+    let deflated = z.finish().unwrap();
+    assert_eq!(
+        notify(
+            &callback,
+            &url,
+            &[("Content-Encoding", "deflate")],
+            &deflated
+        ),
+        204
+    );
+    assert_eq!(run.json()["body"], serde_json::json!([6]));
+    // A coding lrwatch cannot undo is refused, not taken as the value.
+    assert_eq!(
+        notify(
+            &callback,
+            &url,
+            &[("Content-Encoding", "br")],
+            b"\x0b\x02\x80\x37"
+        ),
+        415
+    );
+    // A gzip bomb: 64 MiB of zeros in about 64 KiB, refused once past the 1 MiB limit,
+    // without holding what it expands to.
+    let rss_before = proc_kb(run.pid(), "VmRSS:");
+    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![b'0'; 1024 * 1024];
+    for _ in 0..64 {
+        bomb.write_all(&zeros).unwrap();
+    }
+    let bomb = bomb.finish().unwrap();
+    assert!(bomb.len() < 1024 * 1024, "{}", bomb.len());
+    assert_eq!(
+        notify(&callback, &url, &[("Content-Encoding", "gzip")], &bomb),
+        413
+    );
+    let peak = proc_kb(run.pid(), "VmHWM:");
+    assert!(
+        peak < rss_before + 16 * 1024,
+        "peak {peak} KiB after the bomb, {rss_before} KiB before"
+    );
+    // Nothing of the refused ones was emitted; the next genuine one is.
+    assert_eq!(notify(&callback, &url, &[], b"7"), 204);
+    assert_eq!(run.json()["body"], 7);
+}

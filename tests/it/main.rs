@@ -5,6 +5,7 @@ mod budget;
 mod callbacks;
 mod changes;
 mod check;
+mod errors;
 mod exits;
 mod faults;
 mod flood;
