@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,8 @@ const IDLE: Duration = Duration::from_secs(30);
 pub(crate) const MAX_CONNECTIONS: usize = 32;
 /// Stack for a connection's thread: it parses a request and hands the body on.
 const CONNECTION_STACK: usize = 256 * 1024;
+/// Notifications that may wait for one follower (see `run`).
+const INBOX: usize = 64;
 /// How long following's end waits for subscriptions still being made, to remove them too:
 /// long enough for a server that is merely slow, short enough that Ctrl-C stays prompt.
 const SETTLE: Duration = Duration::from_secs(3);
@@ -84,7 +86,7 @@ struct Registered {
     resource: Url,
     /// Where it was POSTed (to say which subscription is awaited).
     endpoint: Url,
-    inbox: Sender<HubEvent>,
+    inbox: SyncSender<HubEvent>,
     /// The subscription's `Location`, to DELETE when following ends; none while the `POST`
     /// is in flight.
     location: Option<Url>,
@@ -155,7 +157,7 @@ impl Receiver {
         &self,
         resource: Url,
         endpoint: Url,
-        inbox: Sender<HubEvent>,
+        inbox: SyncSender<HubEvent>,
     ) -> Option<(u64, Url)> {
         let mut subs = self.lock();
         if subs.phase != Phase::Open {
@@ -309,7 +311,11 @@ impl Receiver {
             body,
             headers: request.headers.clone(),
         };
-        match sub.inbox.send(HubEvent::Push(Box::new(push))) {
+        // Sent without the lock held: a full inbox holds this delivery (and so the sender)
+        // back until the follower takes events again, which it may need the lock for.
+        let inbox = sub.inbox.clone();
+        drop(subs);
+        match inbox.send(HubEvent::Push(Box::new(push))) {
             Ok(()) => Response::new(204).into(),
             Err(_) => Response::error(410, "no longer followed").into(),
         }
@@ -497,7 +503,9 @@ pub(super) fn run(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
         receiver.addr()
     ));
     let changes = ctx.feed.is_some();
-    let (inbox, events) = std::sync::mpsc::channel();
+    // Bounded: deliveries that come faster than the follower (and the printer behind it) takes
+    // them wait, and so does the server that sends them.
+    let (inbox, events) = std::sync::mpsc::sync_channel(INBOX);
     let Some((id, callback)) = receiver.register(ctx.url.clone(), offer.target.clone(), inbox)
     else {
         // Following has ended: subscribe no more.
@@ -613,7 +621,7 @@ mod tests {
     fn closing_waits_for_a_subscription_in_flight_and_hands_back_a_late_one() {
         let receiver = Receiver::start("127.0.0.1:0", None).unwrap();
         let http = HttpClient::new(Vec::new(), 1024, None);
-        let (inbox, _events) = std::sync::mpsc::channel();
+        let (inbox, _events) = std::sync::mpsc::sync_channel(INBOX);
         let resource = url("http://127.0.0.1:9/r");
         let (id, _) = receiver
             .register(resource.clone(), url("http://127.0.0.1:9/hooks"), inbox)
@@ -634,7 +642,7 @@ mod tests {
         });
         assert!(notes.try_recv().is_err(), "no warning");
         // After closing, nothing more subscribes, and a late answer is the caller's to remove.
-        let (inbox, _events) = std::sync::mpsc::channel();
+        let (inbox, _events) = std::sync::mpsc::sync_channel(INBOX);
         assert!(receiver
             .register(resource, url("http://127.0.0.1:9/hooks"), inbox)
             .is_none());

@@ -8,7 +8,8 @@
 //! never concurrently. When it leaves the hub (a fall back), it gets a thread again.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use super::hub::HubEvent;
 use super::multiplexed::Joined;
@@ -19,9 +20,18 @@ use crate::error::Error;
 /// A parked follower and its waiting events.
 pub(super) struct Mailbox {
     state: Mutex<State>,
+    /// Signalled when events are taken out (or the mailbox closes): a hub waiting for room.
+    room: Condvar,
     /// Where its events are handled.
     pool: Arc<Pool>,
 }
+
+/// Events that may wait in one mailbox. A hub that finds it full waits for room, so it stops
+/// reading its connection and TCP holds a flooding server back, rather than the queue growing
+/// without bound while the follower (and the printer behind it) fall behind.
+const MAX_WAITING: usize = 256;
+/// How long a hub waits for room at a time before looking again (the follower may have gone).
+const ROOM_WAIT: Duration = Duration::from_millis(100);
 
 #[derive(Default)]
 struct State {
@@ -33,6 +43,8 @@ struct State {
     scheduled: bool,
     /// The follower left: nothing more is delivered.
     closed: bool,
+    /// The hub waits for room (see `MAX_WAITING`).
+    hub_waiting: bool,
 }
 
 impl std::fmt::Debug for Mailbox {
@@ -52,6 +64,7 @@ impl Mailbox {
     pub(super) fn new(pool: Arc<Pool>) -> Arc<Mailbox> {
         Arc::new(Mailbox {
             state: Mutex::default(),
+            room: Condvar::new(),
             pool,
         })
     }
@@ -72,11 +85,23 @@ impl Mailbox {
         }
     }
 
-    /// Delivers an event from the hub; it comes back when the follower has left.
+    /// Delivers an event from the hub, waiting for room while `MAX_WAITING` are waiting; it
+    /// comes back when the follower has left.
     pub(super) fn send(self: &Arc<Self>, event: HubEvent) -> Result<(), HubEvent> {
         let mut state = self.lock();
-        if state.closed {
-            return Err(event);
+        loop {
+            if state.closed {
+                return Err(event);
+            }
+            if state.queue.len() < MAX_WAITING {
+                break;
+            }
+            state.hub_waiting = true;
+            state = self
+                .room
+                .wait_timeout(state, ROOM_WAIT)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         state.queue.push_back(event);
         let start = !state.scheduled && state.follower.is_some();
@@ -102,6 +127,10 @@ impl Mailbox {
                 // The follower is taken out only with an event for it: it is `None` only
                 // while being handled (or before it is installed).
                 let event = state.queue.pop_front();
+                if state.hub_waiting && event.is_some() {
+                    state.hub_waiting = false;
+                    self.room.notify_all();
+                }
                 match (event, state.follower.take()) {
                     (Some(event), Some(follower)) => (event, follower),
                     (event, follower) => {
@@ -139,6 +168,7 @@ impl Mailbox {
         state.closed = true;
         state.scheduled = false;
         state.queue.clear();
+        self.room.notify_all();
     }
 }
 

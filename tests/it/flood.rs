@@ -417,3 +417,218 @@ fn count_counts_the_events_printed_when_values_are_coalesced() {
     );
     flood.stop.store(true, Ordering::SeqCst);
 }
+
+/// A WebSocket that pushes `multiplex-socket` updates as fast as it can (values, or a
+/// collection's changes), while stdout is a pipe nobody reads; `stop` ends the flood, and
+/// `stopped` gives the last n sent. The resource is `GET /r` on `origin`.
+struct SocketFlood {
+    origin: Scripted,
+    stop: Arc<AtomicBool>,
+    stopped: Receiver<u64>,
+}
+
+// tungstenite's handshake callback returns its large error response type by value.
+#[allow(clippy::result_large_err)]
+fn socket_flood(changes: bool) -> SocketFlood {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stopped_tx, stopped) = mpsc::channel::<u64>();
+    let flag = Arc::clone(&stop);
+    std::thread::spawn(move || {
+        let mut n = 0u64;
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let Ok(mut ws) = tungstenite::accept_hdr(
+                stream,
+                |_: &tungstenite::handshake::server::Request,
+                 mut resp: tungstenite::handshake::server::Response| {
+                    resp.headers_mut()
+                        .insert("Sec-WebSocket-Protocol", "liveresource".parse().unwrap());
+                    Ok(resp)
+                },
+            ) else {
+                continue;
+            };
+            let Ok(tungstenite::Message::Text(get)) = ws.read() else {
+                continue;
+            };
+            let uri = get.as_str().trim_start_matches("GET ").to_string();
+            if ws
+                .send(tungstenite::Message::text(format!("OK {uri}")))
+                .is_err()
+            {
+                continue;
+            }
+            while !flag.load(Ordering::SeqCst) {
+                n += 1;
+                let (etag, content) = if changes {
+                    (String::new(), format!("[{}]", kilobyte_value(n)))
+                } else {
+                    (format!("\"ETag\":\"\\\"{n}\\\"\","), kilobyte_value(n))
+                };
+                let push =
+                    format!("* {uri} {{{etag}\"Content-Type\":\"application/json\"}}\n{content}");
+                if ws.send(tungstenite::Message::text(push)).is_err() {
+                    break;
+                }
+            }
+            let _ = stopped_tx.send(n);
+            // Held open, quiet, so nothing more arrives.
+            std::thread::sleep(Duration::from_secs(60));
+        }
+    });
+    let link = format!("<http://{addr}/socket>; rel=multiplex-socket");
+    let origin = scripted(move |_, seen| {
+        if changes {
+            let links = format!("</r?after=0>; rel=changes, {link}");
+            (
+                200,
+                h(&[("Content-Type", "application/json"), ("Link", &links)]),
+                "[]".into(),
+            )
+        } else if seen.header("if-none-match").is_some() {
+            (304, h(&[]), String::new())
+        } else {
+            (200, h(&[("ETag", "\"0\""), ("Link", &link)]), "0".into())
+        }
+    });
+    SocketFlood {
+        origin,
+        stop,
+        stopped,
+    }
+}
+
+/// Values pushed over a socket as fast as it can: bounded, and the last value printed is the
+/// server's latest once the reader catches up.
+#[test]
+fn a_socket_flood_of_values_into_a_pipe_nobody_reads_stays_bounded() {
+    let flood = socket_flood(false);
+    let url = format!("{}/r", flood.origin.base);
+    let mut child = spawn(&["--transport", "multiplex-socket", &url], Stdio::piped());
+    let stdout = child.stdout.take().unwrap();
+    peak_after_flood(&mut child, "socket flood of values, a pipe nobody reads");
+    flood.stop.store(true, Ordering::SeqCst);
+    let latest = flood
+        .stopped
+        .recv_timeout(BOUND)
+        .expect("the flood stopped");
+    let want = kilobyte_value(latest);
+    let lines = read_until(&lines_of(stdout), move |line| line == want);
+    assert_eq!(lines[0], "0", "the initial value comes first");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A collection's changes pushed over a socket as fast as it can: every change is news, so the
+/// queue between the socket and the follower is bounded by holding the socket back (TCP slows
+/// the server), and every change sent arrives, in order.
+#[test]
+fn a_socket_flood_of_changes_holds_the_server_back_and_loses_nothing() {
+    let flood = socket_flood(true);
+    let url = format!("{}/r", flood.origin.base);
+    let mut child = spawn(&["--json", &url], Stdio::piped());
+    let stdout = child.stdout.take().unwrap();
+    peak_after_flood(&mut child, "socket flood of changes, a pipe nobody reads");
+    // The server is held back in a send: it sees the stop only once lrwatch reads again, which
+    // it does as its output is read.
+    flood.stop.store(true, Ordering::SeqCst);
+    let output = lines_of(stdout);
+    let mut lines: Vec<String> = Vec::new();
+    let mut latest = None;
+    let deadline = Instant::now() + BOUND;
+    loop {
+        latest = latest.or_else(|| flood.stopped.try_recv().ok());
+        if let (Some(n), Some(last)) = (latest, lines.last()) {
+            if last.contains(&format!("{{\"n\":{n},")) {
+                break;
+            }
+        }
+        match output.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => lines.push(line),
+            Err(_) => assert!(
+                Instant::now() < deadline,
+                "the last change never came: latest {latest:?}, {} lines",
+                lines.len()
+            ),
+        }
+    }
+    let latest = latest.unwrap();
+    let ns: Vec<u64> = lines[1..]
+        .iter()
+        .map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(event["event"], "changes", "{line}");
+            event["body"][0]["n"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        ns,
+        (1..=latest).collect::<Vec<u64>>(),
+        "every change, in order"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A JSON value of a kilobyte: `{"n":N,"pad":"xx…"}`.
+fn kilobyte_value(n: u64) -> String {
+    format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(1000))
+}
+
+/// Webhook notifications of changes posted as fast as several senders can, while stdout is a
+/// pipe nobody reads: the follower's inbox is bounded, so deliveries are held back (the
+/// senders wait) rather than queued without end.
+#[test]
+fn a_webhook_flood_into_a_pipe_nobody_reads_stays_bounded() {
+    let base = reference_server();
+    let url = format!("{base}/items/?form=a");
+    let mut child = spawn(
+        &["--json", "-v", "--transport", "changes-callback", &url],
+        Stdio::piped(),
+    );
+    let stderr = lines_of(child.stderr.take().unwrap());
+    let callback = read_until(&stderr, |line| line.contains("callback_uri="))
+        .pop()
+        .unwrap()
+        .rsplit("callback_uri=")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    read_until(&stderr, |line| line.contains("subscribed: "));
+    let stop = Arc::new(AtomicBool::new(false));
+    let senders: Vec<_> = (0..4)
+        .map(|t| {
+            let (callback, location, stop) = (callback.clone(), url.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .proxy(None)
+                    .timeout_global(Some(Duration::from_millis(500)))
+                    .build()
+                    .new_agent();
+                let pad = "x".repeat(64 * 1024);
+                let mut n = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    n += 1;
+                    let body = format!("[{{\"n\":{n},\"t\":{t},\"pad\":\"{pad}\"}}]");
+                    let _ = agent
+                        .post(&callback)
+                        .header("Location", &location)
+                        .header("Content-Type", "application/json")
+                        .send(body.as_bytes());
+                }
+            })
+        })
+        .collect();
+    let peak = peak_after_flood(&mut child, "webhook flood of changes, a pipe nobody reads");
+    stop.store(true, Ordering::SeqCst);
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    assert!(peak > 0);
+    let _ = child.kill();
+    let _ = child.wait();
+}
