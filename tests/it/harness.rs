@@ -10,6 +10,30 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Whether the tests run under CI (`CI` set and not empty): there every tool a test needs is
+/// installed by `.ci/run`, and a missing one is a failure rather than a skip.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty())
+}
+
+/// Whether `tool` can be run here. When it cannot: under CI the test fails; elsewhere (a
+/// user's fresh clone) it says it was skipped and why, and passes.
+pub fn have(tool: &str, needed_for: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            !under_ci(),
+            "{tool} is not installed, and CI is set (.ci/run installs it): needed for {needed_for}"
+        );
+        eprintln!("skipped: {tool} is not installed (needed for {needed_for}; .ci/run installs it)");
+    }
+    found
+}
+
 /// The longest any single wait in a test may take before the test fails.
 pub const BOUND: Duration = Duration::from_secs(10);
 

@@ -44,10 +44,6 @@ static INSTALLED: Mutex<bool> = Mutex::new(false);
 /// Numbers WORKDIRs apart within this process.
 static NEXT_WORKDIR: AtomicUsize = AtomicUsize::new(0);
 
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty())
-}
-
 /// The servers cannot run here: a failure under CI, else a skip that says why.
 fn unavailable(why: &str) {
     if under_ci() {

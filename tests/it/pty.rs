@@ -86,6 +86,9 @@ fn last_line(screen: &str) -> &str {
 
 #[test]
 fn status_line_waits_below_events_and_content_is_escaped() {
+    if !have("tmux", "a real pseudo-terminal") {
+        return;
+    }
     let base = reference_server();
     let url = format!("{base}/plain/pty");
     put(&url, "text/plain", "first \x1b[2J\x1b]0;pwned\x07 value");
@@ -120,6 +123,9 @@ fn status_line_waits_below_events_and_content_is_escaped() {
 
 #[test]
 fn quiet_has_no_status_line() {
+    if !have("tmux", "a real pseudo-terminal") {
+        return;
+    }
     let base = reference_server();
     let url = format!("{base}/counter/ptyq");
     let tmux = Tmux::start(&format!("{} -q {url}", env!("CARGO_BIN_EXE_lrwatch")));
