@@ -29,7 +29,9 @@ pub fn have(tool: &str, needed_for: &str) -> bool {
             !under_ci(),
             "{tool} is not installed, and CI is set (.ci/run installs it): needed for {needed_for}"
         );
-        eprintln!("skipped: {tool} is not installed (needed for {needed_for}; .ci/run installs it)");
+        eprintln!(
+            "skipped: {tool} is not installed (needed for {needed_for}; .ci/run installs it)"
+        );
     }
     found
 }
