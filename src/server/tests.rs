@@ -292,7 +292,9 @@ fn time_long_poll_returns_at_the_next_second() {
         .call()
         .unwrap();
     assert!(
-        start.elapsed() < Duration::from_millis(1500),
+        // Answered by the next tick (a second), well before the 5 s wait, on a loaded machine
+        // too.
+        start.elapsed() < Duration::from_millis(4500),
         "{:?}",
         start.elapsed()
     );

@@ -95,7 +95,8 @@ fn subscriptions_are_removed_on_ctrl_c_and_on_timeout() {
     assert_eq!(run.wait().signal(), Some(2));
     none_left(&base);
 
-    let mut run = lrwatch(&["-v", "-t", "1", "--transport", "value-callback", &url]);
+    // Long enough to subscribe on a loaded machine before the timeout ends the run.
+    let mut run = lrwatch(&["-v", "-t", "3", "--transport", "value-callback", &url]);
     run.stderr_until("subscribed: ");
     assert_eq!(run.wait().code(), Some(124));
     none_left(&base);

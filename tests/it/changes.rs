@@ -124,13 +124,14 @@ fn an_expired_checkpoint_starts_over_without_duplicates() {
         "--transport",
         "changes",
         "--interval",
-        "1",
+        // Room for the four changes below between two reads, on a loaded machine too.
+        "2",
         "-n",
         "6",
         &format!("{base}/items/?form=b"),
     ]);
     assert_eq!(run.json()["event"], "value");
-    // The first read of the checkpoint; the next comes a second later, after it expired.
+    // The first read of the checkpoint; the next comes two seconds later, after it expired.
     run.stderr_until("/items/?since=");
     let ids: Vec<String> = (0..3).map(|i| add(&base, &format!("new {i}"))).collect();
     put(
