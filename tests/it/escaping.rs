@@ -13,6 +13,12 @@ fn all_lines(run: &mut Run) -> String {
     lines.join("\n")
 }
 
+/// A server that answers every request with 200, these headers and this body.
+fn serving(headers: &[(&str, &str)], body: &str) -> Scripted {
+    let (headers, body) = (h(headers), body.to_string());
+    scripted(move |_, _| (200, headers.clone(), body.clone()))
+}
+
 /// No invisible character of the test's set reached the output.
 fn assert_visible(text: &str) {
     for c in [
@@ -75,18 +81,15 @@ fn values_header_lines_and_diffs_on_a_terminal_are_escaped() {
 
 #[test]
 fn json_strings_and_notices_on_a_terminal_are_escaped() {
-    let server = scripted(|_, _| {
-        (
-            200,
-            h(&[
-                ("Content-Type", "application/json"),
-                ("ETag", "\"1\""),
-                // Malformed (no closing `>`): warned about, with the server's text.
-                ("Link", "<x\u{2060}y; rel=\"value-wait\""),
-            ]),
-            "{\"k\":\"v\u{200b}w\u{2028}\"}".into(),
-        )
-    });
+    let server = serving(
+        &[
+            ("Content-Type", "application/json"),
+            ("ETag", "\"1\""),
+            // Malformed (no closing `>`): warned about, with the server's text.
+            ("Link", "<x\u{2060}y; rel=\"value-wait\""),
+        ],
+        "{\"k\":\"v\u{200b}w\u{2028}\"}",
+    );
     let url = format!("{}/r", server.base);
     let mut run = lrwatch_env(
         &["-n", "1", "--transport", "poll", &url],
@@ -103,21 +106,18 @@ fn json_strings_and_notices_on_a_terminal_are_escaped() {
 
 #[test]
 fn inspect_escapes_etags_links_and_titles() {
-    let server = scripted(|_, _| {
-        (
-            200,
-            h(&[
-                ("Content-Type", "text/plain"),
-                ("ETag", "\"v\u{200b}1\""),
-                (
-                    "Link",
-                    "</x>; rel=\"value-wait\"; title=\"t\u{200f}t\", \
-                     </y>; rel=\"changes\u{2060}\"",
-                ),
-            ]),
-            "1".into(),
-        )
-    });
+    let server = serving(
+        &[
+            ("Content-Type", "text/plain"),
+            ("ETag", "\"v\u{200b}1\""),
+            (
+                "Link",
+                "</x>; rel=\"value-wait\"; title=\"t\u{200f}t\", \
+                 </y>; rel=\"changes\u{2060}\"",
+            ),
+        ],
+        "1",
+    );
     let url = format!("{}/r", server.base);
     let mut run = lrwatch(&["inspect", "--color", "never", &url]);
     let text = all_lines(&mut run);
@@ -134,17 +134,14 @@ fn inspect_escapes_etags_links_and_titles() {
 #[test]
 fn check_escapes_findings_and_exchanges() {
     // An ETag that never matches, so the 304 requirement fails and the exchange is shown.
-    let server = scripted(|_, _| {
-        (
-            200,
-            h(&[
-                ("Content-Type", "text/plain"),
-                ("ETag", "\"v\u{200b}1\""),
-                ("X-Note", "n\u{feff}b"),
-            ]),
-            "a\u{2028}b".into(),
-        )
-    });
+    let server = serving(
+        &[
+            ("Content-Type", "text/plain"),
+            ("ETag", "\"v\u{200b}1\""),
+            ("X-Note", "n\u{feff}b"),
+        ],
+        "a\u{2028}b",
+    );
     let url = format!("{}/r", server.base);
     let mut run = lrwatch(&["check", "--budget", "5", "--color", "never", &url]);
     let text = all_lines(&mut run);
