@@ -119,9 +119,6 @@ pub fn usable(
     mechanism: Mechanism,
     situation: Situation,
 ) -> Result<(), String> {
-    if !mechanism.is_supported() {
-        return Err("this version of lrwatch cannot follow over it".into());
-    }
     if mechanism == Mechanism::ValueWait && caps.etag.is_none() {
         return Err("the resource has no ETag to wait on".into());
     }

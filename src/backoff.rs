@@ -54,7 +54,6 @@ mod tests {
     #[test]
     fn grows_within_bounds_and_resets() {
         let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-        let mut ceilings = vec![];
         for i in 0..40 {
             let d = b.next_delay();
             let ceiling = Duration::from_millis(100)
@@ -64,7 +63,6 @@ mod tests {
                 d >= ceiling / 2 && d <= ceiling,
                 "{d:?} outside {ceiling:?}"
             );
-            ceilings.push(ceiling);
         }
         assert_eq!(b.failures(), 40);
         b.reset();

@@ -42,11 +42,6 @@ pub enum Error {
         /// What the server said.
         reason: String,
     },
-    /// The user forced a transport this build of lrwatch does not implement yet.
-    TransportUnsupported {
-        /// The transport that was asked for.
-        wanted: String,
-    },
     /// A response body exceeded the configured size limit.
     BodyTooLarge {
         /// The URL whose body was too large.
@@ -108,10 +103,6 @@ impl fmt::Display for Error {
             Error::Refused { url, transport, reason } => write!(
                 f,
                 "the server refused to follow {url} over {transport}: {reason}"
-            ),
-            Error::TransportUnsupported { wanted } => write!(
-                f,
-                "the {wanted} transport is not supported by this version of lrwatch"
             ),
             Error::BodyTooLarge { url, limit } => write!(
                 f,

@@ -63,7 +63,6 @@ pub fn hint(error: &lrwatch::Error) -> Option<&'static str> {
         E::Unreachable { .. } => Some("Check that the server is running and the address is right."),
         E::TransportNotOffered { .. } => Some("Use --transport auto or one of those."),
         E::Refused { .. } => Some("Try --transport auto."),
-        E::TransportUnsupported { .. } => Some("Use --transport auto."),
         E::BodyTooLarge { .. } => Some("Raise it with --max-body if that is expected."),
         E::HeadTooLarge { .. } => Some("Raise it with --max-header if that is expected."),
         E::TooLarge { .. } => Some("Raise the limit with --max-body if that is expected."),

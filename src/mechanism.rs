@@ -102,27 +102,6 @@ impl Mechanism {
             _ => return None,
         })
     }
-
-    /// Whether this version of the follow engine can carry a resource over this mechanism.
-    pub fn is_supported(self) -> bool {
-        matches!(
-            self,
-            Mechanism::ValueWait
-                | Mechanism::Poll
-                | Mechanism::ValueStream
-                | Mechanism::HintStream
-                | Mechanism::MultiplexWs
-                | Mechanism::MultiplexSocket
-                | Mechanism::MultiplexStream
-                | Mechanism::MultiplexWait
-                | Mechanism::Changes
-                | Mechanism::ChangesWait
-                | Mechanism::ChangesStream
-                | Mechanism::ValueCallback
-                | Mechanism::ChangesCallback
-                | Mechanism::MultiplexCallbacks
-        )
-    }
 }
 
 impl fmt::Display for Mechanism {

@@ -160,4 +160,16 @@ mod tests {
             "2 resources · reconnecting · value-wait · attempt 3 · since 02:00:00"
         );
     }
+
+    #[test]
+    fn text_escapes_what_the_server_chose() {
+        // A resource URI from a server (a changes feed, a multiplex member) with a zero-width
+        // space and a right-to-left override would read as another URI.
+        let mut map = BTreeMap::new();
+        map.insert("a".into(), status("http://h/a\u{200b}\u{202e}b", 0, 0));
+        assert_eq!(
+            status_text(&map).unwrap(),
+            "waiting for changes · value-wait · since 00:00:00 · http://h/a\\u{200b}\\u{202e}b"
+        );
+    }
 }

@@ -2,11 +2,11 @@
 //! that names the content (stable while it does not change), and 304 on a matching
 //! `If-None-Match`.
 
-use super::{Env, Exchange, Finding, Probe, Requirement, REQUEST_TIMEOUT};
+use super::{Exchange, Finding, Probe, ProbeEnv, Requirement, REQUEST_TIMEOUT};
 use crate::mechanism::Mechanism;
 
 /// Links, `ETag` present and stable, 304.
-pub(super) fn probe(env: &Env, _probe: &mut Probe<'_>) -> Vec<Finding> {
+pub(super) fn probe(env: &ProbeEnv, _probe: &mut Probe<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     let discovery = Exchange::new("GET", &env.url, &[]).with_response(&env.first);
     let errors = &env.caps.links.errors;
@@ -60,7 +60,7 @@ pub(super) fn probe(env: &Env, _probe: &mut Probe<'_>) -> Vec<Finding> {
 
 /// Two GETs of unchanged content carry the same ETag. Content that changed in between is a
 /// change, not instability: asked again, a few times.
-fn stable(env: &Env, first: &str) -> Finding {
+fn stable(env: &ProbeEnv, first: &str) -> Finding {
     let mut previous = (first.to_string(), env.first.body.clone());
     for _ in 0..3 {
         let (result, exchange) = env.get(&env.url, &[], REQUEST_TIMEOUT);
@@ -104,7 +104,7 @@ fn stable(env: &Env, first: &str) -> Finding {
 }
 
 /// A GET with `If-None-Match: <etag>` is 304 (unless the content changed in between).
-fn not_modified(env: &Env, etag: &str) -> Finding {
+fn not_modified(env: &ProbeEnv, etag: &str) -> Finding {
     let mut etag = etag.to_string();
     for _ in 0..3 {
         let headers = [("If-None-Match", etag.clone())];

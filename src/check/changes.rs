@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::long_poll::{has_items, next_checkpoint};
-use super::{Env, Finding, Fired, Named, Probe, Requirement, REQUEST_TIMEOUT};
+use super::{Finding, Fired, Named, Probe, ProbeEnv, Requirement, REQUEST_TIMEOUT};
 use crate::discovery::Capabilities;
 use crate::mechanism::Mechanism;
 
@@ -17,7 +17,7 @@ pub(super) fn probes(caps: &Capabilities) -> Vec<Named> {
     }
 }
 
-fn run(env: &Env, probe: &mut Probe<'_>) -> Vec<Finding> {
+fn run(env: &ProbeEnv, probe: &mut Probe<'_>) -> Vec<Finding> {
     let m = Some(Mechanism::Changes);
     let checkpoint = env
         .caps

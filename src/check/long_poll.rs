@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use url::Url;
 
 use super::{
-    delivered, not_delivered, subject, uri_for, Env, Exchange, Finding, Named, Probe, Requirement,
-    SLACK,
+    delivered, not_delivered, subject, uri_for, Exchange, Finding, Named, Probe, ProbeEnv,
+    Requirement, SLACK,
 };
 use crate::discovery::{Capabilities, Offer};
 use crate::link::parse_link_headers;
@@ -83,7 +83,7 @@ enum State {
 }
 
 struct Poll<'a> {
-    env: &'a Env,
+    env: &'a ProbeEnv,
     kind: Kind,
     offer: &'a Offer,
     /// Multiplexed: the URI named to the endpoint.
@@ -295,7 +295,7 @@ pub(super) fn has_items(body: &[u8]) -> bool {
     }
 }
 
-fn run(env: &Env, probe: &mut Probe<'_>, kind: Kind) -> Vec<Finding> {
+fn run(env: &ProbeEnv, probe: &mut Probe<'_>, kind: Kind) -> Vec<Finding> {
     let offer = match kind {
         Kind::Value => env.caps.offer(Mechanism::ValueWait),
         Kind::Changes => changes_wait(&env.caps),

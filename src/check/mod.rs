@@ -423,7 +423,7 @@ impl Gate {
 }
 
 /// What every probe shares.
-pub(crate) struct Env {
+pub(crate) struct ProbeEnv {
     pub(crate) url: Url,
     pub(crate) http: HttpClient,
     pub(crate) caps: Capabilities,
@@ -435,7 +435,7 @@ pub(crate) struct Env {
     gate: Gate,
 }
 
-impl Env {
+impl ProbeEnv {
     /// Time left in the budget.
     pub(crate) fn left(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
@@ -523,7 +523,7 @@ impl Env {
 
 /// A probe's pass to the gate: armed once, by hand or when dropped.
 pub(crate) struct Probe<'a> {
-    env: &'a Env,
+    env: &'a ProbeEnv,
     armed: bool,
 }
 
@@ -546,7 +546,7 @@ impl Drop for Probe<'_> {
 }
 
 /// The finding for a change-dependent requirement that cannot be tested, if it cannot.
-pub(crate) fn change_skip(env: &Env, mechanism: Mechanism) -> Option<Finding> {
+pub(crate) fn change_skip(env: &ProbeEnv, mechanism: Mechanism) -> Option<Finding> {
     if !env.has_trigger() {
         return Some(Finding::skip(
             Requirement::ChangeDelivered,
@@ -559,7 +559,7 @@ pub(crate) fn change_skip(env: &Env, mechanism: Mechanism) -> Option<Finding> {
 
 /// The finding for a change that did not arrive: FAIL when the trigger ran, else SKIP.
 pub(crate) fn not_delivered(
-    env: &Env,
+    env: &ProbeEnv,
     mechanism: Mechanism,
     detail: String,
     exchange: Option<&Exchange>,
@@ -590,7 +590,12 @@ pub(crate) fn not_delivered(
 }
 
 /// The finding for a change that arrived at `arrived` (after the trigger started).
-pub(crate) fn delivered(env: &Env, mechanism: Mechanism, what: &str, arrived: Instant) -> Finding {
+pub(crate) fn delivered(
+    env: &ProbeEnv,
+    mechanism: Mechanism,
+    what: &str,
+    arrived: Instant,
+) -> Finding {
     let started = env.trigger_started().unwrap_or(arrived);
     match env.fired() {
         Fired::Changed(_) => Finding::pass(
@@ -614,14 +619,14 @@ pub(crate) fn delivered(env: &Env, mechanism: Mechanism, what: &str, arrived: In
     }
 }
 
-type ProbeFn = fn(&Env, &mut Probe<'_>) -> Vec<Finding>;
+type ProbeFn = fn(&ProbeEnv, &mut Probe<'_>) -> Vec<Finding>;
 /// A probe and the mechanism it checks (`None`: the resource as a whole), by which the
 /// report names it should it run out of budget.
 type Named = (Option<Mechanism>, ProbeFn);
 
 /// How long after the budget the run waits for probes still running before it reports them
 /// as out of budget and leaves them: their own waits, requests and sockets end at the budget
-/// (see [`Env::deadline`]), so this is only the time to notice.
+/// (see [`ProbeEnv::deadline`]), so this is only the time to notice.
 const GRACE: Duration = Duration::from_millis(500);
 
 /// Checks the resource at `url`, requirement by requirement, within the budget.
@@ -708,7 +713,7 @@ pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
         }
     }
 
-    let env = Arc::new(Env {
+    let env = Arc::new(ProbeEnv {
         url: url.clone(),
         http,
         caps,
@@ -797,7 +802,7 @@ pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
 }
 
 /// Waits until every probe is armed, runs the trigger, and tells the probes what it did.
-fn fire(env: &Env) -> Option<Finding> {
+fn fire(env: &ProbeEnv) -> Option<Finding> {
     {
         let guard = env.gate.lock();
         let _ = env
@@ -904,7 +909,7 @@ pub(crate) use crate::wire::multiplex::name_for as uri_for;
 
 /// What a multiplexed or socket subscription follows: the resource's value, or for a
 /// collection (changes links, no ETag) its changes link.
-pub(crate) fn subject(env: &Env) -> (Url, bool) {
+pub(crate) fn subject(env: &ProbeEnv) -> (Url, bool) {
     if env.caps.etag.is_none() {
         if let Some(changes) = env.caps.offer(Mechanism::Changes) {
             return (changes.target.clone(), true);

@@ -16,7 +16,8 @@ use tungstenite::{Message, WebSocket};
 use url::Url;
 
 use super::{
-    delivered, not_delivered, subject, uri_for, Env, Exchange, Finding, Named, Probe, Requirement,
+    delivered, not_delivered, subject, uri_for, Exchange, Finding, Named, Probe, ProbeEnv,
+    Requirement,
 };
 use crate::discovery::Capabilities;
 use crate::mechanism::Mechanism;
@@ -101,7 +102,7 @@ struct Opened {
 }
 
 /// Connects and performs the opening handshake, offering the subprotocol when `offer`.
-fn connect(env: &Env, endpoint: &Url, offer: bool) -> Result<Opened, (String, Exchange)> {
+fn connect(env: &ProbeEnv, endpoint: &Url, offer: bool) -> Result<Opened, (String, Exchange)> {
     let mut ws_url = endpoint.clone();
     let tls = endpoint.scheme() == "https";
     let _ = ws_url.set_scheme(if tls { "wss" } else { "ws" });
@@ -251,7 +252,7 @@ fn same(endpoint: &Url, a: &str, b: &str) -> bool {
     a == b || (endpoint.join(a).ok().is_some() && endpoint.join(a).ok() == endpoint.join(b).ok())
 }
 
-fn run(env: &Env, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Finding> {
+fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Finding> {
     let m = Some(mechanism);
     let endpoint = env
         .caps

@@ -7,7 +7,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::{
-    delivered, not_delivered, subject, uri_for, Env, Exchange, Finding, Named, Probe, Requirement,
+    delivered, not_delivered, subject, uri_for, Exchange, Finding, Named, Probe, ProbeEnv,
+    Requirement,
 };
 use crate::discovery::Capabilities;
 use crate::http::FetchError;
@@ -124,7 +125,7 @@ fn is_change(mechanism: Mechanism, event: &Event) -> bool {
     }
 }
 
-fn run(env: &Env, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Finding> {
+fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Finding> {
     let m = Some(mechanism);
     let offer = env
         .caps

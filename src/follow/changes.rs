@@ -12,7 +12,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::sse::{self, header, headers_and_content, Flow};
-use super::{Ctx, Next, Outcome, Push, REQUEST_TIMEOUT};
+use super::{Ctx, Next, Push, RequestOutcome, REQUEST_TIMEOUT};
 use crate::discovery::Capabilities;
 use crate::event::{Body, Event, EventKind, Update};
 use crate::http::{FetchError, Response};
@@ -481,12 +481,12 @@ pub(super) fn run_wait(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
         };
         let (response, took) = match outcome {
             Err(next) => return next,
-            Ok(Outcome::Response(r, took)) => (r, took),
-            Ok(Outcome::Retry) => continue,
-            Ok(Outcome::Stop) => return Next::Stop,
+            Ok(RequestOutcome::Response(r, took)) => (r, took),
+            Ok(RequestOutcome::Retry) => continue,
+            Ok(RequestOutcome::Stop) => return Next::Stop,
         };
         if !super::understood(response.status) {
-            if let Outcome::Stop = ctx.retry_response(&response) {
+            if let RequestOutcome::Stop = ctx.retry_response(&response) {
                 return Next::Stop;
             }
             continue;

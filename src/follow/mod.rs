@@ -631,7 +631,7 @@ struct Push {
 /// How a request turned out, after the engine handled the parts all transports share.
 // Returned and matched at once, never stored: boxing the response would buy nothing.
 #[allow(clippy::large_enum_variant)]
-enum Outcome {
+enum RequestOutcome {
     /// A response arrived (any status); the time it took.
     Response(Response, Duration),
     /// No response; the follower already waited out a backoff (or is stopping).
@@ -779,7 +779,12 @@ impl Ctx {
     /// Makes one GET, tracing it, and absorbs transport failures with a backoff. A short one
     /// (`timeout` of `None`) runs on the shared request threads; a held one (a long-poll)
     /// here, for up to `timeout`.
-    fn fetch(&mut self, url: &Url, extra: &[(&str, String)], timeout: Option<Duration>) -> Outcome {
+    fn fetch(
+        &mut self,
+        url: &Url,
+        extra: &[(&str, String)],
+        timeout: Option<Duration>,
+    ) -> RequestOutcome {
         match self.fetch_once(url, extra, timeout) {
             Ok(outcome) => outcome,
             Err(reason) => self.retry_later(&reason),
@@ -798,10 +803,10 @@ impl Ctx {
         extra: &[(&str, String)],
         timeout: Duration,
         unanswered: &mut u32,
-    ) -> std::result::Result<Outcome, Next> {
+    ) -> std::result::Result<RequestOutcome, Next> {
         match self.fetch_once(url, extra, Some(timeout)) {
             Ok(outcome) => {
-                if matches!(outcome, Outcome::Response(..)) {
+                if matches!(outcome, RequestOutcome::Response(..)) {
                     *unanswered = 0;
                 }
                 Ok(outcome)
@@ -822,9 +827,9 @@ impl Ctx {
         url: &Url,
         extra: &[(&str, String)],
         timeout: Option<Duration>,
-    ) -> std::result::Result<Outcome, String> {
+    ) -> std::result::Result<RequestOutcome, String> {
         if !self.running() {
-            return Ok(Outcome::Stop);
+            return Ok(RequestOutcome::Stop);
         }
         let shown: Vec<String> = extra.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         self.trace(
@@ -841,31 +846,31 @@ impl Ctx {
             Ok(response) => {
                 let took = started.elapsed();
                 self.trace(format!("{} in {:.3}s", response.status, took.as_secs_f64()));
-                Ok(Outcome::Response(response, took))
+                Ok(RequestOutcome::Response(response, took))
             }
             // Over a size limit: asking again would only read the same.
             Err(e @ (FetchError::TooLarge(_) | FetchError::HeadTooLarge(_))) => {
                 self.fail(e.into_error(url));
-                Ok(Outcome::Stop)
+                Ok(RequestOutcome::Stop)
             }
             Err(e) => Err(e.to_string()),
         }
     }
 
     /// Waits out the next backoff delay after a failure described by `reason`.
-    fn retry_later(&mut self, reason: &str) -> Outcome {
+    fn retry_later(&mut self, reason: &str) -> RequestOutcome {
         self.retry_after(reason, None)
     }
 
     /// Waits out the backoff after an answer that was not what was hoped for, or the server's
     /// `Retry-After` when that is longer (a server that says when to come back is believed,
     /// up to ten minutes).
-    fn retry_response(&mut self, response: &Response) -> Outcome {
+    fn retry_response(&mut self, response: &Response) -> RequestOutcome {
         let reason = format!("HTTP {} from {}", response.status, response.url);
         self.retry_after(&reason, retry_after(response.header("retry-after")))
     }
 
-    fn retry_after(&mut self, reason: &str, server_says: Option<Duration>) -> Outcome {
+    fn retry_after(&mut self, reason: &str, server_says: Option<Duration>) -> RequestOutcome {
         let delay = self
             .backoff
             .next_delay()
@@ -880,9 +885,9 @@ impl Ctx {
             ),
         );
         if self.sleep(delay) {
-            Outcome::Retry
+            RequestOutcome::Retry
         } else {
-            Outcome::Stop
+            RequestOutcome::Stop
         }
     }
 
@@ -1315,7 +1320,7 @@ fn follow_resource(mut ctx: Ctx, permit: Permit) {
             Ok(r) if matches!(r.status, 200..=299 | 404 | 410) => break r,
             Ok(r) => {
                 permit = None;
-                if matches!(ctx.retry_response(&r), Outcome::Stop) {
+                if matches!(ctx.retry_response(&r), RequestOutcome::Stop) {
                     return;
                 }
             }
@@ -1348,12 +1353,6 @@ fn follow_resource(mut ctx: Ctx, permit: Permit) {
     }
     let mechanism = match ctx.options.transport {
         Some(forced) => {
-            if !forced.is_supported() {
-                ctx.fail(Error::TransportUnsupported {
-                    wanted: forced.to_string(),
-                });
-                return;
-            }
             if caps.offer(forced).is_none() {
                 ctx.fail(Error::TransportNotOffered {
                     url: url.to_string(),

@@ -1,7 +1,7 @@
 //! Plain polling, for any URL: conditional GETs (`If-None-Match`, else `If-Modified-Since`),
 //! else a body comparison, every `--interval`, else `X-Poll-Interval`, else 5 s.
 
-use super::{Ctx, Next, Outcome};
+use super::{Ctx, Next, RequestOutcome};
 use crate::mechanism::Mechanism;
 
 const SELF: Mechanism = Mechanism::Poll;
@@ -20,12 +20,12 @@ pub(super) fn run(ctx: &mut Ctx) -> Next {
         }
         let url = ctx.resource_url();
         let response = match ctx.fetch(&url, &headers, None) {
-            Outcome::Response(r, _) => r,
-            Outcome::Retry => continue,
-            Outcome::Stop => return Next::Stop,
+            RequestOutcome::Response(r, _) => r,
+            RequestOutcome::Retry => continue,
+            RequestOutcome::Stop => return Next::Stop,
         };
         if !super::understood(response.status) {
-            if let Outcome::Stop = ctx.retry_response(&response) {
+            if let RequestOutcome::Stop = ctx.retry_response(&response) {
                 return Next::Stop;
             }
             continue;

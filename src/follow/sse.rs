@@ -6,7 +6,7 @@ use std::io::Read;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use super::{Ctx, Next, Outcome, Verified};
+use super::{Ctx, Next, RequestOutcome, Verified};
 use crate::mechanism::Mechanism;
 use crate::wire::sse::{Event, Parser};
 
@@ -140,7 +140,7 @@ pub(super) fn run(
         if let Some(next) = ctx.fall_back(mechanism, failures, &problem) {
             return next;
         }
-        if let Outcome::Stop = ctx.retry_after(&problem, server_says) {
+        if let RequestOutcome::Stop = ctx.retry_after(&problem, server_says) {
             return Next::Stop;
         }
     }

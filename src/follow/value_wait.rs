@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Ctx, Next, Outcome};
+use super::{Ctx, Next, RequestOutcome};
 use crate::mechanism::Mechanism;
 
 const SELF: Mechanism = Mechanism::ValueWait;
@@ -47,14 +47,14 @@ pub(super) fn run(ctx: &mut Ctx) -> Next {
             &mut unanswered,
         ) {
             Err(next) => return next,
-            Ok(Outcome::Response(r, took)) => (r, took),
-            Ok(Outcome::Retry) => continue,
-            Ok(Outcome::Stop) => return Next::Stop,
+            Ok(RequestOutcome::Response(r, took)) => (r, took),
+            Ok(RequestOutcome::Retry) => continue,
+            Ok(RequestOutcome::Stop) => return Next::Stop,
         };
         let status = response.status;
         if !super::understood(status) {
             match ctx.retry_response(&response) {
-                Outcome::Stop => return Next::Stop,
+                RequestOutcome::Stop => return Next::Stop,
                 _ => continue,
             }
         }

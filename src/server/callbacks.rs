@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::dialect::{Ctx, ServerConfig};
+use super::dialect::{RequestView, ServerConfig};
 use super::http::{Request, Response};
-use super::multiplex::{Follow, Resolved, Update};
+use super::multiplex::{MuxFollow, MuxUpdate, Resolved};
 use super::routes::{allowed, App, JSON};
 use super::store::{Inbox, Store, ITEMS};
 use crate::link::format_link;
@@ -105,7 +105,7 @@ fn lock(subs: &Mutex<Subs>) -> MutexGuard<'_, Subs> {
 }
 
 /// `/subscriptions/` and `/subscriptions/{id}`.
-pub(crate) fn handle(app: &Arc<App>, _ctx: &Ctx, request: &Request) -> Response {
+pub(crate) fn handle(app: &Arc<App>, _ctx: &RequestView, request: &Request) -> Response {
     let rest = &request.path["/subscriptions/".len().min(request.path.len())..];
     if rest.is_empty() {
         if let Some(r) = allowed(request, "GET, HEAD, POST, OPTIONS") {
@@ -182,7 +182,7 @@ fn subscribe(app: &Arc<App>, request: &Request) -> Response {
     };
     // Subscribed to the hub before the first look, so nothing in between is missed.
     let sub = store.hub().subscribe();
-    let mut follow = match Follow::new(&store, &uri, None) {
+    let mut follow = match MuxFollow::new(&store, &uri, None) {
         Ok(f) => f,
         Err((code, reason)) => return Response::error(code, &reason),
     };
@@ -250,7 +250,7 @@ impl Worker {
         lock(&self.subs).entries.contains_key(&self.id)
     }
 
-    fn run(&self, sub: &super::store::Subscription, mut follow: Follow) {
+    fn run(&self, sub: &super::store::Subscription, mut follow: MuxFollow) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .proxy(None)
@@ -277,18 +277,18 @@ impl Worker {
     }
 
     /// POSTs one notification, retrying with doubling delays, then drops it.
-    fn deliver(&self, agent: &ureq::Agent, update: &Update) {
+    fn deliver(&self, agent: &ureq::Agent, update: &MuxUpdate) {
         if !self.deliver {
             return;
         }
         let resource = format!("{}{}", self.base, update.uri());
         let mut headers: Vec<(String, String)> = vec![("Location".into(), resource)];
         let body = match update {
-            Update::Value { snap, .. } => {
+            MuxUpdate::Value { snap, .. } => {
                 headers.push(("ETag".into(), snap.etag.clone()));
                 snap.value.clone().unwrap_or_default()
             }
-            Update::Changes {
+            MuxUpdate::Changes {
                 items,
                 next,
                 previous,
@@ -307,7 +307,7 @@ impl Worker {
                 headers.push(("Previous-Changes-Id".into(), previous.to_string()));
                 Value::Array(items.clone()).to_string()
             }
-            Update::Expired { .. } => String::new(),
+            MuxUpdate::Expired { .. } => String::new(),
         };
         let mut delay = self.backoff;
         for attempt in 1..=self.attempts {

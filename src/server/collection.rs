@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::dialect::{query_param, Ctx, Fault, Form};
+use super::dialect::{query_param, Fault, Form, RequestView};
 use super::http::{Reply, Request, Response};
 use super::routes::{self, allowed, json_body, App, JSON};
 use super::store::{StoreError, ITEMS};
@@ -17,7 +17,7 @@ const COLLECTION_METHODS: &str = "GET, HEAD, POST, OPTIONS";
 const ITEM_METHODS: &str = "GET, HEAD, PUT, DELETE, OPTIONS";
 
 /// `/items/` and `/items/{id}`.
-pub(crate) fn handle(app: &Arc<App>, ctx: &Ctx, request: &Request) -> Reply {
+pub(crate) fn handle(app: &Arc<App>, ctx: &RequestView, request: &Request) -> Reply {
     let rest = &request.path[ITEMS.len().min(request.path.len())..];
     if request.path == ITEMS {
         if let Some(r) = allowed(request, COLLECTION_METHODS) {
@@ -63,7 +63,7 @@ pub(crate) fn handle(app: &Arc<App>, ctx: &Ctx, request: &Request) -> Reply {
     .into()
 }
 
-fn item_now(ctx: &Ctx, app: &App, id: u64) -> Response {
+fn item_now(ctx: &RequestView, app: &App, id: u64) -> Response {
     let key = format!("{ITEMS}{id}");
     match app.store.snapshot(&key) {
         Some(snap) => routes::object_response(ctx, 200, &key, &snap),
@@ -112,7 +112,7 @@ fn add(app: &App, request: &Request) -> Response {
 }
 
 /// What the collection advertises, with `checkpoint` as the changes link.
-fn collection_headers(ctx: &Ctx, checkpoint: u64) -> Vec<(String, String)> {
+fn collection_headers(ctx: &RequestView, checkpoint: u64) -> Vec<(String, String)> {
     let mut h = Vec::new();
     let mut link = |v: String| h.push(("Link".to_owned(), v));
     let c = checkpoint.to_string();
@@ -167,7 +167,7 @@ fn collection_headers(ctx: &Ctx, checkpoint: u64) -> Vec<(String, String)> {
 
 /// `GET /items/`: the list, the changes since a checkpoint (held while empty when a wait is
 /// asked for), or the changes stream.
-fn collection_get(app: &Arc<App>, ctx: &Ctx, request: &Request) -> Reply {
+fn collection_get(app: &Arc<App>, ctx: &RequestView, request: &Request) -> Reply {
     if request.method == "GET" {
         match query_param(request, "stream").as_deref() {
             Some("changes") => return streams::changes_stream(app, ctx, request, Form::A),

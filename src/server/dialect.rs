@@ -218,16 +218,16 @@ fn canonical(name: &str) -> &str {
 /// One request's view of the server: its form (or mixed), the mechanisms it may see, and the
 /// query parameters carried into links.
 #[derive(Debug, Clone)]
-pub(crate) struct Ctx {
+pub(crate) struct RequestView {
     /// The form asked for (`?form=`) or fixed by the dialect; `None` for mixed.
     pub(crate) form: Option<Form>,
     types: Option<Vec<String>>,
     carry: Vec<(String, String)>,
 }
 
-impl Ctx {
+impl RequestView {
     /// Reads `?form=` and `?types=`; a bad value is a 400 naming the choices.
-    pub(crate) fn new(dialect: Dialect, request: &Request) -> Result<Ctx, Response> {
+    pub(crate) fn new(dialect: Dialect, request: &Request) -> Result<RequestView, Response> {
         let mut form = match dialect {
             Dialect::Mixed => None,
             Dialect::A => Some(Form::A),
@@ -273,12 +273,12 @@ impl Ctx {
                 _ => {}
             }
         }
-        Ok(Ctx { form, types, carry })
+        Ok(RequestView { form, types, carry })
     }
 
     /// A context without switches, for payloads built outside a request (socket pushes).
-    pub(crate) fn plain(form: Option<Form>) -> Ctx {
-        Ctx {
+    pub(crate) fn plain(form: Option<Form>) -> RequestView {
+        RequestView {
             form,
             types: None,
             carry: Vec::new(),
@@ -417,7 +417,8 @@ mod tests {
 
     #[test]
     fn form_and_types_from_the_query() {
-        let ctx = Ctx::new(Dialect::Mixed, &req("form=B&types=value-wait,callbacks")).unwrap();
+        let ctx =
+            RequestView::new(Dialect::Mixed, &req("form=B&types=value-wait,callbacks")).unwrap();
         assert_eq!(ctx.form, Some(Form::B));
         assert!(ctx.offers("value-wait"));
         // B has no callbacks, whatever types says.
@@ -427,11 +428,13 @@ mod tests {
             ctx.target("/counter/a", &[("stream", "value")]),
             "/counter/a?stream=value&form=b&types=value-wait%2Ccallbacks"
         );
-        let c = Ctx::new(Dialect::C, &req("")).unwrap();
+        let c = RequestView::new(Dialect::C, &req("")).unwrap();
         assert_eq!(c.rel("changes"), "http://liveresource.org/protocol/changes");
         assert_eq!(c.rel("alternate"), "alternate");
-        assert!(!c.offers("value-stream") || c.offers("value-stream"));
-        let mixed = Ctx::new(Dialect::Mixed, &req("")).unwrap();
+        // Form C has streams of values but no hint streams.
+        assert!(c.offers("value-stream"));
+        assert!(!c.offers("hint-stream"));
+        let mixed = RequestView::new(Dialect::Mixed, &req("")).unwrap();
         assert!(MECHANISMS.iter().all(|m| mixed.offers(m)));
         assert_eq!(mixed.pin(Form::C), Some(("form", "c")));
     }
@@ -439,11 +442,13 @@ mod tests {
     #[test]
     fn bad_switches_are_400() {
         assert_eq!(
-            Ctx::new(Dialect::Mixed, &req("form=d")).unwrap_err().status,
+            RequestView::new(Dialect::Mixed, &req("form=d"))
+                .unwrap_err()
+                .status,
             400
         );
         assert_eq!(
-            Ctx::new(Dialect::Mixed, &req("types=value-wait,teleport"))
+            RequestView::new(Dialect::Mixed, &req("types=value-wait,teleport"))
                 .unwrap_err()
                 .status,
             400

@@ -6,7 +6,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The largest request head read: request line and headers, with their line ends.
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
@@ -559,70 +559,26 @@ fn linger_close(mut stream: TcpStream) {
     }
 }
 
-/// The reason phrase for the statuses this server sends.
+/// The reason phrase for `status`: the `http` crate's table (re-exported by ureq), so this
+/// server keeps no calendar or phrase list of its own. A status it does not know (none this
+/// server sends) still gets a phrase, since the status line requires one.
 fn reason(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        101 => "Switching Protocols",
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        404 => "Not Found",
-        410 => "Gone",
-        405 => "Method Not Allowed",
-        406 => "Not Acceptable",
-        408 => "Request Timeout",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        417 => "Expectation Failed",
-        426 => "Upgrade Required",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        507 => "Insufficient Storage",
-        _ => "Unknown",
-    }
+    ureq::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Unknown")
 }
 
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) for the `Date` header, which RFC 9110
 /// asks of every origin server with a clock.
 fn http_date(time: SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = secs / 86_400;
-    let (hour, minute, second) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    // 1970-01-01 was a Thursday.
-    let weekday = DAYS[((days + 4) % 7) as usize];
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{weekday}, {day:02} {} {year} {hour:02}:{minute:02}:{second:02} GMT",
-        MONTHS[(month - 1) as usize]
-    )
-}
-
-/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31): Howard Hinnant's
-/// `civil_from_days`, for days on or after the epoch.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    httpdate::fmt_http_date(time)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     fn head(text: &str) -> Result<Request, Response> {
         parse_head(text.as_bytes())
@@ -760,5 +716,43 @@ mod tests {
         assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
         let leap = UNIX_EPOCH + Duration::from_secs(1_709_164_800); // 2024-02-29
         assert_eq!(http_date(leap), "Thu, 29 Feb 2024 00:00:00 GMT");
+    }
+
+    #[test]
+    fn reason_phrases_for_the_statuses_this_server_sends() {
+        for (status, phrase) in [
+            (100, "Continue"),
+            (101, "Switching Protocols"),
+            (200, "OK"),
+            (201, "Created"),
+            (204, "No Content"),
+            (304, "Not Modified"),
+            (400, "Bad Request"),
+            (404, "Not Found"),
+            (405, "Method Not Allowed"),
+            (406, "Not Acceptable"),
+            (408, "Request Timeout"),
+            (410, "Gone"),
+            (411, "Length Required"),
+            // RFC 9110 renamed it "Content Too Large"; the phrase is advisory (clients read
+            // the code), and the `http` crate keeps the RFC 7231 name.
+            (413, "Payload Too Large"),
+            (417, "Expectation Failed"),
+            (426, "Upgrade Required"),
+            (431, "Request Header Fields Too Large"),
+            (500, "Internal Server Error"),
+            (503, "Service Unavailable"),
+            (507, "Insufficient Storage"),
+            (599, "Unknown"),
+        ] {
+            assert_eq!(reason(status), phrase, "{status}");
+        }
+        let head = String::from_utf8(encode_response(
+            &Response::new(431),
+            false,
+            Connection::Default,
+        ))
+        .unwrap();
+        assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::dialect::{Ctx, Form};
+use super::dialect::{Form, RequestView};
 use super::http::{Reply, Request, Response};
 use super::routes::{allowed, App, JSON};
 use super::store::{Snapshot, Store, ITEMS};
@@ -55,7 +55,7 @@ pub(crate) fn resolve(store: &Store, uri: &str) -> Result<Resolved, (u16, String
 
 /// One resource followed on a multiplexed connection, and what its follower last saw.
 #[derive(Debug, Clone)]
-pub(crate) struct Follow {
+pub(crate) struct MuxFollow {
     /// The URI as the client wrote it: answers are keyed by it.
     pub(crate) uri: String,
     state: FollowState,
@@ -69,7 +69,7 @@ enum FollowState {
 
 /// A change to tell a client about.
 #[derive(Debug, Clone)]
-pub(crate) enum Update {
+pub(crate) enum MuxUpdate {
     /// A new value (or a deletion, `value` `None`).
     Value {
         /// The URI as the client wrote it.
@@ -97,32 +97,32 @@ pub(crate) enum Update {
     },
 }
 
-impl Update {
+impl MuxUpdate {
     /// The URI as the client wrote it.
     pub(crate) fn uri(&self) -> &str {
         match self {
-            Update::Value { uri, .. } | Update::Changes { uri, .. } | Update::Expired { uri } => {
-                uri
-            }
+            MuxUpdate::Value { uri, .. }
+            | MuxUpdate::Changes { uri, .. }
+            | MuxUpdate::Expired { uri } => uri,
         }
     }
 }
 
-impl Follow {
+impl MuxFollow {
     /// Starts following `uri`, which the client holds at `etag` (value) or which names its own
     /// checkpoint (changes). A changes URI without a checkpoint starts from now.
     pub(crate) fn new(
         store: &Store,
         uri: &str,
         etag: Option<String>,
-    ) -> Result<Follow, (u16, String)> {
+    ) -> Result<MuxFollow, (u16, String)> {
         let state = match resolve(store, uri)? {
             Resolved::Value(key) => FollowState::Value { key, last: etag },
             Resolved::Changes(since) => FollowState::Changes {
                 held: since.unwrap_or_else(|| store.checkpoint()),
             },
         };
-        Ok(Follow {
+        Ok(MuxFollow {
             uri: uri.to_owned(),
             state,
         })
@@ -142,7 +142,7 @@ impl Follow {
     }
 
     /// What changed since the follower last looked, if anything; advances what it holds.
-    pub(crate) fn poll(&mut self, store: &Store) -> Option<Update> {
+    pub(crate) fn poll(&mut self, store: &Store) -> Option<MuxUpdate> {
         match &mut self.state {
             FollowState::Value { key, last } => {
                 let snap = store.snapshot(key)?;
@@ -150,7 +150,7 @@ impl Follow {
                     return None;
                 }
                 let previous = last.replace(snap.etag.clone()).unwrap_or_default();
-                Some(Update::Value {
+                Some(MuxUpdate::Value {
                     uri: self.uri.clone(),
                     snap,
                     previous,
@@ -160,7 +160,7 @@ impl Follow {
                 Ok(c) if c.next == *held => None,
                 Ok(c) => {
                     let previous = std::mem::replace(held, c.next);
-                    Some(Update::Changes {
+                    Some(MuxUpdate::Changes {
                         uri: self.uri.clone(),
                         items: c.items,
                         next: c.next,
@@ -170,7 +170,7 @@ impl Follow {
                 Err(_) => {
                     // Report once, then follow from now.
                     *held = store.checkpoint();
-                    Some(Update::Expired {
+                    Some(MuxUpdate::Expired {
                         uri: self.uri.clone(),
                     })
                 }
@@ -180,9 +180,9 @@ impl Follow {
 }
 
 /// An update as a multiplex member: headers and the body in the form's style.
-pub(crate) fn member(ctx: &Ctx, form: Form, update: &Update) -> Member {
+pub(crate) fn member(ctx: &RequestView, form: Form, update: &MuxUpdate) -> Member {
     match update {
-        Update::Value { snap, .. } => match &snap.value {
+        MuxUpdate::Value { snap, .. } => match &snap.value {
             Some(value) => Member {
                 code: 200,
                 headers: vec![
@@ -197,7 +197,7 @@ pub(crate) fn member(ctx: &Ctx, form: Form, update: &Update) -> Member {
                 body: Value::Null,
             },
         },
-        Update::Changes {
+        MuxUpdate::Changes {
             items,
             next,
             previous,
@@ -207,7 +207,7 @@ pub(crate) fn member(ctx: &Ctx, form: Form, update: &Update) -> Member {
             headers: streams::changes_headers(ctx, *next, *previous),
             body: body_in(form, &Value::Array(items.clone()).to_string()),
         },
-        Update::Expired { .. } => Member {
+        MuxUpdate::Expired { .. } => Member {
             code: 404,
             headers: vec![],
             body: Value::Null,
@@ -246,7 +246,7 @@ fn targets(request: &Request) -> Result<(Vec<Target>, Form), Response> {
 }
 
 /// `GET /multiplex/wait`.
-pub(crate) fn wait(app: &Arc<App>, ctx: &Ctx, request: &Request) -> Reply {
+pub(crate) fn wait(app: &Arc<App>, ctx: &RequestView, request: &Request) -> Reply {
     if let Some(r) = allowed(request, "GET, OPTIONS") {
         return r.into();
     }
@@ -263,7 +263,7 @@ pub(crate) fn wait(app: &Arc<App>, ctx: &Ctx, request: &Request) -> Reply {
     let mut members: Vec<(String, Member)> = Vec::new();
     let mut follows = Vec::new();
     for target in &targets {
-        match Follow::new(store, &target.uri, target.if_none_match.clone()) {
+        match MuxFollow::new(store, &target.uri, target.if_none_match.clone()) {
             Ok(f) => follows.push(f),
             Err((code, reason)) => members.push((
                 target.uri.clone(),
@@ -306,7 +306,7 @@ pub(crate) fn wait(app: &Arc<App>, ctx: &Ctx, request: &Request) -> Reply {
 
 /// `GET /multiplex/stream?u=...` (form A): one event stream for many resources; each event's
 /// data is `{"uri":..,"body":..}`, `body` null when the resource was deleted.
-pub(crate) fn stream(app: &Arc<App>, _ctx: &Ctx, request: &Request) -> Reply {
+pub(crate) fn stream(app: &Arc<App>, _ctx: &RequestView, request: &Request) -> Reply {
     if let Some(r) = allowed(request, "GET, OPTIONS") {
         return r.into();
     }
@@ -316,7 +316,7 @@ pub(crate) fn stream(app: &Arc<App>, _ctx: &Ctx, request: &Request) -> Reply {
     };
     let mut follows = Vec::new();
     for target in &targets {
-        match Follow::new(&app.store, &target.uri, None) {
+        match MuxFollow::new(&app.store, &target.uri, None) {
             Ok(mut f) => {
                 // A value's client holds what there is now: only changes are pushed. A changes
                 // URI names its own checkpoint: what came after it is pushed first.
@@ -357,13 +357,13 @@ pub(crate) fn stream(app: &Arc<App>, _ctx: &Ctx, request: &Request) -> Reply {
                     continue;
                 }
                 let body = match &update {
-                    Update::Value { snap, .. } => snap
+                    MuxUpdate::Value { snap, .. } => snap
                         .value
                         .as_deref()
                         .and_then(|v| serde_json::from_str(v).ok())
                         .unwrap_or(Value::Null),
-                    Update::Changes { items, .. } => Value::Array(items.clone()),
-                    Update::Expired { .. } => Value::Null,
+                    MuxUpdate::Changes { items, .. } => Value::Array(items.clone()),
+                    MuxUpdate::Expired { .. } => Value::Null,
                 };
                 let data = json!({ "uri": update.uri(), "body": body }).to_string();
                 out.send(&encode_event(None, None, &data))?;
@@ -407,24 +407,24 @@ mod tests {
     #[test]
     fn a_follow_reports_each_change_once_with_the_previous_etag() {
         let store = Store::default();
-        let mut f = Follow::new(&store, "/counter/a", Some("\"0\"".into())).unwrap();
+        let mut f = MuxFollow::new(&store, "/counter/a", Some("\"0\"".into())).unwrap();
         assert!(f.poll(&store).is_none());
         store.increment("a").unwrap();
         store.increment("a").unwrap();
         match f.poll(&store) {
-            Some(Update::Value { snap, previous, .. }) => {
+            Some(MuxUpdate::Value { snap, previous, .. }) => {
                 assert_eq!(snap.value.as_deref(), Some("2"));
                 assert_eq!(previous, "\"0\"");
             }
             other => panic!("{other:?}"),
         }
         assert!(f.poll(&store).is_none());
-        let mut c = Follow::new(&store, "/items/?since=0", None).unwrap();
+        let mut c = MuxFollow::new(&store, "/items/?since=0", None).unwrap();
         assert!(c.poll(&store).is_none());
         store.add_item(serde_json::Map::new()).unwrap();
         assert!(matches!(
             c.poll(&store),
-            Some(Update::Changes {
+            Some(MuxUpdate::Changes {
                 next: 1,
                 previous: 0,
                 ..
@@ -434,8 +434,8 @@ mod tests {
 
     #[test]
     fn members_have_json_bodies_in_a_and_strings_otherwise() {
-        let ctx = Ctx::plain(None);
-        let update = Update::Value {
+        let ctx = RequestView::plain(None);
+        let update = MuxUpdate::Value {
             uri: "/a".into(),
             snap: Snapshot {
                 etag: "\"1\"".into(),
@@ -445,7 +445,7 @@ mod tests {
         };
         assert_eq!(member(&ctx, Form::A, &update).body, json!({"x": 1}));
         assert_eq!(member(&ctx, Form::B, &update).body, json!("{\"x\":1}"));
-        let gone = Update::Value {
+        let gone = MuxUpdate::Value {
             uri: "/a".into(),
             snap: Snapshot {
                 etag: "\"2\"".into(),

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::dialect::{Ctx, Fault, Form, ServerConfig};
+use super::dialect::{Fault, Form, RequestView, ServerConfig};
 use super::http::{Reply, Request, Response};
 use super::store::{self, counter_key, object_key, Counter, Plain, Snapshot, Store, StoreError};
 use super::{callbacks, collection, multiplex, streams, ws};
@@ -52,7 +52,7 @@ impl App {
 /// Answers one request.
 pub(crate) fn handle(app: &Arc<App>, request: &Request) -> Reply {
     let path = request.path.as_str();
-    let ctx = match Ctx::new(app.cfg.dialect, request) {
+    let ctx = match RequestView::new(app.cfg.dialect, request) {
         Ok(ctx) => ctx,
         Err(response) => return response.into(),
     };
@@ -119,7 +119,7 @@ fn not_found(path: &str) -> Reply {
 }
 
 /// The headers that advertise what an object resource offers, in this request's form.
-pub(crate) fn object_headers(ctx: &Ctx, key: &str) -> Vec<(String, String)> {
+pub(crate) fn object_headers(ctx: &RequestView, key: &str) -> Vec<(String, String)> {
     let mut h: Vec<(String, String)> = Vec::new();
     let mut link = |value: String| h.push(("Link".to_owned(), value));
     let form = ctx.form;
@@ -175,7 +175,7 @@ pub(crate) fn object_headers(ctx: &Ctx, key: &str) -> Vec<(String, String)> {
 }
 
 /// `X-Poll-Interval` (forms B, C).
-pub(crate) fn poll_interval(ctx: &Ctx, h: &mut Vec<(String, String)>) {
+pub(crate) fn poll_interval(ctx: &RequestView, h: &mut Vec<(String, String)>) {
     if ctx.form != Some(Form::A) {
         h.push((
             "X-Poll-Interval".to_owned(),
@@ -185,7 +185,7 @@ pub(crate) fn poll_interval(ctx: &Ctx, h: &mut Vec<(String, String)>) {
 }
 
 /// The multiplex endpoints, shared by objects and the collection.
-pub(crate) fn multiplex_links(ctx: &Ctx, link: &mut dyn FnMut(String)) {
+pub(crate) fn multiplex_links(ctx: &RequestView, link: &mut dyn FnMut(String)) {
     let form = ctx.form;
     if ctx.offers("multiplex-wait") {
         if form != Some(Form::C) {
@@ -211,7 +211,12 @@ pub(crate) fn multiplex_links(ctx: &Ctx, link: &mut dyn FnMut(String)) {
 
 /// An object's representation with the headers that advertise its mechanisms; 404 when it
 /// does not exist.
-pub(crate) fn object_response(ctx: &Ctx, status: u16, key: &str, snap: &Snapshot) -> Response {
+pub(crate) fn object_response(
+    ctx: &RequestView,
+    status: u16,
+    key: &str,
+    snap: &Snapshot,
+) -> Response {
     let Some(value) = &snap.value else {
         return gone(key);
     };
@@ -244,7 +249,7 @@ fn stream_kind(request: &Request) -> Result<Option<streams::Kind>, Response> {
 }
 
 /// GET and HEAD of an object: a stream, a long-poll, or the value now.
-pub(crate) fn object_get(app: &Arc<App>, ctx: &Ctx, request: &Request, key: &str) -> Reply {
+pub(crate) fn object_get(app: &Arc<App>, ctx: &RequestView, request: &Request, key: &str) -> Reply {
     if request.method == "GET" {
         match stream_kind(request) {
             Err(response) => return response.into(),
@@ -351,7 +356,7 @@ fn strip_unstable_tags(value: &str) -> String {
 }
 
 /// `GET /time`: the current UTC second, long-pollable; the next second is always a change.
-fn time(ctx: &Ctx, request: &Request, wait: Option<Duration>) -> Response {
+fn time(ctx: &RequestView, request: &Request, wait: Option<Duration>) -> Response {
     let now = store::unix_seconds();
     let respond =
         |status, secs| object_response(ctx, status, store::TIME, &store::time_snapshot(secs));
@@ -392,7 +397,7 @@ fn store_error(what: &str, error: StoreError) -> Response {
 }
 
 /// The answer after a change: the new value, or 404 when it is now deleted.
-fn changed(ctx: &Ctx, key: &str, c: Counter) -> Response {
+fn changed(ctx: &RequestView, key: &str, c: Counter) -> Response {
     let snap = Snapshot {
         etag: format!("\"{}\"", c.version),
         value: c.value,
@@ -407,7 +412,7 @@ pub(crate) fn json_body(request: &Request) -> Result<serde_json::Value, Response
 }
 
 /// `/counter/{id}`.
-fn counter(app: &Arc<App>, ctx: &Ctx, request: &Request, id: &str) -> Reply {
+fn counter(app: &Arc<App>, ctx: &RequestView, request: &Request, id: &str) -> Reply {
     let key = counter_key(id);
     let store = &app.store;
     match request.method.as_str() {
@@ -431,7 +436,7 @@ fn counter(app: &Arc<App>, ctx: &Ctx, request: &Request, id: &str) -> Reply {
 }
 
 /// `/objects/{name}`: any JSON value; PUT sets it, DELETE removes it.
-fn object(app: &Arc<App>, ctx: &Ctx, request: &Request, name: &str) -> Reply {
+fn object(app: &Arc<App>, ctx: &RequestView, request: &Request, name: &str) -> Reply {
     let key = object_key(name);
     let store = &app.store;
     match request.method.as_str() {
@@ -841,7 +846,7 @@ mod tests {
 
     #[test]
     fn time_body_and_etag_agree() {
-        let ctx = Ctx::plain(None);
+        let ctx = RequestView::plain(None);
         let response = object_response(&ctx, 200, "/time", &store::time_snapshot(1_795_851_001));
         assert_eq!(response.body, br#"{"time":"2026-11-28T07:30:01Z"}"#);
         assert_eq!(response.get("etag"), Some("\"t1795851001\""));

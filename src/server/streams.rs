@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::dialect::{query_param, Ctx, Fault, Form, ServerConfig};
+use super::dialect::{query_param, Fault, Form, RequestView, ServerConfig};
 use super::http::{write_stream_head, Reply, Request, Response};
 use super::routes::App;
 use super::store::{CheckpointError, Snapshot, Subscription, ITEMS};
@@ -205,7 +205,7 @@ fn value_headers(snap: &Snapshot, previous: &str) -> Value {
 /// `GET` of an object as a stream.
 pub(crate) fn value_stream(
     app: &Arc<App>,
-    ctx: &Ctx,
+    ctx: &RequestView,
     request: &Request,
     key: &str,
     kind: Kind,
@@ -315,7 +315,11 @@ fn value_event(
 
 /// The headers of a changes set: the next checkpoint, the one before, and gap markers in both
 /// styles (links for form A, ids for B and C).
-pub(crate) fn changes_headers(ctx: &Ctx, next: u64, previous: u64) -> Vec<(String, String)> {
+pub(crate) fn changes_headers(
+    ctx: &RequestView,
+    next: u64,
+    previous: u64,
+) -> Vec<(String, String)> {
     let (n, p) = (next.to_string(), previous.to_string());
     let mut h = Vec::new();
     let changes = ctx.link(ITEMS, &[("since", &n)], "changes", &[]);
@@ -373,7 +377,7 @@ pub(crate) fn checkpoint_error(e: CheckpointError) -> Response {
 /// `mixed_form` unless the request or the dialect chose one.
 pub(crate) fn changes_stream(
     app: &Arc<App>,
-    ctx: &Ctx,
+    ctx: &RequestView,
     request: &Request,
     mixed_form: Form,
 ) -> Reply {

@@ -17,9 +17,9 @@ use tungstenite::handshake::server::{ErrorResponse, Request as WsRequest, Respon
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
-use super::dialect::{Ctx, Form};
+use super::dialect::{Form, RequestView};
 use super::http::{Reply, Request, Response};
-use super::multiplex::{Follow, Update};
+use super::multiplex::{MuxFollow, MuxUpdate};
 use super::routes::{allowed, App};
 use super::store::{Inbox, Subscription};
 use super::streams::Lossy;
@@ -104,12 +104,12 @@ enum Lang {
 }
 
 /// `GET /multiplex/ws`.
-pub(crate) fn multiplex_ws(app: &Arc<App>, _ctx: &Ctx, request: &Request) -> Reply {
+pub(crate) fn multiplex_ws(app: &Arc<App>, _ctx: &RequestView, request: &Request) -> Reply {
     takeover(app, request, Lang::Json)
 }
 
 /// `GET /multiplex/socket`.
-pub(crate) fn multiplex_socket(app: &Arc<App>, ctx: &Ctx, request: &Request) -> Reply {
+pub(crate) fn multiplex_socket(app: &Arc<App>, ctx: &RequestView, request: &Request) -> Reply {
     let style = match ctx.payload(Form::B) {
         Form::C => socket::AckStyle::Status,
         _ => socket::AckStyle::Ok,
@@ -232,7 +232,7 @@ fn spawn_reader(mut stream: TcpStream, inbox: Arc<Inbox>) -> Option<std::thread:
 struct Session {
     app: Arc<App>,
     lang: Lang,
-    follows: Vec<Follow>,
+    follows: Vec<MuxFollow>,
     keys: HashSet<String>,
     lossy: Lossy,
 }
@@ -356,7 +356,7 @@ impl Session {
         if self.follows.len() >= MAX_FOLLOWS {
             return Err((400, format!("at most {MAX_FOLLOWS} resources per socket")));
         }
-        let mut follow = Follow::new(&self.app.store, uri, None)?;
+        let mut follow = MuxFollow::new(&self.app.store, uri, None)?;
         // The client fetches each resource after subscribing; from now on only changes. A
         // changes URI names its own checkpoint: what came after it is pushed after the ack.
         if follow.is_value() {
@@ -443,10 +443,10 @@ impl Session {
         }
     }
 
-    fn encode_update(&self, update: &Update) -> String {
+    fn encode_update(&self, update: &MuxUpdate) -> String {
         match self.lang {
             Lang::Json => {
-                let ctx_a = super::dialect::Ctx::plain(Some(Form::A));
+                let ctx_a = super::dialect::RequestView::plain(Some(Form::A));
                 let member = super::multiplex::member(&ctx_a, Form::A, update);
                 ws_json::ServerMessage::Event {
                     uri: update.uri().to_owned(),
@@ -464,21 +464,21 @@ impl Session {
                     socket::AckStyle::Ok => Form::B,
                     socket::AckStyle::Status => Form::C,
                 };
-                let ctx = super::dialect::Ctx::plain(Some(form));
+                let ctx = super::dialect::RequestView::plain(Some(form));
                 let (mut headers, content) = match update {
-                    Update::Value { snap, previous, .. } => (
+                    MuxUpdate::Value { snap, previous, .. } => (
                         vec![
                             ("ETag".to_owned(), snap.etag.clone()),
                             ("Previous-ETag".to_owned(), previous.clone()),
                         ],
                         snap.value.clone().unwrap_or_default(),
                     ),
-                    Update::Changes { .. } => {
+                    MuxUpdate::Changes { .. } => {
                         let member = super::multiplex::member(&ctx, form, update);
                         let content = member.body.as_str().unwrap_or_default().to_owned();
                         (member.headers, content)
                     }
-                    Update::Expired { uri } => {
+                    MuxUpdate::Expired { uri } => {
                         return socket::ServerMessage::Error {
                             uri: uri.clone(),
                             code: 404,
@@ -487,7 +487,7 @@ impl Session {
                         .encode()
                     }
                 };
-                if matches!(update, Update::Value { snap, .. } if snap.value.is_some()) {
+                if matches!(update, MuxUpdate::Value { snap, .. } if snap.value.is_some()) {
                     headers.push(("Content-Type".to_owned(), "application/json".to_owned()));
                 }
                 socket::ServerMessage::Update {

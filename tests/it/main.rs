@@ -6,6 +6,7 @@ mod callbacks;
 mod changes;
 mod check;
 mod errors;
+mod escaping;
 mod exits;
 mod faults;
 mod flood;
