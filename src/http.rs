@@ -723,3 +723,135 @@ fn fetch_error(error: ureq::Error) -> FetchError {
         other => FetchError::Transport(TransportError::new(other)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each kind of failure classified from a real one, over loopback (a `.invalid` name
+    //! fails in the local resolver: RFC 6761), with its cause as `source()`.
+
+    use std::error::Error as _;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    fn client(max_header: usize) -> HttpClient {
+        HttpClient::with_trust(Vec::new(), 1024, None, false, max_header)
+    }
+
+    /// `GET url` that must fail; the failure.
+    fn failure(url: &str, timeout: Duration) -> FetchError {
+        let url: Url = url.parse().unwrap();
+        match client(DEFAULT_MAX_HEADER).get(&url, &url, &[], timeout) {
+            Ok(r) => panic!("an answer: {}", r.status),
+            Err(e) => e,
+        }
+    }
+
+    /// A listener on 127.0.0.1 that answers each connection's first bytes with `answer`
+    /// (nothing, when `None`: it holds the connection and stays silent).
+    fn listener(answer: Option<&'static [u8]>) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for mut stream in listener.incoming().flatten() {
+                if let Some(answer) = answer {
+                    let _ = stream.read(&mut [0; 4096]);
+                    let _ = stream.write_all(answer);
+                }
+                held.push(stream);
+            }
+        });
+        port
+    }
+
+    /// The transport failure's kind, and that its `source()` is there and the library
+    /// error made of it has the same kind and gives it as its own `source()`.
+    fn transport_kind(error: FetchError) -> (ErrorKind, String) {
+        let kind = error.kind();
+        let text = error.to_string();
+        let FetchError::Transport(cause) = &error else {
+            panic!("not a transport failure: {error:?}");
+        };
+        assert!(cause.source().is_some(), "{error:?}");
+        assert!(error.source().is_some(), "{error:?}");
+        let library = error.into_error(&"http://h/".parse().unwrap());
+        assert_eq!(library.kind(), kind);
+        let cause = library.source().expect("the library error's source");
+        assert!(cause.downcast_ref::<TransportError>().is_some());
+        (kind, text)
+    }
+
+    #[test]
+    fn a_refused_connection() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let error = failure(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(5));
+        let FetchError::Transport(cause) = &error else {
+            panic!("{error:?}")
+        };
+        let io = cause.source().unwrap().downcast_ref::<io::Error>().unwrap();
+        assert_eq!(io.kind(), io::ErrorKind::ConnectionRefused);
+        let (kind, text) = transport_kind(error);
+        assert_eq!(
+            (kind, text.as_str()),
+            (ErrorKind::ConnectionRefused, "connection refused")
+        );
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve() {
+        let error = failure("http://nonexistent.invalid/", Duration::from_secs(5));
+        let (kind, text) = transport_kind(error);
+        assert_eq!(kind, ErrorKind::HostNotFound);
+        assert!(text.starts_with("host not found"), "{text}");
+    }
+
+    #[test]
+    fn a_listener_that_never_answers() {
+        let port = listener(None);
+        let error = failure(
+            &format!("http://127.0.0.1:{port}/"),
+            Duration::from_millis(300),
+        );
+        let (kind, text) = transport_kind(error);
+        assert_eq!(kind, ErrorKind::TimedOut);
+        assert!(text.starts_with("timed out"), "{text}");
+    }
+
+    #[test]
+    fn plain_http_on_an_https_url() {
+        let port = listener(Some(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+        ));
+        let error = failure(
+            &format!("https://127.0.0.1:{port}/"),
+            Duration::from_secs(5),
+        );
+        let FetchError::Transport(cause) = &error else {
+            panic!("{error:?}")
+        };
+        assert!(cause.source().unwrap().is::<rustls::Error>(), "{error:?}");
+        let (kind, text) = transport_kind(error);
+        assert_eq!(kind, ErrorKind::Tls);
+        assert!(text.starts_with("TLS failed ("), "{text}");
+    }
+
+    #[test]
+    fn a_head_over_the_limit() {
+        let port = listener(Some(
+            b"HTTP/1.1 200 OK\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nContent-Length: 0\r\n\r\n",
+        ));
+        let url: Url = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        let error = client(64)
+            .get(&url, &url, &[], Duration::from_secs(5))
+            .unwrap_err();
+        assert!(matches!(error, FetchError::HeadTooLarge(64)), "{error:?}");
+        assert_eq!(error.kind(), ErrorKind::Limit);
+        assert_eq!(error.into_error(&url).kind(), ErrorKind::Limit);
+    }
+}
