@@ -185,3 +185,28 @@ fn non_ascii_link_and_etag_values_are_read() {
     let text = lines.join("\n");
     assert!(text.contains("\"ab\\u{202e}cd\""), "{text}");
 }
+
+#[test]
+fn plain_http_on_an_https_url_is_a_tls_failure_with_its_hint() {
+    // A plain HTTP server: it answers the TLS ClientHello with an HTTP error.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}/x", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = std::io::Read::read(&mut stream, &mut [0; 4096]);
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let err = one_line_error(&[&url], 1);
+    assert!(
+        err.starts_with(&format!("lrwatch: cannot reach {url}: TLS failed (")),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(
+            "Check that the port speaks TLS; for a certificate of a private CA, give it with --cacert."
+        ),
+        "{err}"
+    );
+}
