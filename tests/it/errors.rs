@@ -112,6 +112,12 @@ fn inspect_reports_an_http_error_as_one_with_exit_1() {
         err.contains("cannot reach") && err.contains(UNREACHABLE_HINT),
         "{err}"
     );
+    // Said once: the library error's words hold its cause, which the binary does not repeat
+    // from `source()`.
+    assert_eq!(
+        err,
+        format!("lrwatch: cannot reach http://127.0.0.1:1/x: connection refused. {UNREACHABLE_HINT} and the address is right.")
+    );
 }
 
 #[test]
