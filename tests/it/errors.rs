@@ -112,6 +112,12 @@ fn inspect_reports_an_http_error_as_one_with_exit_1() {
         err.contains("cannot reach") && err.contains(UNREACHABLE_HINT),
         "{err}"
     );
+    // Said once: the library error's words hold its cause, which the binary does not repeat
+    // from `source()`.
+    assert_eq!(
+        err,
+        format!("lrwatch: cannot reach http://127.0.0.1:1/x: connection refused. {UNREACHABLE_HINT} and the address is right.")
+    );
 }
 
 #[test]
@@ -184,4 +190,29 @@ fn non_ascii_link_and_etag_values_are_read() {
     assert_eq!(run.wait().code(), Some(0));
     let text = lines.join("\n");
     assert!(text.contains("\"ab\\u{202e}cd\""), "{text}");
+}
+
+#[test]
+fn plain_http_on_an_https_url_is_a_tls_failure_with_its_hint() {
+    // A plain HTTP server: it answers the TLS ClientHello with an HTTP error.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}/x", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = std::io::Read::read(&mut stream, &mut [0; 4096]);
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let err = one_line_error(&[&url], 1);
+    assert!(
+        err.starts_with(&format!("lrwatch: cannot reach {url}: TLS failed (")),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(
+            "Check that the port speaks TLS; for a certificate of a private CA, give it with --cacert."
+        ),
+        "{err}"
+    );
 }

@@ -201,6 +201,8 @@ fn a_name_that_does_not_resolve_is_exit_1_with_a_clear_message() {
         err.starts_with("lrwatch: cannot reach http://lrwatch-test.invalid/x: host not found"),
         "{err}"
     );
+    // The hint fits the failure: no server to start, a name to check.
+    assert!(err.ends_with(". Check the host name."), "{err}");
 }
 
 /// A server that answers every request with `head` and then `chunk` forever.
