@@ -183,9 +183,7 @@ impl Error {
         match self {
             Error::InvalidUrl { .. } => ErrorKind::InvalidUrl,
             Error::Unreachable { cause, .. } => cause.kind(),
-            Error::TransportNotOffered { .. }
-            | Error::Refused { .. }
-            | Error::TransportUnsupported { .. } => ErrorKind::Transport,
+            Error::TransportNotOffered { .. } | Error::Refused { .. } => ErrorKind::Transport,
             Error::BodyTooLarge { .. } | Error::HeadTooLarge { .. } | Error::TooLarge { .. } => {
                 ErrorKind::Limit
             }
