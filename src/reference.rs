@@ -40,9 +40,47 @@ pub fn man() -> std::io::Result<Vec<u8>> {
     ] {
         out.extend_from_slice(format!(".TP\n{code}\n{}\n", escape_roff(meaning)).as_bytes());
     }
+    out.extend_from_slice(b".SH ENVIRONMENT\n");
+    for (name, meaning) in ENVIRONMENT {
+        out.extend_from_slice(
+            format!(
+                ".TP\n\\fB{}\\fR\n{}\n",
+                escape_roff(name),
+                escape_roff(meaning)
+            )
+            .as_bytes(),
+        );
+    }
+    out.extend_from_slice(b".SH \"SEE ALSO\"\n");
+    let mut see_also: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|sub| format!("\\fBlrwatch\\-{}\\fR(1)", escape_roff(sub.get_name())))
+        .collect();
+    see_also.extend(["\\fBcurl\\fR(1)", "\\fBjq\\fR(1)", "\\fBwatch\\fR(1)"].map(String::from));
+    out.extend_from_slice(format!("{}\n.PP\n", see_also.join(", ")).as_bytes());
+    out.extend_from_slice(
+        escape_roff("The LiveResource protocol: https://github.com/fanout/liveresource").as_bytes(),
+    );
+    out.push(b'\n');
     page.render_version_section(&mut out)?;
     Ok(out)
 }
+
+/// The man page's ENVIRONMENT section: every variable lrwatch reads or sets (a test checks
+/// that each `LRWATCH_*` name in the source is here).
+const ENVIRONMENT: &[(&str, &str)] = &[
+    ("NO_COLOR", "When set and not empty, no color (as --color never) unless --color always is given. TERM=dumb does the same."),
+    ("ALL_PROXY, all_proxy, HTTPS_PROXY, https_proxy, HTTP_PROXY, http_proxy", "A proxy for every HTTP request (the first of these that holds an http:// proxy URL is used, whatever the request's scheme; requests are tunnelled through it with CONNECT). WebSocket connections (multiplex-ws, multiplex-socket) are made directly."),
+    ("NO_PROXY, no_proxy", "Hosts that bypass the proxy: a comma-separated list of names, addresses, *.suffix and .suffix patterns."),
+    ("LRWATCH_KEEPALIVE", "Seconds (at least 0.05; default 15): the WebSocket ping period; a socket silent for 2.5 times this is presumed dead, a stream for 3 times this. For tests and unusual networks."),
+    ("LRWATCH_FALL_BACK_FOR", "Seconds (at least 0.05; default 60): how long auto stays away from a mechanism it fell back from (three failures in a row, a wrong content type, a refused subscription) before it climbs back."),
+    ("LRWATCH_TEST_TERM", "1: stdout counts as a terminal (header lines, pretty-printing, color), so that tests can check terminal output without a pseudo-terminal."),
+    ("LRWATCH_EVENT", "Set for each --exec command: the event (value, removed, changes, child-added, child-changed, child-removed)."),
+    ("LRWATCH_URI", "Set for each --exec command: the URL as given on the command line."),
+    ("LRWATCH_ETAG", "Set for each --exec command: the value's ETag, empty when it has none."),
+    ("LRWATCH_TRANSPORT", "Set for each --exec command: the mechanism that delivered the event."),
+    ("LRWATCH_ID", "Set for each --exec command: the item's id for child-* events, else empty."),
+];
 
 /// Escapes text for a roff line: backslashes, and a leading `.` or `'` (control characters).
 fn escape_roff(line: &str) -> String {
@@ -103,6 +141,78 @@ mod tests {
             files.push((format!("man/{name}"), page));
         }
         Ok(files)
+    }
+
+    /// Every `LRWATCH_*` variable the source names (read by `config.rs`, set by `exec.rs`),
+    /// `NO_COLOR` and every proxy variable ureq reads are in the man page's ENVIRONMENT, and
+    /// the page has a SEE ALSO. `LRWATCH_BLESS` is read by the test below only, not by lrwatch.
+    #[test]
+    fn man_page_names_every_environment_variable() {
+        fn sources(dir: &Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    sources(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(std::fs::read_to_string(&path).unwrap());
+                }
+            }
+        }
+        let mut texts = Vec::new();
+        sources(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut texts,
+        );
+        let mut named: Vec<String> = texts
+            .iter()
+            .flat_map(|text| text.split("\"LRWATCH_").skip(1))
+            .filter_map(|rest| {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                    .collect();
+                (!name.is_empty() && rest[name.len()..].starts_with('"'))
+                    .then(|| format!("LRWATCH_{name}"))
+            })
+            .filter(|name| name != "LRWATCH_BLESS")
+            .collect();
+        named.sort();
+        named.dedup();
+        assert!(named.len() >= 7, "{named:?}");
+        named.extend(
+            [
+                "NO_COLOR",
+                "ALL_PROXY",
+                "all_proxy",
+                "HTTPS_PROXY",
+                "https_proxy",
+                "HTTP_PROXY",
+                "http_proxy",
+                "NO_PROXY",
+                "no_proxy",
+            ]
+            .map(String::from),
+        );
+        let page = String::from_utf8(man().unwrap())
+            .unwrap()
+            .replace("\\-", "-")
+            .replace("\\fB", " ")
+            .replace("\\fR", " ");
+        let section = page
+            .split(".SH ENVIRONMENT\n")
+            .nth(1)
+            .and_then(|rest| rest.split(".SH ").next())
+            .expect("an ENVIRONMENT section");
+        for name in &named {
+            assert!(
+                section
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .any(|w| w == name),
+                "{name} is not in the man page's ENVIRONMENT"
+            );
+        }
+        assert!(page.contains(".SH \"SEE ALSO\"\n"));
+        assert!(page.contains("lrwatch-serve"));
     }
 
     /// Fails when a checked-in file differs from what the clap definition generates; run

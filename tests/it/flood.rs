@@ -130,11 +130,8 @@ fn changes(n: u64) -> String {
 
 /// lrwatch with `args`, its stdout going to `stdout`.
 fn spawn(args: &[&str], stdout: Stdio) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_lrwatch"))
+    without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_lrwatch")))
         .args(args)
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("ALL_PROXY")
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(Stdio::piped())

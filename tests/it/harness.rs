@@ -62,14 +62,42 @@ pub fn lrwatch(args: &[&str]) -> Run {
     lrwatch_env(args, &[])
 }
 
+/// Every variable ureq reads a proxy from (`ureq::Proxy::try_from_env`: `ALL_PROXY`, then
+/// `HTTPS_PROXY`, then `HTTP_PROXY`, each in both cases, whatever the request's scheme), and the
+/// hosts that bypass it.
+pub const PROXY_VARS: [&str; 8] = [
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// Removes every proxy variable from what `cmd` will see: the tests talk to servers on
+/// loopback, and a developer's proxy (which ureq does not bypass for 127.0.0.1) would otherwise
+/// receive those requests and fail the suite.
+pub fn without_proxy(cmd: &mut Command) -> &mut Command {
+    for var in PROXY_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 pub fn lrwatch_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lrwatch"));
-    cmd.args(args)
+    cmd.args(args);
+    lrwatch_command(cmd, env)
+}
+
+/// Runs `cmd` (the binary, with its arguments) as `lrwatch_env` does: without the environment
+/// that would change what it does under test (color, a test terminal, a proxy), then with `env`.
+pub fn lrwatch_command(mut cmd: Command, env: &[(&str, &str)]) -> Run {
+    without_proxy(&mut cmd)
         .env_remove("NO_COLOR")
         .env_remove("LRWATCH_TEST_TERM")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("ALL_PROXY")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -428,7 +456,7 @@ pub struct Served(Child);
 
 /// Starts `lrwatch serve --listen addr` ("127.0.0.1:0" for any port); returns it and its base URL.
 pub fn served(addr: &str) -> (Served, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lrwatch"))
+    let mut child = without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_lrwatch")))
         .args(["serve", "--listen", addr])
         .stdout(Stdio::piped())
         .spawn()

@@ -5,6 +5,7 @@ mod budget;
 mod callbacks;
 mod changes;
 mod check;
+mod environment;
 mod errors;
 mod escaping;
 mod exits;

@@ -218,7 +218,7 @@ fn select_errors_say_which_problem() {
 #[test]
 fn a_closed_pipe_ends_quietly_with_exit_0() {
     let bin = env!("CARGO_BIN_EXE_lrwatch");
-    let out = Command::new("bash")
+    let out = without_proxy(&mut Command::new("bash"))
         .args([
             "-c",
             &format!("timeout 10 '{bin}' demo -q | head -1; exit ${{PIPESTATUS[0]}}"),
@@ -240,7 +240,7 @@ fn completions_and_man_page_match_the_checked_in_files_and_load() {
         ("elvish", "lrwatch.elv"),
         ("powershell", "_lrwatch.ps1"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_lrwatch"))
+        let out = without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_lrwatch")))
             .args(["completions", shell])
             .output()
             .unwrap();
@@ -251,7 +251,7 @@ fn completions_and_man_page_match_the_checked_in_files_and_load() {
             "{shell}"
         );
     }
-    let man = Command::new(env!("CARGO_BIN_EXE_lrwatch"))
+    let man = without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_lrwatch")))
         .arg("man")
         .output()
         .unwrap();

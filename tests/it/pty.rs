@@ -19,7 +19,8 @@ impl Tmux {
             std::process::id(),
             N.fetch_add(1, Ordering::SeqCst)
         );
-        let status = Command::new("tmux")
+        // A new tmux server, and so the command in it, inherits this environment.
+        let status = without_proxy(&mut Command::new("tmux"))
             .args([
                 "-L",
                 &socket,
