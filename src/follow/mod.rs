@@ -64,6 +64,8 @@ const FOLLOWER_STACK: usize = 256 * 1024;
 fn wait_slack(wait: Duration) -> Duration {
     (wait / 4).clamp(Duration::from_secs(2), Duration::from_secs(15))
 }
+/// The least time between two renames of a multiplexed subscription (see `Ctx::renamed`).
+const RENAME_EVERY: Duration = Duration::from_secs(10);
 /// Failures in a row after which `auto` leaves a mechanism for the next one.
 const FALL_BACK_AFTER: u32 = 3;
 /// How long `auto` stays away from a mechanism it fell back from before trying it again.
@@ -316,6 +318,7 @@ impl Client {
                         json_seen: false,
                         unsettled: false,
                         verified: Instant::now(),
+                        renamed: None,
                         missed: 0,
                         http: http.clone(),
                         options: Arc::clone(&options),
@@ -580,6 +583,9 @@ struct Ctx {
     /// When the transport last showed it is alive for this resource (a push arrived) or the
     /// resource was last checked (`--verify`).
     verified: Instant,
+    /// When a multiplexed subscription was last renamed after the resource moved (at most one
+    /// rename every `RENAME_EVERY`, so a server whose redirects alternate cannot make it loop).
+    renamed: Option<Instant>,
     /// How many times a check found a change the transport had not delivered.
     missed: u32,
     http: HttpClient,
@@ -1138,6 +1144,16 @@ impl Ctx {
         } else {
             self.trace(message);
         }
+    }
+
+    /// Whether a multiplexed subscription may be renamed now that the resource moved (and note
+    /// that it is).
+    fn may_rename(&mut self) -> bool {
+        if self.renamed.is_some_and(|at| at.elapsed() < RENAME_EVERY) {
+            return false;
+        }
+        self.renamed = Some(Instant::now());
+        true
     }
 
     /// The URL to GET the resource at: where it was moved for good, else the user's (a

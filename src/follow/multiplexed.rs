@@ -37,6 +37,8 @@ pub(super) struct Joined {
     endpoint: Url,
     /// Whether it follows the changes feed rather than the value.
     changes: bool,
+    /// Where the resource lived when it was named to the server (value mode).
+    named_at: Url,
     hub: Sender<HubInput>,
 }
 
@@ -83,6 +85,7 @@ impl Joined {
             mechanism,
             endpoint,
             changes,
+            named_at: ctx.location.clone(),
             hub,
         })
     }
@@ -99,6 +102,15 @@ impl Joined {
                 ctx.trace(format!("subscribed over {mechanism} at {}", self.endpoint));
                 if !ctx.catch_up(mechanism) {
                     return Some(self.leave(ctx, Next::Stop));
+                }
+                // A temporary redirect is asked again at each catch-up: when it now leads
+                // elsewhere, the server pushes under the new name only, so subscribe under it.
+                if !self.changes && ctx.location != self.named_at && ctx.may_rename() {
+                    ctx.trace(format!(
+                        "the resource moved to {}; subscribing under its new name",
+                        ctx.location
+                    ));
+                    return Some(self.leave(ctx, Next::Switch(mechanism)));
                 }
             }
             HubEvent::Push(push) => {

@@ -83,3 +83,59 @@ fn resources_over_a_socket_are_checked_together() {
     assert_eq!(pushed["body"], 1);
     assert_eq!(pushed["transport"], "multiplex-socket");
 }
+
+/// A resource behind a temporary redirect is asked again at each catch-up; when the redirect
+/// now leads elsewhere, the socket subscription follows it under its new name (the server
+/// pushes only under its own name).
+#[test]
+// tungstenite's handshake callback returns its large error response type by value.
+#[allow(clippy::result_large_err)]
+fn a_socket_subscription_follows_a_temporary_redirect_to_its_new_target() {
+    let socket = TcpListener::bind("127.0.0.1:0").unwrap();
+    let socket_addr = socket.local_addr().unwrap();
+    let (names_tx, names) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for stream in socket.incoming() {
+            let Ok(stream) = stream else { continue };
+            let names_tx = names_tx.clone();
+            std::thread::spawn(move || {
+                let Ok(mut ws) = tungstenite::accept_hdr(
+                    stream,
+                    |_: &tungstenite::handshake::server::Request,
+                     mut resp: tungstenite::handshake::server::Response| {
+                        resp.headers_mut()
+                            .insert("Sec-WebSocket-Protocol", "liveresource".parse().unwrap());
+                        Ok(resp)
+                    },
+                ) else {
+                    return;
+                };
+                while let Ok(message) = ws.read() {
+                    let tungstenite::Message::Text(text) = message else {
+                        continue;
+                    };
+                    let text = text.as_str().to_string();
+                    if let Some(name) = text.strip_prefix("GET ") {
+                        let _ = ws.send(tungstenite::Message::text(format!("OK {name}")));
+                        let _ = names_tx.send(name.to_string());
+                    }
+                }
+            });
+        }
+    });
+    let link = format!("<http://{socket_addr}/socket>; rel=multiplex-socket");
+    let server = scripted(move |n, seen| match seen.path.as_str() {
+        // The first answer sends the resource to /a; every later one to /b.
+        "/r" if n == 0 => (302, h(&[("Location", "/a")]), String::new()),
+        "/r" => (302, h(&[("Location", "/b")]), String::new()),
+        _ => (200, h(&[("ETag", "\"1\""), ("Link", &link)]), "1".into()),
+    });
+    let url = format!("{}/r", server.base);
+    let mut run = lrwatch(&["-v", "--transport", "multiplex-socket", &url]);
+    assert_eq!(run.line(), "1");
+    let first = names.recv_timeout(BOUND).expect("a subscription");
+    assert!(first.ends_with("/a"), "{first}");
+    run.stderr_until("subscribing under its new name");
+    let second = names.recv_timeout(BOUND).expect("a second subscription");
+    assert!(second.ends_with("/b"), "{second}");
+}
