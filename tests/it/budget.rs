@@ -33,17 +33,9 @@ fn result<'a>(report: &'a Value, requirement: &str, mechanism: Option<&str>) -> 
 /// Accepts a WebSocket with the `liveresource` subprotocol, then sends the start of a text
 /// message and empty continuation frames after it for as long as the peer reads.
 fn endless_message(stream: TcpStream) {
-    #[allow(clippy::result_large_err)]
-    let accepted = tungstenite::accept_hdr(
-        stream,
-        |_: &tungstenite::handshake::server::Request,
-         mut resp: tungstenite::handshake::server::Response| {
-            resp.headers_mut()
-                .insert("Sec-WebSocket-Protocol", "liveresource".parse().unwrap());
-            Ok(resp)
-        },
-    );
-    let Ok(mut ws) = accepted else { return };
+    let Some(mut ws) = accept_liveresource(stream) else {
+        return;
+    };
     let tcp = ws.get_mut();
     // A text frame without FIN, then continuation frames without FIN and without payload.
     if tcp.write_all(&[0x01, 0x01, b'x']).is_err() {

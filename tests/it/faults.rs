@@ -287,23 +287,13 @@ fn limits_stop_endless_bodies_and_lines() {
 }
 
 #[test]
-// tungstenite's handshake callback returns its large error response type by value.
-#[allow(clippy::result_large_err)]
 fn a_socket_message_over_the_limit_stops_following() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             std::thread::spawn(move || {
-                let Ok(mut ws) = tungstenite::accept_hdr(
-                    stream,
-                    |_: &tungstenite::handshake::server::Request,
-                     mut resp: tungstenite::handshake::server::Response| {
-                        resp.headers_mut()
-                            .insert("Sec-WebSocket-Protocol", "liveresource".parse().unwrap());
-                        Ok(resp)
-                    },
-                ) else {
+                let Some(mut ws) = accept_liveresource(stream) else {
                     return;
                 };
                 // The subscription, acknowledged; then an update far over the client's limit.

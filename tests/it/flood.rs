@@ -424,8 +424,6 @@ struct SocketFlood {
     stopped: Receiver<u64>,
 }
 
-// tungstenite's handshake callback returns its large error response type by value.
-#[allow(clippy::result_large_err)]
 fn socket_flood(changes: bool) -> SocketFlood {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -436,15 +434,7 @@ fn socket_flood(changes: bool) -> SocketFlood {
         let mut n = 0u64;
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
-            let Ok(mut ws) = tungstenite::accept_hdr(
-                stream,
-                |_: &tungstenite::handshake::server::Request,
-                 mut resp: tungstenite::handshake::server::Response| {
-                    resp.headers_mut()
-                        .insert("Sec-WebSocket-Protocol", "liveresource".parse().unwrap());
-                    Ok(resp)
-                },
-            ) else {
+            let Some(mut ws) = accept_liveresource(stream) else {
                 continue;
             };
             let Ok(tungstenite::Message::Text(get)) = ws.read() else {

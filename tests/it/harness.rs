@@ -371,6 +371,23 @@ pub fn respond(mut stream: &TcpStream, status: u16, headers: &[(&str, &str)], bo
     let _ = stream.write_all(body.as_bytes());
 }
 
+/// A scripted WebSocket server's side of the opening handshake: accepts on `stream`, answering
+/// with the `liveresource` subprotocol; `None` when the handshake fails.
+// tungstenite's handshake callback returns its large error response type by value.
+#[allow(clippy::result_large_err)]
+pub fn accept_liveresource(stream: TcpStream) -> Option<tungstenite::WebSocket<TcpStream>> {
+    tungstenite::accept_hdr(
+        stream,
+        |_: &tungstenite::handshake::server::Request,
+         mut resp: tungstenite::handshake::server::Response| {
+            resp.headers_mut()
+                .insert("Sec-WebSocket-Protocol", "liveresource".parse().unwrap());
+            Ok(resp)
+        },
+    )
+    .ok()
+}
+
 /// Headers from literal pairs.
 pub fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs

@@ -82,23 +82,13 @@ fn max_body_up_to_what_the_clients_take() {
 /// --max-body, a frame claiming more is refused before anything is allocated, and lrwatch
 /// ends with exit 1, not a crash.
 #[test]
-// tungstenite's handshake callback returns its large error response type by value.
-#[allow(clippy::result_large_err)]
 fn a_socket_frame_claiming_exabytes_is_refused_at_the_largest_limit() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             std::thread::spawn(move || {
-                let Ok(mut ws) = tungstenite::accept_hdr(
-                    stream,
-                    |_: &tungstenite::handshake::server::Request,
-                     mut resp: tungstenite::handshake::server::Response| {
-                        resp.headers_mut()
-                            .insert("Sec-WebSocket-Protocol", "liveresource".parse().unwrap());
-                        Ok(resp)
-                    },
-                ) else {
+                let Some(mut ws) = accept_liveresource(stream) else {
                     return;
                 };
                 if ws.read().is_err() {

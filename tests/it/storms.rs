@@ -159,17 +159,9 @@ fn closing_socket_server() -> (String, Times) {
             let ending = [Ending::Close1000, Ending::Drop, Ending::BogusCode]
                 [turn.fetch_add(1, Ordering::SeqCst) % 3];
             std::thread::spawn(move || {
-                #[allow(clippy::result_large_err)]
-                let accepted = tungstenite::accept_hdr(
-                    stream,
-                    |_: &tungstenite::handshake::server::Request,
-                     mut resp: tungstenite::handshake::server::Response| {
-                        resp.headers_mut()
-                            .insert("Sec-WebSocket-Protocol", "liveresource".parse().unwrap());
-                        Ok(resp)
-                    },
-                );
-                let Ok(mut ws) = accepted else { return };
+                let Some(mut ws) = accept_liveresource(stream) else {
+                    return;
+                };
                 let Ok(tungstenite::Message::Text(get)) = ws.read() else {
                     return;
                 };

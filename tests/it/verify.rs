@@ -88,8 +88,6 @@ fn resources_over_a_socket_are_checked_together() {
 /// now leads elsewhere, the socket subscription follows it under its new name (the server
 /// pushes only under its own name).
 #[test]
-// tungstenite's handshake callback returns its large error response type by value.
-#[allow(clippy::result_large_err)]
 fn a_socket_subscription_follows_a_temporary_redirect_to_its_new_target() {
     let socket = TcpListener::bind("127.0.0.1:0").unwrap();
     let socket_addr = socket.local_addr().unwrap();
@@ -99,15 +97,7 @@ fn a_socket_subscription_follows_a_temporary_redirect_to_its_new_target() {
             let Ok(stream) = stream else { continue };
             let names_tx = names_tx.clone();
             std::thread::spawn(move || {
-                let Ok(mut ws) = tungstenite::accept_hdr(
-                    stream,
-                    |_: &tungstenite::handshake::server::Request,
-                     mut resp: tungstenite::handshake::server::Response| {
-                        resp.headers_mut()
-                            .insert("Sec-WebSocket-Protocol", "liveresource".parse().unwrap());
-                        Ok(resp)
-                    },
-                ) else {
+                let Some(mut ws) = accept_liveresource(stream) else {
                     return;
                 };
                 while let Ok(message) = ws.read() {
