@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::harness::*;
 
-fn subscriptions(base: &str) -> serde_json::Value {
+/// The reference server's webhook subscriptions (`GET /subscriptions/`).
+pub fn subscriptions(base: &str) -> serde_json::Value {
     let body = agent()
         .get(&format!("{base}/subscriptions/"))
         .call()

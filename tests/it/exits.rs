@@ -7,6 +7,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::callbacks::subscriptions;
 use crate::harness::*;
 
 /// A marker unique to this test process and call, put in the command as a shell comment so
@@ -201,17 +202,6 @@ fn a_fatal_error_stops_the_running_command() {
     );
     assert_eq!(run.wait().code(), Some(1), "{:?}", run.stderr_seen);
     assert_eq!(group.alive(), Vec::<String>::new(), "left behind");
-}
-
-fn subscriptions(base: &str) -> serde_json::Value {
-    let body = agent()
-        .get(&format!("{base}/subscriptions/"))
-        .call()
-        .unwrap()
-        .into_body()
-        .read_to_string()
-        .unwrap();
-    serde_json::from_str(&body).unwrap()
 }
 
 /// SIGTERM and SIGHUP: subscriptions deleted, the command stopped, death by that signal.
