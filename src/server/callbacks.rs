@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::checks::{allowed, JSON};
 use super::dialect::{RequestView, ServerConfig};
 use super::http::{Request, Response};
 use super::multiplex::{MuxFollow, MuxUpdate, Resolved};
-use super::routes::{allowed, App, JSON};
 use super::store::{Inbox, Store, ITEMS};
 use crate::link::format_link;
 
@@ -105,17 +105,21 @@ fn lock(subs: &Mutex<Subs>) -> MutexGuard<'_, Subs> {
 }
 
 /// `/subscriptions/` and `/subscriptions/{id}`.
-pub(crate) fn handle(app: &Arc<App>, _ctx: &RequestView, request: &Request) -> Response {
+pub(crate) fn handle(
+    store: &Arc<Store>,
+    registry: &Registry,
+    _ctx: &RequestView,
+    request: &Request,
+) -> Response {
     let rest = &request.path["/subscriptions/".len().min(request.path.len())..];
     if rest.is_empty() {
         if let Some(r) = allowed(request, "GET, HEAD, POST, OPTIONS") {
             return r;
         }
         if request.method == "POST" {
-            return subscribe(app, request);
+            return subscribe(store, registry, request);
         }
-        let list: Vec<Value> = app
-            .callbacks
+        let list: Vec<Value> = registry
             .lock()
             .entries
             .values()
@@ -129,7 +133,7 @@ pub(crate) fn handle(app: &Arc<App>, _ctx: &RequestView, request: &Request) -> R
     let Some(id) = rest.parse::<u64>().ok() else {
         return Response::error(404, "no such subscription");
     };
-    let mut subs = app.callbacks.lock();
+    let mut subs = registry.lock();
     match request.method.as_str() {
         "DELETE" => match subs.entries.remove(&id) {
             Some(entry) => {
@@ -146,7 +150,7 @@ pub(crate) fn handle(app: &Arc<App>, _ctx: &RequestView, request: &Request) -> R
     }
 }
 
-fn subscribe(app: &Arc<App>, request: &Request) -> Response {
+fn subscribe(store: &Arc<Store>, registry: &Registry, request: &Request) -> Response {
     let mut uri = super::dialect::query_param(request, "uri");
     let mut callback_uri = None;
     for (name, value) in url::form_urlencoded::parse(&request.body) {
@@ -174,7 +178,7 @@ fn subscribe(app: &Arc<App>, request: &Request) -> Response {
     if !valid_callback {
         return Response::error(400, "callback_uri must be an absolute http(s) URL");
     }
-    let store = Arc::clone(&app.store);
+    let store = Arc::clone(store);
     let mode = match super::multiplex::resolve(&store, &uri) {
         Ok(Resolved::Value(_)) => "value",
         Ok(Resolved::Changes(_)) => "changes",
@@ -191,7 +195,7 @@ fn subscribe(app: &Arc<App>, request: &Request) -> Response {
     let host = request.header("host").unwrap_or("localhost");
     let base = format!("http://{host}");
     let info = {
-        let mut subs = app.callbacks.lock();
+        let mut subs = registry.lock();
         if subs.entries.len() >= MAX_SUBSCRIPTIONS {
             return Response::error(503, "too many subscriptions: DELETE some first");
         }
@@ -213,19 +217,19 @@ fn subscribe(app: &Arc<App>, request: &Request) -> Response {
     };
     let worker = Worker {
         id: info.id,
-        subs: Arc::clone(&app.callbacks.subs),
+        subs: Arc::clone(&registry.subs),
         store,
         callback_uri,
         base,
-        attempts: app.callbacks.attempts,
-        backoff: app.callbacks.backoff,
-        deliver: app.callbacks.deliver,
+        attempts: registry.attempts,
+        backoff: registry.backoff,
+        deliver: registry.deliver,
     };
     let spawned = std::thread::Builder::new()
         .name("lrwatch-callback".into())
         .spawn(move || worker.run(&sub, follow));
     if spawned.is_err() {
-        app.callbacks.lock().entries.remove(&info.id);
+        registry.lock().entries.remove(&info.id);
         return Response::error(503, "cannot start a delivery worker now");
     }
     Response::new(201)

@@ -7,9 +7,13 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use super::app::App;
+use super::checks::{allowed, json_body, JSON};
+use super::conditional::held_wait;
 use super::dialect::{query_param, Fault, Form, RequestView};
 use super::http::{Reply, Request, Response};
-use super::routes::{self, allowed, json_body, App, JSON};
+use super::object_response::{multiplex_links, object_response, poll_interval};
+use super::objects::object_get;
 use super::store::{StoreError, ITEMS};
 use super::streams;
 
@@ -58,7 +62,7 @@ pub(crate) fn handle(app: &Arc<App>, ctx: &RequestView, request: &Request) -> Re
             Ok(()) => Response::new(204),
             Err(e) => item_error(id, e),
         },
-        _ => return routes::object_get(app, ctx, request, &format!("{ITEMS}{id}")),
+        _ => return object_get(app, ctx, request, &format!("{ITEMS}{id}")),
     }
     .into()
 }
@@ -66,7 +70,7 @@ pub(crate) fn handle(app: &Arc<App>, ctx: &RequestView, request: &Request) -> Re
 fn item_now(ctx: &RequestView, app: &App, id: u64) -> Response {
     let key = format!("{ITEMS}{id}");
     match app.store.snapshot(&key) {
-        Some(snap) => routes::object_response(ctx, 200, &key, &snap),
+        Some(snap) => object_response(ctx, 200, &key, &snap),
         None => item_error(id, StoreError::NotFound),
     }
 }
@@ -160,8 +164,8 @@ fn collection_headers(ctx: &RequestView, checkpoint: u64) -> Vec<(String, String
             ));
         }
     }
-    routes::multiplex_links(ctx, &mut link);
-    routes::poll_interval(ctx, &mut h);
+    multiplex_links(ctx, &mut link);
+    poll_interval(ctx, &mut h);
     h
 }
 
@@ -170,7 +174,9 @@ fn collection_headers(ctx: &RequestView, checkpoint: u64) -> Vec<(String, String
 fn collection_get(app: &Arc<App>, ctx: &RequestView, request: &Request) -> Reply {
     if request.method == "GET" {
         match query_param(request, "stream").as_deref() {
-            Some("changes") => return streams::changes_stream(app, ctx, request, Form::A),
+            Some("changes") => {
+                return streams::changes_stream(&app.store, &app.cfg, ctx, request, Form::A)
+            }
             Some(other) => {
                 return Response::error(
                     400,
@@ -180,7 +186,7 @@ fn collection_get(app: &Arc<App>, ctx: &RequestView, request: &Request) -> Reply
             }
             None if streams::accepts_event_stream(request) => {
                 // B's way to ask, so B's events unless the request or dialect says otherwise.
-                return streams::changes_stream(app, ctx, request, Form::B);
+                return streams::changes_stream(&app.store, &app.cfg, ctx, request, Form::B);
             }
             None => {}
         }
@@ -197,7 +203,7 @@ fn collection_get(app: &Arc<App>, ctx: &RequestView, request: &Request) -> Reply
         }
         return response.body(JSON, Value::Array(items).to_string()).into();
     };
-    let wait = match routes::held_wait(app, request) {
+    let wait = match held_wait(&app.cfg, request) {
         Ok(w) => w,
         Err(r) => return r.into(),
     };

@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::routes::{self, App};
+use super::app::App;
+use super::routes;
 use super::{http, ServerConfig, CONNECTION_STACK};
 
 /// Quiet this long, the connection is taken to be waiting on something held: cut it.

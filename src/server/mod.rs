@@ -8,11 +8,15 @@
 //! held long-poll, a stream or a socket sleeps on its subscription in the store's hub, so it costs
 //! no CPU until something it follows changes.
 //!
-//! Parts: `http` reads and writes HTTP/1.1 (and hands streams and upgrades their connection),
-//! `store` keeps the resources and publishes changes, `dialect` decides forms and switches,
-//! `routes` maps requests onto resources and advertises their mechanisms; `streams`,
-//! `collection`, `multiplex`, `ws` and `callbacks` serve the mechanisms. The wire formats they
-//! write are the shared ones in [`crate::wire`] and [`crate::link`].
+//! Parts, each importing only those listed before it: `http` reads and writes HTTP/1.1 (and
+//! hands streams and upgrades their connection); `store` keeps the resources and publishes
+//! changes; `dialect` decides forms and switches; `checks` (methods, JSON bodies),
+//! `conditional` (`If-None-Match` and waits) and `object_response` (a representation and the
+//! links that advertise its mechanisms) are what handlers share; `streams`, `multiplex` and
+//! `callbacks` serve mechanisms from the store and the switches; `app` holds one server's
+//! state; `objects`, `collection` and `ws` serve resources and sockets from it; `routes` maps
+//! a request onto one of them. The wire formats they write are the shared ones in
+//! [`crate::wire`] and [`crate::link`].
 //!
 //! ```no_run
 //! let handle = lrwatch::server::Server::bind("127.0.0.1:0")?.spawn()?;
@@ -20,12 +24,17 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod app;
 mod callbacks;
+mod checks;
 mod collection;
+mod conditional;
 mod dialect;
 mod fuzz;
 pub(crate) mod http;
 mod multiplex;
+mod object_response;
+mod objects;
 mod routes;
 mod store;
 mod streams;
@@ -41,10 +50,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use app::App;
 pub use dialect::{Dialect, Fault, ServerConfig};
 #[doc(hidden)]
 pub use fuzz::{fuzz_request, fuzz_request_with};
-use routes::App;
 
 /// How long a kept-alive connection may sit idle before its next request head, and the most
 /// time a head or a body may take to arrive. Matches common server defaults.
@@ -52,8 +61,6 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// The stack of a connection thread: JSON nested to serde_json's limit of 128 levels must fit
 /// in debug builds too (256 KiB did not), and the rest is address space, not memory.
 const CONNECTION_STACK: usize = 2 * 1024 * 1024;
-/// The `X-Poll-Interval` advertised (forms B, C), in seconds.
-pub(crate) const POLL_INTERVAL: u64 = 5;
 
 /// A bound, not yet serving, reference server.
 ///

@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::dialect::{Form, RequestView};
+use super::checks::{allowed, JSON};
+use super::conditional::held_wait;
+use super::dialect::{Form, RequestView, ServerConfig};
 use super::http::{Reply, Request, Response};
-use super::routes::{allowed, App, JSON};
 use super::store::{Snapshot, Store, ITEMS};
 use super::streams::{self, Lossy, SseOut};
 use crate::wire::multiplex::{encode_answer, parse_query, parse_uri_headers, Member, Target};
@@ -246,7 +247,12 @@ fn targets(request: &Request) -> Result<(Vec<Target>, Form), Response> {
 }
 
 /// `GET /multiplex/wait`.
-pub(crate) fn wait(app: &Arc<App>, ctx: &RequestView, request: &Request) -> Reply {
+pub(crate) fn wait(
+    store: &Store,
+    cfg: &ServerConfig,
+    ctx: &RequestView,
+    request: &Request,
+) -> Reply {
     if let Some(r) = allowed(request, "GET, OPTIONS") {
         return r.into();
     }
@@ -254,12 +260,11 @@ pub(crate) fn wait(app: &Arc<App>, ctx: &RequestView, request: &Request) -> Repl
         Ok(t) => t,
         Err(r) => return r.into(),
     };
-    let wait = match super::routes::held_wait(app, request) {
+    let wait = match held_wait(cfg, request) {
         Ok(w) => w,
         Err(r) => return r.into(),
     };
     let form = ctx.form.unwrap_or(shape);
-    let store = &app.store;
     let mut members: Vec<(String, Member)> = Vec::new();
     let mut follows = Vec::new();
     for target in &targets {
@@ -306,7 +311,12 @@ pub(crate) fn wait(app: &Arc<App>, ctx: &RequestView, request: &Request) -> Repl
 
 /// `GET /multiplex/stream?u=...` (form A): one event stream for many resources; each event's
 /// data is `{"uri":..,"body":..}`, `body` null when the resource was deleted.
-pub(crate) fn stream(app: &Arc<App>, _ctx: &RequestView, request: &Request) -> Reply {
+pub(crate) fn stream(
+    store: &Arc<Store>,
+    cfg: &ServerConfig,
+    _ctx: &RequestView,
+    request: &Request,
+) -> Reply {
     if let Some(r) = allowed(request, "GET, OPTIONS") {
         return r.into();
     }
@@ -316,25 +326,26 @@ pub(crate) fn stream(app: &Arc<App>, _ctx: &RequestView, request: &Request) -> R
     };
     let mut follows = Vec::new();
     for target in &targets {
-        match MuxFollow::new(&app.store, &target.uri, None) {
+        match MuxFollow::new(store, &target.uri, None) {
             Ok(mut f) => {
                 // A value's client holds what there is now: only changes are pushed. A changes
                 // URI names its own checkpoint: what came after it is pushed first.
                 if f.is_value() {
-                    let _ = f.poll(&app.store);
+                    let _ = f.poll(store);
                 }
                 follows.push(f);
             }
             Err((code, reason)) => return Response::error(code, &reason).into(),
         }
     }
-    let app = Arc::clone(app);
+    let store = Arc::clone(store);
+    let cfg = cfg.clone();
     Reply::Takeover(Box::new(move |stream, _| {
-        let sub = app.store.hub().subscribe();
+        let sub = store.hub().subscribe();
         for f in &follows {
             sub.add(f.key());
         }
-        let Ok(mut out) = SseOut::open(stream, &app.cfg) else {
+        let Ok(mut out) = SseOut::open(stream, &cfg) else {
             return;
         };
         if out
@@ -343,14 +354,14 @@ pub(crate) fn stream(app: &Arc<App>, _ctx: &RequestView, request: &Request) -> R
         {
             return;
         }
-        let mut lossy = Lossy::new(&app.cfg, false);
+        let mut lossy = Lossy::new(&cfg, false);
         let catch_up = [super::store::ITEMS.to_owned()];
         let mut push = |out: &mut SseOut, changed: &[String]| -> std::io::Result<()> {
             for f in &mut follows {
                 if !changed.iter().any(|k| k == f.key()) {
                     continue;
                 }
-                let Some(update) = f.poll(&app.store) else {
+                let Some(update) = f.poll(&store) else {
                     continue;
                 };
                 if lossy.skip() {
@@ -373,7 +384,7 @@ pub(crate) fn stream(app: &Arc<App>, _ctx: &RequestView, request: &Request) -> R
         if push(&mut out, &catch_up).is_err() {
             return;
         }
-        streams::pump(&app.cfg, &sub, &mut out, push);
+        streams::pump(&cfg, &sub, &mut out, push);
     }))
 }
 

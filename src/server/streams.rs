@@ -15,8 +15,7 @@ use serde_json::{json, Value};
 
 use super::dialect::{query_param, Fault, Form, RequestView, ServerConfig};
 use super::http::{write_stream_head, Reply, Request, Response};
-use super::routes::App;
-use super::store::{CheckpointError, Snapshot, Subscription, ITEMS};
+use super::store::{CheckpointError, Snapshot, Store, Subscription, ITEMS};
 use crate::wire::sse::{encode_comment, encode_event, encode_retry};
 
 /// The longest `Last-Event-ID` accepted.
@@ -204,7 +203,8 @@ fn value_headers(snap: &Snapshot, previous: &str) -> Value {
 
 /// `GET` of an object as a stream.
 pub(crate) fn value_stream(
-    app: &Arc<App>,
+    store: &Arc<Store>,
+    cfg: &ServerConfig,
     ctx: &RequestView,
     request: &Request,
     key: &str,
@@ -218,7 +218,7 @@ pub(crate) fn value_stream(
         Ok(id) => id,
         Err(response) => return response.into(),
     };
-    if app.store.snapshot(key).is_none() {
+    if store.snapshot(key).is_none() {
         return Response::error(404, &format!("{key} cannot be streamed")).into();
     }
     // B's way to ask for a stream is the resource URI with Accept; the value-stream link of the
@@ -228,27 +228,28 @@ pub(crate) fn value_stream(
         Kind::Value if query_param(request, "stream").is_some() => ctx.payload(Form::A),
         Kind::Value => ctx.payload(Form::B),
     };
-    let app = Arc::clone(app);
+    let store = Arc::clone(store);
+    let cfg = cfg.clone();
     let key = key.to_owned();
     Reply::Takeover(Box::new(move |stream, _| {
-        let sub = app.store.subscribe(&[&key]);
-        let Ok(mut out) = SseOut::open(stream, &app.cfg) else {
+        let sub = store.subscribe(&[&key]);
+        let Ok(mut out) = SseOut::open(stream, &cfg) else {
             return;
         };
-        let Some(first) = app.store.snapshot(&key) else {
+        let Some(first) = store.snapshot(&key) else {
             return;
         };
         let resumed = last_id
             .as_deref()
             .is_some_and(|id| id == first.etag || format!("\"{id}\"") == first.etag);
-        let opened = open_value_stream(&mut out, &app.cfg, form, kind, reliable, resumed, &first);
+        let opened = open_value_stream(&mut out, &cfg, form, kind, reliable, resumed, &first);
         if opened.is_err() {
             return;
         }
         let mut last = first.etag;
-        let mut lossy = Lossy::new(&app.cfg, reliable);
-        pump(&app.cfg, &sub, &mut out, |out, _| {
-            let Some(snap) = app.store.snapshot(&key) else {
+        let mut lossy = Lossy::new(&cfg, reliable);
+        pump(&cfg, &sub, &mut out, |out, _| {
+            let Some(snap) = store.snapshot(&key) else {
                 return Ok(());
             };
             if snap.etag == last {
@@ -376,7 +377,8 @@ pub(crate) fn checkpoint_error(e: CheckpointError) -> Response {
 /// `GET /items/?stream=changes` (optionally `since=N`, `mode=reliable`, `Last-Event-ID`), in
 /// `mixed_form` unless the request or the dialect chose one.
 pub(crate) fn changes_stream(
-    app: &Arc<App>,
+    store: &Arc<Store>,
+    cfg: &ServerConfig,
     ctx: &RequestView,
     request: &Request,
     mixed_form: Form,
@@ -398,23 +400,24 @@ pub(crate) fn changes_stream(
         Err(response) => return response.into(),
     };
     let start = match since {
-        Some(c) => match app.store.changes_since(c) {
+        Some(c) => match store.changes_since(c) {
             Ok(_) => c,
             Err(e) => return checkpoint_error(e).into(),
         },
-        None => app.store.checkpoint(),
+        None => store.checkpoint(),
     };
     let form = ctx.payload(mixed_form);
-    let app = Arc::clone(app);
+    let store = Arc::clone(store);
+    let cfg = cfg.clone();
     let ctx = ctx.clone();
     Reply::Takeover(Box::new(move |stream, _| {
-        let sub = app.store.subscribe(&[ITEMS]);
-        let Ok(mut out) = SseOut::open(stream, &app.cfg) else {
+        let sub = store.subscribe(&[ITEMS]);
+        let Ok(mut out) = SseOut::open(stream, &cfg) else {
             return;
         };
         let mut opening = String::new();
         if reliable {
-            opening.push_str(&encode_retry(app.cfg.retry_ms));
+            opening.push_str(&encode_retry(cfg.retry_ms));
         }
         if form == Form::A {
             opening.push_str(&encode_comment(" open"));
@@ -425,9 +428,9 @@ pub(crate) fn changes_stream(
             return;
         }
         let mut held = start;
-        let mut lossy = Lossy::new(&app.cfg, reliable);
+        let mut lossy = Lossy::new(&cfg, reliable);
         let mut push = |out: &mut SseOut| -> io::Result<()> {
-            let changes = match app.store.changes_since(held) {
+            let changes = match store.changes_since(held) {
                 Ok(c) => c,
                 // More changes than the history holds went by: end the stream, so the client
                 // reconnects and starts over from the collection.
@@ -462,7 +465,7 @@ pub(crate) fn changes_stream(
         if push(&mut out).is_err() {
             return;
         }
-        pump(&app.cfg, &sub, &mut out, |out, _| push(out));
+        pump(&cfg, &sub, &mut out, |out, _| push(out));
     }))
 }
 

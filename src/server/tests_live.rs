@@ -1395,7 +1395,7 @@ fn bad_subscriptions_are_400() {
 
 /// Waits (bounded) until the store has no subscribers left, poking it with `poke` meanwhile:
 /// a stream notices a vanished client only when a write fails.
-fn until_unwatched(app: &super::routes::App, mut poke: impl FnMut()) {
+fn until_unwatched(app: &super::app::App, mut poke: impl FnMut()) {
     let deadline = Instant::now() + BOUND;
     while app.store.watched() > 0 {
         assert!(Instant::now() < deadline, "a subscription was left behind");

@@ -17,10 +17,11 @@ use tungstenite::handshake::server::{ErrorResponse, Request as WsRequest, Respon
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
+use super::app::App;
+use super::checks::allowed;
 use super::dialect::{Form, RequestView};
 use super::http::{Reply, Request, Response};
 use super::multiplex::{MuxFollow, MuxUpdate};
-use super::routes::{allowed, App};
 use super::store::{Inbox, Subscription};
 use super::streams::Lossy;
 use crate::wire::{socket, ws_json};
