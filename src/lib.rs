@@ -16,6 +16,7 @@ pub mod error;
 pub mod event;
 pub mod follow;
 pub mod http;
+mod http1;
 pub mod inspect;
 pub mod mechanism;
 mod tcp;

@@ -28,8 +28,8 @@ use super::{Ctx, Next, Push, Shared};
 use crate::error::Error;
 use crate::event::{Level, Notice};
 use crate::http::HttpClient;
+use crate::http1::{serve_connection, Reply, Request, Response, MAX_BODY};
 use crate::mechanism::Mechanism;
-use crate::server::http::{serve_connection, Reply, Request, Response, MAX_BODY};
 
 /// How long a subscription or unsubscription request may take.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);

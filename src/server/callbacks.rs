@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 
 use super::checks::{allowed, JSON};
 use super::dialect::{RequestView, ServerConfig};
-use super::http::{Request, Response};
 use super::multiplex::{MuxFollow, MuxUpdate, Resolved};
 use super::store::{Inbox, Store, ITEMS};
+use crate::http1::{Request, Response};
 use crate::link::format_link;
 
 /// The most subscriptions the server keeps.

@@ -1,7 +1,7 @@
 //! What a handler checks of a request before acting on it: its method against those the
 //! resource has, and a JSON body; and the media type of the JSON it reads and writes.
 
-use super::http::{Request, Response};
+use crate::http1::{Request, Response};
 
 pub(crate) const JSON: &str = "application/json";
 

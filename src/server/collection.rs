@@ -11,11 +11,11 @@ use super::app::App;
 use super::checks::{allowed, json_body, JSON};
 use super::conditional::held_wait;
 use super::dialect::{query_param, Fault, Form, RequestView};
-use super::http::{Reply, Request, Response};
 use super::object_response::{multiplex_links, object_response, poll_interval};
 use super::objects::object_get;
 use super::store::{StoreError, ITEMS};
 use super::streams;
+use crate::http1::{Reply, Request, Response};
 
 const COLLECTION_METHODS: &str = "GET, HEAD, POST, OPTIONS";
 const ITEM_METHODS: &str = "GET, HEAD, PUT, DELETE, OPTIONS";

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::dialect::{Fault, ServerConfig};
-use super::http::{Request, Response};
+use crate::http1::{Request, Response};
 
 /// The longest a request is held, whatever it asks for: below common proxy timeouts.
 pub(crate) const MAX_WAIT: u64 = 300;

@@ -11,7 +11,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::http::{Request, Response};
+use crate::http1::{Request, Response};
 use crate::link::format_link;
 
 /// The long (form C) relation names: `http://liveresource.org/protocol/<leaf>`.

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use super::app::App;
 use super::routes;
-use super::{http, ServerConfig, CONNECTION_STACK};
+use super::{ServerConfig, CONNECTION_STACK};
+use crate::http1;
 
 /// Quiet this long, the connection is taken to be waiting on something held: cut it.
 const QUIET: Duration = Duration::from_millis(2);
@@ -55,7 +56,7 @@ pub fn fuzz_request_with(config: ServerConfig, bytes: &[u8]) -> Vec<u8> {
             .name("lrwatch-fuzz-conn".into())
             .stack_size(CONNECTION_STACK)
             .spawn(move || {
-                http::serve_connection(server, HANG, &|request| routes::handle(&app, request));
+                http1::serve_connection(server, HANG, &|request| routes::handle(&app, request));
             })
             .expect("a thread for the fuzzed connection")
     };

@@ -8,8 +8,9 @@
 //! held long-poll, a stream or a socket sleeps on its subscription in the store's hub, so it costs
 //! no CPU until something it follows changes.
 //!
-//! Parts, each importing only those listed before it: `http` reads and writes HTTP/1.1 (and
-//! hands streams and upgrades their connection); `store` keeps the resources and publishes
+//! Parts, each importing only those listed before it: `crate::http1` (below this module,
+//! since the webhook receiver of followers serves with it too) reads and writes HTTP/1.1 and
+//! hands streams and upgrades their connection; `store` keeps the resources and publishes
 //! changes; `dialect` decides forms and switches; `checks` (methods, JSON bodies),
 //! `conditional` (`If-None-Match` and waits) and `object_response` (a representation and the
 //! links that advertise its mechanisms) are what handlers share; `streams`, `multiplex` and
@@ -31,7 +32,6 @@ mod collection;
 mod conditional;
 mod dialect;
 mod fuzz;
-pub(crate) mod http;
 mod multiplex;
 mod object_response;
 mod objects;
@@ -165,7 +165,9 @@ impl Server {
             // Reserved, not committed: a parked connection costs the pages it touched.
             .stack_size(CONNECTION_STACK)
             .spawn(move || {
-                http::serve_connection(stream, idle, &|request| routes::handle(&app, request))
+                crate::http1::serve_connection(stream, idle, &|request| {
+                    routes::handle(&app, request)
+                })
             });
         if spawned.is_err() {
             // The closure, and with it the stream, is dropped: that client sees the connection

@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 use super::checks::{allowed, JSON};
 use super::conditional::held_wait;
 use super::dialect::{Form, RequestView, ServerConfig};
-use super::http::{Reply, Request, Response};
 use super::store::{Snapshot, Store, ITEMS};
 use super::streams::{self, Lossy, SseOut};
+use crate::http1::{Reply, Request, Response};
 use crate::wire::multiplex::{encode_answer, parse_query, parse_uri_headers, Member, Target};
 use crate::wire::sse::encode_event;
 

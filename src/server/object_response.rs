@@ -4,8 +4,8 @@
 
 use super::checks::JSON;
 use super::dialect::{Form, RequestView};
-use super::http::Response;
 use super::store::Snapshot;
+use crate::http1::Response;
 
 /// The `X-Poll-Interval` advertised (forms B, C), in seconds.
 pub(crate) const POLL_INTERVAL: u64 = 5;

@@ -9,10 +9,10 @@ use super::app::App;
 use super::checks::json_body;
 use super::conditional::{condition, held_wait, Condition};
 use super::dialect::{Fault, RequestView};
-use super::http::{Reply, Request, Response};
 use super::object_response::{gone, object_response};
 use super::store::{self, counter_key, object_key, Counter, Plain, Snapshot, Store, StoreError};
 use super::streams;
+use crate::http1::{Reply, Request, Response};
 
 /// What `/plain/{id}` is served as when it was stored without a `Content-Type`.
 const PLAIN_DEFAULT_TYPE: &str = "text/plain; charset=utf-8";

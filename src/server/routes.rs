@@ -6,9 +6,9 @@ use std::sync::Arc;
 use super::app::App;
 use super::checks::{allowed, JSON};
 use super::dialect::RequestView;
-use super::http::{Reply, Request, Response};
 use super::store;
 use super::{callbacks, collection, multiplex, objects, ws};
+use crate::http1::{Reply, Request, Response};
 
 const TIME_METHODS: &str = "GET, HEAD, OPTIONS";
 const COUNTER_METHODS: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";

@@ -9,13 +9,13 @@
 use std::io::{self, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use serde_json::{json, Value};
 
 use super::dialect::{query_param, Fault, Form, RequestView, ServerConfig};
-use super::http::{write_stream_head, Reply, Request, Response};
 use super::store::{CheckpointError, Snapshot, Store, Subscription, ITEMS};
+use crate::http1::{http_date, reason, Reply, Request, Response};
 use crate::wire::sse::{encode_comment, encode_event, encode_retry};
 
 /// The longest `Last-Event-ID` accepted.
@@ -135,6 +135,29 @@ impl SseOut {
         self.stream.write_all(text.as_bytes())?;
         self.stream.flush()
     }
+}
+
+/// Writes the head of a streamed response: no `Content-Length`, and `Connection: close`, since
+/// the body ends when the connection does. Flushed at once, so the client sees the stream open.
+fn write_stream_head(
+    stream: &mut TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+) -> io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    head.push_str(&format!("Date: {}\r\n", http_date(SystemTime::now())));
+    head.push_str(concat!(
+        "Server: lrwatch/",
+        env!("CARGO_PKG_VERSION"),
+        "\r\n"
+    ));
+    head.push_str("Cache-Control: no-cache\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.flush()
 }
 
 /// Runs a stream until it is cut, its peer goes away, or `on_change` fails: sleeps on `sub`,

@@ -20,10 +20,10 @@ use tungstenite::{Message, WebSocket};
 use super::app::App;
 use super::checks::allowed;
 use super::dialect::{Form, RequestView};
-use super::http::{Reply, Request, Response};
 use super::multiplex::{MuxFollow, MuxUpdate};
 use super::store::{Inbox, Subscription};
 use super::streams::Lossy;
+use crate::http1::{Reply, Request, Response};
 use crate::wire::{socket, ws_json};
 
 /// The subprotocol both endpoints speak.

@@ -1,8 +1,10 @@
-//! HTTP/1.1 over one `TcpStream`: bounded request heads and bodies, responses, keep-alive.
+//! HTTP/1.1 served over one `TcpStream`: bounded request heads and bodies, responses,
+//! keep-alive. The reference server ([`crate::server`]) and the followers' webhook receiver
+//! (`follow::callbacks`) both serve with it, so it sits below both and imports neither.
 //!
 //! Framing problems (a head too large, a body too large, `Transfer-Encoding`, bytes that are not
 //! HTTP) are answered here and end the connection, because after them the next request cannot be
-//! found in the byte stream. Everything else is the router's business.
+//! found in the byte stream. Everything else is the handler's business.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -21,7 +23,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// so that the error response is not destroyed by a TCP reset.
 const LINGER: Duration = Duration::from_secs(1);
 
-/// One request, head and body, as the router sees it.
+/// One request, head and body, as a handler sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Request {
     /// The method, case-sensitive as HTTP says (`GET`, not `get`).
@@ -128,7 +130,7 @@ impl Response {
 /// frames sent early).
 pub(crate) type Takeover = Box<dyn FnOnce(TcpStream, Vec<u8>)>;
 
-/// What the router answers: a response, or a function that takes the connection over.
+/// What a handler answers: a response, or a function that takes the connection over.
 pub(crate) enum Reply {
     /// An ordinary response; the connection may be kept alive.
     Full(Response),
@@ -160,29 +162,6 @@ impl Reply {
             Reply::Takeover(_) => panic!("expected a response, got a takeover"),
         }
     }
-}
-
-/// Writes the head of a streamed response: no `Content-Length`, and `Connection: close`, since
-/// the body ends when the connection does. Flushed at once, so the client sees the stream open.
-pub(crate) fn write_stream_head(
-    stream: &mut TcpStream,
-    status: u16,
-    headers: &[(String, String)],
-) -> io::Result<()> {
-    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
-    head.push_str(&format!("Date: {}\r\n", http_date(SystemTime::now())));
-    head.push_str(concat!(
-        "Server: lrwatch/",
-        env!("CARGO_PKG_VERSION"),
-        "\r\n"
-    ));
-    head.push_str("Cache-Control: no-cache\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("Connection: close\r\n\r\n");
-    stream.write_all(head.as_bytes())?;
-    stream.flush()
 }
 
 /// Serves requests on one connection until it closes, fails, idles out or breaks framing.
@@ -562,7 +541,7 @@ fn linger_close(mut stream: TcpStream) {
 /// The reason phrase for `status`: the `http` crate's table (re-exported by ureq), so this
 /// server keeps no calendar or phrase list of its own. A status it does not know (none this
 /// server sends) still gets a phrase, since the status line requires one.
-fn reason(status: u16) -> &'static str {
+pub(crate) fn reason(status: u16) -> &'static str {
     ureq::http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
@@ -571,7 +550,7 @@ fn reason(status: u16) -> &'static str {
 
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) for the `Date` header, which RFC 9110
 /// asks of every origin server with a clock.
-fn http_date(time: SystemTime) -> String {
+pub(crate) fn http_date(time: SystemTime) -> String {
     httpdate::fmt_http_date(time)
 }
 
