@@ -40,8 +40,6 @@ mod store;
 mod streams;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_live;
 mod ws;
 
 use std::io;

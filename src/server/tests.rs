@@ -429,3 +429,113 @@ fn idle_connections_are_closed() {
     assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0);
     assert!(start.elapsed() < Duration::from_secs(2));
 }
+
+// ---------------------------------------------------------------- subscriptions left behind
+//
+// These look inside the store (how many keys its subscriptions watch), which no public API
+// shows, so they stay here while the rest of the over-the-socket tests live in
+// `tests/it/server_live.rs`.
+
+/// The longest any wait below may take.
+const BOUND: Duration = Duration::from_secs(5);
+
+/// Waits (bounded) until the store has no subscribers left, poking it with `poke` meanwhile:
+/// a stream notices a vanished client only when a write fails.
+fn until_unwatched(app: &super::app::App, mut poke: impl FnMut()) {
+    let deadline = Instant::now() + BOUND;
+    while app.store.watched() > 0 {
+        assert!(Instant::now() < deadline, "a subscription was left behind");
+        poke();
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Opens an event stream and reads its head.
+fn sse(base: &str, path: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    stream.set_read_timeout(Some(BOUND)).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "closed mid-head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    stream
+}
+
+/// A `multiplex-ws` socket speaking the `liveresource` subprotocol.
+fn ws_connect(base: &str) -> tungstenite::WebSocket<TcpStream> {
+    use tungstenite::client::IntoClientRequest;
+    let addr = base.trim_start_matches("http://");
+    let mut request = format!("ws://{addr}/multiplex/ws")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "liveresource".parse().unwrap());
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(BOUND)).unwrap();
+    let Ok((ws, _)) = tungstenite::client(request, tcp) else {
+        panic!("the WebSocket handshake failed");
+    };
+    ws
+}
+
+/// The next text message, past pings and pongs.
+fn recv(ws: &mut tungstenite::WebSocket<TcpStream>) -> String {
+    loop {
+        match ws.read().expect("a message") {
+            tungstenite::Message::Text(t) => return t.to_string(),
+            tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn stream_and_socket_threads_end_when_their_client_goes_away() {
+    let server = Server::bind("127.0.0.1:0").unwrap();
+    let app = server.app();
+    let base = format!("http://{}", server.spawn().unwrap().local_addr());
+    let s = sse(&base, "/counter/gone?stream=value");
+    let mut ws = ws_connect(&base);
+    let subscribe = r#"{"id":"1","type":"subscribe","uri":"/counter/gone2"}"#;
+    ws.send(tungstenite::Message::text(subscribe)).unwrap();
+    assert!(recv(&mut ws).contains("subscribed"));
+    assert_eq!(app.store.watched(), 2);
+    drop(s);
+    drop(ws);
+    until_unwatched(&app, || {
+        agent()
+            .post(format!("{base}/counter/gone"))
+            .send_empty()
+            .unwrap();
+    });
+}
+
+#[test]
+fn held_requests_leave_nothing_behind() {
+    let server = Server::bind("127.0.0.1:0").unwrap();
+    let app = server.app();
+    let base = format!("http://{}", server.spawn().unwrap().local_addr());
+    let r = agent()
+        .get(format!(
+            "{base}/multiplex/wait?u=/counter/a&inm=%220%22&u=/items/"
+        ))
+        .header("Wait", "1")
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = agent()
+        .get(format!("{base}/counter/a"))
+        .header("If-None-Match", "\"0\"")
+        .header("Wait", "1")
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert_eq!(app.store.watched(), 0);
+}

@@ -14,11 +14,11 @@ use serde_json::{json, Value};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
 
-use super::{Dialect, Server, ServerConfig};
-use crate::link::parse_link_headers;
-use crate::wire::multiplex::{encode_query, encode_uri_header, parse_answer, Target};
-use crate::wire::sse::{Event, Parser};
-use crate::wire::{socket, ws_json};
+use lrwatch::link::parse_link_headers;
+use lrwatch::server::{Dialect, Server, ServerConfig};
+use lrwatch::wire::multiplex::{encode_query, encode_uri_header, parse_answer, Target};
+use lrwatch::wire::sse::{Event, Parser};
+use lrwatch::wire::{socket, ws_json};
 
 const BOUND: Duration = Duration::from_secs(5);
 
@@ -1392,60 +1392,6 @@ fn bad_subscriptions_are_400() {
 }
 
 // ---------------------------------------------------------------- robustness
-
-/// Waits (bounded) until the store has no subscribers left, poking it with `poke` meanwhile:
-/// a stream notices a vanished client only when a write fails.
-fn until_unwatched(app: &super::app::App, mut poke: impl FnMut()) {
-    let deadline = Instant::now() + BOUND;
-    while app.store.watched() > 0 {
-        assert!(Instant::now() < deadline, "a subscription was left behind");
-        poke();
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-#[test]
-fn stream_and_socket_threads_end_when_their_client_goes_away() {
-    let server = Server::bind("127.0.0.1:0").unwrap();
-    let app = server.app();
-    let base = format!("http://{}", server.spawn().unwrap().local_addr());
-    let s = sse(&base, "/counter/gone?stream=value", &[]);
-    let mut ws = ws_connect(&base, "/multiplex/ws", Some("liveresource")).unwrap();
-    send(
-        &mut ws,
-        r#"{"id":"1","type":"subscribe","uri":"/counter/gone2"}"#,
-    );
-    assert!(recv(&mut ws).contains("subscribed"));
-    assert_eq!(app.store.watched(), 2);
-    drop(s);
-    drop(ws);
-    until_unwatched(&app, || {
-        post(&format!("{base}/counter/gone"));
-    });
-}
-
-#[test]
-fn held_requests_leave_nothing_behind() {
-    let server = Server::bind("127.0.0.1:0").unwrap();
-    let app = server.app();
-    let base = format!("http://{}", server.spawn().unwrap().local_addr());
-    let r = agent()
-        .get(format!(
-            "{base}/multiplex/wait?u=/counter/a&inm=%220%22&u=/items/"
-        ))
-        .header("Wait", "1")
-        .call()
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = agent()
-        .get(format!("{base}/counter/a"))
-        .header("If-None-Match", "\"0\"")
-        .header("Wait", "1")
-        .call()
-        .unwrap();
-    assert_eq!(r.status(), 304);
-    assert_eq!(app.store.watched(), 0);
-}
 
 #[test]
 fn oversized_socket_messages_close_only_that_socket() {
