@@ -15,6 +15,7 @@ mod callbacks;
 mod changes;
 mod hint_stream;
 mod hub;
+mod hubs;
 mod multiplex_stream;
 mod multiplex_wait;
 mod multiplexed;
@@ -220,7 +221,7 @@ struct Shared {
     options: Arc<Options>,
     shutdown: Arc<Shutdown>,
     /// One connection per multiplex endpoint, for all the resources that use it.
-    hubs: hub::Hubs,
+    hubs: hubs::Hubs,
     /// How many resources this follow has.
     followers: usize,
     /// TLS for wss: the same roots as https.
@@ -287,7 +288,7 @@ impl Client {
             http: self.http.clone(),
             options: Arc::clone(&self.options),
             shutdown: Arc::clone(&shutdown),
-            hubs: hub::Hubs::default(),
+            hubs: hubs::Hubs::default(),
             followers: urls.len(),
             tls: Arc::clone(&self.tls),
             callbacks: Mutex::new(None),

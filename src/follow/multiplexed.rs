@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use url::Url;
 
-use super::hub::{HubEvent, HubInput, Sub};
+use super::hub::{http_form, HubEvent, HubInput, Inbox, Sub};
 use super::parked::Mailbox;
 use super::{Ctx, Next};
 use crate::error::Error;
@@ -21,7 +21,7 @@ use crate::mechanism::Mechanism;
 pub(super) fn park(ctx: Ctx, mechanism: Mechanism) -> Result<(), Box<(Ctx, Next)>> {
     let mailbox = Mailbox::new(Arc::clone(&ctx.shared.parked));
     let mut ctx = ctx;
-    match Joined::join(&mut ctx, mechanism, Arc::clone(&mailbox)) {
+    match Joined::join(&mut ctx, mechanism, Arc::clone(&mailbox) as Arc<dyn Inbox>) {
         Ok(joined) => {
             mailbox.install(ctx, joined);
             Ok(())
@@ -45,7 +45,7 @@ pub(super) struct Joined {
 impl Joined {
     /// Subscribes the resource through the hub for `mechanism`, its events to go to `inbox`;
     /// what to do instead when the resource does not offer it.
-    fn join(ctx: &mut Ctx, mechanism: Mechanism, inbox: Arc<Mailbox>) -> Result<Joined, Next> {
+    fn join(ctx: &mut Ctx, mechanism: Mechanism, inbox: Arc<dyn Inbox>) -> Result<Joined, Next> {
         let Some(offer) = ctx.caps.as_ref().and_then(|c| c.offer(mechanism)).cloned() else {
             return Err(Next::Switch(ctx.choose_auto()));
         };
@@ -181,18 +181,4 @@ impl Joined {
         let _ = self.hub.send(HubInput::Unsubscribe(ctx.url.clone()));
         next
     }
-}
-
-/// The http(s) URL of an endpoint that may be advertised as ws(s): resources are compared and
-/// named against it; the WebSocket hubs map it back.
-pub(super) fn http_form(url: &url::Url) -> url::Url {
-    let mut url = url.clone();
-    let scheme = match url.scheme() {
-        "ws" => "http",
-        "wss" => "https",
-        _ => return url,
-    };
-    // Changing between these special schemes cannot fail.
-    let _ = url.set_scheme(scheme);
-    url
 }

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::hub::HubEvent;
+use super::hub::{HubEvent, Inbox};
 use super::multiplexed::Joined;
 use super::pool::Pool;
 use super::{Ctx, Next};
@@ -87,7 +87,7 @@ impl Mailbox {
 
     /// Delivers an event from the hub, waiting for room while `MAX_WAITING` are waiting; it
     /// comes back when the follower has left.
-    pub(super) fn send(self: &Arc<Self>, event: HubEvent) -> Result<(), HubEvent> {
+    fn deliver(self: &Arc<Self>, event: HubEvent) -> Result<(), HubEvent> {
         let mut state = self.lock();
         loop {
             if state.closed {
@@ -169,6 +169,12 @@ impl Mailbox {
         state.scheduled = false;
         state.queue.clear();
         self.room.notify_all();
+    }
+}
+
+impl Inbox for Mailbox {
+    fn send(self: Arc<Self>, event: HubEvent) -> Result<(), HubEvent> {
+        self.deliver(event)
     }
 }
 
