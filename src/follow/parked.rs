@@ -205,7 +205,7 @@ fn resume(mut ctx: Ctx, next: Next) {
     let spawned = std::thread::Builder::new()
         .name(name)
         .stack_size(super::FOLLOWER_STACK)
-        .spawn(move || super::drive(ctx, mechanism));
+        .spawn(move || super::drive::drive(ctx, mechanism));
     if let Err(e) = spawned {
         let _ = report.send(crate::event::Update::Failed(Error::Setup(format!(
             "cannot start a thread to follow {url}: {e}"
