@@ -2,8 +2,11 @@
 //! it stops or is parked on a multiplexed connection. Adding a transport means a match arm here.
 
 use super::{
-    callbacks, changes, hint_stream, multiplexed, poll, value_stream, value_wait, Ctx, Next,
+    callbacks, changes, hint_stream, parked, poll, value_stream, value_wait, Ctx, Next,
+    FOLLOWER_STACK,
 };
+use crate::error::Error;
+use crate::event::Update;
 use crate::mechanism::Mechanism;
 
 /// Follows over `mechanism`, and whatever it switches to, until the follower stops or is
@@ -17,7 +20,7 @@ pub(super) fn drive(mut ctx: Ctx, mut mechanism: Mechanism) {
             Mechanism::MultiplexWs
             | Mechanism::MultiplexSocket
             | Mechanism::MultiplexStream
-            | Mechanism::MultiplexWait => match multiplexed::park(ctx, mechanism) {
+            | Mechanism::MultiplexWait => match parked::park(ctx, mechanism, resume) {
                 Ok(()) => return,
                 Err(back) => {
                     let (back, next) = *back;
@@ -40,5 +43,28 @@ pub(super) fn drive(mut ctx: Ctx, mut mechanism: Mechanism) {
                 ctx.enter(m);
             }
         }
+    }
+}
+
+/// A follower that left its hub goes on, on a thread of its own, or ends.
+pub(super) fn resume(mut ctx: Ctx, next: Next) {
+    let Next::Switch(mechanism) = next else {
+        return;
+    };
+    let from = ctx.transport;
+    ctx.trace(format!("switching from {from} to {mechanism}"));
+    ctx.enter(mechanism);
+    let name = format!("follow {}", ctx.url);
+    // A thread cannot start: say so, as when following started.
+    let report = ctx.tx.clone();
+    let url = ctx.url.to_string();
+    let spawned = std::thread::Builder::new()
+        .name(name)
+        .stack_size(FOLLOWER_STACK)
+        .spawn(move || drive(ctx, mechanism));
+    if let Err(e) = spawned {
+        let _ = report.send(Update::Failed(Error::Setup(format!(
+            "cannot start a thread to follow {url}: {e}"
+        ))));
     }
 }
