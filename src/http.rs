@@ -8,6 +8,8 @@ use std::time::Duration;
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
+use crate::error::LookupFailed;
+pub use crate::error::TransportError;
 use crate::ErrorKind;
 
 /// The largest response head (status line and headers) read by default: 32 KiB, twice what
@@ -128,123 +130,8 @@ impl std::error::Error for FetchError {
     }
 }
 
-/// A request that got no HTTP answer: what kind of failure, and the HTTP client's error.
-#[derive(Debug)]
-pub struct TransportError {
-    kind: ErrorKind,
-    error: ureq::Error,
-}
-
-impl TransportError {
-    /// Classifies the HTTP client's error by its variant and, for I/O errors, by
-    /// [`io::ErrorKind`] (never by its words, which change between versions and systems).
-    fn new(error: ureq::Error) -> TransportError {
-        let kind = match &error {
-            ureq::Error::HostNotFound => ErrorKind::HostNotFound,
-            ureq::Error::Other(e) if e.is::<LookupFailed>() => ErrorKind::HostNotFound,
-            ureq::Error::Timeout(_) => ErrorKind::TimedOut,
-            ureq::Error::Io(e) if tls_error(e).is_some() => ErrorKind::Tls,
-            ureq::Error::Io(e) => match e.kind() {
-                io::ErrorKind::ConnectionRefused => ErrorKind::ConnectionRefused,
-                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ErrorKind::TimedOut,
-                _ => ErrorKind::Connection,
-            },
-            ureq::Error::Tls(_)
-            | ureq::Error::Rustls(_)
-            | ureq::Error::Pem(_)
-            | ureq::Error::TlsRequired => ErrorKind::Tls,
-            ureq::Error::Protocol(_) => ErrorKind::Protocol,
-            ureq::Error::ConnectionFailed => ErrorKind::Connection,
-            ureq::Error::LargeResponseHeader(..) | ureq::Error::BodyExceedsLimit(_) => {
-                ErrorKind::Limit
-            }
-            _ => ErrorKind::Other,
-        };
-        TransportError { kind, error }
-    }
-
-    /// A failure with no error of the HTTP client's behind it (a worker that stopped).
-    pub(crate) fn other(why: &'static str) -> TransportError {
-        TransportError {
-            kind: ErrorKind::Other,
-            error: ureq::Error::Other(why.into()),
-        }
-    }
-
-    /// What kind of failure this is.
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-}
-
-/// The TLS library's error inside an I/O error, where rustls reports a failed handshake.
-fn tls_error(e: &io::Error) -> Option<&rustls::Error> {
-    e.get_ref().and_then(|inner| inner.downcast_ref())
-}
-
-// ureq's errors in words a user can act on, one line, no flags (the binary adds those).
-impl std::fmt::Display for TransportError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.error, self.kind) {
-            (ureq::Error::HostNotFound, _) => f.write_str("host not found"),
-            // The resolver's own words ("failed to lookup address information") are less
-            // clear alone.
-            (ureq::Error::Other(e), ErrorKind::HostNotFound) => write!(f, "host not found ({e})"),
-            (ureq::Error::Other(e), _) => write!(f, "{e}"),
-            (ureq::Error::ConnectionFailed, _) => f.write_str("connection failed"),
-            (ureq::Error::Io(_), ErrorKind::ConnectionRefused) => f.write_str("connection refused"),
-            (ureq::Error::Io(e), ErrorKind::Tls) => match tls_error(e) {
-                Some(tls) => write!(f, "TLS failed ({tls})"),
-                None => write!(f, "TLS failed ({e})"),
-            },
-            (ureq::Error::Io(e), ErrorKind::TimedOut) => write!(f, "timed out ({e})"),
-            (ureq::Error::Io(e), _) => write!(f, "connection error ({e})"),
-            (ureq::Error::Protocol(e), _) => write!(f, "the answer is not valid HTTP ({e})"),
-            (ureq::Error::Timeout(t), _) => write!(f, "timed out ({t})"),
-            (other, _) => write!(f, "{other}"),
-        }
-    }
-}
-
-// The cause itself, as deep as it is known: the I/O error (its kind says what the system
-// reported), the TLS library's error, the resolver's error; else the HTTP client's.
-impl std::error::Error for TransportError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(match &self.error {
-            ureq::Error::Io(e) => match tls_error(e) {
-                Some(tls) => tls,
-                None => e,
-            },
-            ureq::Error::Other(e) => match e.downcast_ref::<LookupFailed>() {
-                Some(LookupFailed(io)) => io,
-                None => &**e,
-            },
-            ureq::Error::Rustls(e) => e,
-            other => other,
-        })
-    }
-}
-
-/// A name that did not resolve: the system resolver's error, kept whole. ureq reports it as
-/// a bare I/O error whose kind the standard library leaves unnamed (`Uncategorized`), so
-/// [`Resolver`] marks it with this type while it still knows where it came from.
-#[derive(Debug)]
-struct LookupFailed(io::Error);
-
-impl std::fmt::Display for LookupFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for LookupFailed {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
-
 /// ureq's default resolver, with its I/O errors marked as failed lookups (see
-/// [`LookupFailed`]).
+/// [`crate::error::LookupFailed`]).
 #[derive(Debug, Default)]
 struct Resolver(ureq::unversioned::resolver::DefaultResolver);
 

@@ -5,38 +5,19 @@
 //! links, `Previous-Changes-Id`) and expired checkpoints (404) trigger a resync, so no change
 //! is missed and none is reported twice.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use url::Url;
 
 use super::sse::{self, header, headers_and_content, Flow};
-use super::{Ctx, Next, Push, RequestOutcome, REQUEST_TIMEOUT};
+use super::{Ctx, Feed, Next, Push, RequestOutcome, REQUEST_TIMEOUT};
 use crate::discovery::Capabilities;
 use crate::event::{Body, Event, EventKind, Update};
 use crate::http::{FetchError, Response};
 use crate::link::parse_link_headers;
 use crate::mechanism::Mechanism;
 use crate::wire::sse::Event as SseEvent;
-
-/// What the follower holds of a feed.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Feed {
-    /// The held checkpoint: where changes are read from next.
-    pub checkpoint: Option<Url>,
-    /// The last `Changes-Id` seen (forms B, C).
-    pub changes_id: Option<String>,
-    /// The items by id, when the listing is a JSON list of objects with ids; `None` when the
-    /// feed's format is the server's own.
-    pub items: Option<BTreeMap<String, Value>>,
-    /// Whether the listing is a JSON list (form A's collection shape): its changes are lists
-    /// of items, and a push of one item (servers push items one by one whatever mode was
-    /// subscribed) is reported as a list of one.
-    pub list: bool,
-    /// What the held checkpoint last answered without moving on (see `Ctx::stalled`).
-    pub stalled: Option<Vec<u8>>,
-}
 
 /// The gap markers and next checkpoint a changes response (or push) carries.
 #[derive(Debug, Default)]

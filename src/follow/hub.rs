@@ -2,16 +2,16 @@
 //! resource that uses it. A hub thread owns the connection; each resource's follower joins it
 //! with an inbox and keeps its own state (deduplication, catch-up), so a multiplexed resource
 //! behaves exactly like one followed alone.
+//!
+//! This module holds what hubs and their followers say to each other and a hub's record of
+//! its members; `hubs` starts the hub threads, the transports' modules run them.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use url::Url;
 
-use super::parked::Mailbox;
-use super::{Push, Shared};
-use crate::mechanism::Mechanism;
+use super::Push;
 
 /// What a hub tells one resource's follower.
 #[derive(Debug)]
@@ -34,6 +34,13 @@ pub(super) enum HubEvent {
     Trace(String),
 }
 
+/// Where a hub delivers one follower's events: a parked follower's mailbox (see `parked`).
+pub(super) trait Inbox: Send + Sync + std::fmt::Debug {
+    /// Delivers an event (waiting for room while the follower is far behind); it comes back
+    /// when the follower has left.
+    fn send(self: Arc<Self>, event: HubEvent) -> Result<(), HubEvent>;
+}
+
 /// A follower joining a hub.
 #[derive(Debug)]
 pub(super) struct Sub {
@@ -47,7 +54,7 @@ pub(super) struct Sub {
     /// The ETag the follower holds.
     pub etag: Option<String>,
     /// Where the hub sends its events.
-    pub inbox: Arc<Mailbox>,
+    pub inbox: Arc<dyn Inbox>,
     /// The resource's own multiplexed long-poll endpoint, if it offers one (with its relation):
     /// a socket hub checks its members together there (`--verify`).
     pub check: Option<(Url, String)>,
@@ -78,57 +85,6 @@ pub(super) enum HubInput {
     Reconnect(std::time::Instant),
 }
 
-/// The hubs of one follow, by mechanism and endpoint.
-#[derive(Debug, Default)]
-pub(super) struct Hubs {
-    map: Mutex<HashMap<(Mechanism, String), Sender<HubInput>>>,
-}
-
-impl Hubs {
-    /// Subscribes `sub` through the hub for `mechanism` at `endpoint`, starting it if needed.
-    /// `rel` is the relation that advertised the endpoint (its request form may differ).
-    pub(super) fn join(
-        &self,
-        shared: &Arc<Shared>,
-        mechanism: Mechanism,
-        rel: &str,
-        endpoint: &Url,
-        sub: Sub,
-    ) -> Sender<HubInput> {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (mechanism, endpoint.to_string());
-        let mut input = HubInput::Subscribe(sub);
-        if let Some(tx) = map.get(&key) {
-            match tx.send(input) {
-                Ok(()) => return tx.clone(),
-                // The hub ended (it cannot, but never leave a follower stranded): start anew.
-                Err(mpsc::SendError(back)) => input = back,
-            }
-        }
-        let (tx, rx) = mpsc::channel();
-        let _ = tx.send(input);
-        let hub_shared = Arc::clone(shared);
-        let hub_tx = tx.clone();
-        let endpoint = endpoint.clone();
-        let rel = rel.to_string();
-        let spawned = std::thread::Builder::new()
-            .name(format!("{mechanism} {endpoint}"))
-            .spawn(move || match mechanism {
-                Mechanism::MultiplexWs | Mechanism::MultiplexSocket => {
-                    super::websocket::run(&hub_shared, mechanism, &endpoint, &rx, &hub_tx)
-                }
-                Mechanism::MultiplexWait => {
-                    super::multiplex_wait::run(&hub_shared, &rel, &endpoint, &rx)
-                }
-                _ => super::multiplex_stream::run(&hub_shared, &endpoint, &rx, hub_tx),
-            });
-        if spawned.is_ok() {
-            map.insert(key, tx.clone());
-        }
-        tx
-    }
-}
-
 /// The hub's record of one subscriber.
 #[derive(Debug)]
 pub(super) struct Member {
@@ -136,7 +92,7 @@ pub(super) struct Member {
     pub name: String,
     pub changes: bool,
     pub etag: Option<String>,
-    pub inbox: Arc<Mailbox>,
+    pub inbox: Arc<dyn Inbox>,
     pub check: Option<(Url, String)>,
 }
 
@@ -173,7 +129,7 @@ impl Members {
 
     fn resolve(&self, name: &str) -> Option<Url> {
         let url = self.base.join(name).ok()?;
-        Some(super::multiplexed::http_form(&url))
+        Some(http_form(&url))
     }
 
     /// A name without its query and fragment, resolved as `absolute` does.
@@ -254,7 +210,7 @@ impl Members {
     /// Sends `event` to the subscriber of `url`; forgets it when it has gone.
     pub(super) fn send(&mut self, url: &str, event: HubEvent) {
         if let Some(member) = self.by_url.get(url) {
-            if member.inbox.send(event).is_err() {
+            if Arc::clone(&member.inbox).send(event).is_err() {
                 self.remove(url);
             }
         }
@@ -265,7 +221,7 @@ impl Members {
         let gone: Vec<String> = self
             .by_url
             .iter()
-            .filter(|(_, m)| m.inbox.send(event()).is_err())
+            .filter(|(_, m)| Arc::clone(&m.inbox).send(event()).is_err())
             .map(|(k, _)| k.clone())
             .collect();
         for key in gone {
@@ -308,6 +264,20 @@ impl Members {
     }
 }
 
+/// The http(s) URL of an endpoint that may be advertised as ws(s): resources are compared and
+/// named against it; the WebSocket hubs map it back.
+pub(super) fn http_form(url: &url::Url) -> url::Url {
+    let mut url = url.clone();
+    let scheme = match url.scheme() {
+        "ws" => "http",
+        "wss" => "https",
+        _ => return url,
+    };
+    // Changing between these special schemes cannot fail.
+    let _ = url.set_scheme(scheme);
+    url
+}
+
 /// How to name a resource to an endpoint (see [`crate::wire::multiplex::name_for`]).
 pub(super) use crate::wire::multiplex::name_for as uri_for;
 
@@ -326,8 +296,17 @@ pub(super) fn set_targets(url: &mut Url, targets: &[crate::wire::multiplex::Targ
 mod tests {
     use super::*;
 
+    /// An inbox that takes every event and drops it: these tests look only at names.
+    #[derive(Debug)]
+    struct Discard;
+
+    impl Inbox for Discard {
+        fn send(self: Arc<Self>, _: HubEvent) -> Result<(), HubEvent> {
+            Ok(())
+        }
+    }
+
     fn members(endpoint: &str, names: &[(&str, &str)]) -> Members {
-        let pool = Arc::new(super::super::pool::Pool::start("test", 1));
         let mut members = Members::new(&Url::parse(endpoint).unwrap());
         for (url, name) in names {
             members.add(Sub {
@@ -335,7 +314,7 @@ mod tests {
                 name: (*name).to_string(),
                 changes: false,
                 etag: None,
-                inbox: Mailbox::new(Arc::clone(&pool)),
+                inbox: Arc::new(Discard),
                 check: None,
             });
         }

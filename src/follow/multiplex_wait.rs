@@ -4,6 +4,7 @@
 //! answer's members carry JSON bodies (A) or content strings (B, C); a 304 member is no news.
 
 use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -120,7 +121,7 @@ fn take(members: &mut Members, input: HubInput) {
             // Joining is being connected: the next long-poll includes this resource, and the
             // follower catches up now for anything between its discovery and that poll.
             let member = members.add(sub);
-            let _ = member.inbox.send(HubEvent::Connected);
+            let _ = Arc::clone(&member.inbox).send(HubEvent::Connected);
         }
         HubInput::Unsubscribe(url) => {
             members.remove(url.as_str());

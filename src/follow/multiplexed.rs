@@ -9,26 +9,11 @@ use std::time::SystemTime;
 
 use url::Url;
 
-use super::hub::{HubEvent, HubInput, Sub};
-use super::parked::Mailbox;
+use super::hub::{http_form, HubEvent, HubInput, Inbox, Sub};
 use super::{Ctx, Next};
 use crate::error::Error;
 use crate::event::{Status, Update};
 use crate::mechanism::Mechanism;
-
-/// Follows the resource through the hub for `mechanism` without a thread of its own: parks
-/// it, or hands it back with what to do next when it cannot join.
-pub(super) fn park(ctx: Ctx, mechanism: Mechanism) -> Result<(), Box<(Ctx, Next)>> {
-    let mailbox = Mailbox::new(Arc::clone(&ctx.shared.parked));
-    let mut ctx = ctx;
-    match Joined::join(&mut ctx, mechanism, Arc::clone(&mailbox)) {
-        Ok(joined) => {
-            mailbox.install(ctx, joined);
-            Ok(())
-        }
-        Err(next) => Err(Box::new((ctx, next))),
-    }
-}
 
 /// A follower's place in a hub.
 #[derive(Debug)]
@@ -45,7 +30,11 @@ pub(super) struct Joined {
 impl Joined {
     /// Subscribes the resource through the hub for `mechanism`, its events to go to `inbox`;
     /// what to do instead when the resource does not offer it.
-    fn join(ctx: &mut Ctx, mechanism: Mechanism, inbox: Arc<Mailbox>) -> Result<Joined, Next> {
+    pub(super) fn join(
+        ctx: &mut Ctx,
+        mechanism: Mechanism,
+        inbox: Arc<dyn Inbox>,
+    ) -> Result<Joined, Next> {
         let Some(offer) = ctx.caps.as_ref().and_then(|c| c.offer(mechanism)).cloned() else {
             return Err(Next::Switch(ctx.choose_auto()));
         };
@@ -181,18 +170,4 @@ impl Joined {
         let _ = self.hub.send(HubInput::Unsubscribe(ctx.url.clone()));
         next
     }
-}
-
-/// The http(s) URL of an endpoint that may be advertised as ws(s): resources are compared and
-/// named against it; the WebSocket hubs map it back.
-pub(super) fn http_form(url: &url::Url) -> url::Url {
-    let mut url = url.clone();
-    let scheme = match url.scheme() {
-        "ws" => "http",
-        "wss" => "https",
-        _ => return url,
-    };
-    // Changing between these special schemes cannot fail.
-    let _ = url.set_scheme(scheme);
-    url
 }

@@ -5,17 +5,37 @@
 //! of stacks alone); a parked follower costs its state.
 //!
 //! One mailbox is handled by one thread at a time, so a follower sees its events in order and
-//! never concurrently. When it leaves the hub (a fall back), it gets a thread again.
+//! never concurrently. When it leaves the hub (a fall back), it gets a thread again (`drive`).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::hub::HubEvent;
+use super::hub::{HubEvent, Inbox};
 use super::multiplexed::Joined;
 use super::pool::Pool;
 use super::{Ctx, Next};
-use crate::error::Error;
+use crate::mechanism::Mechanism;
+
+/// Follows the resource through the hub for `mechanism` without a thread of its own: parks
+/// it, or hands it back with what to do next when it cannot join. Should it leave the hub,
+/// it goes on with `resume`, given by `drive` (which parks followers: were this module to
+/// name `drive`, the two would import each other).
+pub(super) fn park(
+    ctx: Ctx,
+    mechanism: Mechanism,
+    resume: fn(Ctx, Next),
+) -> Result<(), Box<(Ctx, Next)>> {
+    let mailbox = Mailbox::new(Arc::clone(&ctx.shared.parked), resume);
+    let mut ctx = ctx;
+    match Joined::join(&mut ctx, mechanism, Arc::clone(&mailbox) as Arc<dyn Inbox>) {
+        Ok(joined) => {
+            mailbox.install(ctx, joined);
+            Ok(())
+        }
+        Err(next) => Err(Box::new((ctx, next))),
+    }
+}
 
 /// A parked follower and its waiting events.
 pub(super) struct Mailbox {
@@ -24,6 +44,8 @@ pub(super) struct Mailbox {
     room: Condvar,
     /// Where its events are handled.
     pool: Arc<Pool>,
+    /// How the follower goes on when it leaves the hub.
+    resume: fn(Ctx, Next),
 }
 
 /// Events that may wait in one mailbox. A hub that finds it full waits for room, so it stops
@@ -60,12 +82,14 @@ impl std::fmt::Debug for Mailbox {
 }
 
 impl Mailbox {
-    /// An empty mailbox whose events will be handled on `pool`.
-    pub(super) fn new(pool: Arc<Pool>) -> Arc<Mailbox> {
+    /// An empty mailbox whose events will be handled on `pool`; a follower that leaves goes
+    /// on with `resume`.
+    fn new(pool: Arc<Pool>, resume: fn(Ctx, Next)) -> Arc<Mailbox> {
         Arc::new(Mailbox {
             state: Mutex::default(),
             room: Condvar::new(),
             pool,
+            resume,
         })
     }
 
@@ -87,7 +111,7 @@ impl Mailbox {
 
     /// Delivers an event from the hub, waiting for room while `MAX_WAITING` are waiting; it
     /// comes back when the follower has left.
-    pub(super) fn send(self: &Arc<Self>, event: HubEvent) -> Result<(), HubEvent> {
+    fn deliver(self: &Arc<Self>, event: HubEvent) -> Result<(), HubEvent> {
         let mut state = self.lock();
         loop {
             if state.closed {
@@ -154,7 +178,7 @@ impl Mailbox {
                 Some(next) => {
                     self.close();
                     let (ctx, _) = *follower;
-                    resume(ctx, next);
+                    (self.resume)(ctx, next);
                     return;
                 }
             }
@@ -172,6 +196,12 @@ impl Mailbox {
     }
 }
 
+impl Inbox for Mailbox {
+    fn send(self: Arc<Self>, event: HubEvent) -> Result<(), HubEvent> {
+        self.deliver(event)
+    }
+}
+
 /// Events one mailbox handles before its thread turns to others.
 const TURN: usize = 32;
 
@@ -181,28 +211,5 @@ struct Closer<'a>(&'a Mailbox);
 impl Drop for Closer<'_> {
     fn drop(&mut self) {
         self.0.close();
-    }
-}
-
-/// A follower that left its hub goes on, on a thread of its own, or ends.
-fn resume(mut ctx: Ctx, next: Next) {
-    let Next::Switch(mechanism) = next else {
-        return;
-    };
-    let from = ctx.transport;
-    ctx.trace(format!("switching from {from} to {mechanism}"));
-    ctx.enter(mechanism);
-    let name = format!("follow {}", ctx.url);
-    // A thread cannot start: say so, as when following started.
-    let report = ctx.tx.clone();
-    let url = ctx.url.to_string();
-    let spawned = std::thread::Builder::new()
-        .name(name)
-        .stack_size(super::FOLLOWER_STACK)
-        .spawn(move || super::drive(ctx, mechanism));
-    if let Err(e) = spawned {
-        let _ = report.send(crate::event::Update::Failed(Error::Setup(format!(
-            "cannot start a thread to follow {url}: {e}"
-        ))));
     }
 }

@@ -16,6 +16,7 @@ mod harness;
 mod inspect;
 mod interop;
 mod limits;
+mod modules;
 mod ordering;
 mod output;
 mod pty;
