@@ -30,23 +30,7 @@ use std::path::{Path, PathBuf};
 /// Circles known and being removed elsewhere: each entry is the exact set of files (relative
 /// to `src/`) of one circle, and why it is still here. Delete an entry once its circle is gone
 /// (the test then says so).
-const ALLOWED: &[(&[&str], &str)] = &[(
-    // routes.rs holds `App` (and `allowed`), which every module it dispatches to imports back
-    // (streams, ws, multiplex, callbacks, collection, fuzz); routes names `super::POLL_INTERVAL`
-    // of mod.rs, which imports `routes::App` and `fuzz`. Issue 16 part 4: `App` moves into a
-    // module of its own, so routes only dispatches.
-    &[
-        "server/callbacks.rs",
-        "server/collection.rs",
-        "server/fuzz.rs",
-        "server/mod.rs",
-        "server/multiplex.rs",
-        "server/routes.rs",
-        "server/streams.rs",
-        "server/ws.rs",
-    ],
-    "server: routes.rs <-> everything it dispatches to, through App (being moved out)",
-)];
+const ALLOWED: &[(&[&str], &str)] = &[];
 
 #[test]
 fn no_module_imports_itself_back() {
