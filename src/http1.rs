@@ -43,6 +43,28 @@ pub(crate) struct Request {
 }
 
 impl Request {
+    /// A request as the reader would hand it over, for the server's unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Self {
+        Request {
+            method: method.into(),
+            path: path.into(),
+            query: None,
+            version: 1,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), (*v).to_owned()))
+                .collect(),
+            body: body.to_vec(),
+            raw_head: Vec::new(),
+        }
+    }
+
     /// The first value of a header field, by lower-case name.
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers

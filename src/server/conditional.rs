@@ -164,18 +164,7 @@ mod tests {
         request("GET", path, headers, b"")
     }
     fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Request {
-        Request {
-            method: method.into(),
-            path: path.into(),
-            query: None,
-            version: 1,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_ascii_lowercase(), (*v).to_owned()))
-                .collect(),
-            body: body.to_vec(),
-            raw_head: Vec::new(),
-        }
+        Request::for_test(method, path, headers, body)
     }
 
     fn wait_of(headers: &[(&str, &str)]) -> Result<Option<u64>, u16> {
