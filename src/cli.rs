@@ -176,9 +176,20 @@ pub struct ServeArgs {
     /// (ignore If-None-Match), accept-bad-wait (no 400 for a malformed wait).
     #[arg(long, value_name = "NAME", value_parser = parse_fault)]
     pub fault: Vec<lrwatch::server::Fault>,
+
+    /// Which origins' pages may read the answers: * (any), one origin such as
+    /// http://localhost:3000, or off (no CORS headers: only pages of this server's origin).
+    /// Every answer then carries Access-Control-Allow-Origin and exposes the protocol's
+    /// headers (ETag, Link, ...) to scripts; preflights are answered for a day.
+    #[arg(long, value_name = "ORIGIN|off", default_value = "*", value_parser = parse_cors)]
+    pub cors: lrwatch::server::Cors,
 }
 
 fn parse_dialect(s: &str) -> Result<lrwatch::server::Dialect, String> {
+    s.parse()
+}
+
+fn parse_cors(s: &str) -> Result<lrwatch::server::Cors, String> {
     s.parse()
 }
 

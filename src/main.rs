@@ -82,6 +82,7 @@ fn serve(args: &cli::ServeArgs) -> Result<Ending> {
         history: usize::try_from(args.history).unwrap_or(usize::MAX),
         keepalive: std::time::Duration::from_secs_f64(args.keepalive),
         faults: args.fault.clone(),
+        cors: args.cors.clone(),
         ..lrwatch::server::ServerConfig::default()
     };
     let server = lrwatch::server::Server::bind_with(listen, config)

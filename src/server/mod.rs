@@ -30,6 +30,7 @@ mod callbacks;
 mod checks;
 mod collection;
 mod conditional;
+mod cors;
 mod dialect;
 mod fuzz;
 mod multiplex;
@@ -48,7 +49,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use crate::http1::Reply;
 use app::App;
+pub use cors::Cors;
 pub use dialect::{Dialect, Fault, ServerConfig};
 #[doc(hidden)]
 pub use fuzz::{fuzz_request, fuzz_request_with};
@@ -163,8 +166,11 @@ impl Server {
             // Reserved, not committed: a parked connection costs the pages it touched.
             .stack_size(CONNECTION_STACK)
             .spawn(move || {
-                crate::http1::serve_connection(stream, idle, &|request| {
-                    routes::handle(&app, request)
+                crate::http1::serve_connection(stream, idle, &|request| match routes::handle(
+                    &app, request,
+                ) {
+                    Reply::Full(response) => app.cfg.cors.apply(request, response).into(),
+                    takeover => takeover,
                 })
             });
         if spawned.is_err() {

@@ -121,11 +121,13 @@ impl SseOut {
         } else {
             "text/event-stream"
         };
-        let headers = vec![
+        let mut headers = vec![
             ("Content-Type".to_owned(), content_type.to_owned()),
             // Proxies such as nginx would otherwise buffer the stream.
             ("X-Accel-Buffering".to_owned(), "no".to_owned()),
         ];
+        // An EventSource of another origin is refused without them.
+        headers.extend(cfg.cors.headers());
         write_stream_head(&mut stream, 200, &headers)?;
         Ok(SseOut { stream })
     }
