@@ -183,6 +183,12 @@ pub struct ServeArgs {
     /// headers (ETag, Link, ...) to scripts; preflights are answered for a day.
     #[arg(long, value_name = "ORIGIN|off", default_value = "*", value_parser = parse_cors)]
     pub cors: lrwatch::server::Cors,
+
+    /// Log on stderr, for debugging a client: one line per request (time, peer, method,
+    /// target, the protocol headers, status, how long it was held), one per push on a stream
+    /// and per WebSocket message in or out. Without it, only start-up and errors.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 fn parse_dialect(s: &str) -> Result<lrwatch::server::Dialect, String> {

@@ -12,6 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::cors::Cors;
+use super::log::Log;
 use crate::http1::{Request, Response};
 use crate::link::format_link;
 
@@ -100,6 +101,8 @@ pub struct ServerConfig {
     pub faults: Vec<Fault>,
     /// Which origins may read the answers (`--cors`).
     pub cors: Cors,
+    /// Where log lines go, and whether every request is logged (`-v`) or only errors.
+    pub log: Log,
 }
 
 impl ServerConfig {
@@ -187,6 +190,7 @@ impl Default for ServerConfig {
             callback_backoff: Duration::from_millis(500),
             faults: Vec::new(),
             cors: Cors::Any,
+            log: Log::default(),
         }
     }
 }

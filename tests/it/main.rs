@@ -23,6 +23,7 @@ mod push;
 #[cfg(target_os = "linux")]
 mod quickack;
 mod scripted;
+mod serve_log;
 mod serve_web;
 mod server_live;
 mod storms;
