@@ -37,6 +37,7 @@ mod log;
 mod multiplex;
 mod object_response;
 mod objects;
+mod page;
 mod routes;
 mod store;
 mod streams;
