@@ -88,9 +88,16 @@ pub enum Command {
     /// Forms: --dialect a, b or c speaks one form only. The default, mixed, offers all at once:
     /// short rel names plus form C's own (alternate, callbacks, multiplex-request, ...);
     /// where payloads clash form A wins (value-stream events, multiplex-ws), except where the
-    /// request itself is in another form (Accept on the resource URI streams form B; Uri
-    /// headers get string bodies). Any request may add ?form=a|b|c, and ?types=value-wait,...
-    /// to choose the mechanisms advertised; both are carried into every link.
+    /// request itself is in another form (Accept on the resource URI streams form B). Any
+    /// request may add ?form=a|b|c, and ?types=value-wait,... to choose the mechanisms
+    /// advertised; both are carried into every link. A multiplexed long-poll is answered in
+    /// the form of its own shape in every dialect: the query form gets JSON bodies, Uri
+    /// headers string bodies (?form= first, then the shape, then --dialect).
+    ///
+    /// Browsers: every answer allows any origin (--cors) and exposes the protocol's headers;
+    /// preflights are answered. GET / with Accept: text/html (a browser) is a live page that
+    /// follows /time, /counter/a and /items/ through EventSource, with buttons to change them.
+    /// -v logs every request, push and WebSocket message on stderr.
     ///
     /// Testing clients: --lossy N drops every Nth push on streams and sockets (not in reliable
     /// mode); --cut-after SECS ends every stream and socket after SECS; POST /_control/cut

@@ -11,12 +11,15 @@
 //! Parts, each importing only those listed before it: `crate::http1` (below this module,
 //! since the webhook receiver of followers serves with it too) reads and writes HTTP/1.1 and
 //! hands streams and upgrades their connection; `store` keeps the resources and publishes
-//! changes; `dialect` decides forms and switches; `checks` (methods, JSON bodies),
-//! `conditional` (`If-None-Match` and waits) and `object_response` (a representation and the
-//! links that advertise its mechanisms) are what handlers share; `streams`, `multiplex` and
+//! changes; `cors` (which origins may read the answers) and `log` (the request log of
+//! `serve -v`) are switches that `dialect` holds; `dialect` decides forms and switches;
+//! `checks` (methods, JSON bodies), `conditional` (`If-None-Match` and waits) and
+//! `object_response` (a representation and the links that advertise its mechanisms) are what
+//! handlers share; `streams`, `multiplex` and
 //! `callbacks` serve mechanisms from the store and the switches; `app` holds one server's
-//! state; `objects`, `collection` and `ws` serve resources and sockets from it; `routes` maps
-//! a request onto one of them. The wire formats they write are the shared ones in
+//! state; `objects`, `collection` and `ws` serve resources and sockets from it, and `page` the
+//! live page for browsers; `routes` maps a request onto one of them, and `answer` here adds
+//! the CORS headers and logs it. The wire formats they write are the shared ones in
 //! [`crate::wire`] and [`crate::link`].
 //!
 //! ```no_run
