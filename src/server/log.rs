@@ -85,6 +85,19 @@ impl Log {
         }
     }
 
+    /// One attempt to deliver a webhook notification (a push too): to whom, of what, and
+    /// what came of it.
+    pub(crate) fn delivery(&self, callback_uri: &str, resource: &str, outcome: &str) {
+        if self.verbose() {
+            self.write(&format!(
+                "{} callback POST {} for {} -> {outcome}",
+                now(),
+                clip(callback_uri, MAX_FIELD),
+                clip(resource, MAX_FIELD)
+            ));
+        }
+    }
+
     /// The log of one connection taken over by a stream or a socket.
     pub(crate) fn tap(&self, peer: Option<SocketAddr>) -> Tap {
         Tap {

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::Message;
 
-use crate::harness::{agent, lrwatch, Run, BOUND};
+use crate::harness::{agent, lrwatch, scripted, Run, BOUND};
 
 /// `lrwatch serve` on a free port, with `extra` options; the run and its base URL.
 fn serve(extra: &[&str]) -> (Run, String) {
@@ -136,6 +136,30 @@ fn pushes_and_socket_messages_each_get_a_line() {
     ws.close(None).unwrap();
     let closed = run.stderr_until(" closed after ");
     assert!(!closed.is_empty());
+}
+
+#[test]
+fn webhook_deliveries_are_pushes_too() {
+    let (mut run, base) = serve(&["-v"]);
+    let hook = scripted(|_, _| (204, vec![], String::new()));
+    let r = agent()
+        .post(format!("{base}/subscriptions/?uri=/counter/c"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send(format!("callback_uri={}/hook", hook.base))
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    agent()
+        .post(format!("{base}/counter/c"))
+        .send_empty()
+        .unwrap();
+    let line = run.stderr_until(" callback POST ");
+    assert!(
+        line.ends_with(&format!(
+            " callback POST {}/hook for /counter/c -> 204",
+            hook.base
+        )),
+        "{line}"
+    );
 }
 
 #[test]
