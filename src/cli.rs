@@ -97,7 +97,7 @@ pub enum Command {
     /// Browsers: every answer allows any origin (--cors) and exposes the protocol's headers;
     /// preflights are answered. GET / with Accept: text/html (a browser) is a live page that
     /// follows /time, /counter/a and /items/ through EventSource, with buttons to change them.
-    /// -v logs every request, push and WebSocket message on stderr.
+    /// -v logs every request, push, WebSocket message and webhook delivery on stderr.
     ///
     /// Testing clients: --lossy N drops every Nth push on streams and sockets (not in reliable
     /// mode); --cut-after SECS ends every stream and socket after SECS; POST /_control/cut
@@ -192,8 +192,9 @@ pub struct ServeArgs {
     pub cors: lrwatch::server::Cors,
 
     /// Log on stderr, for debugging a client: one line per request (time, peer, method,
-    /// target, the protocol headers, status, how long it was held), one per push on a stream
-    /// and per WebSocket message in or out. Without it, only start-up and errors.
+    /// target, the protocol headers, status, how long it was held), one per push on a stream,
+    /// per WebSocket message in or out and per webhook delivery. Without it, only start-up and
+    /// errors.
     #[arg(short, long)]
     pub verbose: bool,
 }
