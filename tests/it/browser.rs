@@ -129,6 +129,34 @@ fn the_live_page_follows_changes_made_over_http() {
     assert!(browser.wait_for(&ticked, Duration::from_secs(3)).is_some());
 }
 
+#[test]
+fn the_live_page_follows_forms_b_and_c_too() {
+    let Some(mut browser) = Chromium::start("the live page's test") else {
+        return;
+    };
+    let base = reference_server();
+    let counter = section("/counter/a");
+    let value = format!("{counter}.querySelector('.value').textContent");
+    for (n, form) in ["b", "c"].into_iter().enumerate() {
+        browser.navigate(&format!("{base}/?form={form}"));
+        let ready = format!(
+            "{counter}.querySelector('.state').textContent === 'live: EventSource' && {value} === '{n}'"
+        );
+        assert!(
+            browser.wait_for(&ready, BOUND).is_some(),
+            "form {form}: {}",
+            browser.eval("document.body.innerText")
+        );
+        increment(&base);
+        let shown = format!("{value} === '{}'", n + 1);
+        assert!(
+            browser.wait_for(&shown, BOUND).is_some(),
+            "form {form}: {}",
+            browser.eval(&value)
+        );
+    }
+}
+
 /// A page of another origin that follows `/counter/a` and `/items/` of the server named by its
 /// `?base=`: through `EventSource` on the streams its `Link` headers name, and through `fetch`
 /// long-polls (`If-None-Match` and `Wait`; the changes link with `Wait`). What it sees goes
