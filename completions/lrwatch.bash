@@ -325,7 +325,7 @@ _lrwatch() {
             return 0
             ;;
         lrwatch__subcmd__serve)
-            opts="-h --listen --dialect --lossy --cut-after --history --keepalive --fault --help"
+            opts="-v -h --listen --dialect --lossy --cut-after --history --keepalive --fault --cors --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -356,6 +356,10 @@ _lrwatch() {
                     return 0
                     ;;
                 --fault)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cors)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -68,6 +68,9 @@ set edit:completion:arg-completer[lrwatch] = {|@words|
             cand --history 'Collection changes remembered; older checkpoints expire (404)'
             cand --keepalive 'Seconds between keep-alive comments (streams) and pings (sockets) when idle'
             cand --fault 'Commit a deliberate protocol fault, repeatable, to see a checker catch it: wait-now (answer long-polls at once), no-subprotocol (no liveresource in the WebSocket handshake), wrong-content-type (event streams as text/plain), stale-changes (the changes link does not advance), unstable-etag (a new ETag text on every GET), no-304 (ignore If-None-Match), accept-bad-wait (no 400 for a malformed wait)'
+            cand --cors 'Which origins'' pages may read the answers: * (any), one origin such as http://localhost:3000, or off (no CORS headers: only pages of this server''s origin). Every answer then carries Access-Control-Allow-Origin and exposes the protocol''s headers (ETag, Link, ...) to scripts; preflights are answered for a day'
+            cand -v 'Log on stderr, for debugging a client: one line per request (time, peer, method, target, the protocol headers, status, how long it was held), one per push on a stream, per WebSocket message in or out and per webhook delivery. Without it, only start-up and errors'
+            cand --verbose 'Log on stderr, for debugging a client: one line per request (time, peer, method, target, the protocol headers, status, how long it was held), one per push on a stream, per WebSocket message in or out and per webhook delivery. Without it, only start-up and errors'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }

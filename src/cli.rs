@@ -88,9 +88,16 @@ pub enum Command {
     /// Forms: --dialect a, b or c speaks one form only. The default, mixed, offers all at once:
     /// short rel names plus form C's own (alternate, callbacks, multiplex-request, ...);
     /// where payloads clash form A wins (value-stream events, multiplex-ws), except where the
-    /// request itself is in another form (Accept on the resource URI streams form B; Uri
-    /// headers get string bodies). Any request may add ?form=a|b|c, and ?types=value-wait,...
-    /// to choose the mechanisms advertised; both are carried into every link.
+    /// request itself is in another form (Accept on the resource URI streams form B). Any
+    /// request may add ?form=a|b|c, and ?types=value-wait,... to choose the mechanisms
+    /// advertised; both are carried into every link. A multiplexed long-poll is answered in
+    /// the form of its own shape in every dialect: the query form gets JSON bodies, Uri
+    /// headers string bodies (?form= first, then the shape, then --dialect).
+    ///
+    /// Browsers: every answer allows any origin (--cors) and exposes the protocol's headers;
+    /// preflights are answered. GET / with Accept: text/html (a browser) is a live page that
+    /// follows /time, /counter/a and /items/ through EventSource, with buttons to change them.
+    /// -v logs every request, push, WebSocket message and webhook delivery on stderr.
     ///
     /// Testing clients: --lossy N drops every Nth push on streams and sockets (not in reliable
     /// mode); --cut-after SECS ends every stream and socket after SECS; POST /_control/cut
@@ -176,9 +183,27 @@ pub struct ServeArgs {
     /// (ignore If-None-Match), accept-bad-wait (no 400 for a malformed wait).
     #[arg(long, value_name = "NAME", value_parser = parse_fault)]
     pub fault: Vec<lrwatch::server::Fault>,
+
+    /// Which origins' pages may read the answers: * (any), one origin such as
+    /// http://localhost:3000, or off (no CORS headers: only pages of this server's origin).
+    /// Every answer then carries Access-Control-Allow-Origin and exposes the protocol's
+    /// headers (ETag, Link, ...) to scripts; preflights are answered for a day.
+    #[arg(long, value_name = "ORIGIN|off", default_value = "*", value_parser = parse_cors)]
+    pub cors: lrwatch::server::Cors,
+
+    /// Log on stderr, for debugging a client: one line per request (time, peer, method,
+    /// target, the protocol headers, status, how long it was held), one per push on a stream,
+    /// per WebSocket message in or out and per webhook delivery. Without it, only start-up and
+    /// errors.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 fn parse_dialect(s: &str) -> Result<lrwatch::server::Dialect, String> {
+    s.parse()
+}
+
+fn parse_cors(s: &str) -> Result<lrwatch::server::Cors, String> {
     s.parse()
 }
 

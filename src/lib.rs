@@ -19,6 +19,7 @@ pub mod http;
 mod http1;
 pub mod inspect;
 pub mod mechanism;
+pub mod sanitize;
 mod tcp;
 
 pub use error::{Error, ErrorKind, Result};

@@ -9,12 +9,14 @@ mod exit;
 mod inspect_output;
 mod output;
 mod reference;
-mod sanitize;
 mod select;
 mod status;
 mod watch;
 
 use std::io::Write;
+
+// In the library, which escapes the server's log lines with it too.
+use lrwatch::sanitize;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -82,6 +84,14 @@ fn serve(args: &cli::ServeArgs) -> Result<Ending> {
         history: usize::try_from(args.history).unwrap_or(usize::MAX),
         keepalive: std::time::Duration::from_secs_f64(args.keepalive),
         faults: args.fault.clone(),
+        cors: args.cors.clone(),
+        // One write per line, so lines of concurrent connections never interleave (the
+        // library has escaped what clients sent).
+        log: lrwatch::server::Log::to(args.verbose, |line| {
+            let _ = std::io::stderr()
+                .lock()
+                .write_all(format!("{line}\n").as_bytes());
+        }),
         ..lrwatch::server::ServerConfig::default()
     };
     let server = lrwatch::server::Server::bind_with(listen, config)

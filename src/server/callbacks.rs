@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use super::checks::{allowed, JSON};
 use super::dialect::{RequestView, ServerConfig};
+use super::log::Log;
 use super::multiplex::{MuxFollow, MuxUpdate, Resolved};
 use super::store::{Inbox, Store, ITEMS};
 use crate::http1::{Request, Response};
@@ -68,6 +69,8 @@ pub(crate) struct Registry {
     /// False only for the fuzzing entry point ([`super::fuzz_request`]): fuzzed input names
     /// any `callback_uri`, and a fuzzer must not send requests to arbitrary hosts.
     deliver: bool,
+    /// The request log: deliveries are pushes.
+    log: Log,
 }
 
 impl Registry {
@@ -78,6 +81,7 @@ impl Registry {
             attempts: cfg.callback_attempts.max(1),
             backoff: cfg.callback_backoff,
             deliver: true,
+            log: cfg.log.clone(),
         }
     }
 
@@ -224,6 +228,7 @@ fn subscribe(store: &Arc<Store>, registry: &Registry, request: &Request) -> Resp
         attempts: registry.attempts,
         backoff: registry.backoff,
         deliver: registry.deliver,
+        log: registry.log.clone(),
     };
     let spawned = std::thread::Builder::new()
         .name("lrwatch-callback".into())
@@ -247,6 +252,7 @@ struct Worker {
     attempts: u32,
     backoff: Duration,
     deliver: bool,
+    log: Log,
 }
 
 impl Worker {
@@ -322,7 +328,14 @@ impl Worker {
             if !body.is_empty() {
                 request = request.header("Content-Type", JSON);
             }
-            match request.send(body.as_bytes()) {
+            let sent = request.send(body.as_bytes());
+            let outcome = match &sent {
+                Ok(response) => response.status().as_u16().to_string(),
+                Err(e) => format!("failed: {e}"),
+            };
+            let resource = update.uri();
+            self.log.delivery(&self.callback_uri, resource, &outcome);
+            match sent {
                 Ok(response) if response.status().is_success() => return,
                 // REST Hooks: a receiver that answers 410 wants no more.
                 Ok(response) if response.status().as_u16() == 410 => {

@@ -11,6 +11,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::cors::Cors;
+use super::log::Log;
 use crate::http1::{Request, Response};
 use crate::link::format_link;
 
@@ -97,6 +99,10 @@ pub struct ServerConfig {
     pub callback_backoff: Duration,
     /// Deliberate protocol faults (`--fault`), so a checker's requirements can be seen to fail.
     pub faults: Vec<Fault>,
+    /// Which origins may read the answers (`--cors`).
+    pub cors: Cors,
+    /// Where log lines go, and whether every request is logged (`-v`) or only errors.
+    pub log: Log,
 }
 
 impl ServerConfig {
@@ -183,6 +189,8 @@ impl Default for ServerConfig {
             callback_attempts: 4,
             callback_backoff: Duration::from_millis(500),
             faults: Vec::new(),
+            cors: Cors::Any,
+            log: Log::default(),
         }
     }
 }
@@ -221,8 +229,24 @@ fn canonical(name: &str) -> &str {
 pub(crate) struct RequestView {
     /// The form asked for (`?form=`) or fixed by the dialect; `None` for mixed.
     pub(crate) form: Option<Form>,
+    /// The form `?form=` asked for, which outranks what the request's shape says.
+    explicit: Option<Form>,
     types: Option<Vec<String>>,
     carry: Vec<(String, String)>,
+}
+
+/// What a request's own shape says about the form it speaks, where a client builds the
+/// request itself rather than following a link of this server (a multiplexed long-poll).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// Form A's: query parameters (`?u=…&inm=…`).
+    A,
+    /// Form B's: several resources comma-joined in one `Uri` field.
+    B,
+    /// Form C's: one `Uri` field per resource, several of them.
+    C,
+    /// B's or C's, no telling which (one `Uri` field naming one resource).
+    BOrC,
 }
 
 impl RequestView {
@@ -234,12 +258,13 @@ impl RequestView {
             Dialect::B => Some(Form::B),
             Dialect::C => Some(Form::C),
         };
+        let mut explicit = None;
         let mut types = None;
         let mut carry = Vec::new();
         for (name, value) in query_pairs(request) {
             match name.as_str() {
                 "form" => {
-                    form = Some(match value.to_ascii_lowercase().as_str() {
+                    explicit = Some(match value.to_ascii_lowercase().as_str() {
                         "a" => Form::A,
                         "b" => Form::B,
                         "c" => Form::C,
@@ -250,6 +275,7 @@ impl RequestView {
                             ))
                         }
                     });
+                    form = explicit;
                     carry.push((name, value.to_ascii_lowercase()));
                 }
                 "types" => {
@@ -273,15 +299,47 @@ impl RequestView {
                 _ => {}
             }
         }
-        Ok(RequestView { form, types, carry })
+        Ok(RequestView {
+            form,
+            explicit,
+            types,
+            carry,
+        })
     }
 
     /// A context without switches, for payloads built outside a request (socket pushes).
     pub(crate) fn plain(form: Option<Form>) -> RequestView {
         RequestView {
             form,
+            explicit: None,
             types: None,
             carry: Vec::new(),
+        }
+    }
+
+    /// The form to answer a request whose shape says `shape`: `?form=` first, then the
+    /// shape, then the dialect (which only tells B from C when the shape cannot). So a client
+    /// of form A gets JSON bodies from a server of dialect B, and a client of form B strings
+    /// from one of dialect A.
+    pub(crate) fn answer_form(&self, shape: Shape) -> Form {
+        if let Some(form) = self.explicit {
+            return form;
+        }
+        match shape {
+            Shape::A => Form::A,
+            Shape::B => Form::B,
+            Shape::C => Form::C,
+            Shape::BOrC if self.form == Some(Form::C) => Form::C,
+            Shape::BOrC => Form::B,
+        }
+    }
+
+    /// The same view answering in `form`: headers written for the answer (gap markers, rel
+    /// names) then match its bodies. The carried switches stay as they are.
+    pub(crate) fn answering(&self, form: Form) -> RequestView {
+        RequestView {
+            form: Some(form),
+            ..self.clone()
         }
     }
 
@@ -437,6 +495,28 @@ mod tests {
         let mixed = RequestView::new(Dialect::Mixed, &req("")).unwrap();
         assert!(MECHANISMS.iter().all(|m| mixed.offers(m)));
         assert_eq!(mixed.pin(Form::C), Some(("form", "c")));
+    }
+
+    #[test]
+    fn the_form_asked_outranks_the_shape_which_outranks_the_dialect() {
+        let view = |dialect, query| RequestView::new(dialect, &req(query)).unwrap();
+        for dialect in [Dialect::Mixed, Dialect::A, Dialect::B, Dialect::C] {
+            let plain = view(dialect, "");
+            assert_eq!(plain.answer_form(Shape::A), Form::A, "{dialect}");
+            assert_eq!(plain.answer_form(Shape::B), Form::B, "{dialect}");
+            assert_eq!(plain.answer_form(Shape::C), Form::C, "{dialect}");
+            let asked = view(dialect, "form=b");
+            assert_eq!(asked.answer_form(Shape::A), Form::B, "{dialect}");
+            assert_eq!(asked.answer_form(Shape::C), Form::B, "{dialect}");
+        }
+        // Where the shape cannot tell B from C, the dialect does; A's and mixed get B.
+        assert_eq!(view(Dialect::C, "").answer_form(Shape::BOrC), Form::C);
+        assert_eq!(view(Dialect::B, "").answer_form(Shape::BOrC), Form::B);
+        assert_eq!(view(Dialect::A, "").answer_form(Shape::BOrC), Form::B);
+        assert_eq!(view(Dialect::Mixed, "").answer_form(Shape::BOrC), Form::B);
+        let answering = view(Dialect::B, "form=b").answering(Form::A);
+        assert_eq!(answering.form, Some(Form::A));
+        assert_eq!(answering.target("/x", &[]), "/x?form=b");
     }
 
     #[test]

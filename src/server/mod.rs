@@ -11,12 +11,15 @@
 //! Parts, each importing only those listed before it: `crate::http1` (below this module,
 //! since the webhook receiver of followers serves with it too) reads and writes HTTP/1.1 and
 //! hands streams and upgrades their connection; `store` keeps the resources and publishes
-//! changes; `dialect` decides forms and switches; `checks` (methods, JSON bodies),
-//! `conditional` (`If-None-Match` and waits) and `object_response` (a representation and the
-//! links that advertise its mechanisms) are what handlers share; `streams`, `multiplex` and
+//! changes; `cors` (which origins may read the answers) and `log` (the request log of
+//! `serve -v`) are switches that `dialect` holds; `dialect` decides forms and switches;
+//! `checks` (methods, JSON bodies), `conditional` (`If-None-Match` and waits) and
+//! `object_response` (a representation and the links that advertise its mechanisms) are what
+//! handlers share; `streams`, `multiplex` and
 //! `callbacks` serve mechanisms from the store and the switches; `app` holds one server's
-//! state; `objects`, `collection` and `ws` serve resources and sockets from it; `routes` maps
-//! a request onto one of them. The wire formats they write are the shared ones in
+//! state; `objects`, `collection` and `ws` serve resources and sockets from it, and `page` the
+//! live page for browsers; `routes` maps a request onto one of them, and `answer` here adds
+//! the CORS headers and logs it. The wire formats they write are the shared ones in
 //! [`crate::wire`] and [`crate::link`].
 //!
 //! ```no_run
@@ -30,11 +33,14 @@ mod callbacks;
 mod checks;
 mod collection;
 mod conditional;
+mod cors;
 mod dialect;
 mod fuzz;
+mod log;
 mod multiplex;
 mod object_response;
 mod objects;
+mod page;
 mod routes;
 mod store;
 mod streams;
@@ -46,12 +52,15 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::http1::Reply;
 use app::App;
+pub use cors::Cors;
 pub use dialect::{Dialect, Fault, ServerConfig};
 #[doc(hidden)]
 pub use fuzz::{fuzz_request, fuzz_request_with};
+pub use log::Log;
 
 /// How long a kept-alive connection may sit idle before its next request head, and the most
 /// time a head or a body may take to arrive. Matches common server defaults.
@@ -137,7 +146,11 @@ impl Server {
                     | io::ErrorKind::WouldBlock => {}
                     // Out of descriptors or memory: give connections time to close rather than
                     // spinning on an accept that keeps failing.
-                    _ => thread::sleep(Duration::from_millis(50)),
+                    _ => {
+                        let why = format!("cannot accept a connection: {e}");
+                        self.app.cfg.log.error(&why);
+                        thread::sleep(Duration::from_millis(50));
+                    }
                 },
             }
         }
@@ -163,14 +176,43 @@ impl Server {
             // Reserved, not committed: a parked connection costs the pages it touched.
             .stack_size(CONNECTION_STACK)
             .spawn(move || {
-                crate::http1::serve_connection(stream, idle, &|request| {
-                    routes::handle(&app, request)
-                })
+                let peer = stream.peer_addr().ok();
+                crate::http1::serve_connection(stream, idle, &|request| answer(&app, peer, request))
             });
-        if spawned.is_err() {
+        if let Err(e) = spawned {
+            let why = format!("cannot start a thread for a connection: {e}");
+            self.app.cfg.log.error(&why);
             // The closure, and with it the stream, is dropped: that client sees the connection
             // close. Pause so a system out of threads gets a moment to recover.
             thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Answers one request: routes it, adds the CORS headers, logs it. A connection taken over by
+/// a stream or a socket is logged when it opens, and again when it closes.
+fn answer(app: &Arc<App>, peer: Option<SocketAddr>, request: &crate::http1::Request) -> Reply {
+    let started = Instant::now();
+    let log = &app.cfg.log;
+    let peer_text = peer.map_or_else(|| "-".to_owned(), |p| p.to_string());
+    match routes::handle(app, request) {
+        Reply::Full(response) => {
+            let response = app.cfg.cors.apply(request, response);
+            let status = response.status.to_string();
+            log.request(&peer_text, request, &status, started.elapsed());
+            response.into()
+        }
+        Reply::Takeover(run) => {
+            let upgrade = request
+                .header("upgrade")
+                .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+            let what = if upgrade { "101 socket" } else { "200 stream" };
+            log.request(&peer_text, request, what, started.elapsed());
+            let tap = log.tap(peer);
+            Reply::Takeover(Box::new(move |stream, early| {
+                run(stream, early);
+                tap.closed();
+            }))
         }
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::checks::{allowed, JSON};
 use super::conditional::held_wait;
-use super::dialect::{Form, RequestView, ServerConfig};
+use super::dialect::{Form, RequestView, ServerConfig, Shape};
 use super::store::{Snapshot, Store, ITEMS};
 use super::streams::{self, Lossy, SseOut};
 use crate::http1::{Reply, Request, Response};
@@ -225,25 +225,37 @@ fn body_in(form: Form, text: &str) -> Value {
 }
 
 /// The targets of a multiplexed request (the query form wins when both are sent, as clients of
-/// `multiplex-wait` do), and the body form its own shape implies.
-fn targets(request: &Request) -> Result<(Vec<Target>, Form), Response> {
+/// `multiplex-wait` do), and the form its own shape speaks.
+fn targets(request: &Request) -> Result<(Vec<Target>, Shape), Response> {
     let bad = |e: crate::wire::multiplex::MultiplexError| {
         Response::error(400, &format!("malformed multiplex request: {e}"))
     };
     let query = parse_query(request.query.as_deref().unwrap_or("")).map_err(bad)?;
-    let headers = parse_uri_headers(request.header_values("uri")).map_err(bad)?;
-    let (targets, form) = if query.is_empty() {
-        (headers, Form::B)
-    } else {
-        (query, Form::A)
-    };
+    if !query.is_empty() {
+        return Ok((query, Shape::A));
+    }
+    // Field by field, to see B's comma-joined list apart from C's field per resource.
+    let mut targets = Vec::new();
+    let mut fields = 0;
+    let mut joined = false;
+    for value in request.header_values("uri") {
+        let named = parse_uri_headers(std::iter::once(value)).map_err(bad)?;
+        fields += 1;
+        joined |= named.len() > 1;
+        targets.extend(named);
+    }
     if targets.is_empty() {
         return Err(Response::error(
             400,
             "name the resources: ?u=<uri>&inm=<etag> (form A) or Uri: <uri>; If-None-Match=\"etag\" headers (forms B, C)",
         ));
     }
-    Ok((targets, form))
+    let shape = match (joined, fields) {
+        (true, _) => Shape::B,
+        (false, 1) => Shape::BOrC,
+        (false, _) => Shape::C,
+    };
+    Ok((targets, shape))
 }
 
 /// `GET /multiplex/wait`.
@@ -264,7 +276,8 @@ pub(crate) fn wait(
         Ok(w) => w,
         Err(r) => return r.into(),
     };
-    let form = ctx.form.unwrap_or(shape);
+    let form = ctx.answer_form(shape);
+    let ctx = &ctx.answering(form);
     let mut members: Vec<(String, Member)> = Vec::new();
     let mut follows = Vec::new();
     for target in &targets {

@@ -7,7 +7,7 @@ use super::app::App;
 use super::checks::{allowed, JSON};
 use super::dialect::RequestView;
 use super::store;
-use super::{callbacks, collection, multiplex, objects, ws};
+use super::{callbacks, collection, multiplex, objects, page, ws};
 use crate::http1::{Reply, Request, Response};
 
 const TIME_METHODS: &str = "GET, HEAD, OPTIONS";
@@ -23,6 +23,9 @@ pub(crate) fn handle(app: &Arc<App>, request: &Request) -> Reply {
         Err(response) => return response.into(),
     };
     let store = &app.store;
+    if page::wanted(request) {
+        return page::page(request).into();
+    }
     if path == "/time" {
         if let Some(r) = allowed(request, TIME_METHODS) {
             return r.into();
@@ -78,7 +81,8 @@ fn not_found(path: &str) -> Reply {
         404,
         &format!(
             "no resource at {path}: this server has /time, /counter/{{id}}, /objects/{{name}}, \
-             /items/, /plain/{{id}}, /multiplex/{{wait,stream,ws,socket}} and /subscriptions/"
+             /items/, /plain/{{id}}, /multiplex/{{wait,stream,ws,socket}} and /subscriptions/ \
+             (and a live page at / for browsers)"
         ),
     )
     .into()

@@ -14,6 +14,7 @@ use std::time::{Instant, SystemTime};
 use serde_json::{json, Value};
 
 use super::dialect::{query_param, Fault, Form, RequestView, ServerConfig};
+use super::log::Tap;
 use super::store::{CheckpointError, Snapshot, Store, Subscription, ITEMS};
 use crate::http1::{http_date, reason, Reply, Request, Response};
 use crate::wire::sse::{encode_comment, encode_event, encode_retry};
@@ -111,6 +112,7 @@ impl Lossy {
 /// The write side of a stream: every piece flushed at once.
 pub(crate) struct SseOut {
     stream: TcpStream,
+    tap: Tap,
 }
 
 impl SseOut {
@@ -121,19 +123,24 @@ impl SseOut {
         } else {
             "text/event-stream"
         };
-        let headers = vec![
+        let mut headers = vec![
             ("Content-Type".to_owned(), content_type.to_owned()),
             // Proxies such as nginx would otherwise buffer the stream.
             ("X-Accel-Buffering".to_owned(), "no".to_owned()),
         ];
+        // An EventSource of another origin is refused without them.
+        headers.extend(cfg.cors.headers());
         write_stream_head(&mut stream, 200, &headers)?;
-        Ok(SseOut { stream })
+        let tap = cfg.log.tap(stream.peer_addr().ok());
+        Ok(SseOut { stream, tap })
     }
 
     /// Writes and flushes.
     pub(crate) fn send(&mut self, text: &str) -> io::Result<()> {
         self.stream.write_all(text.as_bytes())?;
-        self.stream.flush()
+        self.stream.flush()?;
+        self.tap.push(text);
+        Ok(())
     }
 }
 

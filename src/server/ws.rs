@@ -20,6 +20,7 @@ use tungstenite::{Message, WebSocket};
 use super::app::App;
 use super::checks::allowed;
 use super::dialect::{Form, RequestView};
+use super::log::Tap;
 use super::multiplex::{MuxFollow, MuxUpdate};
 use super::store::{Inbox, Subscription};
 use super::streams::Lossy;
@@ -174,6 +175,7 @@ fn run_socket(
         return Ok(());
     };
     let mut session = Session {
+        tap: app.cfg.log.tap(stream.peer_addr().ok()),
         app: Arc::clone(app),
         lang,
         follows: Vec::new(),
@@ -236,6 +238,8 @@ struct Session {
     follows: Vec<MuxFollow>,
     keys: HashSet<String>,
     lossy: Lossy,
+    /// The request log's view of this socket: messages in and out.
+    tap: Tap,
 }
 
 fn is_would_block(e: &tungstenite::Error) -> bool {
@@ -308,13 +312,15 @@ impl Session {
     }
 
     fn send(&self, ws: &mut WebSocket<Conn>, text: String) {
+        self.tap.message_out(&text);
         let _ = ws.write(Message::text(text));
     }
 
     fn on_message(&mut self, ws: &mut WebSocket<Conn>, message: Message) -> io::Result<()> {
         let text = match message {
             Message::Text(t) => t.to_string(),
-            Message::Binary(_) => {
+            Message::Binary(b) => {
+                self.tap.message_in(&format!("(binary, {} bytes)", b.len()));
                 let reply = self.refuse(None, "*", 400, "only text messages are understood");
                 self.send(ws, reply);
                 return Ok(());
@@ -322,6 +328,7 @@ impl Session {
             // Pings are answered by tungstenite; a Close is answered on the next flush.
             _ => return Ok(()),
         };
+        self.tap.message_in(&text);
         let reply = match self.lang {
             Lang::Json => self.on_json(&text),
             Lang::Text(style, _) => self.on_text(&text, style),

@@ -1,10 +1,12 @@
 //! Integration tests: the real `lrwatch` binary against real servers on 127.0.0.1:0.
 //! One test binary (faster to build); every wait bounded by `harness::BOUND`.
 
+mod browser;
 mod budget;
 mod callbacks;
 mod changes;
 mod check;
+mod chromium;
 mod environment;
 mod errors;
 mod escaping;
@@ -24,6 +26,8 @@ mod push;
 #[cfg(target_os = "linux")]
 mod quickack;
 mod scripted;
+mod serve_log;
+mod serve_web;
 mod server_live;
 mod storms;
 mod subcommands;

@@ -1,0 +1,361 @@
+//! The reference server for browser clients, at the protocol level: CORS headers and
+//! preflights (`serve --cors`), and the answer's form following the request's own shape.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use lrwatch::server::{Cors, Dialect, Server, ServerConfig};
+use lrwatch::wire::multiplex::parse_answer;
+
+const BOUND: Duration = Duration::from_secs(5);
+
+fn start_with(cfg: ServerConfig) -> String {
+    let handle = Server::bind_with("127.0.0.1:0", cfg)
+        .unwrap()
+        .spawn()
+        .unwrap();
+    format!("http://{}", handle.local_addr())
+}
+
+fn start_cors(cors: Cors) -> String {
+    start_with(ServerConfig {
+        cors,
+        ..ServerConfig::default()
+    })
+}
+
+fn start_dialect(dialect: Dialect) -> String {
+    start_with(ServerConfig {
+        dialect,
+        ..ServerConfig::default()
+    })
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+type Resp = ureq::http::Response<ureq::Body>;
+
+fn header(response: &Resp, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// Sends a request by hand and reads the head of the answer (enough for streams, which do
+/// not end).
+fn raw_head(base: &str, request: &str) -> String {
+    let mut stream = TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    stream.set_read_timeout(Some(BOUND)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "closed mid-head");
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+const EXPOSED: [&str; 8] = [
+    "ETag",
+    "Previous-ETag",
+    "Changes-Id",
+    "Previous-Changes-Id",
+    "Link",
+    "X-Poll-Interval",
+    "LiveResource-Property",
+    "Location",
+];
+
+fn assert_exposes(response: &Resp) {
+    let exposed = header(response, "access-control-expose-headers").expect("exposed headers");
+    let names: Vec<String> = exposed
+        .split(',')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .collect();
+    for name in EXPOSED {
+        assert!(
+            names.contains(&name.to_ascii_lowercase()),
+            "{name} in {exposed}"
+        );
+    }
+}
+
+#[test]
+fn every_answer_lets_any_origin_read_it_by_default() {
+    let base = start_cors(Cors::default());
+    let a = agent();
+    let get = a
+        .get(format!("{base}/counter/a"))
+        .header("Origin", "http://elsewhere.test:3000")
+        .call()
+        .unwrap();
+    assert_eq!(get.status(), 200);
+    assert_eq!(
+        header(&get, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    assert_exposes(&get);
+    // Errors and created items too: a page must be able to read why it failed.
+    let missing = a.get(format!("{base}/objects/none")).call().unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        header(&missing, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    let created = a
+        .post(format!("{base}/items/"))
+        .header("Content-Type", "application/json")
+        .send("{\"text\":\"x\"}")
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(
+        header(&created, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    // A stream's head is written apart from other answers: it carries them as well.
+    let head = raw_head(
+        &base,
+        "GET /counter/a?stream=value HTTP/1.1\r\nHost: x\r\nOrigin: http://o.test\r\n\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(
+        head.contains("\r\nAccess-Control-Allow-Origin: *\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains("\r\nAccess-Control-Expose-Headers: ETag"),
+        "{head}"
+    );
+}
+
+#[test]
+fn preflights_allow_the_protocols_methods_and_headers() {
+    let base = start_cors(Cors::default());
+    for (path, method) in [
+        ("/counter/a", "POST"),
+        ("/items/", "GET"),
+        ("/multiplex/wait", "GET"),
+    ] {
+        let r = agent()
+            .options(format!("{base}{path}"))
+            .header("Origin", "http://elsewhere.test")
+            .header("Access-Control-Request-Method", method)
+            .header("Access-Control-Request-Headers", "if-none-match, wait, uri")
+            .call()
+            .unwrap();
+        assert_eq!(r.status(), 204, "{path}");
+        assert_eq!(
+            header(&r, "access-control-allow-origin").as_deref(),
+            Some("*")
+        );
+        let methods = header(&r, "access-control-allow-methods").unwrap();
+        assert!(methods.contains(method), "{path}: {methods}");
+        assert_eq!(Some(methods), header(&r, "allow"), "{path}");
+        let allowed = header(&r, "access-control-allow-headers").unwrap();
+        for name in [
+            "If-None-Match",
+            "Wait",
+            "Prefer",
+            "Uri",
+            "Last-Event-ID",
+            "Content-Type",
+        ] {
+            assert!(allowed.contains(name), "{name} in {allowed}");
+        }
+        assert_eq!(
+            header(&r, "access-control-max-age").as_deref(),
+            Some("86400")
+        );
+    }
+    // A plain OPTIONS (not a preflight) is not dressed up as one.
+    let r = agent().options(format!("{base}/counter/a")).call().unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(header(&r, "access-control-max-age").is_none());
+}
+
+#[test]
+fn one_named_origin_or_none() {
+    let base = start_cors("http://localhost:3000".parse().unwrap());
+    let r = agent().get(format!("{base}/counter/a")).call().unwrap();
+    assert_eq!(
+        header(&r, "access-control-allow-origin").as_deref(),
+        Some("http://localhost:3000")
+    );
+    assert_exposes(&r);
+    let base = start_cors(Cors::Off);
+    let r = agent()
+        .get(format!("{base}/counter/a"))
+        .header("Origin", "http://elsewhere.test")
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cors: Vec<_> = r
+        .headers()
+        .keys()
+        .filter(|n| n.as_str().starts_with("access-control-"))
+        .collect();
+    assert!(cors.is_empty(), "{cors:?}");
+    let r = agent()
+        .options(format!("{base}/counter/a"))
+        .header("Origin", "http://elsewhere.test")
+        .header("Access-Control-Request-Method", "GET")
+        .call()
+        .unwrap();
+    assert!(header(&r, "access-control-allow-origin").is_none());
+    assert!(header(&r, "access-control-allow-methods").is_none());
+    let head = raw_head(
+        &base,
+        "GET /counter/a?stream=value HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert!(!head.contains("Access-Control"), "{head}");
+}
+
+/// A multiplexed long-poll of `/counter/m` (changed once) and the items' changes since 0
+/// (one added); the answer's members by URI.
+fn multiplexed(base: &str, query: &str, uri_fields: &[&str]) -> Vec<(String, Value, Value)> {
+    let a = agent();
+    let mut request = a.get(format!("{base}/multiplex/wait{query}"));
+    for field in uri_fields {
+        request = request.header("Uri", *field);
+    }
+    let r = request.call().unwrap();
+    assert_eq!(r.status(), 200);
+    let answer = parse_answer(&r.into_body().read_to_string().unwrap()).unwrap();
+    answer
+        .into_iter()
+        .map(|(uri, m)| {
+            let link = m.header("link").map(|l| json!(l)).unwrap_or(Value::Null);
+            (uri, m.body, link)
+        })
+        .collect()
+}
+
+fn changed(base: &str) {
+    let a = agent();
+    assert_eq!(
+        a.post(format!("{base}/counter/m"))
+            .send_empty()
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = a
+        .post(format!("{base}/items/"))
+        .header("Content-Type", "application/json")
+        .send("{\"text\":\"t\"}")
+        .unwrap();
+    assert_eq!(r.status(), 201);
+}
+
+fn body_of(members: &[(String, Value, Value)], uri: &str) -> Value {
+    members
+        .iter()
+        .find(|(u, _, _)| u == uri)
+        .unwrap_or_else(|| panic!("no {uri} in {members:?}"))
+        .1
+        .clone()
+}
+
+fn link_of(members: &[(String, Value, Value)], uri: &str) -> String {
+    members
+        .iter()
+        .find(|(u, _, _)| u == uri)
+        .and_then(|(_, _, l)| l.as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no Link for {uri} in {members:?}"))
+}
+
+const QUERY: &str = "?u=/counter/m&inm=%220%22&u=/items/%3Fsince%3D0";
+
+#[test]
+fn the_query_form_gets_json_bodies_in_every_dialect() {
+    for dialect in [Dialect::Mixed, Dialect::A, Dialect::B, Dialect::C] {
+        let base = start_dialect(dialect);
+        changed(&base);
+        let members = multiplexed(&base, QUERY, &[]);
+        assert_eq!(body_of(&members, "/counter/m"), json!(1), "{dialect}");
+        let items = body_of(&members, "/items/?since=0");
+        assert_eq!(items[0]["text"], json!("t"), "{dialect}: {items}");
+        // Form A's gap marker: a prev-changes link, short rel names.
+        let link = link_of(&members, "/items/?since=0");
+        assert!(link.contains("rel=\"prev-changes\""), "{dialect}: {link}");
+    }
+}
+
+#[test]
+fn uri_headers_get_string_bodies_in_every_dialect() {
+    for dialect in [Dialect::Mixed, Dialect::A, Dialect::B, Dialect::C] {
+        let base = start_dialect(dialect);
+        changed(&base);
+        let members = multiplexed(
+            &base,
+            "",
+            &["</counter/m>; If-None-Match=\"0\", </items/?since=0>"],
+        );
+        assert_eq!(body_of(&members, "/counter/m"), json!("1"), "{dialect}");
+        assert!(
+            body_of(&members, "/items/?since=0").is_string(),
+            "{dialect}"
+        );
+    }
+}
+
+#[test]
+fn b_and_c_shapes_and_the_dialect_between_them() {
+    // Comma-joined in one field is form B's way: short rel names even from a form C server.
+    let base = start_dialect(Dialect::C);
+    changed(&base);
+    let members = multiplexed(&base, "", &["</counter/m>, </items/?since=0>"]);
+    let link = link_of(&members, "/items/?since=0");
+    assert!(link.contains("rel=\"changes\""), "{link}");
+    // A field per resource is form C's: long names even from a form B server.
+    let base = start_dialect(Dialect::B);
+    changed(&base);
+    let members = multiplexed(&base, "", &["</counter/m>", "</items/?since=0>"]);
+    let link = link_of(&members, "/items/?since=0");
+    assert!(
+        link.contains("rel=\"http://liveresource.org/protocol/changes\""),
+        "{link}"
+    );
+    // One field naming one resource could be either: the dialect says which.
+    for (dialect, rel) in [
+        (
+            Dialect::C,
+            "rel=\"http://liveresource.org/protocol/changes\"",
+        ),
+        (Dialect::B, "rel=\"changes\""),
+    ] {
+        let base = start_dialect(dialect);
+        changed(&base);
+        let members = multiplexed(&base, "", &["</items/?since=0>"]);
+        let link = link_of(&members, "/items/?since=0");
+        assert!(link.contains(rel), "{dialect}: {link}");
+    }
+}
+
+#[test]
+fn the_query_form_wins_over_uri_headers_and_form_wins_over_both() {
+    let base = start_dialect(Dialect::B);
+    changed(&base);
+    // Both shapes, as clients of multiplex-wait send: the query's form answers.
+    let members = multiplexed(&base, QUERY, &["</counter/m>; If-None-Match=\"0\""]);
+    assert_eq!(body_of(&members, "/counter/m"), json!(1));
+    // ?form= outranks the shape, either way round.
+    let base = start_dialect(Dialect::A);
+    changed(&base);
+    let members = multiplexed(&base, &format!("{QUERY}&form=b"), &[]);
+    assert_eq!(body_of(&members, "/counter/m"), json!("1"));
+    let members = multiplexed(&base, "?form=a", &["</counter/m>; If-None-Match=\"0\""]);
+    assert_eq!(body_of(&members, "/counter/m"), json!(1));
+}
