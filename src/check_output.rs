@@ -10,7 +10,7 @@ use lrwatch::check::{CheckOptions, CheckReport, Outcome};
 use crate::cli::CheckArgs;
 use crate::config::Env;
 use crate::exit::Ending;
-use crate::sanitize::for_terminal;
+use lrwatch::sanitize::for_terminal;
 
 /// Response lines shown under a failure.
 const EVIDENCE_LINES: usize = 16;

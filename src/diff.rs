@@ -27,7 +27,7 @@ use similar::{
     DiffOp,
 };
 
-use crate::sanitize::for_terminal;
+use lrwatch::sanitize::for_terminal;
 
 /// How long the line diff may take before it approximates. Myers: measured on 1 MB JSON
 /// documents (~100,000 pretty lines) it beat Patience by 1.5x with 4 changed fields and with

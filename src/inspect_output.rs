@@ -11,7 +11,7 @@ use url::Url;
 use crate::cli::{ColorChoice, InspectArgs, ProbeArgs};
 use crate::config::Env;
 use crate::exit::{Ending, UsageError};
-use crate::sanitize::for_terminal;
+use lrwatch::sanitize::for_terminal;
 
 /// What `inspect` and `check` need from their shared flags, checked.
 pub struct Probe {

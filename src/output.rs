@@ -8,7 +8,7 @@ use lrwatch::{Event, EventKind};
 use serde_json::Value;
 
 use crate::config::Mode;
-use crate::sanitize::for_terminal;
+use lrwatch::sanitize::for_terminal;
 
 /// Writes events to `out`. The caller flushes: after each event when no other is waiting, so an
 /// event shows the moment it arrives while a burst is written in large blocks.

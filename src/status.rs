@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use crossterm::style::Stylize;
 use lrwatch::Status;
 
-use crate::sanitize::for_terminal;
+use lrwatch::sanitize::for_terminal;
 
 /// Erase the current line and return to its start.
 const CLEAR: &str = "\r\x1b[2K";

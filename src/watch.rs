@@ -17,9 +17,9 @@ use crate::config::Config;
 use crate::exec::{self, Exec};
 use crate::exit::Ending;
 use crate::output::Printer;
-use crate::sanitize::for_terminal;
 use crate::select::Selector;
 use crate::status::Stderr;
+use lrwatch::sanitize::for_terminal;
 
 /// The longest a printed event waits in the buffer while more keep coming.
 const HOLD_AT_MOST: Duration = Duration::from_millis(50);

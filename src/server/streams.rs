@@ -505,16 +505,8 @@ mod tests {
 
     fn req(headers: &[(&str, &str)], query: &str) -> Request {
         Request {
-            method: "GET".into(),
-            path: "/counter/a".into(),
             query: Some(query.into()),
-            version: 1,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_ascii_lowercase(), (*v).to_owned()))
-                .collect(),
-            body: vec![],
-            raw_head: vec![],
+            ..Request::for_test("GET", "/counter/a", headers, b"")
         }
     }
 
