@@ -46,7 +46,8 @@ Examples:
     after_long_help = EXAMPLES
 )]
 pub struct Cli {
-    /// Resources to follow: absolute http:// or https:// URLs.
+    /// Resources to follow: absolute http:// or https:// URLs (LiveResource, a document, an
+    /// event stream, a JSON-lines stream), or ws:// or wss:// URLs.
     #[arg(value_name = "URL", required = true)]
     pub urls: Vec<String>,
 
@@ -372,6 +373,20 @@ pub struct FollowArgs {
     /// X-Poll-Interval, else 5].
     #[arg(long, value_name = "SECS", value_parser = parse_interval, help_heading = "Following")]
     pub interval: Option<f64>,
+
+    /// Ask a JSON-lines URL again after its response ends, with a backoff (a watch that
+    /// times out); without it, a response that ends cleanly means that URL is done.
+    #[arg(long, help_heading = "Live URLs")]
+    pub reconnect: bool,
+
+    /// For ws:// and wss:// URLs: offer this subprotocol in the handshake.
+    #[arg(long, value_name = "NAME", help_heading = "Live URLs")]
+    pub subprotocol: Option<String>,
+
+    /// For ws:// and wss:// URLs: send TEXT as a text message after each connect,
+    /// repeatable, in order (nothing is sent otherwise).
+    #[arg(long, value_name = "TEXT", help_heading = "Live URLs")]
+    pub send: Vec<String>,
 }
 
 /// `--color`.

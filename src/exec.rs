@@ -242,6 +242,7 @@ fn work(command: &str, shared: &Shared, report: &Report) {
 /// Starts one run: `sh -c command` in a process group of its own, the body on stdin (written
 /// by the returned thread), the facts in the environment.
 fn start(command: &str, event: &Event) -> Result<(std::process::Child, JoinHandle<()>), String> {
+    let sse = event.live.as_ref().and_then(|l| l.sse.as_ref());
     let mut sh = Command::new("sh");
     sh.arg("-c")
         .arg(command)
@@ -250,6 +251,9 @@ fn start(command: &str, event: &Event) -> Result<(std::process::Child, JoinHandl
         .env("LRWATCH_ETAG", event.etag.as_deref().unwrap_or(""))
         .env("LRWATCH_TRANSPORT", event.transport.as_str())
         .env("LRWATCH_ID", event.id.as_deref().unwrap_or(""))
+        // An event stream's event name and id (empty otherwise).
+        .env("LRWATCH_SSE_EVENT", sse.map_or("", |s| s.event.as_str()))
+        .env("LRWATCH_SSE_ID", sse.and_then(|s| s.id.as_deref()).unwrap_or(""))
         .stdin(Stdio::piped());
     #[cfg(unix)]
     {

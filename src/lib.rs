@@ -17,10 +17,11 @@ pub mod event;
 pub mod follow;
 pub mod http;
 pub mod inspect;
+pub mod live;
 pub mod mechanism;
 mod tcp;
 
 pub use error::{Error, ErrorKind, Result};
-pub use event::{Body, Event, EventKind, Level, Notice, Status, Update};
+pub use event::{Body, Event, EventKind, Level, Live, Notice, SseFacts, Status, Update};
 pub use follow::{parse_url, Client, Follow, Interrupter, Options};
 pub use mechanism::Mechanism;

@@ -181,6 +181,7 @@ impl Ctx {
             time: SystemTime::now(),
             body,
             initial: false,
+            live: None,
         }))
     }
 

@@ -15,6 +15,9 @@ mod callbacks;
 mod changes;
 mod hint_stream;
 mod hub;
+mod json_lines;
+mod live_sse;
+mod live_url;
 mod multiplex_stream;
 mod multiplex_wait;
 mod multiplexed;
@@ -26,6 +29,7 @@ mod sse;
 mod value_stream;
 mod value_wait;
 mod websocket;
+mod ws_url;
 
 use std::collections::HashMap;
 use std::sync::mpsc::RecvTimeoutError;
@@ -118,6 +122,8 @@ pub struct Options {
     /// Do not verify certificates at all (`--insecure`). Only for testing: anyone on the path
     /// can then read and change what is followed.
     pub insecure: bool,
+    /// How live URLs given directly are followed (event streams, JSON lines, WebSockets).
+    pub live: crate::live::LiveOptions,
 }
 
 /// The default keep-alive period: the reference server's, and common proxies'.
@@ -169,6 +175,7 @@ impl Default for Options {
             verify: Some(DEFAULT_VERIFY),
             callback_listen: None,
             callback_url: None,
+            live: crate::live::LiveOptions::default(),
         }
     }
 }
@@ -960,6 +967,7 @@ impl Ctx {
             time: SystemTime::now(),
             body: Some(body),
             initial,
+            live: None,
         }))
     }
 
@@ -987,6 +995,7 @@ impl Ctx {
             time: SystemTime::now(),
             body: None,
             initial,
+            live: None,
         }))
     }
 
@@ -1332,7 +1341,16 @@ fn follow_resource(mut ctx: Ctx, permit: Permit) {
             return;
         }
         ctx.trace(format!("GET {url}"));
-        match ctx.short_get(&url, &[]) {
+        // A live URL (an event stream, JSON lines, a WebSocket) is told from the head.
+        let answer = match live_url::discover(&ctx, &url) {
+            Ok(live_url::Discovered::Live(opened)) => {
+                drop(permit);
+                return live_url::follow(ctx, opened);
+            }
+            Ok(live_url::Discovered::Document(r)) => Ok(r),
+            Err(e) => Err(e),
+        };
+        match answer {
             Ok(r) if matches!(r.status, 200..=299 | 404 | 410) => break r,
             Ok(r) => {
                 permit = None;

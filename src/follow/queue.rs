@@ -105,15 +105,16 @@ impl State {
             .range(..before)
             .rposition(|u| matches!(u, Update::Event(e) if e.uri == uri))?;
         match &self.updates[at] {
-            Update::Event(e) if is_value(e.kind) => Some(at),
+            Update::Event(e) if coalescible(e) => Some(at),
             _ => None,
         }
     }
 }
 
-/// Values and removals: a newer one says all an older one did.
-fn is_value(kind: EventKind) -> bool {
-    matches!(kind, EventKind::Value | EventKind::Removed)
+/// Values and removals: a newer one says all an older one did. Not those of a live URL given
+/// directly (an event stream, say): each of its events is news.
+fn coalescible(event: &Event) -> bool {
+    matches!(event.kind, EventKind::Value | EventKind::Removed) && event.live.is_none()
 }
 
 /// The memory an update holds, roughly, for the bound: its body's bytes, and a parsed JSON
@@ -147,7 +148,7 @@ impl Updates {
             }
             match update {
                 Update::Interrupted | Update::Failed(_) => break update,
-                Update::Event(event) if is_value(event.kind) => {
+                Update::Event(event) if coalescible(&event) => {
                     let uri = event.uri.clone();
                     match state.coalesce(event) {
                         Some(event) => break Update::Event(event),
@@ -294,6 +295,7 @@ mod tests {
             time: SystemTime::now(),
             body: Some(Body::new(body.as_bytes().to_vec(), None)),
             initial: false,
+            live: None,
         })
     }
 
