@@ -1,0 +1,1 @@
+//! JSON-lines streams given directly.

@@ -1,0 +1,1 @@
+//! WebSocket URLs given directly.
