@@ -109,20 +109,17 @@ fn read(
     let mut buf = vec![0u8; 16 * 1024];
     let mut events = 0u64;
     loop {
-        let (records, ended) = match stream.read(&mut buf) {
-            Ok(0) => (splitter.finish().into_iter().collect(), Some(true)),
-            Ok(n) => match splitter.feed(&buf[..n]) {
-                Ok(records) => (records, None),
-                // Over --max-body: asking again would only read the same.
-                Err(e) => {
-                    let url = ctx.url.to_string();
-                    ctx.fail(crate::Error::TooLarge {
-                        url,
-                        what: e.to_string(),
-                    });
-                    return None;
-                }
-            },
+        let mut records = Vec::new();
+        let mut too_long = None;
+        let ended = match stream.read(&mut buf) {
+            Ok(0) => {
+                records.extend(splitter.finish());
+                true
+            }
+            Ok(n) => {
+                too_long = splitter.feed(&buf[..n], &mut records).err();
+                false
+            }
             Err(e) => {
                 return Some((events, false, format!("the response broke ({e})")));
             }
@@ -139,7 +136,16 @@ fn read(
                 return None;
             }
         }
-        if ended.is_some() {
+        // Over --max-body (after the lines before it): asking again would only read the same.
+        if let Some(e) = too_long {
+            let url = ctx.url.to_string();
+            ctx.fail(crate::Error::TooLarge {
+                url,
+                what: e.to_string(),
+            });
+            return None;
+        }
+        if ended {
             return Some((events, true, "the response ended".to_string()));
         }
         if !ctx.running() {

@@ -50,19 +50,18 @@ impl Splitter {
         }
     }
 
-    /// Takes the next piece of the body; returns the records it completed, white space
-    /// around each trimmed, empty ones skipped.
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, TooLong> {
+    /// Takes the next piece of the body; adds the records it completed to `records`, white
+    /// space around each trimmed, empty ones skipped. After an error, the records completed
+    /// before the one over the limit are there; the splitter is then of no further use.
+    pub fn feed(&mut self, bytes: &[u8], records: &mut Vec<Vec<u8>>) -> Result<(), TooLong> {
         let end = if self.seq { RS } else { b'\n' };
-        let mut records = Vec::new();
         let mut rest = bytes;
         while let Some(at) = rest.iter().position(|&b| b == end) {
             self.take(&rest[..at])?;
-            self.finish_record(&mut records);
+            self.finish_record(records);
             rest = &rest[at + 1..];
         }
-        self.take(rest)?;
-        Ok(records)
+        self.take(rest)
     }
 
     /// At a clean end of the body: the last record, when it was not ended (a last line
@@ -111,7 +110,7 @@ mod tests {
     fn split(mut s: Splitter, pieces: &[&[u8]]) -> Vec<String> {
         let mut out = Vec::new();
         for piece in pieces {
-            out.extend(s.feed(piece).unwrap());
+            s.feed(piece, &mut out).unwrap();
         }
         out.extend(s.finish());
         out.into_iter()
@@ -144,11 +143,20 @@ mod tests {
     #[test]
     fn a_record_over_the_limit_is_an_error_however_it_arrives() {
         let mut s = Splitter::lines(4);
-        assert_eq!(s.feed(b"1234\n"), Ok(vec![b"1234".to_vec()]));
-        assert_eq!(s.feed(b"12"), Ok(vec![]));
-        assert_eq!(s.feed(b"345"), Err(TooLong(4)));
+        let mut out = Vec::new();
+        assert_eq!(s.feed(b"1234\n", &mut out), Ok(()));
+        assert_eq!(s.feed(b"12", &mut out), Ok(()));
+        assert_eq!(s.feed(b"345", &mut out), Err(TooLong(4)));
+        assert_eq!(out, [b"1234".to_vec()]);
+        // The records before the one over the limit are kept.
+        let mut s = Splitter::lines(4);
+        let mut out = Vec::new();
+        assert_eq!(s.feed(b"1\n2\n12345\n", &mut out), Err(TooLong(4)));
+        assert_eq!(out, [b"1".to_vec(), b"2".to_vec()]);
         // White space around a record does not count.
         let mut s = Splitter::lines(4);
-        assert_eq!(s.feed(b"   1234   \n"), Ok(vec![b"1234".to_vec()]));
+        let mut out = Vec::new();
+        assert_eq!(s.feed(b"   1234   \n", &mut out), Ok(()));
+        assert_eq!(out, [b"1234".to_vec()]);
     }
 }
