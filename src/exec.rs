@@ -253,7 +253,10 @@ fn start(command: &str, event: &Event) -> Result<(std::process::Child, JoinHandl
         .env("LRWATCH_ID", event.id.as_deref().unwrap_or(""))
         // An event stream's event name and id (empty otherwise).
         .env("LRWATCH_SSE_EVENT", sse.map_or("", |s| s.event.as_str()))
-        .env("LRWATCH_SSE_ID", sse.and_then(|s| s.id.as_deref()).unwrap_or(""))
+        .env(
+            "LRWATCH_SSE_ID",
+            sse.and_then(|s| s.id.as_deref()).unwrap_or(""),
+        )
         .stdin(Stdio::piped());
     #[cfg(unix)]
     {

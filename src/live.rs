@@ -85,8 +85,11 @@ pub fn from_head(status: u16, headers: &HeaderMap) -> Kind {
         .to_ascii_lowercase();
     match essence.as_str() {
         "text/event-stream" => Kind::EventStream,
-        "application/x-ndjson" | "application/jsonl" | "application/x-jsonlines"
-        | "application/jsonlines" | "application/json-lines" => Kind::JsonLines,
+        "application/x-ndjson"
+        | "application/jsonl"
+        | "application/x-jsonlines"
+        | "application/jsonlines"
+        | "application/json-lines" => Kind::JsonLines,
         "application/json-seq" => Kind::JsonSeq,
         "application/json" if chunked(headers) => Kind::ChunkedJson,
         _ => Kind::Document,
@@ -137,7 +140,10 @@ mod tests {
     #[test]
     fn kinds_come_from_the_head() {
         let k = |ct, chunked| from_head(200, &head(ct, chunked));
-        assert_eq!(k("text/event-stream; charset=utf-8", false), Kind::EventStream);
+        assert_eq!(
+            k("text/event-stream; charset=utf-8", false),
+            Kind::EventStream
+        );
         assert_eq!(k("Text/Event-Stream", true), Kind::EventStream);
         assert_eq!(k("application/x-ndjson", true), Kind::JsonLines);
         assert_eq!(k("application/jsonl", false), Kind::JsonLines);

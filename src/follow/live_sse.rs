@@ -60,7 +60,10 @@ pub(super) fn run(mut ctx: Ctx, first: Box<dyn Read + Send>) {
         // delay; one that ends before any event, at once and again, backs off (retry a floor).
         if events > 0 || opened.elapsed() >= ctx.options.keepalive {
             ctx.succeeded();
-            ctx.trace(format!("{why}; reconnecting in {:.1}s", retry.as_secs_f64()));
+            ctx.trace(format!(
+                "{why}; reconnecting in {:.1}s",
+                retry.as_secs_f64()
+            ));
             if !ctx.sleep(retry) {
                 return;
             }
@@ -115,17 +118,22 @@ fn reconnect(ctx: &mut Ctx, last_id: &str, retry: Duration) -> Reopened {
                     .and_then(|v| v.to_str().ok()),
             ),
         ),
-        Ok(stream) if crate::live::from_head(stream.status, &stream.headers) != crate::live::Kind::EventStream => (
-            format!(
-                "the URL answered with Content-Type '{}', no longer an event stream",
-                stream
-                    .headers
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-            ),
-            None,
-        ),
+        Ok(stream)
+            if crate::live::from_head(stream.status, &stream.headers)
+                != crate::live::Kind::EventStream =>
+        {
+            (
+                format!(
+                    "the URL answered with Content-Type '{}', no longer an event stream",
+                    stream
+                        .headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                ),
+                None,
+            )
+        }
         Ok(stream) => {
             ctx.trace("stream open".to_string());
             return Reopened::Stream(stream.body);
@@ -256,13 +264,19 @@ mod tests {
 
     #[test]
     fn liveresource_framing_is_told_from_json_data() {
-        let (etag, previous, body) =
-            framed(&ev("update", "{\"ETag\":\"\\\"2\\\"\",\"Previous-ETag\":\"\\\"1\\\"\"}\n{\"a\":1}")).unwrap();
+        let (etag, previous, body) = framed(&ev(
+            "update",
+            "{\"ETag\":\"\\\"2\\\"\",\"Previous-ETag\":\"\\\"1\\\"\"}\n{\"a\":1}",
+        ))
+        .unwrap();
         assert_eq!(etag.as_deref(), Some("\"2\""));
         assert_eq!(previous.as_deref(), Some("\"1\""));
         assert_eq!(body.unwrap().json, Some(serde_json::json!({"a":1})));
         // Deleted: headers and no content.
-        assert!(framed(&ev("update", "{\"ETag\":\"x\"}")).unwrap().2.is_none());
+        assert!(framed(&ev("update", "{\"ETag\":\"x\"}"))
+            .unwrap()
+            .2
+            .is_none());
         // Data that is merely a JSON object, or another event name, is not framing.
         assert!(framed(&ev("update", "{\"count\":1}")).is_none());
         assert!(framed(&ev("update", "{\"ETag\":1}")).is_none());

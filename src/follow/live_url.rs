@@ -76,7 +76,13 @@ pub(super) fn discover(ctx: &Ctx, url: &Url) -> Result<Discovered, FetchError> {
             if body.len() as u64 > max {
                 return Err(FetchError::TooLarge(max));
             }
-            Ok(Discovered::Document(document(stream.status, stream.url, stream.moved_permanently, stream.headers, body)))
+            Ok(Discovered::Document(document(
+                stream.status,
+                stream.url,
+                stream.moved_permanently,
+                stream.headers,
+                body,
+            )))
         }
     }
 }
@@ -106,7 +112,11 @@ fn chunked_json(ctx: &Ctx, stream: Stream) -> Result<Discovered, FetchError> {
     let mut received = Vec::new();
     let is_lines = loop {
         let first_complete = live::first_line_is_a_value(&received);
-        let wait = if first_complete { STILL_OPEN } else { REQUEST_TIMEOUT };
+        let wait = if first_complete {
+            STILL_OPEN
+        } else {
+            REQUEST_TIMEOUT
+        };
         match chunks.recv_timeout(wait) {
             Ok(Ok(bytes)) if bytes.is_empty() => break false,
             Ok(Ok(bytes)) => {
@@ -235,10 +245,7 @@ pub(super) fn done(ctx: &Ctx, why: &str) {
 }
 
 /// The request headers of a reconnect: `Accept` for the kind, and the caller's.
-pub(super) fn reopen(
-    ctx: &mut Ctx,
-    extra: &[(&str, String)],
-) -> Result<Stream, FetchError> {
+pub(super) fn reopen(ctx: &mut Ctx, extra: &[(&str, String)]) -> Result<Stream, FetchError> {
     let url = ctx.url.clone();
     let shown: Vec<String> = extra.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     ctx.trace(

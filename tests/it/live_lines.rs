@@ -116,7 +116,12 @@ fn reconnect_asks_again_after_the_response_ends() {
 #[test]
 fn reconnect_backs_off_while_responses_bring_nothing() {
     let server = http_server(|_, _, stream| {
-        respond(&stream, 200, &[("Content-Type", "application/x-ndjson")], "")
+        respond(
+            &stream,
+            200,
+            &[("Content-Type", "application/x-ndjson")],
+            "",
+        )
     });
     let mut run = lrwatch(&["-v", "--reconnect", &format!("{}/empty", server.base)]);
     run.stderr_until("attempt 3");

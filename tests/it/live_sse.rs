@@ -31,7 +31,10 @@ fn each_event_is_an_event_and_reconnects_resume_until_204() {
     assert_eq!(first["event"], "value");
     assert_eq!(first["transport"], "event-stream");
     assert_eq!(first["body"], serde_json::json!({"n": 1}));
-    assert_eq!(first["sse"], serde_json::json!({"event": "tick", "id": "1"}));
+    assert_eq!(
+        first["sse"],
+        serde_json::json!({"event": "tick", "id": "1"})
+    );
     let second = run.json();
     assert_eq!(second["body"], "plain\ntext");
     assert_eq!(
@@ -40,7 +43,10 @@ fn each_event_is_an_event_and_reconnects_resume_until_204() {
     );
     let third = run.json();
     assert_eq!(third["body"], serde_json::json!({"n": 1}));
-    assert_eq!(third["sse"]["id"], "2", "an event's id is the stream's last");
+    assert_eq!(
+        third["sse"]["id"], "2",
+        "an event's id is the stream's last"
+    );
     let fourth = run.json();
     assert_eq!(fourth["body"], serde_json::json!({"n": 3}));
     // The 204 ends the only URL: exit 0.
@@ -73,7 +79,10 @@ fn liveresource_framing_keeps_etags_and_a_gap_is_said() {
             b"event: update\ndata: {\"ETag\":\"\\\"6\\\"\",\"Previous-ETag\":\"\\\"5\\\"\"}\ndata: {\"v\":6}\n\n",
         );
         // Headers and no content: deleted.
-        send(&stream, b"event: update\ndata: {\"ETag\":\"\\\"7\\\"\"}\n\n");
+        send(
+            &stream,
+            b"event: update\ndata: {\"ETag\":\"\\\"7\\\"\"}\n\n",
+        );
     });
     let mut run = lrwatch(&["--json", &format!("{}/x", server.base)]);
     let first = run.json();
@@ -150,7 +159,10 @@ fn diff_shows_successive_events() {
             return crate::harness::respond(&stream, 204, &[], "");
         }
         head(&stream, 200, "text/event-stream");
-        send(&stream, b"data: {\"a\":1,\"b\":2}\n\ndata: {\"a\":1,\"b\":3}\n\n");
+        send(
+            &stream,
+            b"data: {\"a\":1,\"b\":2}\n\ndata: {\"a\":1,\"b\":3}\n\n",
+        );
     });
     let mut run = lrwatch(&["--diff", &format!("{}/x", server.base)]);
     assert_eq!(run.wait().code(), Some(0));
@@ -216,7 +228,11 @@ fn an_event_over_max_body_stops_with_exit_1() {
     });
     let mut run = lrwatch(&["--max-body", "100", &format!("{}/x", server.base)]);
     assert_eq!(run.wait().code(), Some(1));
-    assert!(run.stderr_text().contains("over 100 bytes"), "{:?}", run.stderr_seen);
+    assert!(
+        run.stderr_text().contains("over 100 bytes"),
+        "{:?}",
+        run.stderr_seen
+    );
 }
 
 #[test]

@@ -57,7 +57,10 @@ fn each_message_is_an_event_with_what_the_user_asked_sent() {
     );
     assert_eq!(received.recv_timeout(BOUND).unwrap(), "second");
     let handshake = server.request(0);
-    assert_eq!(handshake.header("sec-websocket-protocol"), Some("graphql-ws"));
+    assert_eq!(
+        handshake.header("sec-websocket-protocol"),
+        Some("graphql-ws")
+    );
     assert_eq!(handshake.header("authorization"), Some("Bearer t0k"));
 }
 
