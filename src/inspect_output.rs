@@ -133,6 +133,16 @@ pub fn render(report: &Report, color: bool) -> String {
     }
     line(field("Request", request));
     line(field(
+        "Kind",
+        match report.kind.transport() {
+            Some(transport) => good(&format!(
+                "{}: followed directly over {transport}, each message one event",
+                report.kind.describe()
+            )),
+            None => report.kind.describe().to_string(),
+        },
+    ));
+    line(field(
         "ETag",
         caps.etag.as_deref().map_or_else(|| dim("none"), safe),
     ));

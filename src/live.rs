@@ -1,8 +1,18 @@
 //! Which kind of live URL an answer is, decided from its head alone (status, `Content-Type`,
 //! `Transfer-Encoding`): an endless body must never be read to its end to find out.
 
+use std::io::{self, Read};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::Duration;
+
 use ureq::http::HeaderMap;
 use url::Url;
+
+use crate::http::{FetchError, Response, Stream};
+
+/// How long a chunked JSON answer that has sent one complete line may stay open without more
+/// before it counts as a stream: a document's server ends its body at once.
+const STILL_OPEN: Duration = Duration::from_secs(1);
 
 /// How to follow live URLs given directly (the rest of [`crate::Options`] applies too).
 #[derive(Debug, Clone, Default)]
@@ -45,6 +55,28 @@ impl Kind {
             Kind::JsonSeq => "a JSON text sequence (RFC 7464)",
             Kind::ChunkedJson => "chunked JSON",
             Kind::WebSocket => "a WebSocket",
+        }
+    }
+
+    /// A name for scripts (`inspect --json`): `document`, `event-stream`, `json-lines`,
+    /// `json-seq`, `websocket` (chunked JSON is a document until it streams).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Document | Kind::ChunkedJson => "document",
+            Kind::EventStream => "event-stream",
+            Kind::JsonLines => "json-lines",
+            Kind::JsonSeq => "json-seq",
+            Kind::WebSocket => "websocket",
+        }
+    }
+
+    /// The transport that follows it, when it is followed directly.
+    pub fn transport(self) -> Option<crate::Mechanism> {
+        match self {
+            Kind::EventStream => Some(crate::Mechanism::EventStream),
+            Kind::JsonLines | Kind::JsonSeq => Some(crate::Mechanism::JsonLines),
+            Kind::WebSocket => Some(crate::Mechanism::WebSocket),
+            Kind::Document | Kind::ChunkedJson => None,
         }
     }
 
@@ -124,9 +156,175 @@ pub fn more_after_first_line(received: &[u8]) -> bool {
         .is_some_and(|end| !received[end + 1..].trim_ascii().is_empty())
 }
 
+/// An answer read as far as its kind needs.
+pub(crate) enum Answer {
+    /// A document, read whole.
+    Document(Response),
+    /// A stream (`kind`: an event stream, JSON lines or a JSON sequence), its body from the
+    /// first byte, what was read to decide included.
+    Stream {
+        kind: Kind,
+        body: Box<dyn Read + Send>,
+    },
+}
+
+/// Reads an answer as far as its kind needs: a stream not at all; a document whole (at most
+/// `max_body` bytes); chunked JSON until it shows which it is. `wait` bounds a silence in a
+/// chunked answer that has not yet shown (the reads are bounded by the request's own timer).
+pub(crate) fn answer(stream: Stream, max_body: u64, wait: Duration) -> Result<Answer, FetchError> {
+    let kind = from_head(stream.status, &stream.headers);
+    match kind {
+        Kind::EventStream | Kind::JsonLines | Kind::JsonSeq => Ok(Answer::Stream {
+            kind,
+            body: stream.body,
+        }),
+        Kind::ChunkedJson => chunked_json(stream, max_body, wait),
+        Kind::Document | Kind::WebSocket => {
+            let Stream {
+                status,
+                url,
+                moved_permanently,
+                headers,
+                body: reader,
+            } = stream;
+            let mut body = Vec::new();
+            reader
+                .take(max_body.saturating_add(1))
+                .read_to_end(&mut body)
+                .map_err(crate::http::io_failure)?;
+            if body.len() as u64 > max_body {
+                return Err(FetchError::TooLarge(max_body));
+            }
+            Ok(Answer::Document(Response {
+                status,
+                url,
+                moved_permanently,
+                headers,
+                body,
+            }))
+        }
+    }
+}
+
+/// A chunked JSON answer, read as it arrives: a stream of lines once a complete first line
+/// that is a JSON value is followed by more, or by a body that stays open; else a document,
+/// read to its end.
+fn chunked_json(stream: Stream, max_body: u64, wait: Duration) -> Result<Answer, FetchError> {
+    let Stream {
+        status,
+        url,
+        moved_permanently,
+        headers,
+        body,
+    } = stream;
+    let chunks = spawn_reader(body).map_err(crate::http::io_failure)?;
+    let mut received = Vec::new();
+    let is_lines = loop {
+        let first_complete = first_line_is_a_value(&received);
+        let silence = if first_complete { STILL_OPEN } else { wait };
+        match chunks.recv_timeout(silence) {
+            Ok(Ok(bytes)) if bytes.is_empty() => break false,
+            Ok(Ok(bytes)) => {
+                received.extend_from_slice(&bytes);
+                if first_line_is_a_value(&received) && more_after_first_line(&received) {
+                    break true;
+                }
+                if received.len() as u64 > max_body {
+                    return Err(FetchError::TooLarge(max_body));
+                }
+            }
+            Ok(Err(e)) => return Err(crate::http::io_failure(e)),
+            Err(RecvTimeoutError::Timeout) if first_complete => break true,
+            // The reader's own reads are bounded by the request's timer.
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break false,
+        }
+    };
+    if !is_lines {
+        return Ok(Answer::Document(Response {
+            status,
+            url,
+            moved_permanently,
+            headers,
+            body: received,
+        }));
+    }
+    let rest = Chunks {
+        chunks,
+        current: io::Cursor::new(Vec::new()),
+        ended: false,
+    };
+    Ok(Answer::Stream {
+        kind: Kind::JsonLines,
+        body: Box::new(io::Cursor::new(received).chain(rest)),
+    })
+}
+
+/// Reads `body` on a thread of its own into a bounded channel: chunks, an empty chunk at its
+/// end, or the error that broke it. The thread ends with the body, or at its next read once
+/// the receiver is gone.
+fn spawn_reader(mut body: Box<dyn Read + Send>) -> io::Result<Receiver<io::Result<Vec<u8>>>> {
+    let (tx, rx) = mpsc::sync_channel(4);
+    std::thread::Builder::new()
+        .name("chunked reader".into())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let chunk = body.read(&mut buf).map(|n| buf[..n].to_vec());
+                let last = !matches!(&chunk, Ok(bytes) if !bytes.is_empty());
+                if tx.send(chunk).is_err() || last {
+                    return;
+                }
+            }
+        })?;
+    Ok(rx)
+}
+
+/// The rest of a body that a reader thread reads (see `spawn_reader`), as a `Read`.
+struct Chunks {
+    chunks: Receiver<io::Result<Vec<u8>>>,
+    current: io::Cursor<Vec<u8>>,
+    ended: bool,
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.current.read(buf)?;
+            if n > 0 || self.ended || buf.is_empty() {
+                return Ok(n);
+            }
+            match self.chunks.recv() {
+                Ok(Ok(bytes)) if bytes.is_empty() => self.ended = true,
+                Ok(Ok(bytes)) => self.current = io::Cursor::new(bytes),
+                Ok(Err(e)) => {
+                    self.ended = true;
+                    return Err(e);
+                }
+                Err(_) => self.ended = true,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_read_back_in_order_and_end() {
+        let body: Box<dyn Read + Send> = Box::new(io::Cursor::new(b"one\ntwo\n".to_vec()));
+        let chunks = spawn_reader(body).unwrap();
+        let mut rest = Chunks {
+            chunks,
+            current: io::Cursor::new(Vec::new()),
+            ended: false,
+        };
+        let mut all = String::new();
+        rest.read_to_string(&mut all).unwrap();
+        assert_eq!(all, "one\ntwo\n");
+    }
 
     fn head(content_type: &str, chunked: bool) -> HeaderMap {
         let mut h = HeaderMap::new();
