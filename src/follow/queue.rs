@@ -428,6 +428,31 @@ mod tests {
     }
 
     #[test]
+    fn values_of_live_urls_are_news_never_coalesced() {
+        // A queue full of a stream's events: one more waits for room; none is dropped.
+        let live = |body: &str| match value("/s", body) {
+            Update::Event(mut e) => {
+                e.live = Some(crate::event::Live::default());
+                Update::Event(e)
+            }
+            other => other,
+        };
+        let q = Arc::new(Updates::default());
+        for i in 0..MAX_UPDATES {
+            assert!(q.send(live(&i.to_string())));
+        }
+        let sender = Arc::clone(&q);
+        let more = std::thread::spawn(move || sender.send(live("last")));
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!more.is_finished(), "a live event waits while the queue is full");
+        assert!(q.try_recv().is_some());
+        assert!(more.join().unwrap(), "taken once there is room");
+        let got = drain(&q);
+        assert_eq!(got.len(), MAX_UPDATES);
+        assert_eq!(got.last().unwrap(), "/s=last");
+    }
+
+    #[test]
     fn failures_and_interruptions_are_always_taken() {
         let q = full();
         assert!(q.send(Update::Interrupted));
