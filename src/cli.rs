@@ -20,6 +20,10 @@ Examples:
   In a script, wait for the next change (and no longer than a minute):
     if lrwatch -q --no-initial -n 1 -t 60 URL >/dev/null; then echo changed; fi
 
+  Any live URL: an event stream, JSON lines (NDJSON, a watch), a WebSocket:
+    lrwatch --json 'http://127.0.0.1:8080/counter/a?stream=value'
+    lrwatch --send '{\"op\":\"subscribe\"}' wss://example.com/feed
+
   Follow one field of a JSON value:
     lrwatch --select /time http://127.0.0.1:8080/time
 
@@ -33,8 +37,10 @@ Examples:
 ///
 /// lrwatch discovers what the server offers (LiveResource streams, sockets, long-polls,
 /// webhooks, change feeds) and follows the resource over the best transport it finds, falling
-/// back to plain polling, so it works with any URL. stdout carries events only; status and
-/// errors go to stderr.
+/// back to plain polling, so it works with any URL. A live URL given directly (an event
+/// stream, JSON lines such as NDJSON or a watch, a ws:// or wss:// URL) is followed as it is:
+/// each event, line or message is one event. stdout carries events only; status and errors go
+/// to stderr.
 #[derive(Debug, Parser)]
 #[command(
     name = "lrwatch",
@@ -101,8 +107,10 @@ pub enum Command {
     /// Show what a resource offers, and which transport auto would pick and why.
     ///
     /// Validators, links, protocol forms, and every mechanism lrwatch could use and why (not).
-    /// One request: HEAD, or GET when HEAD fails or is refused (405, 501). Unknown link
-    /// relations are listed, not hidden; malformed links are reported. Nothing is followed.
+    /// HEAD, or GET when HEAD fails or is refused (405, 501); after a HEAD, a GET whose head
+    /// tells what kind of URL it is, as following does: a document, an event stream or a
+    /// JSON-lines stream (a stream's body is not read). Unknown link relations are listed, not
+    /// hidden; malformed links are reported. Nothing is followed.
     ///
     /// Examples:
     ///   lrwatch inspect http://127.0.0.1:8080/counter/a
@@ -260,7 +268,8 @@ pub struct FollowArgs {
     /// Run CMD with `sh -c` for each event instead of printing it.
     ///
     /// The body goes to CMD's stdin; LRWATCH_EVENT, LRWATCH_URI, LRWATCH_ETAG (empty when
-    /// none), LRWATCH_TRANSPORT and, for a collection's items, LRWATCH_ID describe the event. The content is never put on the command
+    /// none), LRWATCH_TRANSPORT and, for a collection's items, LRWATCH_ID describe the event
+    /// (an event stream's event name and id: LRWATCH_SSE_EVENT, LRWATCH_SSE_ID). The content is never put on the command
     /// line. One run at a time: events arriving during a run are coalesced, so the next run
     /// sees the latest value of each resource. A failing CMD is reported on stderr and
     /// following goes on; with --count, lrwatch exits when the last run has finished (within

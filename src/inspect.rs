@@ -162,7 +162,8 @@ pub struct AutoReport {
 }
 
 /// Makes one request (HEAD, falling back to GET when HEAD fails or is not answered 2xx) and
-/// reports what the answer offers. An answer that is not 2xx has nothing to report: it is
+/// reports what the answer offers; after a HEAD, a GET tells what kind of URL it is, as
+/// following does (a stream's body is not read). An answer that is not 2xx has nothing to report: it is
 /// [`Error::Status`].
 pub fn inspect(url: &Url, options: &InspectOptions) -> Result<Report> {
     let headers = crate::http::user_headers(&options.headers)?;
@@ -174,14 +175,7 @@ pub fn inspect(url: &Url, options: &InspectOptions) -> Result<Report> {
         options.max_header.unwrap_or(DEFAULT_MAX_HEADER),
     );
     let ((response, kind), method, fallback) = match http.head(url, url, &[], TIMEOUT) {
-        Ok(r) if (200..300).contains(&r.status) => {
-            // The head tells a stream; a chunked JSON watch only a GET would.
-            let kind = match crate::live::from_head(r.status, &r.headers) {
-                Kind::ChunkedJson => Kind::Document,
-                kind => kind,
-            };
-            ((r, kind), "HEAD", None)
-        }
+        Ok(r) if (200..300).contains(&r.status) => ((r, Kind::Document), "HEAD", None),
         // Some servers refuse HEAD (405, 501) or route only GET: GET has the last word.
         Ok(r) => {
             let why = format!("HEAD was answered {}", r.status);
@@ -196,10 +190,16 @@ pub fn inspect(url: &Url, options: &InspectOptions) -> Result<Report> {
     // value with a feed of deltas: read it when HEAD did not.
     let caps = Capabilities::from_headers(&response.headers, &response.url);
     let undecided = caps.etag.is_some() && auto::collection(&caps, Some(b"[]"));
-    let read = if method == "HEAD" && undecided && !kind.is_stream() {
-        Some(get(&http, url)?.0.body)
-    } else {
-        None
+    // Following tells a live URL by its GET's head (a server may answer HEAD as for a
+    // document), so inspect does too; a stream's body is not read. With changes links and an
+    // ETag, that GET's value also tells a collection.
+    let (kind, read) = match method {
+        "HEAD" => match get(&http, url) {
+            Ok((got, kind)) => (kind, (undecided && !kind.is_stream()).then_some(got.body)),
+            Err(_) if !undecided => (kind, None),
+            Err(e) => return Err(e),
+        },
+        _ => (kind, None),
     };
     let value = if method == "GET" {
         Some(response.body.as_slice())

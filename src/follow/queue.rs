@@ -444,7 +444,10 @@ mod tests {
         let sender = Arc::clone(&q);
         let more = std::thread::spawn(move || sender.send(live("last")));
         std::thread::sleep(Duration::from_millis(100));
-        assert!(!more.is_finished(), "a live event waits while the queue is full");
+        assert!(
+            !more.is_finished(),
+            "a live event waits while the queue is full"
+        );
         assert!(q.try_recv().is_some());
         assert!(more.join().unwrap(), "taken once there is room");
         let got = drain(&q);

@@ -267,6 +267,10 @@ fn the_kind_of_a_live_url_is_told_without_reading_it_to_its_end() {
     assert_eq!(report["kind"], "json-lines");
     let report = json(&[&format!("{}/doc", server.base)]);
     assert_eq!(report["kind"], "document");
+    // The reference server answers HEAD of its value stream as for the document; the GET
+    // that following makes is the stream.
+    let stream = format!("{}/counter/kind?stream=value", reference_server());
+    assert_eq!(json(&[&stream])["kind"], "event-stream");
     let (code, lines) = output(&["inspect", &format!("{}/sse", server.base)]);
     assert_eq!(code, Some(0));
     assert!(
