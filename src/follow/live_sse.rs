@@ -162,18 +162,8 @@ fn read(
             Ok(n) => n,
             Err(e) => return Some((events, format!("the stream broke ({e})"))),
         };
-        let parsed = match parser.feed(&buf[..n]) {
-            Ok(parsed) => parsed,
-            // Over --max-body: asking again would only read the same.
-            Err(e) => {
-                let url = ctx.url.to_string();
-                ctx.fail(crate::Error::TooLarge {
-                    url,
-                    what: e.to_string(),
-                });
-                return None;
-            }
-        };
+        let mut parsed = Vec::new();
+        let too_large = parser.feed_into(&buf[..n], &mut parsed).err();
         for event in parsed {
             if events == 0 {
                 ctx.succeeded();
@@ -182,6 +172,15 @@ fn read(
             if !dispatch(ctx, event, state) {
                 return None;
             }
+        }
+        // Over --max-body (after the events before it): asking again would only read the same.
+        if let Some(e) = too_large {
+            let url = ctx.url.to_string();
+            ctx.fail(crate::Error::TooLarge {
+                url,
+                what: e.to_string(),
+            });
+            return None;
         }
         if !ctx.running() {
             return None;

@@ -223,10 +223,15 @@ fn a_silent_server_is_bounded_by_timeout() {
 fn an_event_over_max_body_stops_with_exit_1() {
     let server = http_server(|_, _, stream| {
         head(&stream, 200, "text/event-stream");
-        send(&stream, format!("data: {}\n\n", "x".repeat(300)).as_bytes());
+        // The event before the one too large, in the same write, is shown first.
+        send(
+            &stream,
+            format!("data: ok\n\ndata: {}\n\n", "x".repeat(300)).as_bytes(),
+        );
         hold(stream);
     });
     let mut run = lrwatch(&["--max-body", "100", &format!("{}/x", server.base)]);
+    assert_eq!(run.line(), "ok");
     assert_eq!(run.wait().code(), Some(1));
     assert!(
         run.stderr_text().contains("over 100 bytes"),
