@@ -109,8 +109,9 @@ pub enum Command {
     /// Validators, links, protocol forms, and every mechanism lrwatch could use and why (not).
     /// HEAD, or GET when HEAD fails or is refused (405, 501); after a HEAD, a GET whose head
     /// tells what kind of URL it is, as following does: a document, an event stream or a
-    /// JSON-lines stream (a stream's body is not read). Unknown link relations are listed, not
-    /// hidden; malformed links are reported. Nothing is followed.
+    /// JSON-lines stream (a stream's body is not read); a ws:// or wss:// URL is a WebSocket
+    /// (not connected to). Unknown link relations are listed, not hidden; malformed links are
+    /// reported. Nothing is followed.
     ///
     /// Examples:
     ///   lrwatch inspect http://127.0.0.1:8080/counter/a

@@ -49,6 +49,19 @@ pub fn setup(args: &ProbeArgs, env: &Env) -> Result<Probe, UsageError> {
 
 /// Runs `lrwatch inspect`.
 pub fn run(args: &InspectArgs, env: &Env) -> Result<Ending> {
+    // A ws:// or wss:// URL is a WebSocket by its scheme: nothing to ask.
+    if let Ok(url) = lrwatch::live::parse_follow_url(&args.probe.url) {
+        if let Some(kind) = lrwatch::live::by_scheme(&url) {
+            let json = serde_json::json!({ "url": url.as_str(), "kind": kind.name() });
+            let text = format!(
+                "{}\nKind           {}: followed directly over websocket, each message one event (not connected to)\n",
+                safe(url.as_str()),
+                kind.describe()
+            );
+            write_report(args.probe.json, || json.to_string(), || text)?;
+            return Ok(Ending::Done);
+        }
+    }
     let probe = setup(&args.probe, env)?;
     let report = lrwatch::inspect::inspect(
         &probe.url,

@@ -37,7 +37,12 @@ pub(super) fn run(mut ctx: Ctx) {
             Ok(ws) => ws,
             // The first connect failing is fatal, as a first GET that gets no answer is: the
             // URL is probably wrong. Later, the server may be restarting.
-            Err(why) if !connected_once => {
+            Err(Failed::Unreachable(e)) if !connected_once => {
+                let url = ctx.url.clone();
+                ctx.fail(crate::http::io_failure(e).into_error(&url));
+                return;
+            }
+            Err(Failed::Other(why)) if !connected_once => {
                 let url = ctx.url.to_string();
                 ctx.fail(crate::Error::Refused {
                     url,
@@ -46,7 +51,8 @@ pub(super) fn run(mut ctx: Ctx) {
                 });
                 return;
             }
-            Err(why) => {
+            Err(failed) => {
+                let why = failed.to_string();
                 if let RequestOutcome::Stop = ctx.retry_later(&why) {
                     return;
                 }
@@ -91,8 +97,31 @@ struct Ended {
     error: bool,
 }
 
+/// Why a connect failed.
+enum Failed {
+    /// No connection: the name does not resolve, nothing listens, no route.
+    Unreachable(std::io::Error),
+    /// Connected, but no WebSocket: a refused or failed handshake.
+    Other(String),
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failed::Unreachable(e) => write!(f, "cannot connect: {e}"),
+            Failed::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<String> for Failed {
+    fn from(why: String) -> Failed {
+        Failed::Other(why)
+    }
+}
+
 /// Opens the socket: the user's subprotocol and headers on the handshake.
-fn connect(ctx: &Ctx) -> Result<Socket, String> {
+fn connect(ctx: &Ctx) -> Result<Socket, Failed> {
     let url = &ctx.url;
     let mut request = url
         .as_str()
@@ -114,22 +143,23 @@ fn connect(ctx: &Ctx) -> Result<Socket, String> {
         }
     }
     // `socket_addrs` takes an IPv6 literal without its brackets.
-    let addrs = url
-        .socket_addrs(|| None)
-        .map_err(|e| format!("cannot resolve {}: {e}", url.host_str().unwrap_or("")))?;
-    let mut last = format!("no address for {url}");
+    let addrs = url.socket_addrs(|| None).map_err(Failed::Unreachable)?;
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::AddrNotAvailable,
+        format!("no address for {url}"),
+    );
     let tcp = addrs
         .into_iter()
         .find_map(
             |addr| match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
                 Ok(tcp) => Some(tcp),
                 Err(e) => {
-                    last = format!("cannot connect to {url}: {e}");
+                    last = e;
                     None
                 }
             },
         )
-        .ok_or(last)?;
+        .ok_or(Failed::Unreachable(last))?;
     let _ = tcp.set_nodelay(true);
     tcp.set_read_timeout(Some(CONNECT_TIMEOUT))
         .map_err(|e| e.to_string())?;

@@ -271,6 +271,7 @@ fn the_kind_of_a_live_url_is_told_without_reading_it_to_its_end() {
     // that following makes is the stream.
     let stream = format!("{}/counter/kind?stream=value", reference_server());
     assert_eq!(json(&[&stream])["kind"], "event-stream");
+    assert_eq!(json(&["ws://127.0.0.1:1/socket"])["kind"], "websocket");
     let (code, lines) = output(&["inspect", &format!("{}/sse", server.base)]);
     assert_eq!(code, Some(0));
     assert!(

@@ -174,6 +174,15 @@ fn a_refused_handshake_is_an_error() {
 }
 
 #[test]
+fn an_unreachable_socket_is_an_error_as_an_unreachable_server_is() {
+    let mut run = lrwatch(&["ws://127.0.0.1:1/x"]);
+    assert_eq!(run.wait().code(), Some(1));
+    let text = run.stderr_text();
+    assert!(text.contains("cannot reach ws://127.0.0.1:1/x"), "{text}");
+    assert!(text.contains("refused"), "{text}");
+}
+
+#[test]
 fn a_message_over_max_body_stops_with_exit_1() {
     let server = ws_server(|_, _, mut ws| {
         let _ = ws.send(Message::text("y".repeat(500)));
