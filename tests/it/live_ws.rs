@@ -219,3 +219,28 @@ fn set_timeout(
 ) -> std::io::Result<()> {
     ws.get_ref().set_read_timeout(Some(timeout))
 }
+
+#[test]
+fn wss_urls_are_verified_against_cacert() {
+    let server = ws_server(|_, _, mut ws| {
+        let _ = ws.send(Message::text("{\"secure\":true}"));
+        while ws.read().is_ok() {}
+    });
+    let (ca_pem, chain, key) = crate::tls::certificates();
+    let upstream = server.base.replace("ws://", "http://");
+    let url = crate::tls::tls_proxy(&upstream, chain, key).replace("https://", "wss://") + "/s";
+    let ca_file = std::env::temp_dir().join(format!("lrwatch-ws-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let mut run = lrwatch(&["--cacert", ca_file.to_str().unwrap(), "-n", "1", &url]);
+    assert_eq!(run.line(), "{\"secure\":true}");
+    assert_eq!(run.wait().code(), Some(0));
+    // Without the CA the certificate is not trusted: no connection, exit 1.
+    let mut run = lrwatch(&[&url]);
+    assert_eq!(run.wait().code(), Some(1));
+    assert!(
+        run.stderr_text().contains("certificate"),
+        "{:?}",
+        run.stderr_seen
+    );
+    let _ = std::fs::remove_file(ca_file);
+}
