@@ -272,7 +272,7 @@ pub struct FollowArgs {
     /// none), LRWATCH_TRANSPORT and, for a collection's items, LRWATCH_ID describe the event
     /// (an event stream's event name and id: LRWATCH_SSE_EVENT, LRWATCH_SSE_ID). The content is never put on the command
     /// line. One run at a time: events arriving during a run are coalesced, so the next run
-    /// sees the latest value of each resource. A failing CMD is reported on stderr and
+    /// sees the latest value of each resource (a live URL's events each get their run). A failing CMD is reported on stderr and
     /// following goes on; with --count, lrwatch exits when the last run has finished (within
     /// --timeout). Each run is a process group of its own: when lrwatch stops early
     /// (--timeout, an error, a signal), the running CMD and whatever it started get SIGTERM,

@@ -195,7 +195,11 @@ fn pump(
                             })
                             .context("cannot write to stdout")?;
                     }
-                    Sink::Exec(exec) => exec.push(event),
+                    Sink::Exec(exec) => match exec.push(event, deadline) {
+                        exec::Drained::Done => {}
+                        exec::Drained::Deadline => return Ok(Ending::TimedOut),
+                        exec::Drained::Woken => return Ok(interrupted(caught)),
+                    },
                 }
                 emitted += 1;
                 if config.count.is_some_and(|n| emitted >= n) {

@@ -153,6 +153,44 @@ fn exec_gets_the_event_name_and_id() {
 }
 
 #[test]
+fn exec_runs_for_every_event_of_a_burst_in_order() {
+    let server = http_server(|n, _, stream| {
+        if n > 0 {
+            return crate::harness::respond(&stream, 204, &[], "");
+        }
+        head(&stream, 200, "text/event-stream");
+        // More than the 64 that may wait, all at once, for a command slower than they come.
+        let burst: String = (0..100).map(|i| format!("data: {i}\n\n")).collect();
+        send(&stream, burst.as_bytes());
+    });
+    let mut run = lrwatch(&["--exec", "cat; echo", &format!("{}/burst", server.base)]);
+    let lines: Vec<String> = (0..100).map(|_| run.line()).collect();
+    let expected: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    assert_eq!(lines, expected);
+    assert_eq!(run.wait().code(), Some(0));
+}
+
+#[test]
+fn a_burst_waiting_for_slow_runs_still_ends_at_timeout() {
+    let server = http_server(|_, _, stream| {
+        head(&stream, 200, "text/event-stream");
+        let burst: String = (0..100).map(|i| format!("data: {i}\n\n")).collect();
+        send(&stream, burst.as_bytes());
+        hold(stream);
+    });
+    let started = std::time::Instant::now();
+    let mut run = lrwatch(&[
+        "--timeout",
+        "1",
+        "--exec",
+        "sleep 5",
+        &format!("{}/burst", server.base),
+    ]);
+    assert_eq!(run.wait().code(), Some(124));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
 fn diff_shows_successive_events() {
     let server = http_server(|n, _, stream| {
         if n > 0 {
