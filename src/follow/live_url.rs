@@ -74,6 +74,14 @@ pub(super) fn discover(ctx: &Ctx, url: &Url) -> Result<Discovered, FetchError> {
 
 /// Follows a live URL given directly until it is done, fails, or following stops.
 pub(super) fn follow(ctx: Ctx, opened: Opened) {
+    let transport = match &opened {
+        Opened::WebSocket => Mechanism::WebSocket,
+        Opened::EventStream(_) => Mechanism::EventStream,
+        Opened::Lines { .. } => Mechanism::JsonLines,
+    };
+    ctx.trace(format!(
+        "transport {transport} (a live URL given directly: each message is one event)"
+    ));
     match opened {
         Opened::WebSocket => super::ws_url::run(ctx),
         Opened::EventStream(body) => super::live_sse::run(ctx, body),
