@@ -258,6 +258,10 @@ pub struct CheckArgs {
 #[derive(Debug, Clone, Args)]
 pub struct FollowArgs {
     /// One JSON envelope per event, one per line (NDJSON).
+    ///
+    /// {"event":..,"uri":..,"etag":..,"transport":..,"time":..,"body":..}; an event of an event
+    /// stream given directly adds "sse":{"event":..,"id":..}, and a binary WebSocket message's
+    /// body is base64 with "encoding":"base64".
     #[arg(short, long, help_heading = "Output")]
     pub json: bool,
 
