@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_lrwatch_global_optspecs
-    string join \n j/json d/diff x/exec= select= n/count= no-initial color= v/verbose q/quiet t/timeout= H/header= changes value verify= callback-listen= callback-url= insecure max-body= max-header= cacert= transport= wait= interval= h/help V/version
+    string join \n j/json d/diff x/exec= select= n/count= no-initial color= v/verbose q/quiet t/timeout= H/header= changes value verify= callback-listen= callback-url= insecure max-body= max-header= cacert= transport= wait= interval= reconnect subprotocol= send= h/help V/version
 end
 
 function __fish_lrwatch_needs_command
@@ -54,6 +54,8 @@ changes-stream\t''
 changes-callback\t''"
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l wait -d 'The wait for long-polls, in seconds (sent as `Wait` and `Prefer: wait=`)' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l interval -d 'Plain-polling period in seconds, fractions allowed [default: the server\'s X-Poll-Interval, else 5]' -r
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -l subprotocol -d 'For ws:// and wss:// URLs: offer this subprotocol in the handshake' -r
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -l send -d 'For ws:// and wss:// URLs: send TEXT as a text message after each connect, repeatable, in order (nothing is sent otherwise)' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s j -l json -d 'One JSON envelope per event, one per line (NDJSON)'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s d -l diff -d 'After the first value, print a diff against the previous value (JSON pretty-printed with sorted keys, so diffs are by line; a unified diff without color)'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l no-initial -d 'Do not emit the initial value; emit changes only'
@@ -62,6 +64,7 @@ complete -c lrwatch -n "__fish_lrwatch_needs_command" -s q -l quiet -d 'No statu
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l changes -d 'Follow the resource\'s changes feed instead of its value (the default for a collection: changes links, and no ETag or a value that is a JSON list). Items with ids become child-added, child-changed and child-removed events; other formats a changes event'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l value -d 'Follow the resource\'s value, even when it is a collection with a changes feed'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l insecure -d 'Do not verify TLS certificates (https, wss). Only for testing: anyone on the path can then read and change what is followed. lrwatch warns when it is used'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -l reconnect -d 'Ask a JSON-lines URL again after its response ends, with a backoff (a watch that times out); without it, a response that ends cleanly means that URL is done'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s V -l version -d 'Print version'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "serve" -d 'Run the reference LiveResource server: every mechanism of the protocol, in all three forms.'
@@ -128,6 +131,8 @@ changes-stream\t''
 changes-callback\t''"
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l wait -d 'The wait for long-polls, in seconds (sent as `Wait` and `Prefer: wait=`)' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l interval -d 'Plain-polling period in seconds, fractions allowed [default: the server\'s X-Poll-Interval, else 5]' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l subprotocol -d 'For ws:// and wss:// URLs: offer this subprotocol in the handshake' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l send -d 'For ws:// and wss:// URLs: send TEXT as a text message after each connect, repeatable, in order (nothing is sent otherwise)' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s j -l json -d 'One JSON envelope per event, one per line (NDJSON)'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s d -l diff -d 'After the first value, print a diff against the previous value (JSON pretty-printed with sorted keys, so diffs are by line; a unified diff without color)'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l no-initial -d 'Do not emit the initial value; emit changes only'
@@ -136,6 +141,7 @@ complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s q -l quiet -d '
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l changes -d 'Follow the resource\'s changes feed instead of its value (the default for a collection: changes links, and no ETag or a value that is a JSON list). Items with ids become child-added, child-changed and child-removed events; other formats a changes event'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l value -d 'Follow the resource\'s value, even when it is a collection with a changes feed'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l insecure -d 'Do not verify TLS certificates (https, wss). Only for testing: anyone on the path can then read and change what is followed. lrwatch warns when it is used'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l reconnect -d 'Ask a JSON-lines URL again after its response ends, with a backoff (a watch that times out); without it, a response that ends cleanly means that URL is done'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand man" -s h -l help -d 'Print help'

@@ -20,6 +20,10 @@ Examples:
   In a script, wait for the next change (and no longer than a minute):
     if lrwatch -q --no-initial -n 1 -t 60 URL >/dev/null; then echo changed; fi
 
+  Any live URL: an event stream, JSON lines (NDJSON, a watch), a WebSocket:
+    lrwatch --json 'http://127.0.0.1:8080/counter/a?stream=value'
+    lrwatch --send '{\"op\":\"subscribe\"}' wss://example.com/feed
+
   Follow one field of a JSON value:
     lrwatch --select /time http://127.0.0.1:8080/time
 
@@ -33,8 +37,10 @@ Examples:
 ///
 /// lrwatch discovers what the server offers (LiveResource streams, sockets, long-polls,
 /// webhooks, change feeds) and follows the resource over the best transport it finds, falling
-/// back to plain polling, so it works with any URL. stdout carries events only; status and
-/// errors go to stderr.
+/// back to plain polling, so it works with any URL. A live URL given directly (an event
+/// stream, JSON lines such as NDJSON or a watch, a ws:// or wss:// URL) is followed as it is:
+/// each event, line or message is one event. stdout carries events only; status and errors go
+/// to stderr.
 #[derive(Debug, Parser)]
 #[command(
     name = "lrwatch",
@@ -46,7 +52,8 @@ Examples:
     after_long_help = EXAMPLES
 )]
 pub struct Cli {
-    /// Resources to follow: absolute http:// or https:// URLs.
+    /// Resources to follow: absolute http:// or https:// URLs (LiveResource, a document, an
+    /// event stream, a JSON-lines stream), or ws:// or wss:// URLs.
     #[arg(value_name = "URL", required = true)]
     pub urls: Vec<String>,
 
@@ -107,8 +114,11 @@ pub enum Command {
     /// Show what a resource offers, and which transport auto would pick and why.
     ///
     /// Validators, links, protocol forms, and every mechanism lrwatch could use and why (not).
-    /// One request: HEAD, or GET when HEAD fails or is refused (405, 501). Unknown link
-    /// relations are listed, not hidden; malformed links are reported. Nothing is followed.
+    /// HEAD, or GET when HEAD fails or is refused (405, 501); after a HEAD, a GET whose head
+    /// tells what kind of URL it is, as following does: a document, an event stream or a
+    /// JSON-lines stream (a stream's body is not read); a ws:// or wss:// URL is a WebSocket
+    /// (not connected to). Unknown link relations are listed, not hidden; malformed links are
+    /// reported. Nothing is followed.
     ///
     /// Examples:
     ///   lrwatch inspect http://127.0.0.1:8080/counter/a
@@ -273,6 +283,10 @@ pub struct CheckArgs {
 #[derive(Debug, Clone, Args)]
 pub struct FollowArgs {
     /// One JSON envelope per event, one per line (NDJSON).
+    ///
+    /// {"event":..,"uri":..,"etag":..,"transport":..,"time":..,"body":..}; an event of an event
+    /// stream given directly adds "sse":{"event":..,"id":..}, and a binary WebSocket message's
+    /// body is base64 with "encoding":"base64".
     #[arg(short, long, help_heading = "Output")]
     pub json: bool,
 
@@ -284,9 +298,10 @@ pub struct FollowArgs {
     /// Run CMD with `sh -c` for each event instead of printing it.
     ///
     /// The body goes to CMD's stdin; LRWATCH_EVENT, LRWATCH_URI, LRWATCH_ETAG (empty when
-    /// none), LRWATCH_TRANSPORT and, for a collection's items, LRWATCH_ID describe the event. The content is never put on the command
+    /// none), LRWATCH_TRANSPORT and, for a collection's items, LRWATCH_ID describe the event
+    /// (an event stream's event name and id: LRWATCH_SSE_EVENT, LRWATCH_SSE_ID). The content is never put on the command
     /// line. One run at a time: events arriving during a run are coalesced, so the next run
-    /// sees the latest value of each resource. A failing CMD is reported on stderr and
+    /// sees the latest value of each resource (a live URL's events each get their run). A failing CMD is reported on stderr and
     /// following goes on; with --count, lrwatch exits when the last run has finished (within
     /// --timeout). Each run is a process group of its own: when lrwatch stops early
     /// (--timeout, an error, a signal), the running CMD and whatever it started get SIGTERM,
@@ -397,6 +412,20 @@ pub struct FollowArgs {
     /// X-Poll-Interval, else 5].
     #[arg(long, value_name = "SECS", value_parser = parse_interval, help_heading = "Following")]
     pub interval: Option<f64>,
+
+    /// Ask a JSON-lines URL again after its response ends, with a backoff (a watch that
+    /// times out); without it, a response that ends cleanly means that URL is done.
+    #[arg(long, help_heading = "Live URLs")]
+    pub reconnect: bool,
+
+    /// For ws:// and wss:// URLs: offer this subprotocol in the handshake.
+    #[arg(long, value_name = "NAME", help_heading = "Live URLs")]
+    pub subprotocol: Option<String>,
+
+    /// For ws:// and wss:// URLs: send TEXT as a text message after each connect,
+    /// repeatable, in order (nothing is sent otherwise).
+    #[arg(long, value_name = "TEXT", help_heading = "Live URLs")]
+    pub send: Vec<String>,
 }
 
 /// `--color`.

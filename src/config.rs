@@ -102,7 +102,7 @@ impl Config {
     pub fn resolve(urls: &[String], args: &FollowArgs, env: &Env) -> Result<Config, UsageError> {
         let urls = urls
             .iter()
-            .map(|u| lrwatch::parse_url(u).map_err(|e| UsageError(e.to_string())))
+            .map(|u| lrwatch::parse_follow_url(u).map_err(|e| UsageError(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(pointer) = &args.select {
             crate::select::check_pointer(pointer)?;
@@ -165,6 +165,11 @@ impl Config {
                 fall_back_for: env
                     .fall_back_for
                     .unwrap_or(lrwatch::follow::DEFAULT_FALL_BACK_FOR),
+                live: lrwatch::live::LiveOptions {
+                    reconnect: args.reconnect,
+                    subprotocol: args.subprotocol.clone(),
+                    send: args.send.clone(),
+                },
             },
         })
     }

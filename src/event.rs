@@ -130,6 +130,29 @@ pub struct Event {
     pub body: Option<Body>,
     /// Whether this is the state found when following began, rather than a change.
     pub initial: bool,
+    /// For an event of a live URL given directly (an event stream, a JSON-lines stream, a
+    /// WebSocket): what that message was. Such events are news, never deduplicated or
+    /// coalesced. `None` for the LiveResource protocol's events.
+    pub live: Option<Live>,
+}
+
+/// What an event of a live URL given directly was, besides its body.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Live {
+    /// For an event-stream event: its name and id.
+    pub sse: Option<SseFacts>,
+    /// A binary WebSocket message: its bytes are not text (`--json` shows them as base64).
+    pub binary: bool,
+}
+
+/// An event-stream event's name and id, as the `sse` member of the `--json` envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseFacts {
+    /// The event type (`message` when the event named none).
+    pub event: String,
+    /// The stream's last event id when it was dispatched (what a reconnect sends as
+    /// `Last-Event-ID`); `None` when no id was set.
+    pub id: Option<String>,
 }
 
 /// How much a notice matters to someone watching.
@@ -179,6 +202,12 @@ pub enum Update {
     Failed(crate::Error),
     /// [`crate::Interrupter::interrupt`] was called: the consumer asked to stop.
     Interrupted,
+    /// Following this URL is over without an error: an event stream answered 204 (EventSource's
+    /// "do not reconnect"), or a JSON-lines response ended and `--reconnect` was not given.
+    Done {
+        /// The URL the user asked to follow.
+        uri: String,
+    },
 }
 
 #[cfg(test)]

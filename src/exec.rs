@@ -1,7 +1,8 @@
 //! `--exec CMD`: run `sh -c CMD` for each event, one run at a time, the body on stdin and the
 //! event's facts in `LRWATCH_*` variables. The resource's content never reaches the command
 //! line. Events that arrive during a run are coalesced per resource, so the next run sees the
-//! latest value rather than working through a backlog. Each run is its own process group, so
+//! latest value rather than working through a backlog; those of a live URL given directly (an
+//! event stream, JSON lines, a WebSocket) are news: each gets its run, in order. Each run is its own process group, so
 //! that when lrwatch stops early (`--timeout`, an error, a signal) the command is stopped with
 //! everything it started: SIGTERM, then SIGKILL after a grace.
 
@@ -16,6 +17,10 @@ use lrwatch::Event;
 
 /// Receives one line for stderr: a failed run is reported, and following goes on.
 pub type Report = Box<dyn Fn(String) + Send>;
+
+/// How many events of live URLs given directly may wait for their runs before reading waits
+/// (they are news, never coalesced).
+pub const LIVE_BACKLOG: usize = 64;
 
 /// How long a stopped command has between SIGTERM and SIGKILL: enough for a well-behaved one
 /// to clean up, short enough that lrwatch still exits promptly.
@@ -40,7 +45,7 @@ impl Waker {
     }
 }
 
-/// How [`Exec::drain`] ended.
+/// How [`Exec::drain`] (or a [`Exec::push`] that waited for room) ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Drained {
     /// Every queued run has finished.
@@ -93,12 +98,45 @@ impl Exec {
         })
     }
 
-    /// Queues a run for `event`, replacing a run still waiting for the same resource.
-    pub fn push(&self, event: Event) {
+    /// Queues a run for `event`, replacing a run still waiting for the same resource. An
+    /// event of a live URL given directly (an event stream, say) is news: it replaces nothing,
+    /// and waits for room once [`LIVE_BACKLOG`] of them wait, so reading the stream waits for
+    /// the runs (until `deadline` or a [`Waker::wake`], which it says).
+    pub fn push(&self, event: Event, deadline: Option<Instant>) -> Drained {
         let mut state = self.shared.lock();
-        state.pending.retain(|e| e.uri != event.uri);
+        if event.live.is_none() {
+            state.pending.retain(|e| e.uri != event.uri);
+        } else {
+            while state.pending.iter().filter(|e| e.live.is_some()).count() >= LIVE_BACKLOG {
+                if state.woken {
+                    return Drained::Woken;
+                }
+                if state.stopped {
+                    return Drained::Done;
+                }
+                state = match deadline {
+                    None => self
+                        .shared
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(|e| e.into_inner()),
+                    Some(deadline) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return Drained::Deadline;
+                        }
+                        self.shared
+                            .changed
+                            .wait_timeout(state, left)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0
+                    }
+                };
+            }
+        }
         state.pending.push_back(event);
         self.shared.changed.notify_all();
+        Drained::Done
     }
 
     /// A handle that interrupts [`Exec::drain`].
@@ -242,6 +280,7 @@ fn work(command: &str, shared: &Shared, report: &Report) {
 /// Starts one run: `sh -c command` in a process group of its own, the body on stdin (written
 /// by the returned thread), the facts in the environment.
 fn start(command: &str, event: &Event) -> Result<(std::process::Child, JoinHandle<()>), String> {
+    let sse = event.live.as_ref().and_then(|l| l.sse.as_ref());
     let mut sh = Command::new("sh");
     sh.arg("-c")
         .arg(command)
@@ -250,6 +289,12 @@ fn start(command: &str, event: &Event) -> Result<(std::process::Child, JoinHandl
         .env("LRWATCH_ETAG", event.etag.as_deref().unwrap_or(""))
         .env("LRWATCH_TRANSPORT", event.transport.as_str())
         .env("LRWATCH_ID", event.id.as_deref().unwrap_or(""))
+        // An event stream's event name and id (empty otherwise).
+        .env("LRWATCH_SSE_EVENT", sse.map_or("", |s| s.event.as_str()))
+        .env(
+            "LRWATCH_SSE_ID",
+            sse.and_then(|s| s.id.as_deref()).unwrap_or(""),
+        )
         .stdin(Stdio::piped());
     #[cfg(unix)]
     {

@@ -291,12 +291,14 @@ impl HttpClient {
         extra: &[(&str, String)],
         idle: Duration,
     ) -> Result<Stream, FetchError> {
-        let (url, _, response) = self.follow_redirects(Method::Get, url, resource, extra, idle)?;
+        let (url, moved_permanently, response) =
+            self.follow_redirects(Method::Get, url, resource, extra, idle)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         Ok(Stream {
             status,
             url,
+            moved_permanently,
             headers,
             body: Box::new(response.into_body().into_reader()),
         })
@@ -570,6 +572,8 @@ pub struct Stream {
     pub status: u16,
     /// The URL that answered, after redirects.
     pub url: Url,
+    /// Whether every redirect followed to get here (if any) was permanent.
+    pub moved_permanently: bool,
     /// All response headers.
     pub headers: HeaderMap,
     /// The body.
@@ -600,6 +604,12 @@ fn classify(error: ureq::Error) -> Attempt {
     } else {
         Attempt::Failed(fetch_error(error))
     }
+}
+
+/// A failed read of a [`Stream`]'s body (or a failed connect of our own), classified like
+/// ureq's failures.
+pub(crate) fn io_failure(error: io::Error) -> FetchError {
+    fetch_error(ureq::Error::Io(error))
 }
 
 /// ureq's error as a [`FetchError`]: a head over the limit is the caller's to report as

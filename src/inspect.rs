@@ -12,6 +12,7 @@ use crate::auto::{self, Situation};
 use crate::discovery::Capabilities;
 use crate::error::{Error, Result};
 use crate::http::{header_text, HttpClient, Response, DEFAULT_MAX_BODY, DEFAULT_MAX_HEADER};
+use crate::live::{Answer, Kind};
 use crate::mechanism::Mechanism;
 
 /// How long the request may take.
@@ -51,6 +52,9 @@ pub struct Report {
     pub mechanisms: Vec<MechanismReport>,
     /// What `auto` would pick for this resource alone.
     pub auto: AutoReport,
+    /// What the URL is: a document (followed over LiveResource or polling), or a live URL
+    /// that is followed directly (an event stream, JSON lines).
+    pub kind: Kind,
 }
 
 /// One link of the answer.
@@ -158,7 +162,8 @@ pub struct AutoReport {
 }
 
 /// Makes one request (HEAD, falling back to GET when HEAD fails or is not answered 2xx) and
-/// reports what the answer offers. An answer that is not 2xx has nothing to report: it is
+/// reports what the answer offers; after a HEAD, a GET tells what kind of URL it is, as
+/// following does (a stream's body is not read). An answer that is not 2xx has nothing to report: it is
 /// [`Error::Status`].
 pub fn inspect(url: &Url, options: &InspectOptions) -> Result<Report> {
     let headers = crate::http::user_headers(&options.headers)?;
@@ -169,8 +174,8 @@ pub fn inspect(url: &Url, options: &InspectOptions) -> Result<Report> {
         false,
         options.max_header.unwrap_or(DEFAULT_MAX_HEADER),
     );
-    let (response, method, fallback) = match http.head(url, url, &[], TIMEOUT) {
-        Ok(r) if (200..300).contains(&r.status) => (r, "HEAD", None),
+    let ((response, kind), method, fallback) = match http.head(url, url, &[], TIMEOUT) {
+        Ok(r) if (200..300).contains(&r.status) => ((r, Kind::Document), "HEAD", None),
         // Some servers refuse HEAD (405, 501) or route only GET: GET has the last word.
         Ok(r) => {
             let why = format!("HEAD was answered {}", r.status);
@@ -185,10 +190,16 @@ pub fn inspect(url: &Url, options: &InspectOptions) -> Result<Report> {
     // value with a feed of deltas: read it when HEAD did not.
     let caps = Capabilities::from_headers(&response.headers, &response.url);
     let undecided = caps.etag.is_some() && auto::collection(&caps, Some(b"[]"));
-    let read = if method == "HEAD" && undecided {
-        Some(get(&http, url)?.body)
-    } else {
-        None
+    // Following tells a live URL by its GET's head (a server may answer HEAD as for a
+    // document), so inspect does too; a stream's body is not read. With changes links and an
+    // ETag, that GET's value also tells a collection.
+    let (kind, read) = match method {
+        "HEAD" => match get(&http, url) {
+            Ok((got, kind)) => (kind, (undecided && !kind.is_stream()).then_some(got.body)),
+            Err(_) if !undecided => (kind, None),
+            Err(e) => return Err(e),
+        },
+        _ => (kind, None),
     };
     let value = if method == "GET" {
         Some(response.body.as_slice())
@@ -199,28 +210,44 @@ pub fn inspect(url: &Url, options: &InspectOptions) -> Result<Report> {
         changes: auto::collection(&caps, value),
         ..Situation::default()
     };
-    Ok(report(
+    let mut report = report(
         url,
         &response,
         method,
         fallback,
         raw_links(&response),
         situation,
-    ))
+    );
+    report.kind = kind;
+    Ok(report)
 }
 
-/// `GET url`: a 2xx answer, or why there is none.
-fn get(http: &HttpClient, url: &Url) -> Result<Response> {
-    let response = http
-        .get(url, url, &[], TIMEOUT)
+/// `GET url`: a 2xx answer, or why there is none, and what kind of URL it is. A stream's body
+/// is not read (it may never end).
+fn get(http: &HttpClient, url: &Url) -> Result<(Response, Kind)> {
+    let stream = http
+        .open(url, url, &[], TIMEOUT)
         .map_err(|e| e.into_error(url))?;
-    if !(200..300).contains(&response.status) {
+    if !(200..300).contains(&stream.status) {
         return Err(Error::Status {
-            url: response.url.to_string(),
-            status: response.status,
+            url: stream.url.to_string(),
+            status: stream.status,
         });
     }
-    Ok(response)
+    let (status, final_url, headers) = (stream.status, stream.url.clone(), stream.headers.clone());
+    match crate::live::answer(stream, DEFAULT_MAX_BODY, TIMEOUT).map_err(|e| e.into_error(url))? {
+        Answer::Document(response) => Ok((response, Kind::Document)),
+        Answer::Stream { kind, .. } => Ok((
+            Response {
+                status,
+                url: final_url,
+                moved_permanently: false,
+                headers,
+                body: Vec::new(),
+            },
+            kind,
+        )),
+    }
 }
 
 fn raw_links(response: &Response) -> Vec<String> {
@@ -273,6 +300,7 @@ pub fn report(
         forms,
         mechanisms,
         auto,
+        kind: Kind::Document,
     }
 }
 
@@ -391,6 +419,7 @@ impl Report {
         let caps = &self.caps;
         json!({
             "url": self.url.as_str(),
+            "kind": self.kind.name(),
             "final_url": self.final_url.as_str(),
             "method": self.method,
             "fallback": self.fallback,

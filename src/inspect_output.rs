@@ -49,6 +49,19 @@ pub fn setup(args: &ProbeArgs, env: &Env) -> Result<Probe, UsageError> {
 
 /// Runs `lrwatch inspect`.
 pub fn run(args: &InspectArgs, env: &Env) -> Result<Ending> {
+    // A ws:// or wss:// URL is a WebSocket by its scheme: nothing to ask.
+    if let Ok(url) = lrwatch::parse_follow_url(&args.probe.url) {
+        if let Some(kind) = lrwatch::live::by_scheme(&url) {
+            let json = serde_json::json!({ "url": url.as_str(), "kind": kind.name() });
+            let text = format!(
+                "{}\nKind           {}: followed directly over websocket, each message one event (not connected to)\n",
+                safe(url.as_str()),
+                kind.describe()
+            );
+            write_report(args.probe.json, || json.to_string(), || text)?;
+            return Ok(Ending::Done);
+        }
+    }
     let probe = setup(&args.probe, env)?;
     let report = lrwatch::inspect::inspect(
         &probe.url,
@@ -132,6 +145,16 @@ pub fn render(report: &Report, color: bool) -> String {
         request.push_str(&format!(" ({})", safe(why)));
     }
     line(field("Request", request));
+    line(field(
+        "Kind",
+        match report.kind.transport() {
+            Some(transport) => good(&format!(
+                "{}: followed directly over {transport}, each message one event",
+                report.kind.describe()
+            )),
+            None => report.kind.describe().to_string(),
+        },
+    ));
     line(field(
         "ETag",
         caps.etag.as_deref().map_or_else(|| dim("none"), safe),

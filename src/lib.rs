@@ -18,11 +18,12 @@ pub mod follow;
 pub mod http;
 mod http1;
 pub mod inspect;
+pub mod live;
 pub mod mechanism;
 pub mod sanitize;
 mod tcp;
 
 pub use error::{Error, ErrorKind, Result};
-pub use event::{Body, Event, EventKind, Level, Notice, Status, Update};
-pub use follow::{parse_url, Client, Follow, Interrupter, Options};
+pub use event::{Body, Event, EventKind, Level, Live, Notice, SseFacts, Status, Update};
+pub use follow::{parse_follow_url, parse_url, Client, Follow, Interrupter, Options};
 pub use mechanism::Mechanism;

@@ -39,6 +39,14 @@ pub enum Mechanism {
     ChangesCallback,
     /// Plain polling: always possible.
     Poll,
+    /// A live URL given directly that answers with an event stream (`text/event-stream`),
+    /// not a LiveResource mechanism: never advertised, never chosen by `auto`.
+    EventStream,
+    /// A live URL given directly that answers with JSON lines (NDJSON, JSON Lines, RFC 7464
+    /// JSON text sequences, or JSON that keeps streaming).
+    JsonLines,
+    /// A `ws://` or `wss://` URL given directly.
+    WebSocket,
 }
 
 impl Mechanism {
@@ -77,6 +85,9 @@ impl Mechanism {
             Mechanism::ChangesStream => "changes-stream",
             Mechanism::ChangesCallback => "changes-callback",
             Mechanism::Poll => "poll",
+            Mechanism::EventStream => "event-stream",
+            Mechanism::JsonLines => "json-lines",
+            Mechanism::WebSocket => "websocket",
         }
     }
 

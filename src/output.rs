@@ -76,6 +76,11 @@ impl<W: Write> Printer<W> {
                 serde_json::to_writer(&mut self.out, json)?;
                 self.out.write_all(b"\n")
             }
+            // Binary bytes would not stay one line, nor be text: base64.
+            None if is_binary(event) => {
+                self.out.write_all(base64_of(&body.bytes).as_bytes())?;
+                self.out.write_all(b"\n")
+            }
             None => {
                 // One line is one event, whatever the server sends: text that would span
                 // lines is written as a JSON string (`jq -r .` reads it back), so a line
@@ -120,6 +125,12 @@ impl<W: Write> Printer<W> {
                     pretty(json, 0, paint, &mut text);
                     writeln!(self.out, "{text}")
                 }
+                None if is_binary(event) => writeln!(
+                    self.out,
+                    "{} {}",
+                    paint.dim(&format!("({} bytes, base64)", body.bytes.len())),
+                    base64_of(&body.bytes)
+                ),
                 None => {
                     let text = body.text();
                     let text = for_terminal(text.trim_end_matches('\n'), true);
@@ -169,14 +180,39 @@ fn write_envelope(out: &mut impl Write, event: &Event) -> io::Result<()> {
         event.transport.as_str(),
         humantime::format_rfc3339_millis(event.time)
     )?;
+    if let Some(sse) = event.live.as_ref().and_then(|l| l.sse.as_ref()) {
+        out.write_all(b",\"sse\":{\"event\":")?;
+        string(out, &sse.event)?;
+        out.write_all(b",\"id\":")?;
+        match &sse.id {
+            Some(id) => string(out, id)?,
+            None => out.write_all(b"null")?,
+        }
+        out.write_all(b"}")?;
+    }
     if let Some(body) = &event.body {
         out.write_all(b",\"body\":")?;
         match &body.json {
             Some(json) => serde_json::to_writer(&mut *out, json).map_err(io::Error::from)?,
+            // A binary message's bytes are not text: base64, and said so.
+            None if is_binary(event) => {
+                string(out, &base64_of(&body.bytes))?;
+                out.write_all(b",\"encoding\":\"base64\"")?;
+            }
             None => string(out, &body.text())?,
         }
     }
     out.write_all(b"}\n")
+}
+
+/// Whether the event is a binary message (a WebSocket's), whose bytes are not text.
+fn is_binary(event: &Event) -> bool {
+    event.live.as_ref().is_some_and(|l| l.binary)
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Styling that is a no-op without color.
@@ -258,6 +294,7 @@ mod tests {
             time: UNIX_EPOCH + Duration::from_millis(1_795_000_000_123),
             body: body.map(|(b, ct)| Body::new(b.as_bytes().to_vec(), ct.map(String::from))),
             initial: false,
+            live: None,
         }
     }
 

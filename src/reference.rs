@@ -80,6 +80,8 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ("LRWATCH_ETAG", "Set for each --exec command: the value's ETag, empty when it has none."),
     ("LRWATCH_TRANSPORT", "Set for each --exec command: the mechanism that delivered the event."),
     ("LRWATCH_ID", "Set for each --exec command: the item's id for child-* events, else empty."),
+    ("LRWATCH_SSE_EVENT", "Set for each --exec command: an event stream's event name (message when it named none), else empty."),
+    ("LRWATCH_SSE_ID", "Set for each --exec command: an event stream's last event id, else empty."),
 ];
 
 /// Escapes text for a roff line: backslashes, and a leading `.` or `'` (control characters).

@@ -100,6 +100,7 @@ mod tests {
                 Some("application/json".into()),
             )),
             initial: false,
+            live: None,
         }
     }
 

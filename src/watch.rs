@@ -141,6 +141,8 @@ fn pump(
     let deadline = config.timeout.map(|t| Instant::now() + t);
     let mut emitted = 0u64;
     let mut flushed_at = Instant::now();
+    // Live URLs that are done; each follower says so once.
+    let mut done = 0usize;
     loop {
         // Take what is waiting without blocking; only before waiting is stdout flushed. An
         // event shows the moment it arrives, yet a burst goes out in large writes (the buffer
@@ -193,7 +195,11 @@ fn pump(
                             })
                             .context("cannot write to stdout")?;
                     }
-                    Sink::Exec(exec) => exec.push(event),
+                    Sink::Exec(exec) => match exec.push(event, deadline) {
+                        exec::Drained::Done => {}
+                        exec::Drained::Deadline => return Ok(Ending::TimedOut),
+                        exec::Drained::Woken => return Ok(interrupted(caught)),
+                    },
                 }
                 emitted += 1;
                 if config.count.is_some_and(|n| emitted >= n) {
@@ -225,6 +231,21 @@ fn pump(
             Update::Status(status) => stderr.status(status),
             Update::Failed(error) => return Err(error.into()),
             Update::Interrupted => return Ok(interrupted(caught)),
+            // A live URL that is done (an event stream's 204, a JSON-lines response that
+            // ended): once every URL is, the run is over, what was received handled first.
+            Update::Done { .. } => {
+                done += 1;
+                if done >= config.urls.len() {
+                    if let Sink::Exec(exec) = sink {
+                        return Ok(match exec.drain(deadline) {
+                            exec::Drained::Done => Ending::Done,
+                            exec::Drained::Deadline => Ending::TimedOut,
+                            exec::Drained::Woken => interrupted(caught),
+                        });
+                    }
+                    return Ok(Ending::Done);
+                }
+            }
             _ => {}
         }
     }

@@ -162,6 +162,7 @@ impl Ctx {
             time: SystemTime::now(),
             body,
             initial: false,
+            live: None,
         }))
     }
 

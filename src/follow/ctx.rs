@@ -504,6 +504,7 @@ impl Ctx {
             time: SystemTime::now(),
             body: Some(body),
             initial,
+            live: None,
         }))
     }
 
@@ -531,6 +532,7 @@ impl Ctx {
             time: SystemTime::now(),
             body: None,
             initial,
+            live: None,
         }))
     }
 

@@ -11,7 +11,10 @@ use url::Url;
 use super::ctx::{Ctx, Feed, Known, Repeats};
 use super::queue::Updates;
 use super::shutdown::Shutdown;
-use super::{changes, drive, Options, RequestOutcome, Shared, FOLLOWER_STACK};
+use super::{
+    changes, drive, json_lines, live_sse, live_url, ws_url, Options, RequestOutcome, Shared,
+    FOLLOWER_STACK,
+};
 use crate::backoff::Backoff;
 use crate::discovery::Capabilities;
 use crate::error::Error;
@@ -127,7 +130,16 @@ fn follow_resource(mut ctx: Ctx, permit: Permit) {
             return;
         }
         ctx.trace(format!("GET {url}"));
-        match ctx.short_get(&url, &[]) {
+        // A live URL (an event stream, JSON lines, a WebSocket) is told from the head.
+        let answer = match live_url::discover(&ctx, &url) {
+            Ok(live_url::Discovered::Live(opened)) => {
+                drop(permit);
+                return follow_live(ctx, opened);
+            }
+            Ok(live_url::Discovered::Document(r)) => Ok(r),
+            Err(e) => Err(e),
+        };
+        match answer {
             Ok(r) if matches!(r.status, 200..=299 | 404 | 410) => break r,
             Ok(r) => {
                 permit = None;
@@ -203,4 +215,21 @@ fn describe_links(caps: &Capabilities) -> String {
         .map(|l| format!("<{}> {}", l.target, l.rels.join(" ")))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Follows a live URL given directly until it is done, fails, or following stops.
+fn follow_live(ctx: Ctx, opened: live_url::Opened) {
+    let transport = match &opened {
+        live_url::Opened::WebSocket => Mechanism::WebSocket,
+        live_url::Opened::EventStream(_) => Mechanism::EventStream,
+        live_url::Opened::Lines { .. } => Mechanism::JsonLines,
+    };
+    ctx.trace(format!(
+        "transport {transport} (a live URL given directly: each message is one event)"
+    ));
+    match opened {
+        live_url::Opened::WebSocket => ws_url::run(ctx),
+        live_url::Opened::EventStream(body) => live_sse::run(ctx, body),
+        live_url::Opened::Lines { seq, body } => json_lines::run(ctx, seq, body),
+    }
 }

@@ -23,6 +23,9 @@ mod gate;
 mod hint_stream;
 mod hub;
 mod hubs;
+mod json_lines;
+mod live_sse;
+mod live_url;
 mod multiplex_stream;
 mod multiplex_wait;
 mod multiplexed;
@@ -36,6 +39,7 @@ mod sse;
 mod value_stream;
 mod value_wait;
 mod websocket;
+mod ws_url;
 
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
@@ -67,6 +71,15 @@ const PARKED_THREADS: usize = REQUEST_THREADS;
 /// A follower thread's stack: followers keep little on it (the short requests run on the
 /// pool), and a small one lets thousands run at once.
 const FOLLOWER_STACK: usize = 256 * 1024;
+
+/// Parses a URL to follow: an http or https URL (see [`parse_url`]), or a `ws://` or
+/// `wss://` URL, followed as a WebSocket given directly.
+pub fn parse_follow_url(s: &str) -> Result<Url> {
+    match Url::parse(s) {
+        Ok(url) if matches!(url.scheme(), "ws" | "wss") && url.host().is_some() => Ok(url),
+        _ => parse_url(s),
+    }
+}
 
 /// Parses a URL to follow: absolute, `http` or `https`.
 pub fn parse_url(s: &str) -> Result<Url> {

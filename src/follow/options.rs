@@ -60,6 +60,8 @@ pub struct Options {
     /// Do not verify certificates at all (`--insecure`). Only for testing: anyone on the path
     /// can then read and change what is followed.
     pub insecure: bool,
+    /// How live URLs given directly are followed (event streams, JSON lines, WebSockets).
+    pub live: crate::live::LiveOptions,
 }
 
 /// The default keep-alive period: the reference server's, and common proxies'.
@@ -111,6 +113,7 @@ impl Default for Options {
             verify: Some(DEFAULT_VERIFY),
             callback_listen: None,
             callback_url: None,
+            live: crate::live::LiveOptions::default(),
         }
     }
 }

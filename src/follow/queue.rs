@@ -105,15 +105,16 @@ impl State {
             .range(..before)
             .rposition(|u| matches!(u, Update::Event(e) if e.uri == uri))?;
         match &self.updates[at] {
-            Update::Event(e) if is_value(e.kind) => Some(at),
+            Update::Event(e) if coalescible(e) => Some(at),
             _ => None,
         }
     }
 }
 
-/// Values and removals: a newer one says all an older one did.
-fn is_value(kind: EventKind) -> bool {
-    matches!(kind, EventKind::Value | EventKind::Removed)
+/// Values and removals: a newer one says all an older one did. Not those of a live URL given
+/// directly (an event stream, say): each of its events is news.
+fn coalescible(event: &Event) -> bool {
+    matches!(event.kind, EventKind::Value | EventKind::Removed) && event.live.is_none()
 }
 
 /// The memory an update holds, roughly, for the bound: its body's bytes, and a parsed JSON
@@ -147,7 +148,7 @@ impl Updates {
             }
             match update {
                 Update::Interrupted | Update::Failed(_) => break update,
-                Update::Event(event) if is_value(event.kind) => {
+                Update::Event(event) if coalescible(&event) => {
                     let uri = event.uri.clone();
                     match state.coalesce(event) {
                         Some(event) => break Update::Event(event),
@@ -294,6 +295,7 @@ mod tests {
             time: SystemTime::now(),
             body: Some(Body::new(body.as_bytes().to_vec(), None)),
             initial: false,
+            live: None,
         })
     }
 
@@ -423,6 +425,34 @@ mod tests {
         q.close();
         assert!(!news.join().unwrap(), "a closed queue takes nothing");
         assert!(!q.send(value("/e", "1")));
+    }
+
+    #[test]
+    fn values_of_live_urls_are_news_never_coalesced() {
+        // A queue full of a stream's events: one more waits for room; none is dropped.
+        let live = |body: &str| match value("/s", body) {
+            Update::Event(mut e) => {
+                e.live = Some(crate::event::Live::default());
+                Update::Event(e)
+            }
+            other => other,
+        };
+        let q = Arc::new(Updates::default());
+        for i in 0..MAX_UPDATES {
+            assert!(q.send(live(&i.to_string())));
+        }
+        let sender = Arc::clone(&q);
+        let more = std::thread::spawn(move || sender.send(live("last")));
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            !more.is_finished(),
+            "a live event waits while the queue is full"
+        );
+        assert!(q.try_recv().is_some());
+        assert!(more.join().unwrap(), "taken once there is room");
+        let got = drain(&q);
+        assert_eq!(got.len(), MAX_UPDATES);
+        assert_eq!(got.last().unwrap(), "/s=last");
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Next {
 
 /// An event id that is an entity-tag (`"…"` or `W/"…"`), as form A servers (and ours) send
 /// their ETags: it is the pushed value's ETag.
-fn entity_tag(id: &str) -> Option<String> {
+pub(super) fn entity_tag(id: &str) -> Option<String> {
     let opaque = id.strip_prefix("W/").unwrap_or(id);
     let quoted = opaque.len() >= 2
         && opaque.starts_with('"')

@@ -5,6 +5,7 @@
 //! Every parser here takes input from the other side of a network and is bounded: oversized or
 //! malformed input is an error value, never a panic.
 
+pub mod json_lines;
 pub mod multiplex;
 pub mod socket;
 pub mod sse;

@@ -188,6 +188,13 @@ impl Parser {
     /// After an error the parser is in an unspecified state: drop the connection.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Event>, SseError> {
         let mut events = Vec::new();
+        self.feed_into(bytes, &mut events)?;
+        Ok(events)
+    }
+
+    /// Like [`Parser::feed`], adding the events to `events`: after an error, those completed
+    /// before it are there (a client shows them before it stops).
+    pub fn feed_into(&mut self, bytes: &[u8], events: &mut Vec<Event>) -> Result<(), SseError> {
         let mut rest = bytes;
         // An empty piece must keep the pending CR: clearing it here made the LF in the piece
         // after it a second line end, dispatching an event early (found by fuzzing; see
@@ -223,7 +230,7 @@ impl Parser {
                 }
             }
         }
-        Ok(events)
+        Ok(())
     }
 
     fn push_bytes(&mut self, bytes: &[u8]) -> Result<(), SseError> {

@@ -234,3 +234,50 @@ fn plain_resources_are_polled() {
     assert_eq!(run.wait().code(), Some(1));
     assert!(run.stderr_text().contains("cannot reach"));
 }
+
+#[test]
+fn the_kind_of_a_live_url_is_told_without_reading_it_to_its_end() {
+    use crate::live_server::{chunk, chunked_head, head, hold, http_server, send};
+    // HEAD refused (each path's first request): the GET's head tells; an endless event
+    // stream is not read.
+    let asked = std::sync::Mutex::new(std::collections::HashSet::new());
+    let server = http_server(move |_, seen, stream| {
+        if asked.lock().unwrap().insert(seen.path.clone()) {
+            return crate::harness::respond(&stream, 405, &[], "");
+        }
+        match seen.path.as_str() {
+            "/sse" => {
+                head(&stream, 200, "text/event-stream");
+                send(&stream, b": hello\n\n");
+                hold(stream);
+            }
+            "/watch" => {
+                chunked_head(&stream, "application/json");
+                chunk(&stream, b"{\"type\":\"ADDED\"}\n{\"type\":");
+                hold(stream);
+            }
+            _ => {
+                crate::harness::respond(&stream, 200, &[("Content-Type", "application/json")], "{}")
+            }
+        }
+    });
+    let report = json(&[&format!("{}/sse", server.base)]);
+    assert_eq!(report["kind"], "event-stream");
+    let report = json(&[&format!("{}/watch", server.base)]);
+    assert_eq!(report["kind"], "json-lines");
+    let report = json(&[&format!("{}/doc", server.base)]);
+    assert_eq!(report["kind"], "document");
+    // The reference server answers HEAD of its value stream as for the document; the GET
+    // that following makes is the stream.
+    let stream = format!("{}/counter/kind?stream=value", reference_server());
+    assert_eq!(json(&[&stream])["kind"], "event-stream");
+    assert_eq!(json(&["ws://127.0.0.1:1/socket"])["kind"], "websocket");
+    let (code, lines) = output(&["inspect", &format!("{}/sse", server.base)]);
+    assert_eq!(code, Some(0));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("followed directly over event-stream")),
+        "{lines:?}"
+    );
+}

@@ -1,0 +1,284 @@
+//! An event stream given directly (`text/event-stream` at the URL itself): each event is one
+//! event, its name and id kept; reconnected as EventSource does (`Last-Event-ID`, the server's
+//! `retry`, a backoff on errors), until the server answers 204. Events in LiveResource framing
+//! (form B/C `open`/`update` with a headers line) keep their meaning: ETag, Previous-ETag.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use super::live_url::{done, emit, reopen};
+use super::sse::{header, headers_and_content};
+use super::value_stream::entity_tag;
+use super::{Ctx, RequestOutcome};
+use crate::event::{Body, EventKind, Live, SseFacts};
+use crate::http::FetchError;
+use crate::mechanism::Mechanism;
+use crate::wire::sse::{Event, Parser};
+
+const SELF: Mechanism = Mechanism::EventStream;
+/// EventSource's reconnection delay until the server sets one.
+const DEFAULT_RETRY: Duration = Duration::from_secs(1);
+/// The headers a LiveResource `update` event's headers line may carry: one of them (and only
+/// string values) tells the framing from an event whose data merely is a JSON object.
+const FRAMING_HEADERS: [&str; 6] = [
+    "etag",
+    "previous-etag",
+    "content-type",
+    "link",
+    "changes-id",
+    "previous-changes-id",
+];
+
+/// Follows the stream whose first response body is `first`, until it is done or stops.
+pub(super) fn run(mut ctx: Ctx, first: Box<dyn Read + Send>) {
+    ctx.enter(SELF);
+    let mut state = State::default();
+    let mut retry = DEFAULT_RETRY;
+    let mut body = Some(first);
+    loop {
+        let stream = match body.take() {
+            Some(stream) => stream,
+            None => match reconnect(&mut ctx, &state.last_id, retry) {
+                Reopened::Stream(stream) => stream,
+                Reopened::Again => continue,
+                Reopened::Stop => return,
+            },
+        };
+        let opened = Instant::now();
+        let mut parser = ctx.options.sse_parser();
+        let (events, why) = match read(&mut ctx, stream, &mut parser, &mut state) {
+            Some(read) => read,
+            None => return,
+        };
+        if !parser.last_event_id().is_empty() {
+            state.last_id = parser.last_event_id().to_string();
+        }
+        if let Some(ms) = parser.retry() {
+            retry = Duration::from_millis(ms);
+        }
+        // As EventSource does, a stream that ends is asked again after the server's retry
+        // delay; one that ends before any event, at once and again, backs off (retry a floor).
+        if events > 0 || opened.elapsed() >= ctx.options.keepalive {
+            ctx.succeeded();
+            ctx.trace(format!(
+                "{why}; reconnecting in {:.1}s",
+                retry.as_secs_f64()
+            ));
+            if !ctx.sleep(retry) {
+                return;
+            }
+        } else if let RequestOutcome::Stop =
+            ctx.retry_after(&format!("{why} before any event"), Some(retry))
+        {
+            return;
+        }
+    }
+}
+
+/// What the stream said so far, across reconnects.
+#[derive(Default)]
+struct State {
+    /// What a reconnect sends as `Last-Event-ID`.
+    last_id: String,
+    /// The id of the event before: only an id an event set names its value (see value_stream).
+    previous_id: String,
+    /// The ETag of the last LiveResource-framed event, for gap detection.
+    etag: Option<String>,
+}
+
+enum Reopened {
+    Stream(Box<dyn Read + Send>),
+    Again,
+    Stop,
+}
+
+/// Asks the URL again for the stream; a 204 means it is done.
+fn reconnect(ctx: &mut Ctx, last_id: &str, retry: Duration) -> Reopened {
+    let mut headers = vec![("Accept", "text/event-stream".to_string())];
+    if !last_id.is_empty() {
+        headers.push(("Last-Event-ID", last_id.to_string()));
+    }
+    let problem = match reopen(ctx, &headers) {
+        Err(e @ (FetchError::TooLarge(_) | FetchError::HeadTooLarge(_))) => {
+            let url = ctx.url.clone();
+            ctx.fail(e.into_error(&url));
+            return Reopened::Stop;
+        }
+        Err(e) => (e.to_string(), None),
+        Ok(stream) if stream.status == 204 => {
+            done(ctx, "the event stream answered 204 (no more events)");
+            return Reopened::Stop;
+        }
+        Ok(stream) if stream.status != 200 => (
+            format!("HTTP {} for the event stream", stream.status),
+            super::retry_after(
+                stream
+                    .headers
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()),
+            ),
+        ),
+        Ok(stream)
+            if crate::live::from_head(stream.status, &stream.headers)
+                != crate::live::Kind::EventStream =>
+        {
+            (
+                format!(
+                    "the URL answered with Content-Type '{}', no longer an event stream",
+                    stream
+                        .headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                ),
+                None,
+            )
+        }
+        Ok(stream) => {
+            ctx.trace("stream open".to_string());
+            return Reopened::Stream(stream.body);
+        }
+    };
+    // A failure backs off, the server's retry delay a floor.
+    let (reason, server_says) = problem;
+    match ctx.retry_after(&reason, Some(server_says.unwrap_or(retry).max(retry))) {
+        RequestOutcome::Stop => Reopened::Stop,
+        _ => Reopened::Again,
+    }
+}
+
+/// Reads events until the stream ends: how many, and why it ended; `None` to stop.
+fn read(
+    ctx: &mut Ctx,
+    mut stream: Box<dyn Read + Send>,
+    parser: &mut Parser,
+    state: &mut State,
+) -> Option<(u64, String)> {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut events = 0u64;
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return Some((events, "the stream ended".to_string())),
+            Ok(n) => n,
+            Err(e) => return Some((events, format!("the stream broke ({e})"))),
+        };
+        let mut parsed = Vec::new();
+        let too_large = parser.feed_into(&buf[..n], &mut parsed).err();
+        for event in parsed {
+            if events == 0 {
+                ctx.succeeded();
+            }
+            events += 1;
+            if !dispatch(ctx, event, state) {
+                return None;
+            }
+        }
+        // Over --max-body (after the events before it): asking again would only read the same.
+        if let Some(e) = too_large {
+            let url = ctx.url.to_string();
+            ctx.fail(crate::Error::TooLarge {
+                url,
+                what: e.to_string(),
+            });
+            return None;
+        }
+        if !ctx.running() {
+            return None;
+        }
+    }
+}
+
+/// Emits one event; false when the consumer is gone.
+fn dispatch(ctx: &mut Ctx, event: Event, state: &mut State) -> bool {
+    let id_etag = (event.id != state.previous_id)
+        .then(|| entity_tag(&event.id))
+        .flatten();
+    state.previous_id.clone_from(&event.id);
+    let live = Live {
+        sse: Some(SseFacts {
+            event: event.event.clone(),
+            id: (!event.id.is_empty()).then(|| event.id.clone()),
+        }),
+        binary: false,
+    };
+    if let Some((etag, previous, content)) = framed(&event) {
+        let etag = etag.or(id_etag);
+        if let (Some(previous), Some(held)) = (&previous, &state.etag) {
+            if previous != held {
+                ctx.warn(format!(
+                    "an update was missed: this one replaces {previous}, but the last one seen was {held}"
+                ));
+            }
+        }
+        state.etag.clone_from(&etag);
+        return match content {
+            Some(body) => emit(ctx, EventKind::Value, SELF, Some(body), etag, live),
+            // An update without content: the resource was deleted.
+            None => emit(ctx, EventKind::Removed, SELF, None, etag, live),
+        };
+    }
+    let body = Body::new(event.data.into_bytes(), None);
+    emit(ctx, EventKind::Value, SELF, Some(body), id_etag, live)
+}
+
+/// A LiveResource-framed event (an `open` or `update` whose first data line is an object of
+/// protocol headers): its ETag, Previous-ETag and content.
+fn framed(event: &Event) -> Option<(Option<String>, Option<String>, Option<Body>)> {
+    if !matches!(event.event.as_str(), "open" | "update") {
+        return None;
+    }
+    let (headers, content) = headers_and_content(&event.data)?;
+    let protocol = !headers.is_empty()
+        && headers.iter().all(|(k, v)| {
+            v.is_string() && FRAMING_HEADERS.contains(&k.to_ascii_lowercase().as_str())
+        });
+    if !protocol {
+        return None;
+    }
+    let body = content.map(|c| {
+        Body::typed(
+            c.as_bytes().to_vec(),
+            header(&headers, "Content-Type").map(str::to_string),
+            false,
+        )
+    });
+    Some((
+        header(&headers, "ETag").map(str::to_string),
+        header(&headers, "Previous-ETag").map(str::to_string),
+        body,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(name: &str, data: &str) -> Event {
+        Event {
+            event: name.to_string(),
+            data: data.to_string(),
+            id: String::new(),
+        }
+    }
+
+    #[test]
+    fn liveresource_framing_is_told_from_json_data() {
+        let (etag, previous, body) = framed(&ev(
+            "update",
+            "{\"ETag\":\"\\\"2\\\"\",\"Previous-ETag\":\"\\\"1\\\"\"}\n{\"a\":1}",
+        ))
+        .unwrap();
+        assert_eq!(etag.as_deref(), Some("\"2\""));
+        assert_eq!(previous.as_deref(), Some("\"1\""));
+        assert_eq!(body.unwrap().json, Some(serde_json::json!({"a":1})));
+        // Deleted: headers and no content.
+        assert!(framed(&ev("update", "{\"ETag\":\"x\"}"))
+            .unwrap()
+            .2
+            .is_none());
+        // Data that is merely a JSON object, or another event name, is not framing.
+        assert!(framed(&ev("update", "{\"count\":1}")).is_none());
+        assert!(framed(&ev("update", "{\"ETag\":1}")).is_none());
+        assert!(framed(&ev("message", "{\"ETag\":\"x\"}\n1")).is_none());
+    }
+}

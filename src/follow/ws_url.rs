@@ -1,0 +1,312 @@
+//! A `ws://` or `wss://` URL given directly: each text message is one event (JSON when it
+//! parses), each binary message one event with its bytes. Nothing is sent but what the user
+//! gives (`--send`, after each connect), pings are answered, a silent socket is noticed, and a
+//! socket that closes or breaks is reconnected with a backoff.
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+use super::live_url::emit;
+use super::{Ctx, RequestOutcome};
+use crate::event::{Body, EventKind, Live};
+use crate::mechanism::Mechanism;
+
+const SELF: Mechanism = Mechanism::WebSocket;
+/// Time allowed to connect and complete the handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How soon a socket that delivered messages is reconnected after it closes.
+const AGAIN_AFTER: Duration = Duration::from_millis(500);
+
+type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
+
+/// Follows the WebSocket URL until following stops or fails.
+pub(super) fn run(mut ctx: Ctx) {
+    ctx.enter(SELF);
+    let mut connected_once = false;
+    loop {
+        if !ctx.running() {
+            return;
+        }
+        ctx.trace(format!("connecting to {}", ctx.url));
+        let mut ws = match connect(&ctx) {
+            Ok(ws) => ws,
+            // The first connect failing is fatal, as a first GET that gets no answer is: the
+            // URL is probably wrong. Later, the server may be restarting.
+            Err(Failed::Unreachable(e)) if !connected_once => {
+                let url = ctx.url.clone();
+                ctx.fail(crate::http::io_failure(e).into_error(&url));
+                return;
+            }
+            Err(Failed::Other(why)) if !connected_once => {
+                let url = ctx.url.to_string();
+                ctx.fail(crate::Error::Refused {
+                    url,
+                    transport: SELF.to_string(),
+                    reason: why,
+                });
+                return;
+            }
+            Err(failed) => {
+                let why = failed.to_string();
+                if let RequestOutcome::Stop = ctx.retry_later(&why) {
+                    return;
+                }
+                continue;
+            }
+        };
+        connected_once = true;
+        ctx.trace("WebSocket open".to_string());
+        let ended = serve(&mut ctx, &mut ws);
+        let _ = ws.close(None);
+        let Some(ended) = ended else {
+            return;
+        };
+        if ended.messages > 0 && !ended.error {
+            ctx.succeeded();
+            ctx.trace(format!(
+                "{}; reconnecting in {:.1}s",
+                ended.why,
+                AGAIN_AFTER.as_secs_f64()
+            ));
+            if !ctx.sleep(AGAIN_AFTER) {
+                return;
+            }
+        } else {
+            if ended.messages > 0 {
+                ctx.succeeded();
+            }
+            if let RequestOutcome::Stop = ctx.retry_later(&ended.why) {
+                return;
+            }
+        }
+    }
+}
+
+/// How a connection ended.
+struct Ended {
+    why: String,
+    /// Messages received over it.
+    messages: u64,
+    /// Whether it ended in trouble (an error close code, a break, silence) rather than a
+    /// normal close.
+    error: bool,
+}
+
+/// Why a connect failed.
+enum Failed {
+    /// No connection: the name does not resolve, nothing listens, no route.
+    Unreachable(std::io::Error),
+    /// Connected, but no WebSocket: a refused or failed handshake.
+    Other(String),
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failed::Unreachable(e) => write!(f, "cannot connect: {e}"),
+            Failed::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<String> for Failed {
+    fn from(why: String) -> Failed {
+        Failed::Other(why)
+    }
+}
+
+/// Opens the socket: the user's subprotocol and headers on the handshake.
+fn connect(ctx: &Ctx) -> Result<Socket, Failed> {
+    let url = &ctx.url;
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| format!("bad WebSocket URL: {e}"))?;
+    if let Some(protocol) = &ctx.options.live.subprotocol {
+        let value = tungstenite::http::HeaderValue::from_str(protocol)
+            .map_err(|_| format!("invalid subprotocol '{protocol}'"))?;
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", value);
+    }
+    for (name, value) in ctx.http.headers_for(url, url) {
+        if let (Ok(n), Ok(v)) = (
+            tungstenite::http::HeaderName::from_bytes(name.as_str().as_bytes()),
+            tungstenite::http::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            request.headers_mut().insert(n, v);
+        }
+    }
+    // `socket_addrs` takes an IPv6 literal without its brackets.
+    let addrs = url.socket_addrs(|| None).map_err(Failed::Unreachable)?;
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::AddrNotAvailable,
+        format!("no address for {url}"),
+    );
+    let tcp = addrs
+        .into_iter()
+        .find_map(
+            |addr| match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+                Ok(tcp) => Some(tcp),
+                Err(e) => {
+                    last = e;
+                    None
+                }
+            },
+        )
+        .ok_or(Failed::Unreachable(last))?;
+    let _ = tcp.set_nodelay(true);
+    tcp.set_read_timeout(Some(CONNECT_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let max = usize::try_from(ctx.options.max_body).unwrap_or(usize::MAX);
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    let connector = tungstenite::Connector::Rustls(std::sync::Arc::clone(&ctx.shared.tls));
+    let (ws, _) = tungstenite::client_tls_with_config(request, tcp, Some(config), Some(connector))
+        .map_err(|e| match e {
+            tungstenite::HandshakeError::Interrupted(_) => {
+                "the WebSocket handshake timed out".to_string()
+            }
+            tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response)) => {
+                format!(
+                    "the WebSocket handshake was refused (HTTP {})",
+                    response.status().as_u16()
+                )
+            }
+            tungstenite::HandshakeError::Failure(e) => {
+                format!("the WebSocket handshake failed: {e}")
+            }
+        })?;
+    set_read_timeout(&ws, tick(ctx))?;
+    Ok(ws)
+}
+
+/// How often a quiet socket's loop wakes up: to notice a shutdown, ping, and tell silence.
+fn tick(ctx: &Ctx) -> Duration {
+    (ctx.options.keepalive / 4).clamp(Duration::from_millis(10), Duration::from_millis(500))
+}
+
+fn set_read_timeout(ws: &Socket, timeout: Duration) -> Result<(), String> {
+    let tcp = match ws.get_ref() {
+        MaybeTlsStream::Plain(tcp) => tcp,
+        MaybeTlsStream::Rustls(tls) => tls.get_ref(),
+        _ => return Ok(()),
+    };
+    tcp.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())
+}
+
+/// Sends the user's messages, then relays what arrives until the socket ends (how), or
+/// following stops (`None`).
+fn serve(ctx: &mut Ctx, ws: &mut Socket) -> Option<Ended> {
+    let mut messages = 0u64;
+    let ended = |why: String, messages: u64, error: bool| {
+        Some(Ended {
+            why,
+            messages,
+            error,
+        })
+    };
+    for text in ctx.options.live.send.clone() {
+        if let Err(e) = ws.send(Message::text(text)) {
+            return ended(format!("cannot send: {e}"), 0, true);
+        }
+    }
+    let mut last_heard = Instant::now();
+    let mut last_ping = Instant::now();
+    loop {
+        let (bytes, binary) = match ws.read() {
+            Ok(Message::Text(text)) => (text.as_bytes().to_vec(), false),
+            Ok(Message::Binary(bytes)) => (bytes.to_vec(), true),
+            Ok(Message::Close(frame)) => {
+                let (error, why) = match frame {
+                    Some(frame) => {
+                        let code = u16::from(frame.code);
+                        let reason = if frame.reason.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", frame.reason)
+                        };
+                        (
+                            !matches!(frame.code, CloseCode::Normal | CloseCode::Away),
+                            format!("the server closed the WebSocket with code {code}{reason}"),
+                        )
+                    }
+                    None => (false, "the server closed the WebSocket".to_string()),
+                };
+                return ended(why, messages, error);
+            }
+            // Pings are answered by tungstenite (the pong goes out with the next read or
+            // write); any frame shows the peer is alive.
+            Ok(_) => {
+                last_heard = Instant::now();
+                continue;
+            }
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if !ctx.running() {
+                    return None;
+                }
+                let dead_after = ctx.options.socket_dead_after();
+                if last_heard.elapsed() > dead_after {
+                    return ended(
+                        format!(
+                            "the WebSocket was silent for {:.1}s",
+                            dead_after.as_secs_f64()
+                        ),
+                        messages,
+                        true,
+                    );
+                }
+                if last_ping.elapsed() > ctx.options.keepalive {
+                    last_ping = Instant::now();
+                    if let Err(e) = ws.send(Message::Ping(Vec::new().into())) {
+                        return ended(format!("the WebSocket broke ({e})"), messages, true);
+                    }
+                }
+                continue;
+            }
+            // A message over --max-body: reconnecting would only read it again.
+            Err(tungstenite::Error::Capacity(e)) => {
+                let url = ctx.url.to_string();
+                ctx.fail(crate::Error::TooLarge {
+                    url,
+                    what: format!("a WebSocket message is too large ({e})"),
+                });
+                return None;
+            }
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                return ended("the WebSocket closed".to_string(), messages, false);
+            }
+            Err(e) => return ended(format!("the WebSocket broke ({e})"), messages, true),
+        };
+        last_heard = Instant::now();
+        if messages == 0 {
+            ctx.succeeded();
+        }
+        messages += 1;
+        let body = if binary {
+            Body {
+                bytes,
+                content_type: Some("application/octet-stream".to_string()),
+                json: None,
+            }
+        } else {
+            Body::new(bytes, None)
+        };
+        let live = Live { sse: None, binary };
+        if !emit(ctx, EventKind::Value, SELF, Some(body), None, live) {
+            return None;
+        }
+    }
+}
