@@ -1,6 +1,7 @@
 //! `--exec CMD`: run `sh -c CMD` for each event, one run at a time, the body on stdin and the
 //! event's facts in `LRWATCH_*` variables. The resource's content never reaches the command
-//! line. Events that arrive during a run are coalesced per resource, so the next run sees the
+//! line (with `--json`, stdin is the event's `--json` envelope instead of the bare body). Events
+//! that arrive during a run are coalesced per resource, so the next run sees the
 //! latest value rather than working through a backlog. Each run is its own process group, so
 //! that when lrwatch stops early (`--timeout`, an error, a signal) the command is stopped with
 //! everything it started: SIGTERM, then SIGKILL after a grace.
@@ -16,6 +17,16 @@ use lrwatch::Event;
 
 /// Receives one line for stderr: a failed run is reported, and following goes on.
 pub type Report = Box<dyn Fn(String) + Send>;
+
+/// What each run is given.
+pub struct Runs {
+    /// With `--json`: stdin is the event's envelope, the line `--json` would print, so that
+    /// scripts get the event, URI, ETag and transport in one JSON document; else the body as
+    /// received (nothing for a removal).
+    pub envelope: bool,
+    /// The names of `NAME=URL` arguments, by URL: `LRWATCH_NAME`, and the envelope's `name`.
+    pub names: Arc<crate::urls::Names>,
+}
 
 /// How long a stopped command has between SIGTERM and SIGKILL: enough for a well-behaved one
 /// to clean up, short enough that lrwatch still exits promptly.
@@ -80,13 +91,13 @@ struct State {
 }
 
 impl Exec {
-    /// Starts the runner for `command`.
-    pub fn start(command: String, report: Report) -> std::io::Result<Exec> {
+    /// Starts the runner for `command`; `runs` says what each run is given.
+    pub fn start(command: String, runs: Runs, report: Report) -> std::io::Result<Exec> {
         let shared = Arc::new(Shared::default());
         let worker_shared = Arc::clone(&shared);
         let worker = std::thread::Builder::new()
             .name("exec".into())
-            .spawn(move || work(&command, &worker_shared, &report))?;
+            .spawn(move || work(&command, &runs, &worker_shared, &report))?;
         Ok(Exec {
             shared,
             worker: Some(worker),
@@ -188,7 +199,7 @@ impl Exec {
     }
 }
 
-fn work(command: &str, shared: &Shared, report: &Report) {
+fn work(command: &str, runs: &Runs, shared: &Shared, report: &Report) {
     loop {
         let mut state = shared.lock();
         state.busy = false;
@@ -211,7 +222,7 @@ fn work(command: &str, shared: &Shared, report: &Report) {
         state.busy = true;
         // Started with the lock held, so that `stop` either sees the process group or
         // prevents the start.
-        let started = start(command, &event);
+        let started = start(command, runs, &event);
         let (mut child, writer) = match started {
             Ok(started) => started,
             Err(problem) => {
@@ -239,9 +250,14 @@ fn work(command: &str, shared: &Shared, report: &Report) {
     }
 }
 
-/// Starts one run: `sh -c command` in a process group of its own, the body on stdin (written
-/// by the returned thread), the facts in the environment.
-fn start(command: &str, event: &Event) -> Result<(std::process::Child, JoinHandle<()>), String> {
+/// Starts one run: `sh -c command` in a process group of its own, the body or the envelope
+/// on stdin (written by the returned thread), the facts in the environment.
+fn start(
+    command: &str,
+    runs: &Runs,
+    event: &Event,
+) -> Result<(std::process::Child, JoinHandle<()>), String> {
+    let name = runs.names.get(&event.uri);
     let mut sh = Command::new("sh");
     sh.arg("-c")
         .arg(command)
@@ -250,6 +266,7 @@ fn start(command: &str, event: &Event) -> Result<(std::process::Child, JoinHandl
         .env("LRWATCH_ETAG", event.etag.as_deref().unwrap_or(""))
         .env("LRWATCH_TRANSPORT", event.transport.as_str())
         .env("LRWATCH_ID", event.id.as_deref().unwrap_or(""))
+        .env("LRWATCH_NAME", name.unwrap_or(""))
         .stdin(Stdio::piped());
     #[cfg(unix)]
     {
@@ -260,11 +277,18 @@ fn start(command: &str, event: &Event) -> Result<(std::process::Child, JoinHandl
     // Written on its own thread: a command that does not read its stdin must not block us,
     // and one that exits early just closes the pipe.
     let stdin = child.stdin.take();
-    let body = event
-        .body
-        .as_ref()
-        .map(|b| b.bytes.clone())
-        .unwrap_or_default();
+    let body = if runs.envelope {
+        let mut line = Vec::new();
+        // Writing to memory cannot fail.
+        let _ = crate::output::write_envelope(&mut line, event, name);
+        line
+    } else {
+        event
+            .body
+            .as_ref()
+            .map(|b| b.bytes.clone())
+            .unwrap_or_default()
+    };
     let writer = std::thread::spawn(move || {
         if let Some(mut stdin) = stdin {
             let _ = stdin.write_all(&body);

@@ -12,6 +12,7 @@ mod reference;
 mod sanitize;
 mod select;
 mod status;
+mod urls;
 mod watch;
 
 use std::io::Write;

@@ -80,6 +80,7 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ("LRWATCH_ETAG", "Set for each --exec command: the value's ETag, empty when it has none."),
     ("LRWATCH_TRANSPORT", "Set for each --exec command: the mechanism that delivered the event."),
     ("LRWATCH_ID", "Set for each --exec command: the item's id for child-* events, else empty."),
+    ("LRWATCH_NAME", "Set for each --exec command: the NAME of a NAME=URL argument (or --urls line), else empty."),
 ];
 
 /// Escapes text for a roff line: backslashes, and a leading `.` or `'` (control characters).

@@ -49,16 +49,24 @@ fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
         Some(command) => {
             let report_to = Arc::clone(stderr);
             let report = Box::new(move |line: String| report_to.message(&line));
+            let runs = exec::Runs {
+                envelope: config.mode == crate::config::Mode::Json,
+                names: Arc::clone(&config.names),
+            };
             Sink::Exec(
-                Exec::start(command.clone(), report).context("cannot start the --exec runner")?,
+                Exec::start(command.clone(), runs, report)
+                    .context("cannot start the --exec runner")?,
             )
         }
-        None => Sink::Print(Printer::new(
-            // Large enough that a burst of small events costs few writes.
-            BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
-            config.mode,
-            config.diff,
-        )),
+        None => Sink::Print(
+            Printer::new(
+                // Large enough that a burst of small events costs few writes.
+                BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+                config.mode,
+                config.diff,
+            )
+            .labelled(Arc::clone(&config.names), config.prefix),
+        ),
     };
     let waker = match &sink {
         Sink::Exec(exec) => Some(exec.waker()),

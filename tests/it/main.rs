@@ -18,6 +18,7 @@ mod interop;
 mod limits;
 mod ordering;
 mod output;
+mod prefix;
 mod pty;
 mod push;
 #[cfg(target_os = "linux")]
