@@ -312,7 +312,8 @@ pub struct FollowArgs {
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto, help_heading = "Output")]
     pub color: ColorChoice,
 
-    /// Protocol trace on stderr: requests, links found, transport chosen and why, retries.
+    /// Protocol trace on stderr: requests, links found, transport chosen and why, retries, and
+    /// the proxy connections go through (ALL_PROXY, HTTPS_PROXY, HTTP_PROXY, NO_PROXY).
     #[arg(short, long, help_heading = "Output", conflicts_with = "quiet")]
     pub verbose: bool,
 

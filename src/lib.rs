@@ -18,6 +18,7 @@ pub mod follow;
 pub mod http;
 pub mod inspect;
 pub mod mechanism;
+pub mod proxy;
 mod tcp;
 
 pub use error::{Error, ErrorKind, Result};

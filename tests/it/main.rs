@@ -19,6 +19,7 @@ mod limits;
 mod ordering;
 mod output;
 mod prefix;
+mod proxies;
 mod pty;
 mod push;
 #[cfg(target_os = "linux")]
