@@ -399,6 +399,57 @@ mod tests {
     }
 
     #[test]
+    fn prefix_labels_lines_and_headers_and_json_gets_the_name() {
+        let names = |pairs: &[&str]| {
+            let targets: Vec<_> = pairs
+                .iter()
+                .map(|p| crate::urls::parse_target(p).unwrap())
+                .collect();
+            Arc::new(Names::of(&targets).unwrap())
+        };
+        let printed = |mode: Mode, names: Arc<Names>, prefix: bool, e: &Event| {
+            let mut out = Vec::new();
+            Printer::new(&mut out, mode, false)
+                .labelled(names, prefix)
+                .event(e)
+                .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let e = event(EventKind::Value, Some(("{\"a\":1}", None)));
+        let named = names(&["n=http://h/x"]);
+        assert_eq!(
+            printed(Mode::Lines, named.clone(), true, &e),
+            "n\t{\"a\":1}\n"
+        );
+        assert_eq!(
+            printed(Mode::Lines, named.clone(), false, &e),
+            "{\"a\":1}\n"
+        );
+        assert_eq!(
+            printed(Mode::Lines, names(&[]), true, &e),
+            "http://h/x\t{\"a\":1}\n"
+        );
+        let removed = event(EventKind::Removed, None);
+        assert_eq!(printed(Mode::Lines, named.clone(), true, &removed), "n\t\n");
+        let header = printed(Mode::Terminal { color: false }, named.clone(), true, &e);
+        assert!(
+            header.starts_with("n\t11:06:40.123 http://h/x "),
+            "{header}"
+        );
+        // JSON stays JSON: the name is a member, with or without --prefix.
+        for prefix in [true, false] {
+            let json = printed(Mode::Json, named.clone(), prefix, &e);
+            assert!(
+                json.starts_with(
+                    "{\"event\":\"value\",\"uri\":\"http://h/x\",\"name\":\"n\",\"etag\""
+                ),
+                "{json}"
+            );
+        }
+        assert!(!printed(Mode::Json, names(&[]), true, &e).contains("\"name\""));
+    }
+
+    #[test]
     fn diff_mode_prints_the_first_value_then_diffs() {
         let mut out = Vec::new();
         let mut printer = Printer::new(&mut out, Mode::Lines, true);

@@ -119,8 +119,12 @@ impl Names {
         Ok(Names(names))
     }
 
-    /// The name of the resource at `uri`, if one was given.
+    /// The name of the resource at `uri`, if one was given. (Asked for every event printed
+    /// with `--json`: without names, not even a hash is computed.)
     pub fn get(&self, uri: &str) -> Option<&str> {
+        if self.0.is_empty() {
+            return None;
+        }
         self.0.get(uri).map(String::as_str)
     }
 }
