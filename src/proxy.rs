@@ -279,6 +279,61 @@ mod tests {
         assert!(connect_host("[::1]", port, Duration::from_secs(5)).is_ok());
     }
 
+    /// A proxy that answers every CONNECT with `answer`; the request heads it got.
+    fn fake_proxy(answer: &'static str) -> (Proxy, std::sync::mpsc::Receiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for peer in listener.incoming() {
+                let Ok(mut peer) = peer else { return };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && peer.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let _ = tx.send(String::from_utf8_lossy(&head).into_owned());
+                let _ = peer.write_all(answer.as_bytes());
+            }
+        });
+        let inner = ureq::Proxy::new(&format!("http://us%40er:p%3Ass@127.0.0.1:{port}")).unwrap();
+        (Proxy { inner, var: "TEST" }, rx)
+    }
+
+    #[test]
+    fn connect_names_the_target_and_sends_the_credentials() {
+        let (proxy, heads) = fake_proxy("HTTP/1.1 200 OK\r\n\r\n");
+        let url = Url::parse("wss://[2001:db8::1]/multiplex/ws").unwrap();
+        let route = Route::Through(proxy);
+        connect(&url, &route, Duration::from_secs(5)).unwrap();
+        let head = heads.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(
+            head.starts_with("CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: [2001:db8::1]:443\r\n"),
+            "{head}"
+        );
+        // "us@er:p:ss", decoded once, as ureq sends it for requests.
+        assert!(
+            head.contains("\r\nProxy-Authorization: Basic dXNAZXI6cDpzcw==\r\n"),
+            "{head}"
+        );
+        assert!(route
+            .to_string()
+            .starts_with("through proxy http://127.0.0.1:"));
+        assert!(route.to_string().ends_with(" (from TEST)"), "{route}");
+    }
+
+    #[test]
+    fn a_refused_connect_says_so() {
+        let (proxy, _heads) = fake_proxy("HTTP/1.1 403 Forbidden\r\n\r\n");
+        let url = Url::parse("ws://example.test:8080/").unwrap();
+        let err = connect(&url, &Route::Through(proxy), Duration::from_secs(5)).unwrap_err();
+        assert!(
+            err.starts_with("cannot connect through proxy http://127.0.0.1:")
+                && err.ends_with("(from TEST): it answered CONNECT example.test:8080 with 403"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn no_proxy_sees_an_ipv6_host_in_brackets() {
         // What `Route::to` hands ureq's NO_PROXY matching, as ureq sees a request's URL.
