@@ -41,7 +41,7 @@ _lrwatch() {
 
     case "${cmd}" in
         lrwatch)
-            opts="-j -d -x -n -v -q -t -H -h -V --json --diff --exec --select --count --no-initial --color --verbose --quiet --timeout --header --changes --value --verify --callback-listen --callback-url --insecure --max-body --max-header --cacert --transport --wait --interval --reconnect --subprotocol --send --help --version serve inspect check demo completions man"
+            opts="-j -d -x -n -v -q -t -H -h -V --json --diff --exec --prefix --select --count --no-initial --color --verbose --quiet --timeout --urls --header --changes --value --verify --callback-listen --callback-url --insecure --max-body --max-header --cacert --transport --wait --interval --reconnect --subprotocol --send --help --version serve inspect check demo completions man"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -77,6 +77,21 @@ _lrwatch() {
                     ;;
                 -t)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --urls)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
                     return 0
                     ;;
                 --header)
@@ -195,7 +210,7 @@ _lrwatch() {
             return 0
             ;;
         lrwatch__subcmd__demo)
-            opts="-j -d -x -n -v -q -t -H -h --json --diff --exec --select --count --no-initial --color --verbose --quiet --timeout --header --changes --value --verify --callback-listen --callback-url --insecure --max-body --max-header --cacert --transport --wait --interval --reconnect --subprotocol --send --help"
+            opts="-j -d -x -n -v -q -t -H -h --json --diff --exec --prefix --select --count --no-initial --color --verbose --quiet --timeout --urls --header --changes --value --verify --callback-listen --callback-url --insecure --max-body --max-header --cacert --transport --wait --interval --reconnect --subprotocol --send --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -231,6 +246,21 @@ _lrwatch() {
                     ;;
                 -t)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --urls)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
                     return 0
                     ;;
                 --header)

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_lrwatch_global_optspecs
-    string join \n j/json d/diff x/exec= select= n/count= no-initial color= v/verbose q/quiet t/timeout= H/header= changes value verify= callback-listen= callback-url= insecure max-body= max-header= cacert= transport= wait= interval= reconnect subprotocol= send= h/help V/version
+    string join \n j/json d/diff x/exec= prefix select= n/count= no-initial color= v/verbose q/quiet t/timeout= urls= H/header= changes value verify= callback-listen= callback-url= insecure max-body= max-header= cacert= transport= wait= interval= reconnect subprotocol= send= h/help V/version
 end
 
 function __fish_lrwatch_needs_command
@@ -31,6 +31,7 @@ complete -c lrwatch -n "__fish_lrwatch_needs_command" -l color -d 'When to use c
 always\t'Always color'
 never\t'Never color'"
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s t -l timeout -d 'Give up after SECS seconds and exit 124; a running --exec command is stopped' -r
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -l urls -d 'Read more URLs to follow from FILE (- for standard input): one URL or NAME=URL a line; blank lines and lines starting with # are skipped. Followed with those on the command line; a bad line is a usage error naming the line' -r -F
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s H -l header -d 'Extra request header "NAME: VALUE", repeatable; sent only to the resource\'s own origin' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l verify -d 'On push and long-poll transports, a conditional GET of each resource every SECS (fractions allowed; 0 turns it off), so that a server that silently forgot a subscription is noticed: the change is reported, a warning says the server missed a push, and the transport is resubscribed' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l callback-listen -d 'Receive webhook notifications on a local listener at ADDR [default: 127.0.0.1 on a free port]; lets auto use value-callback / changes-callback' -r
@@ -58,8 +59,9 @@ complete -c lrwatch -n "__fish_lrwatch_needs_command" -l subprotocol -d 'For ws:
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l send -d 'For ws:// and wss:// URLs: send TEXT as a text message after each connect, repeatable, in order (nothing is sent otherwise)' -r
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s j -l json -d 'One JSON envelope per event, one per line (NDJSON)'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s d -l diff -d 'After the first value, print a diff against the previous value (JSON pretty-printed with sorted keys, so diffs are by line; a unified diff without color)'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -l prefix -d 'Start each line with the resource\'s URL, or the NAME of a NAME=URL argument, and a tab, as grep -H does: lines from several resources can be told apart in a pipe'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l no-initial -d 'Do not emit the initial value; emit changes only'
-complete -c lrwatch -n "__fish_lrwatch_needs_command" -s v -l verbose -d 'Protocol trace on stderr: requests, links found, transport chosen and why, retries'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -s v -l verbose -d 'Protocol trace on stderr: requests, links found, transport chosen and why, retries, and the proxy connections go through (ALL_PROXY, HTTPS_PROXY, HTTP_PROXY, NO_PROXY)'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s q -l quiet -d 'No status or warning lines on stderr (errors are still reported)'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l changes -d 'Follow the resource\'s changes feed instead of its value (the default for a collection: changes links, and no ETag or a value that is a JSON list). Items with ids become child-added, child-changed and child-removed events; other formats a changes event'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -l value -d 'Follow the resource\'s value, even when it is a collection with a changes feed'
@@ -108,6 +110,7 @@ complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l color -d 'When 
 always\t'Always color'
 never\t'Never color'"
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s t -l timeout -d 'Give up after SECS seconds and exit 124; a running --exec command is stopped' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l urls -d 'Read more URLs to follow from FILE (- for standard input): one URL or NAME=URL a line; blank lines and lines starting with # are skipped. Followed with those on the command line; a bad line is a usage error naming the line' -r -F
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s H -l header -d 'Extra request header "NAME: VALUE", repeatable; sent only to the resource\'s own origin' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l verify -d 'On push and long-poll transports, a conditional GET of each resource every SECS (fractions allowed; 0 turns it off), so that a server that silently forgot a subscription is noticed: the change is reported, a warning says the server missed a push, and the transport is resubscribed' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l callback-listen -d 'Receive webhook notifications on a local listener at ADDR [default: 127.0.0.1 on a free port]; lets auto use value-callback / changes-callback' -r
@@ -135,8 +138,9 @@ complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l subprotocol -d 
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l send -d 'For ws:// and wss:// URLs: send TEXT as a text message after each connect, repeatable, in order (nothing is sent otherwise)' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s j -l json -d 'One JSON envelope per event, one per line (NDJSON)'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s d -l diff -d 'After the first value, print a diff against the previous value (JSON pretty-printed with sorted keys, so diffs are by line; a unified diff without color)'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l prefix -d 'Start each line with the resource\'s URL, or the NAME of a NAME=URL argument, and a tab, as grep -H does: lines from several resources can be told apart in a pipe'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l no-initial -d 'Do not emit the initial value; emit changes only'
-complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s v -l verbose -d 'Protocol trace on stderr: requests, links found, transport chosen and why, retries'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s v -l verbose -d 'Protocol trace on stderr: requests, links found, transport chosen and why, retries, and the proxy connections go through (ALL_PROXY, HTTPS_PROXY, HTTP_PROXY, NO_PROXY)'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s q -l quiet -d 'No status or warning lines on stderr (errors are still reported)'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l changes -d 'Follow the resource\'s changes feed instead of its value (the default for a collection: changes links, and no ETag or a value that is a JSON list). Items with ids become child-added, child-changed and child-removed events; other formats a changes event'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l value -d 'Follow the resource\'s value, even when it is a collection with a changes feed'

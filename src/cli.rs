@@ -17,6 +17,13 @@ Examples:
   Run a command on each change (the body on stdin, facts in LRWATCH_*):
     lrwatch --no-initial --exec 'jq .count; echo \"$LRWATCH_ETAG\"' http://127.0.0.1:8080/objects/stats
 
+  The same with the whole event as JSON on stdin (the --json envelope):
+    lrwatch --json --exec 'jq -r \"\\(.uri) \\(.etag)\"' http://127.0.0.1:8080/objects/stats
+
+  Many resources in one pipe, each line starting with its name (or URL) and a tab; the URLs
+  from a file, one a line (URL or NAME=URL such as api=http://127.0.0.1:8080/counter/a):
+    lrwatch --prefix --urls servers.txt | awk -F'\\t' '$1 == \"api\" { print $2 }'
+
   In a script, wait for the next change (and no longer than a minute):
     if lrwatch -q --no-initial -n 1 -t 60 URL >/dev/null; then echo changed; fi
 
@@ -53,8 +60,10 @@ Examples:
 )]
 pub struct Cli {
     /// Resources to follow: absolute http:// or https:// URLs (LiveResource, a document, an
-    /// event stream, a JSON-lines stream), or ws:// or wss:// URLs.
-    #[arg(value_name = "URL", required = true)]
+    /// event stream, a JSON-lines stream), or ws:// or wss:// URLs; NAME=URL gives one a short
+    /// name for --prefix and --json (NAME: letters, digits, _ - and ., so a URL is never taken
+    /// for a name).
+    #[arg(value_name = "URL", required_unless_present = "urls_file")]
     pub urls: Vec<String>,
 
     #[command(flatten)]
@@ -65,6 +74,8 @@ pub struct Cli {
 }
 
 /// The subcommands besides following.
+// `Demo` carries every following option; the enum is built once per run, so its size is moot.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the reference LiveResource server: every mechanism of the protocol, in all three forms.
@@ -297,17 +308,35 @@ pub struct FollowArgs {
 
     /// Run CMD with `sh -c` for each event instead of printing it.
     ///
-    /// The body goes to CMD's stdin; LRWATCH_EVENT, LRWATCH_URI, LRWATCH_ETAG (empty when
-    /// none), LRWATCH_TRANSPORT and, for a collection's items, LRWATCH_ID describe the event
-    /// (an event stream's event name and id: LRWATCH_SSE_EVENT, LRWATCH_SSE_ID). The content is never put on the command
-    /// line. One run at a time: events arriving during a run are coalesced, so the next run
-    /// sees the latest value of each resource (a live URL's events each get their run). A failing CMD is reported on stderr and
+    /// The body goes to CMD's stdin (with --json, the event's --json envelope instead, the
+    /// same line --json would print); LRWATCH_EVENT, LRWATCH_URI, LRWATCH_ETAG (empty when
+    /// none), LRWATCH_TRANSPORT, LRWATCH_NAME (the NAME of a NAME=URL argument, empty when
+    /// none), for a collection's items LRWATCH_ID, and for an event stream's events
+    /// LRWATCH_SSE_EVENT and LRWATCH_SSE_ID describe the event. The content is never put on
+    /// the command line. One run at a time: events arriving during a run are coalesced, so the
+    /// next run sees the latest value of each resource (a live URL's events each get their
+    /// run). A failing CMD is reported on stderr and
     /// following goes on; with --count, lrwatch exits when the last run has finished (within
     /// --timeout). Each run is a process group of its own: when lrwatch stops early
     /// (--timeout, an error, a signal), the running CMD and whatever it started get SIGTERM,
     /// then SIGKILL 2 seconds later.
-    #[arg(short = 'x', long, value_name = "CMD", help_heading = "Output", conflicts_with_all = ["json", "diff"])]
+    #[arg(
+        short = 'x',
+        long,
+        value_name = "CMD",
+        help_heading = "Output",
+        conflicts_with = "diff"
+    )]
     pub exec: Option<String>,
+
+    /// Start each line with the resource's URL, or the NAME of a NAME=URL argument, and a
+    /// tab, as grep -H does: lines from several resources can be told apart in a pipe.
+    ///
+    /// In a pipe every line is prefixed (each line of a --diff too); on a terminal, the header
+    /// line of each event. With --json lines stay JSON: every envelope has the uri, and a
+    /// NAME=URL argument's name is the envelope's "name" member (with or without --prefix).
+    #[arg(long, help_heading = "Output", conflicts_with = "exec")]
+    pub prefix: bool,
 
     /// Follow only the part of a JSON value at this JSON Pointer (RFC 6901), e.g. /items/0;
     /// an event is emitted only when that part changes.
@@ -326,7 +355,8 @@ pub struct FollowArgs {
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto, help_heading = "Output")]
     pub color: ColorChoice,
 
-    /// Protocol trace on stderr: requests, links found, transport chosen and why, retries.
+    /// Protocol trace on stderr: requests, links found, transport chosen and why, retries, and
+    /// the proxy connections go through (ALL_PROXY, HTTPS_PROXY, HTTP_PROXY, NO_PROXY).
     #[arg(short, long, help_heading = "Output", conflicts_with = "quiet")]
     pub verbose: bool,
 
@@ -337,6 +367,12 @@ pub struct FollowArgs {
     /// Give up after SECS seconds and exit 124; a running --exec command is stopped.
     #[arg(short, long, value_name = "SECS", value_parser = parse_secs, help_heading = "Following")]
     pub timeout: Option<f64>,
+
+    /// Read more URLs to follow from FILE (- for standard input): one URL or NAME=URL a
+    /// line; blank lines and lines starting with # are skipped. Followed with those on the
+    /// command line; a bad line is a usage error naming the line.
+    #[arg(long = "urls", id = "urls_file", value_name = "FILE", value_hint = clap::ValueHint::FilePath, help_heading = "Following")]
+    pub urls_file: Option<String>,
 
     /// Extra request header "NAME: VALUE", repeatable; sent only to the resource's own origin.
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header, help_heading = "Following")]

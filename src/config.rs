@@ -2,6 +2,7 @@
 //! are decided here, and the rest of the binary reads only `Config`.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lrwatch::{Mechanism, Options};
@@ -9,6 +10,7 @@ use url::Url;
 
 use crate::cli::{ColorChoice, FollowArgs};
 use crate::exit::UsageError;
+use crate::urls::{self, Names};
 
 /// How events are written to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +30,10 @@ pub enum Mode {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub urls: Vec<Url>,
+    /// The names of `NAME=URL` arguments, by URL.
+    pub names: Arc<Names>,
+    /// `--prefix`: lines start with the resource's name or URL and a tab.
+    pub prefix: bool,
     pub mode: Mode,
     /// `--diff`: values after the first are printed as diffs.
     pub diff: bool,
@@ -98,12 +104,24 @@ fn read_ca_certs(path: &std::path::Path) -> Result<Vec<Vec<u8>>, UsageError> {
 }
 
 impl Config {
-    /// Resolves the flags; a bad URL is a usage error.
+    /// Resolves the flags; a bad URL is a usage error. The URLs are those on the command line
+    /// (`urls`), then those of `--urls FILE`.
     pub fn resolve(urls: &[String], args: &FollowArgs, env: &Env) -> Result<Config, UsageError> {
-        let urls = urls
+        let mut targets = urls
             .iter()
-            .map(|u| lrwatch::parse_follow_url(u).map_err(|e| UsageError(e.to_string())))
+            .map(|u| urls::parse_target(u).map_err(UsageError))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(file) = &args.urls_file {
+            let listed = urls::read_file(file)?;
+            if listed.is_empty() && targets.is_empty() {
+                return Err(UsageError(format!(
+                    "no URL to follow: --urls {file} lists none"
+                )));
+            }
+            targets.extend(listed);
+        }
+        let names = Names::of(&targets)?;
+        let urls = targets.into_iter().map(|t| t.url).collect();
         if let Some(pointer) = &args.select {
             crate::select::check_pointer(pointer)?;
         }
@@ -135,6 +153,8 @@ impl Config {
         };
         Ok(Config {
             urls,
+            names: Arc::new(names),
+            prefix: args.prefix,
             mode,
             diff: args.diff,
             exec: args.exec.clone(),

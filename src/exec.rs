@@ -1,8 +1,10 @@
 //! `--exec CMD`: run `sh -c CMD` for each event, one run at a time, the body on stdin and the
 //! event's facts in `LRWATCH_*` variables. The resource's content never reaches the command
-//! line. Events that arrive during a run are coalesced per resource, so the next run sees the
-//! latest value rather than working through a backlog; those of a live URL given directly (an
-//! event stream, JSON lines, a WebSocket) are news: each gets its run, in order. Each run is its own process group, so
+//! line (with `--json`, stdin is the event's `--json` envelope instead of the bare body). Events
+//! that arrive during a run are coalesced per resource, so the next run sees the latest value
+//! rather than working through a backlog; those of a live URL given directly (an event stream,
+//! JSON lines, a WebSocket) are news: each gets its run, in order. Each run is its own process
+//! group, so
 //! that when lrwatch stops early (`--timeout`, an error, a signal) the command is stopped with
 //! everything it started: SIGTERM, then SIGKILL after a grace.
 
@@ -21,6 +23,16 @@ pub type Report = Box<dyn Fn(String) + Send>;
 /// How many events of live URLs given directly may wait for their runs before reading waits
 /// (they are news, never coalesced).
 pub const LIVE_BACKLOG: usize = 64;
+
+/// What each run is given.
+pub struct Runs {
+    /// With `--json`: stdin is the event's envelope, the line `--json` would print, so that
+    /// scripts get the event, URI, ETag and transport in one JSON document; else the body as
+    /// received (nothing for a removal).
+    pub envelope: bool,
+    /// The names of `NAME=URL` arguments, by URL: `LRWATCH_NAME`, and the envelope's `name`.
+    pub names: Arc<crate::urls::Names>,
+}
 
 /// How long a stopped command has between SIGTERM and SIGKILL: enough for a well-behaved one
 /// to clean up, short enough that lrwatch still exits promptly.
@@ -85,13 +97,13 @@ struct State {
 }
 
 impl Exec {
-    /// Starts the runner for `command`.
-    pub fn start(command: String, report: Report) -> std::io::Result<Exec> {
+    /// Starts the runner for `command`; `runs` says what each run is given.
+    pub fn start(command: String, runs: Runs, report: Report) -> std::io::Result<Exec> {
         let shared = Arc::new(Shared::default());
         let worker_shared = Arc::clone(&shared);
         let worker = std::thread::Builder::new()
             .name("exec".into())
-            .spawn(move || work(&command, &worker_shared, &report))?;
+            .spawn(move || work(&command, &runs, &worker_shared, &report))?;
         Ok(Exec {
             shared,
             worker: Some(worker),
@@ -226,7 +238,7 @@ impl Exec {
     }
 }
 
-fn work(command: &str, shared: &Shared, report: &Report) {
+fn work(command: &str, runs: &Runs, shared: &Shared, report: &Report) {
     loop {
         let mut state = shared.lock();
         state.busy = false;
@@ -249,7 +261,7 @@ fn work(command: &str, shared: &Shared, report: &Report) {
         state.busy = true;
         // Started with the lock held, so that `stop` either sees the process group or
         // prevents the start.
-        let started = start(command, &event);
+        let started = start(command, runs, &event);
         let (mut child, writer) = match started {
             Ok(started) => started,
             Err(problem) => {
@@ -277,9 +289,14 @@ fn work(command: &str, shared: &Shared, report: &Report) {
     }
 }
 
-/// Starts one run: `sh -c command` in a process group of its own, the body on stdin (written
-/// by the returned thread), the facts in the environment.
-fn start(command: &str, event: &Event) -> Result<(std::process::Child, JoinHandle<()>), String> {
+/// Starts one run: `sh -c command` in a process group of its own, the body or the envelope
+/// on stdin (written by the returned thread), the facts in the environment.
+fn start(
+    command: &str,
+    runs: &Runs,
+    event: &Event,
+) -> Result<(std::process::Child, JoinHandle<()>), String> {
+    let name = runs.names.get(&event.uri);
     let sse = event.live.as_ref().and_then(|l| l.sse.as_ref());
     let mut sh = Command::new("sh");
     sh.arg("-c")
@@ -289,6 +306,7 @@ fn start(command: &str, event: &Event) -> Result<(std::process::Child, JoinHandl
         .env("LRWATCH_ETAG", event.etag.as_deref().unwrap_or(""))
         .env("LRWATCH_TRANSPORT", event.transport.as_str())
         .env("LRWATCH_ID", event.id.as_deref().unwrap_or(""))
+        .env("LRWATCH_NAME", name.unwrap_or(""))
         // An event stream's event name and id (empty otherwise).
         .env("LRWATCH_SSE_EVENT", sse.map_or("", |s| s.event.as_str()))
         .env(
@@ -305,11 +323,18 @@ fn start(command: &str, event: &Event) -> Result<(std::process::Child, JoinHandl
     // Written on its own thread: a command that does not read its stdin must not block us,
     // and one that exits early just closes the pipe.
     let stdin = child.stdin.take();
-    let body = event
-        .body
-        .as_ref()
-        .map(|b| b.bytes.clone())
-        .unwrap_or_default();
+    let body = if runs.envelope {
+        let mut line = Vec::new();
+        // Writing to memory cannot fail.
+        let _ = crate::output::write_envelope(&mut line, event, name);
+        line
+    } else {
+        event
+            .body
+            .as_ref()
+            .map(|b| b.bytes.clone())
+            .unwrap_or_default()
+    };
     let writer = std::thread::spawn(move || {
         if let Some(mut stdin) = stdin {
             let _ = stdin.write_all(&body);

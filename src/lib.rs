@@ -20,6 +20,7 @@ mod http1;
 pub mod inspect;
 pub mod live;
 pub mod mechanism;
+pub mod proxy;
 pub mod sanitize;
 mod tcp;
 

@@ -2,12 +2,14 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use crossterm::style::{Color, Stylize};
 use lrwatch::{Event, EventKind};
 use serde_json::Value;
 
 use crate::config::Mode;
+pub use crate::urls::Names;
 use lrwatch::sanitize::for_terminal;
 
 /// Writes events to `out`. The caller flushes: after each event when no other is waiting, so an
@@ -17,6 +19,10 @@ pub struct Printer<W: Write> {
     mode: Mode,
     /// With `--diff`: each resource's last value, normalized, and its ETag.
     previous: Option<HashMap<String, (crate::diff::Compared, Option<String>)>>,
+    /// The names of `NAME=URL` arguments: `--prefix` labels, the envelope's `name`.
+    names: Arc<Names>,
+    /// `--prefix`: lines start with the resource's name (else its URL) and a tab.
+    prefix: bool,
 }
 
 impl<W: Write> Printer<W> {
@@ -26,6 +32,29 @@ impl<W: Write> Printer<W> {
             out,
             mode,
             previous: diff.then(HashMap::new),
+            names: Arc::default(),
+            prefix: false,
+        }
+    }
+
+    /// This printer, with the names given to URLs; with `prefix`, `--prefix`: in a pipe each
+    /// line starts with the resource's name (else its URL) and a tab, on a terminal each
+    /// event's first line. `--json` lines stay JSON: a name is the envelope's `name` member.
+    pub fn labelled(mut self, names: Arc<Names>, prefix: bool) -> Printer<W> {
+        self.names = names;
+        self.prefix = prefix;
+        self
+    }
+
+    /// What `--prefix` writes before a line of `event`, tab included; empty without it.
+    fn label(&self, event: &Event) -> String {
+        if !self.prefix || self.mode == Mode::Json {
+            return String::new();
+        }
+        let label = self.names.get(&event.uri).unwrap_or(&event.uri);
+        match self.mode {
+            Mode::Terminal { .. } => format!("{}\t", for_terminal(label, false)),
+            _ => format!("{label}\t"),
         }
     }
 
@@ -51,12 +80,21 @@ impl<W: Write> Printer<W> {
                     ),
                 };
                 let diff = crate::diff::render(&old_text, new_text, &labels, terminal, color);
+                let label = self.label(event);
+                // A pipe's reader sees every line labelled; a person, the diff's first.
+                let diff = prefixed(&diff, &label, !terminal);
                 return self.out.write_all(diff.as_bytes());
             }
         }
         match self.mode {
-            Mode::Json => write_envelope(&mut self.out, event),
-            Mode::Lines => self.line(event),
+            Mode::Json => write_envelope(&mut self.out, event, self.names.get(&event.uri)),
+            Mode::Lines => {
+                if self.prefix {
+                    let label = self.label(event);
+                    self.out.write_all(label.as_bytes())?;
+                }
+                self.line(event)
+            }
             Mode::Terminal { color } => self.terminal(event, color),
         }
     }
@@ -102,7 +140,12 @@ impl<W: Write> Printer<W> {
     }
 
     fn terminal(&mut self, event: &Event, color: bool) -> io::Result<()> {
-        let mut header = format!("{} {}", clock(event), for_terminal(&event.uri, false));
+        let mut header = format!(
+            "{}{} {}",
+            self.label(event),
+            clock(event),
+            for_terminal(&event.uri, false)
+        );
         if event.kind.is_collection() {
             header.push_str(&format!(" {}", event.kind.as_str()));
         }
@@ -151,9 +194,27 @@ fn etag_label(etag: Option<&str>) -> String {
     etag.map_or("(no ETag)".to_string(), |e| format!("ETag {e}"))
 }
 
-/// Writes the `--json` envelope (fields in the contract's order, one line) straight to `out`: strings are escaped by serde_json as they
-/// are written, with no intermediate values (this is the hot path of a fast stream).
-fn write_envelope(out: &mut impl Write, event: &Event) -> io::Result<()> {
+/// `text` with `label` before every line (`every`), or before its first only.
+fn prefixed(text: &str, label: &str, every: bool) -> String {
+    if label.is_empty() {
+        return text.to_string();
+    }
+    if !every {
+        return format!("{label}{text}");
+    }
+    let mut out = String::with_capacity(text.len() + label.len() * 8);
+    for line in text.split_inclusive('\n') {
+        out.push_str(label);
+        out.push_str(line);
+    }
+    out
+}
+
+/// Writes the `--json` envelope (fields in the contract's order, one line) straight to `out`:
+/// strings are escaped by serde_json as they are written, with no intermediate values (this is
+/// the hot path of a fast stream). `name`, the `NAME` of a `NAME=URL` argument, follows `uri`.
+/// Also what `--exec` gives CMD on stdin with `--json`.
+pub fn write_envelope(out: &mut impl Write, event: &Event, name: Option<&str>) -> io::Result<()> {
     fn string(out: &mut impl Write, s: &str) -> io::Result<()> {
         serde_json::to_writer(out, s).map_err(io::Error::from)
     }
@@ -161,6 +222,10 @@ fn write_envelope(out: &mut impl Write, event: &Event) -> io::Result<()> {
     out.write_all(event.kind.as_str().as_bytes())?;
     out.write_all(b"\",\"uri\":")?;
     string(out, &event.uri)?;
+    if let Some(name) = name {
+        out.write_all(b",\"name\":")?;
+        string(out, name)?;
+    }
     if let Some(id) = &event.id {
         out.write_all(b",\"id\":")?;
         string(out, id)?;
@@ -368,6 +433,57 @@ mod tests {
         assert_eq!(line("ends\r\n"), "ends\n");
         assert_eq!(line("say \"hi\""), "say \"hi\"\n");
         assert_eq!(line(""), "\n");
+    }
+
+    #[test]
+    fn prefix_labels_lines_and_headers_and_json_gets_the_name() {
+        let names = |pairs: &[&str]| {
+            let targets: Vec<_> = pairs
+                .iter()
+                .map(|p| crate::urls::parse_target(p).unwrap())
+                .collect();
+            Arc::new(Names::of(&targets).unwrap())
+        };
+        let printed = |mode: Mode, names: Arc<Names>, prefix: bool, e: &Event| {
+            let mut out = Vec::new();
+            Printer::new(&mut out, mode, false)
+                .labelled(names, prefix)
+                .event(e)
+                .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let e = event(EventKind::Value, Some(("{\"a\":1}", None)));
+        let named = names(&["n=http://h/x"]);
+        assert_eq!(
+            printed(Mode::Lines, named.clone(), true, &e),
+            "n\t{\"a\":1}\n"
+        );
+        assert_eq!(
+            printed(Mode::Lines, named.clone(), false, &e),
+            "{\"a\":1}\n"
+        );
+        assert_eq!(
+            printed(Mode::Lines, names(&[]), true, &e),
+            "http://h/x\t{\"a\":1}\n"
+        );
+        let removed = event(EventKind::Removed, None);
+        assert_eq!(printed(Mode::Lines, named.clone(), true, &removed), "n\t\n");
+        let header = printed(Mode::Terminal { color: false }, named.clone(), true, &e);
+        assert!(
+            header.starts_with("n\t11:06:40.123 http://h/x "),
+            "{header}"
+        );
+        // JSON stays JSON: the name is a member, with or without --prefix.
+        for prefix in [true, false] {
+            let json = printed(Mode::Json, named.clone(), prefix, &e);
+            assert!(
+                json.starts_with(
+                    "{\"event\":\"value\",\"uri\":\"http://h/x\",\"name\":\"n\",\"etag\""
+                ),
+                "{json}"
+            );
+        }
+        assert!(!printed(Mode::Json, names(&[]), true, &e).contains("\"name\""));
     }
 
     #[test]

@@ -70,8 +70,8 @@ pub fn man() -> std::io::Result<Vec<u8>> {
 /// that each `LRWATCH_*` name in the source is here).
 const ENVIRONMENT: &[(&str, &str)] = &[
     ("NO_COLOR", "When set and not empty, no color (as --color never) unless --color always is given. TERM=dumb does the same."),
-    ("ALL_PROXY, all_proxy, HTTPS_PROXY, https_proxy, HTTP_PROXY, http_proxy", "A proxy for every HTTP request (the first of these that holds an http:// proxy URL is used, whatever the request's scheme; requests are tunnelled through it with CONNECT). WebSocket connections (multiplex-ws, multiplex-socket) are made directly."),
-    ("NO_PROXY, no_proxy", "Hosts that bypass the proxy: a comma-separated list of names, addresses, *.suffix and .suffix patterns."),
+    ("ALL_PROXY, all_proxy, HTTPS_PROXY, https_proxy, HTTP_PROXY, http_proxy", "A proxy for every connection: the first of these, in this order, that holds a proxy URL is used, whatever the scheme of the URL followed (http, https, ws, wss), as the HTTP client (ureq) decides. HTTP requests and WebSockets (multiplex-ws, multiplex-socket, and those of lrwatch check) are tunnelled through it with CONNECT, with Proxy-Authorization when the proxy URL has user:password@; WebSockets only through an http:// proxy. -v says, per origin followed, which proxy is used and where a WebSocket connects through it."),
+    ("NO_PROXY, no_proxy", "Hosts that bypass the proxy, for requests and WebSockets alike: a comma-separated list of names and addresses (exact, as in the URL: an IPv6 address in brackets), .suffix and *.suffix (subdomains), prefix* and *."),
     ("LRWATCH_KEEPALIVE", "Seconds (at least 0.05; default 15): the WebSocket ping period; a socket silent for 2.5 times this is presumed dead, a stream for 3 times this. For tests and unusual networks."),
     ("LRWATCH_FALL_BACK_FOR", "Seconds (at least 0.05; default 60): how long auto stays away from a mechanism it fell back from (three failures in a row, a wrong content type, a refused subscription) before it climbs back."),
     ("LRWATCH_TEST_TERM", "1: stdout counts as a terminal (header lines, pretty-printing, color), so that tests can check terminal output without a pseudo-terminal."),
@@ -80,6 +80,7 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ("LRWATCH_ETAG", "Set for each --exec command: the value's ETag, empty when it has none."),
     ("LRWATCH_TRANSPORT", "Set for each --exec command: the mechanism that delivered the event."),
     ("LRWATCH_ID", "Set for each --exec command: the item's id for child-* events, else empty."),
+    ("LRWATCH_NAME", "Set for each --exec command: the NAME of a NAME=URL argument (or --urls line), else empty."),
     ("LRWATCH_SSE_EVENT", "Set for each --exec command: an event stream's event name (message when it named none), else empty."),
     ("LRWATCH_SSE_ID", "Set for each --exec command: an event stream's last event id, else empty."),
 ];

@@ -42,6 +42,9 @@ fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
     if config.insecure {
         stderr.message("lrwatch: warning: --insecure: TLS certificates are not verified; anyone on the path can read and change what is followed.");
     }
+    if config.verbose {
+        trace_proxies(config, stderr);
+    }
     let client = Client::new(config.options.clone())?;
     let follow = client.follow(config.urls.iter().cloned());
 
@@ -49,16 +52,24 @@ fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
         Some(command) => {
             let report_to = Arc::clone(stderr);
             let report = Box::new(move |line: String| report_to.message(&line));
+            let runs = exec::Runs {
+                envelope: config.mode == crate::config::Mode::Json,
+                names: Arc::clone(&config.names),
+            };
             Sink::Exec(
-                Exec::start(command.clone(), report).context("cannot start the --exec runner")?,
+                Exec::start(command.clone(), runs, report)
+                    .context("cannot start the --exec runner")?,
             )
         }
-        None => Sink::Print(Printer::new(
-            // Large enough that a burst of small events costs few writes.
-            BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
-            config.mode,
-            config.diff,
-        )),
+        None => Sink::Print(
+            Printer::new(
+                // Large enough that a burst of small events costs few writes.
+                BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+                config.mode,
+                config.diff,
+            )
+            .labelled(Arc::clone(&config.names), config.prefix),
+        ),
     };
     let waker = match &sink {
         Sink::Exec(exec) => Some(exec.waker()),
@@ -95,6 +106,27 @@ fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
         }
     });
     ending
+}
+
+/// Says under `-v`, once per origin followed, whether its requests and sockets go through a
+/// proxy and which (nothing when no proxy is configured).
+fn trace_proxies(config: &Config, stderr: &Stderr) {
+    let mut seen = std::collections::HashSet::new();
+    for url in &config.urls {
+        let origin = url.origin().ascii_serialization();
+        if !seen.insert(origin.clone()) {
+            continue;
+        }
+        let route = lrwatch::proxy::Route::to(url);
+        if matches!(route, lrwatch::proxy::Route::Direct) {
+            return;
+        }
+        stderr.message(&format!(
+            "lrwatch: {}: requests and WebSockets go {}",
+            for_terminal(&origin, false),
+            for_terminal(&route.to_string(), false)
+        ));
+    }
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP arrive as an update in the same loop as events (and wake an

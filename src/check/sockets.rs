@@ -7,7 +7,7 @@
 //! the other requirements are still checked over a connection made without offering it.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use tungstenite::protocol::Role;
@@ -142,15 +142,10 @@ fn connect(env: &ProbeEnv, endpoint: &Url, offer: bool) -> Result<Opened, (Strin
         let x = exchange.clone().with_text(format!("(no answer: {why})"));
         (why, x)
     };
-    let port = endpoint.port_or_known_default().unwrap_or(80);
-    let addrs = (host.as_str(), port)
-        .to_socket_addrs()
-        .map_err(|e| fail(format!("cannot resolve {host}: {e}")))?;
     let timeout = env.bounded(CONNECT_TIMEOUT);
-    let tcp = addrs
-        .into_iter()
-        .find_map(|a| TcpStream::connect_timeout(&a, timeout).ok())
-        .ok_or_else(|| fail(format!("cannot connect to {host}:{port}")))?;
+    // Through the proxy HTTP requests take, if any; an IPv6 address without its brackets.
+    let route = crate::proxy::Route::to(endpoint);
+    let tcp = crate::proxy::connect(endpoint, &route, timeout).map_err(fail)?;
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_read_timeout(Some(timeout));
     let _ = tcp.set_write_timeout(Some(timeout));
@@ -159,8 +154,7 @@ fn connect(env: &ProbeEnv, endpoint: &Url, offer: bool) -> Result<Opened, (Strin
         until: Instant::now() + timeout,
     };
     let mut stream = if tls {
-        let name = rustls::pki_types::ServerName::try_from(host.clone())
-            .map_err(|e| fail(format!("bad server name {host}: {e}")))?;
+        let name = crate::proxy::server_name(endpoint).map_err(fail)?;
         let conn = rustls::ClientConnection::new(std::sync::Arc::clone(&env.tls), name)
             .map_err(|e| fail(format!("cannot set up TLS: {e}")))?;
         MaybeTlsStream::Rustls(rustls::StreamOwned::new(conn, tcp))

@@ -4,7 +4,7 @@
 //! pings go out, and a silent peer is noticed.
 
 use std::collections::HashMap;
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -228,7 +228,7 @@ pub(super) fn run(
             _ => Language::Text,
         };
         let mut was_up = false;
-        let reason = match connect(shared, endpoint, &members) {
+        let reason = match connect(shared, endpoint, &mut members) {
             Ok(mut ws) => {
                 let opened = Instant::now();
                 let mut delivered = false;
@@ -283,8 +283,9 @@ pub(super) fn run(
 /// 100 ms.
 const RECONNECT_SOON: Duration = Duration::from_millis(50);
 
-/// Opens the WebSocket with the `liveresource` subprotocol.
-fn connect(shared: &Shared, endpoint: &Url, members: &Members) -> Result<Socket, String> {
+/// Opens the WebSocket with the `liveresource` subprotocol: through the proxy HTTP requests to
+/// the endpoint would take, if any (said once, to one member's trace).
+fn connect(shared: &Shared, endpoint: &Url, members: &mut Members) -> Result<Socket, String> {
     let mut ws_url = endpoint.clone();
     let scheme = if endpoint.scheme() == "https" {
         "wss"
@@ -312,38 +313,38 @@ fn connect(shared: &Shared, endpoint: &Url, members: &Members) -> Result<Socket,
             }
         }
     }
-    let host = endpoint.host_str().ok_or("the endpoint has no host")?;
-    let port = endpoint.port_or_known_default().unwrap_or(80);
-    let addrs = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
-    let mut last = format!("no address for {host}");
-    let tcp = addrs
-        .into_iter()
-        .find_map(
-            |addr| match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-                Ok(tcp) => Some(tcp),
-                Err(e) => {
-                    last = format!("cannot connect to {endpoint}: {e}");
-                    None
-                }
-            },
-        )
-        .ok_or(last)?;
+    let route = crate::proxy::Route::to(endpoint);
+    if !matches!(route, crate::proxy::Route::Direct) {
+        if let Some(first) = members.by_url.keys().next().cloned() {
+            members.send(
+                &first,
+                HubEvent::Trace(format!("connecting to {ws_url} {route}")),
+            );
+        }
+    }
+    let tcp = crate::proxy::connect(endpoint, &route, CONNECT_TIMEOUT)?;
     let _ = tcp.set_nodelay(true);
-    tcp.set_read_timeout(Some(CONNECT_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    let connector = tungstenite::Connector::Rustls(std::sync::Arc::clone(&shared.tls));
-    let (ws, _) =
-        tungstenite::client_tls_with_config(request, tcp, Some(ws_config(shared)), Some(connector))
-            .map_err(|e| match e {
-                tungstenite::HandshakeError::Interrupted(_) => {
-                    "the WebSocket handshake timed out".to_string()
-                }
-                tungstenite::HandshakeError::Failure(e) => {
-                    format!("the WebSocket handshake failed: {e}")
-                }
-            })?;
+    // Writes wait as long as they take, as before: the read timeout makes the tick.
+    tcp.set_write_timeout(None).map_err(|e| e.to_string())?;
+    // TLS is set up here rather than by tungstenite, which takes the server name from the
+    // URL as written: an IPv6 address in brackets is no name rustls accepts.
+    let stream = if scheme == "wss" {
+        let name = crate::proxy::server_name(endpoint)?;
+        let tls = rustls::ClientConnection::new(std::sync::Arc::clone(&shared.tls), name)
+            .map_err(|e| format!("cannot set up TLS: {e}"))?;
+        MaybeTlsStream::Rustls(rustls::StreamOwned::new(tls, tcp))
+    } else {
+        MaybeTlsStream::Plain(tcp)
+    };
+    let (ws, _) = tungstenite::client::client_with_config(request, stream, Some(ws_config(shared)))
+        .map_err(|e| match e {
+            tungstenite::HandshakeError::Interrupted(_) => {
+                "the WebSocket handshake timed out".to_string()
+            }
+            tungstenite::HandshakeError::Failure(e) => {
+                format!("the WebSocket handshake failed: {e}")
+            }
+        })?;
     set_read_timeout(&ws, tick(shared, Duration::ZERO))?;
     Ok(ws)
 }

@@ -146,6 +146,11 @@ impl Run {
         self.child.id()
     }
 
+    /// The process's standard input (once): written to feed it, dropped to close it.
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self._stdin.take().expect("stdin not taken before")
+    }
+
     /// The next stdout line; fails the test after BOUND.
     pub fn line(&mut self) -> String {
         match self.stdout.recv_timeout(BOUND) {

@@ -25,6 +25,8 @@ mod live_ws;
 mod modules;
 mod ordering;
 mod output;
+mod prefix;
+mod proxies;
 mod pty;
 mod push;
 #[cfg(target_os = "linux")]

@@ -14,6 +14,17 @@ pub(crate) fn certificates() -> (
     rustls::pki_types::CertificateDer<'static>,
     rustls::pki_types::PrivateKeyDer<'static>,
 ) {
+    certificates_for("127.0.0.1")
+}
+
+/// A CA, and a certificate for `host` (a name or an address) that it signed.
+pub(crate) fn certificates_for(
+    host: &str,
+) -> (
+    String,
+    rustls::pki_types::CertificateDer<'static>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca_params
@@ -22,7 +33,7 @@ pub(crate) fn certificates() -> (
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
     let server_key = rcgen::KeyPair::generate().unwrap();
-    let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+    let server = rcgen::CertificateParams::new(vec![host.to_string()])
         .unwrap()
         .signed_by(&server_key, &ca)
         .unwrap();
@@ -32,6 +43,16 @@ pub(crate) fn certificates() -> (
 
 /// A TLS-terminating proxy in front of `upstream` (http://host:port): its https base URL.
 pub(crate) fn tls_proxy(
+    upstream: &str,
+    chain: rustls::pki_types::CertificateDer<'static>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> String {
+    tls_proxy_on("127.0.0.1:0", upstream, chain, key)
+}
+
+/// [`tls_proxy`], listening on `listen` (`[::1]:0` for the IPv6 loopback).
+pub(crate) fn tls_proxy_on(
+    listen: &str,
     upstream: &str,
     chain: rustls::pki_types::CertificateDer<'static>,
     key: rustls::pki_types::PrivateKeyDer<'static>,
@@ -46,7 +67,7 @@ pub(crate) fn tls_proxy(
             .unwrap(),
     );
     let upstream = upstream.trim_start_matches("http://").to_string();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = TcpListener::bind(listen).unwrap();
     let base = format!("https://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
         for tcp in listener.incoming().flatten() {

@@ -1,0 +1,375 @@
+//! The way out: every connection (HTTP requests and the protocol's WebSockets) through the
+//! proxy of the environment, with CONNECT, `NO_PROXY` honoured; and IPv6 literals
+//! (`http://[::1]:PORT/`) on every transport the reference server offers.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use crate::harness::*;
+
+/// One tunnel a CONNECT proxy opened: its target, and the head of the first request sent
+/// through it ("(TLS)" when it opens with a TLS handshake).
+#[derive(Debug, Clone)]
+struct Tunnel {
+    target: String,
+    first_request: String,
+}
+
+impl Tunnel {
+    fn is_websocket(&self) -> bool {
+        self.first_request
+            .to_ascii_lowercase()
+            .contains("upgrade: websocket")
+    }
+}
+
+/// A CONNECT proxy on loopback that records every tunnel it opens.
+struct ConnectProxy {
+    url: String,
+    tunnels: Arc<Mutex<Vec<Tunnel>>>,
+}
+
+impl ConnectProxy {
+    fn tunnels(&self) -> Vec<Tunnel> {
+        self.tunnels.lock().unwrap().clone()
+    }
+}
+
+/// Reads a request head (up to the blank line, byte by byte so nothing after it is taken).
+fn read_head(stream: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 65536 || stream.read(&mut byte).ok()? != 1 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
+fn connect_proxy() -> ConnectProxy {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let tunnels = Arc::new(Mutex::new(Vec::new()));
+    let recorded = Arc::clone(&tunnels);
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { continue };
+            let recorded = Arc::clone(&recorded);
+            std::thread::spawn(move || {
+                let Some(head) = read_head(&mut client) else {
+                    return;
+                };
+                let Some(target) = head
+                    .strip_prefix("CONNECT ")
+                    .and_then(|rest| rest.split(' ').next())
+                    .map(str::to_string)
+                else {
+                    let _ = client.write_all(b"HTTP/1.1 405 Only CONNECT\r\n\r\n");
+                    return;
+                };
+                let Ok(mut server) = TcpStream::connect(target.as_str()) else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Unreachable\r\n\r\n");
+                    return;
+                };
+                if client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .is_err()
+                {
+                    return;
+                }
+                // A TLS record starts with 0x16 (a handshake): the head is inside, unseen.
+                let mut first = [0u8; 1];
+                let first_request = match client.peek(&mut first) {
+                    Ok(1) if first[0] == 0x16 => "(TLS)".to_string(),
+                    _ => read_head(&mut client).unwrap_or_default(),
+                };
+                recorded.lock().unwrap().push(Tunnel {
+                    target,
+                    first_request: first_request.clone(),
+                });
+                let sent = if first_request == "(TLS)" {
+                    ""
+                } else {
+                    &first_request
+                };
+                if server.write_all(sent.as_bytes()).is_err() {
+                    return;
+                }
+                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Both);
+                });
+                let _ = std::io::copy(&mut client, &mut server);
+                let _ = server.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    ConnectProxy { url, tunnels }
+}
+
+#[test]
+fn sockets_go_through_the_proxy_requests_take() {
+    // ureq takes the first of ALL_PROXY, HTTPS_PROXY, HTTP_PROXY (either case) for every
+    // request, whatever its scheme; sockets must go the same way.
+    for (var, transport) in [
+        ("HTTP_PROXY", "multiplex-ws"),
+        ("https_proxy", "multiplex-socket"),
+        ("ALL_PROXY", "multiplex-ws"),
+    ] {
+        let base = reference_server();
+        let authority = base.trim_start_matches("http://").to_string();
+        let proxy = connect_proxy();
+        let url = format!("{base}/counter/proxied");
+        let mut run = lrwatch_env(
+            &["-v", "-n", "2", "--transport", transport, &url],
+            &[(var, &proxy.url)],
+        );
+        let said = run.stderr_until("requests and WebSockets go");
+        assert!(
+            said.contains(&format!("through proxy {} (from {var})", proxy.url)),
+            "{said}"
+        );
+        assert_eq!(run.line(), "0");
+        let said = run.stderr_until("connecting to ws://");
+        assert!(
+            said.contains(&format!("through proxy {}", proxy.url)),
+            "{said}"
+        );
+        post(&url);
+        assert_eq!(run.line(), "1");
+        assert!(run.wait().success(), "{var}: {}", run.stderr_text());
+        let tunnels = proxy.tunnels();
+        assert!(
+            tunnels.iter().all(|t| t.target == authority),
+            "{var}: {tunnels:#?}"
+        );
+        assert!(
+            tunnels
+                .iter()
+                .any(|t| t.first_request.starts_with("GET /counter/proxied ")),
+            "{var}: the discovery GET went through the proxy: {tunnels:#?}"
+        );
+        assert!(
+            tunnels.iter().any(Tunnel::is_websocket),
+            "{var}: the socket went through the proxy: {tunnels:#?}"
+        );
+    }
+}
+
+#[test]
+fn no_proxy_bypasses_it_for_requests_and_sockets() {
+    let base = reference_server();
+    let proxy = connect_proxy();
+    let url = format!("{base}/counter/bypassed");
+    for no_proxy in [
+        ("NO_PROXY", "127.0.0.1"),
+        ("no_proxy", "localhost,127.0.0.1"),
+    ] {
+        let mut run = lrwatch_env(
+            &["-v", "-n", "2", "--transport", "multiplex-ws", &url],
+            &[("HTTP_PROXY", &proxy.url), no_proxy],
+        );
+        let said = run.stderr_until("requests and WebSockets go");
+        assert!(
+            said.contains("directly (the host is in NO_PROXY)"),
+            "{said}"
+        );
+        let first: u64 = run.line().parse().unwrap();
+        post(&url);
+        assert_eq!(run.line(), (first + 1).to_string());
+        assert!(run.wait().success());
+    }
+    assert!(proxy.tunnels().is_empty(), "{:#?}", proxy.tunnels());
+}
+
+/// The reference server on the IPv6 loopback, or `None` (said) where there is none: a machine
+/// without IPv6 cannot run these, under CI or not.
+fn ipv6_reference_server() -> Option<String> {
+    match lrwatch::server::Server::bind("[::1]:0").and_then(|s| s.spawn()) {
+        Ok(handle) => {
+            let base = format!("http://{}", handle.local_addr());
+            std::mem::forget(handle);
+            Some(base)
+        }
+        Err(e) => {
+            eprintln!("skipped: no IPv6 loopback here ({e})");
+            None
+        }
+    }
+}
+
+#[test]
+fn ipv6_literals_on_every_transport() {
+    let Some(base) = ipv6_reference_server() else {
+        return;
+    };
+    assert!(base.starts_with("http://[::1]:"), "{base}");
+    let plain = format!("{base}/plain/v6");
+    put(&plain, "text/plain", "before");
+    let items = format!("{base}/items/");
+    // Every mechanism the reference server offers, each on a resource of its own (the
+    // collection's feeds share /items/), all at once.
+    let transports = [
+        "poll",
+        "value-wait",
+        "value-stream",
+        "hint-stream",
+        "multiplex-wait",
+        "multiplex-stream",
+        "multiplex-ws",
+        "multiplex-socket",
+        "value-callback",
+        "changes",
+        "changes-wait",
+        "changes-stream",
+        "changes-callback",
+    ];
+    let mut runs: Vec<(&str, String, Run)> = transports
+        .iter()
+        .map(|&transport| {
+            let url = match transport {
+                "poll" => plain.clone(),
+                t if t.starts_with("changes") => items.clone(),
+                t => format!("{base}/counter/v6-{t}"),
+            };
+            let run = lrwatch(&[
+                "-n",
+                "2",
+                "--interval",
+                "0.2",
+                "--callback-listen",
+                "[::1]:0",
+                "--transport",
+                transport,
+                &url,
+            ]);
+            (transport, url, run)
+        })
+        .collect();
+    for (transport, _, run) in &mut runs {
+        let first = run.line();
+        let expected = match *transport {
+            "poll" => "before",
+            t if t.starts_with("changes") => "[]",
+            _ => "0",
+        };
+        assert_eq!(first, expected, "{transport}");
+    }
+    // Every initial value is out, so each change comes after it, by push or by catch-up.
+    for (transport, url, _) in &runs {
+        if ![
+            "poll",
+            "changes",
+            "changes-wait",
+            "changes-stream",
+            "changes-callback",
+        ]
+        .contains(transport)
+        {
+            post(url);
+        }
+    }
+    put(&plain, "text/plain", "after");
+    let added = agent()
+        .post(&items)
+        .header("Content-Type", "application/json")
+        .send(r#"{"text":"v6"}"#)
+        .unwrap();
+    assert_eq!(added.status().as_u16(), 201);
+    for (transport, _, run) in &mut runs {
+        let second = run.line();
+        let expected = match *transport {
+            "poll" => "after",
+            t if t.starts_with("changes") => r#"{"id":"1","text":"v6"}"#,
+            _ => "1",
+        };
+        assert_eq!(second, expected, "{transport}");
+        assert!(run.wait().success(), "{transport}: {}", run.stderr_text());
+        let stderr = run.stderr_text();
+        assert!(!stderr.contains("cannot resolve"), "{transport}: {stderr}");
+    }
+    // `lrwatch serve` prints its IPv6 address as a URL's host.
+    let (_served, served) = served("[::1]:0");
+    assert!(served.starts_with("http://[::1]:"), "{served}");
+}
+
+/// wss to an IPv6 address, directly and through the proxy: the certificate is checked against
+/// the address (the brackets are no server name), and the TLS socket goes through the tunnel.
+#[test]
+fn wss_to_an_ipv6_address_directly_and_through_the_proxy() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    }
+    let upstream = reference_server();
+    let (ca_pem, chain, key) = crate::tls::certificates_for("::1");
+    let base = crate::tls::tls_proxy_on("[::1]:0", &upstream, chain, key);
+    assert!(base.starts_with("https://[::1]:"), "{base}");
+    let ca_file = std::env::temp_dir().join(format!("lrwatch-ca6-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let ca = ca_file.to_str().unwrap();
+    let proxy = connect_proxy();
+    for (name, via) in [("direct", None), ("proxied", Some(proxy.url.as_str()))] {
+        let url = format!("{base}/counter/wss6-{name}?form=b");
+        let env: Vec<(&str, &str)> = via.map(|p| ("HTTPS_PROXY", p)).into_iter().collect();
+        let mut run = lrwatch_env(
+            &[
+                "-v",
+                "-n",
+                "2",
+                "--cacert",
+                ca,
+                "--transport",
+                "multiplex-socket",
+                &url,
+            ],
+            &env,
+        );
+        assert_eq!(run.line(), "0", "{name}");
+        if via.is_some() {
+            let said = run.stderr_until("connecting to wss://[::1]:");
+            assert!(said.contains("through proxy"), "{said}");
+        }
+        post(&format!("{upstream}/counter/wss6-{name}"));
+        assert_eq!(run.line(), "1", "{name}: the change came over wss");
+        assert!(run.wait().success(), "{name}: {}", run.stderr_text());
+    }
+    // Discovery (https) and the socket (wss), each a tunnel to the IPv6 address.
+    let authority = base.trim_start_matches("https://");
+    let tunnels = proxy.tunnels();
+    assert!(tunnels.len() >= 2, "{tunnels:#?}");
+    assert!(
+        tunnels
+            .iter()
+            .all(|t| t.target == authority && t.first_request == "(TLS)"),
+        "{tunnels:#?}"
+    );
+    let _ = std::fs::remove_file(&ca_file);
+}
+
+/// `lrwatch check` opens its own sockets: to an IPv6 address, and through the proxy too.
+#[test]
+fn check_sockets_reach_ipv6_and_go_through_the_proxy() {
+    if let Some(base) = ipv6_reference_server() {
+        let mut run = lrwatch(&["check", "--budget", "8", &format!("{base}/counter/check6")]);
+        let status = run.wait();
+        let stderr = run.stderr_text();
+        assert!(status.success(), "{}", run.rest().join("\n"));
+        assert!(!stderr.contains("cannot resolve"), "{stderr}");
+    }
+    let base = reference_server();
+    let proxy = connect_proxy();
+    let mut run = lrwatch_env(
+        &["check", "--budget", "8", &format!("{base}/counter/check")],
+        &[("HTTP_PROXY", &proxy.url)],
+    );
+    assert!(run.wait().success(), "{}", run.rest().join("\n"));
+    let tunnels = proxy.tunnels();
+    let sockets = tunnels.iter().filter(|t| t.is_websocket()).count();
+    // multiplex-ws and multiplex-socket, with and without the subprotocol offered.
+    assert!(sockets >= 2, "{tunnels:#?}");
+}
