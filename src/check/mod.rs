@@ -19,10 +19,12 @@
 //! and multiplex-socket), [`changes`] (changes links advance).
 
 mod basics;
+mod callbacks;
 mod changes;
 mod long_poll;
 mod sockets;
 mod streams;
+mod survival;
 
 use std::fmt::Write as _;
 use std::io::Read;
@@ -42,12 +44,13 @@ use crate::mechanism::Mechanism;
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(60);
 /// The default wait of the long-polls that check holding, in seconds.
 pub const DEFAULT_WAIT: u64 = 2;
-/// How much later than its wait a long-poll may end.
-const SLACK: Duration = Duration::from_millis(1500);
+/// How much later than its wait a long-poll may end: generous, for slow servers and loaded
+/// machines (a late end only warns, too).
+const SLACK: Duration = Duration::from_secs(3);
 /// How long a change may take to arrive after the trigger ran.
 const CHANGE_WAIT: Duration = Duration::from_secs(10);
 /// How long the trigger command may run.
-const TRIGGER_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const TRIGGER_TIMEOUT: Duration = Duration::from_secs(15);
 /// A pause between every listener being armed and the trigger, so requests just sent reach
 /// the server first.
 const SETTLE: Duration = Duration::from_millis(300);
@@ -74,6 +77,11 @@ pub struct CheckOptions {
     pub headers: Vec<(String, String)>,
     /// Certificate authorities (DER) to trust instead of the bundled roots (`--cacert`).
     pub ca_certs: Option<Vec<Vec<u8>>>,
+    /// Where to receive webhook notifications (`--callback-listen`); with neither this nor
+    /// `callback_url`, webhooks are skipped.
+    pub callback_listen: Option<String>,
+    /// The URL servers should notify, when not the listener's own (`--callback-url`).
+    pub callback_url: Option<Url>,
 }
 
 impl Default for CheckOptions {
@@ -84,6 +92,8 @@ impl Default for CheckOptions {
             wait: DEFAULT_WAIT,
             headers: Vec::new(),
             ca_certs: None,
+            callback_listen: None,
+            callback_url: None,
         }
     }
 }
@@ -101,12 +111,14 @@ pub enum Requirement {
     EtagStable,
     /// A GET with a matching `If-None-Match` is answered 304.
     NotModified,
+    /// JSON content is labelled as JSON (not, say, `text/html`).
+    ContentType,
     /// A long-poll without news is held, not answered at once.
     LongPollHeld,
     /// A long-poll without news ends by its wait plus a little slack.
     LongPollTimely,
-    /// A malformed wait is answered 400 at once.
-    BadWaitRejected,
+    /// A malformed wait is rejected (400) or ignored: not an error, not a hang.
+    BadWaitHandled,
     /// The `--trigger` command ran and succeeded.
     Trigger,
     /// A change made by the trigger arrives over the transport.
@@ -123,13 +135,75 @@ pub enum Requirement {
     MultiplexBody,
     /// A changes response's `changes` link is the next checkpoint, not the same one.
     ChangesAdvance,
-    /// Webhooks (not exercised by this version).
-    Callbacks,
+    /// A push to a subscription in `value` mode carries the value, not a part of it.
+    PushIsValue,
+    /// A push subscription keeps receiving changes after another client's long-poll ended.
+    SurvivesOtherClients,
+    /// A webhook subscription is answered 201 with the subscription's `Location`.
+    CallbackSubscribe,
+    /// A webhook notification names the resource in its `Location` header.
+    CallbackLocation,
+    /// After `DELETE` of the subscription, no more notifications arrive.
+    CallbackUnsubscribe,
     /// A probe finished within the run's budget (`--budget`).
     Budget,
 }
 
+/// How strongly a text asks for a requirement: what breaking it costs (FAIL or WARN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Required (or a conforming client fails without it): breaking it is a FAIL.
+    Must,
+    /// Recommended (or stated without a keyword): breaking it is a WARN.
+    Should,
+    /// Allowed: breaking it is a WARN at most.
+    May,
+}
+
+impl Level {
+    /// `MUST`, `SHOULD` or `MAY`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+            Level::May => "MAY",
+        }
+    }
+}
+
+/// Where the texts are: named once, quoted by section in every source.
+const SPEC_2014: &str = "2014 spec (fanout/liveresource protocol.md)";
+const DRAFT_2016: &str = "2016 draft (liveresource/protocol)";
+const FORM_B: &str = "form B (the test server's page; PROTOCOL.md)";
+
 impl Requirement {
+    /// Every requirement, in the order of the README's table.
+    pub const ALL: [Requirement; 23] = [
+        Requirement::Discovery,
+        Requirement::Links,
+        Requirement::EtagPresent,
+        Requirement::EtagStable,
+        Requirement::NotModified,
+        Requirement::ContentType,
+        Requirement::LongPollHeld,
+        Requirement::LongPollTimely,
+        Requirement::BadWaitHandled,
+        Requirement::Trigger,
+        Requirement::ChangeDelivered,
+        Requirement::SseContentType,
+        Requirement::SseFraming,
+        Requirement::WsSubprotocol,
+        Requirement::SubscribeAck,
+        Requirement::MultiplexBody,
+        Requirement::ChangesAdvance,
+        Requirement::PushIsValue,
+        Requirement::SurvivesOtherClients,
+        Requirement::CallbackSubscribe,
+        Requirement::CallbackLocation,
+        Requirement::CallbackUnsubscribe,
+        Requirement::Budget,
+    ];
+
     /// A stable identifier, for scripts.
     pub fn id(self) -> &'static str {
         match self {
@@ -138,9 +212,10 @@ impl Requirement {
             Requirement::EtagPresent => "etag-present",
             Requirement::EtagStable => "etag-stable",
             Requirement::NotModified => "not-modified",
+            Requirement::ContentType => "content-type",
             Requirement::LongPollHeld => "long-poll-held",
             Requirement::LongPollTimely => "long-poll-timely",
-            Requirement::BadWaitRejected => "bad-wait-rejected",
+            Requirement::BadWaitHandled => "bad-wait-handled",
             Requirement::Trigger => "trigger",
             Requirement::ChangeDelivered => "change-delivered",
             Requirement::SseContentType => "sse-content-type",
@@ -149,7 +224,11 @@ impl Requirement {
             Requirement::SubscribeAck => "subscribe-ack",
             Requirement::MultiplexBody => "multiplex-body",
             Requirement::ChangesAdvance => "changes-advance",
-            Requirement::Callbacks => "callbacks",
+            Requirement::PushIsValue => "push-is-value",
+            Requirement::SurvivesOtherClients => "survives-other-clients",
+            Requirement::CallbackSubscribe => "callback-subscribe",
+            Requirement::CallbackLocation => "callback-location",
+            Requirement::CallbackUnsubscribe => "callback-unsubscribe",
             Requirement::Budget => "budget",
         }
     }
@@ -162,9 +241,10 @@ impl Requirement {
             Requirement::EtagPresent => "ETag present",
             Requirement::EtagStable => "ETag stable between two GETs",
             Requirement::NotModified => "304 on a matching If-None-Match",
+            Requirement::ContentType => "JSON labelled as JSON",
             Requirement::LongPollHeld => "long-poll held while nothing changes",
             Requirement::LongPollTimely => "long-poll ends by the wait plus slack",
-            Requirement::BadWaitRejected => "malformed wait rejected with 400",
+            Requirement::BadWaitHandled => "malformed wait rejected (400) or ignored",
             Requirement::Trigger => "trigger command ran",
             Requirement::ChangeDelivered => "change delivered",
             Requirement::SseContentType => "content type text/event-stream",
@@ -173,8 +253,132 @@ impl Requirement {
             Requirement::SubscribeAck => "subscription acknowledged",
             Requirement::MultiplexBody => "answer is an object of {code, headers, body} members",
             Requirement::ChangesAdvance => "changes link advances past the changes returned",
-            Requirement::Callbacks => "webhooks",
+            Requirement::PushIsValue => "a value-mode push carries the value",
+            Requirement::SurvivesOtherClients => "a subscription survives other clients",
+            Requirement::CallbackSubscribe => "webhook subscription answered 201 with Location",
+            Requirement::CallbackLocation => "webhook notification names the resource (Location)",
+            Requirement::CallbackUnsubscribe => "DELETE of the subscription stops notifications",
             Requirement::Budget => "probe finished within the budget",
+        }
+    }
+
+    /// How strongly the texts ask for it. A rule stated without a keyword is a SHOULD unless
+    /// breaking it makes a conforming client fail (then a MUST); a practice of lrwatch's own
+    /// is at most a SHOULD.
+    pub fn level(self) -> Level {
+        match self {
+            Requirement::Discovery
+            | Requirement::Links
+            | Requirement::EtagPresent
+            | Requirement::Trigger
+            | Requirement::ChangeDelivered
+            | Requirement::SseContentType
+            | Requirement::SseFraming
+            | Requirement::WsSubprotocol
+            | Requirement::MultiplexBody
+            | Requirement::ChangesAdvance
+            | Requirement::SurvivesOtherClients
+            | Requirement::CallbackSubscribe
+            | Requirement::CallbackLocation
+            | Requirement::CallbackUnsubscribe => Level::Must,
+            Requirement::EtagStable
+            | Requirement::NotModified
+            | Requirement::ContentType
+            | Requirement::LongPollHeld
+            | Requirement::LongPollTimely
+            | Requirement::BadWaitHandled
+            | Requirement::SubscribeAck
+            | Requirement::PushIsValue
+            | Requirement::Budget => Level::Should,
+        }
+    }
+
+    /// Where the requirement comes from, by the section's name in the text, so a server
+    /// author can look it up; over `mechanism` when the texts differ by mechanism.
+    pub fn source(self, mechanism: Option<Mechanism>) -> String {
+        use Mechanism as M;
+        let by_mechanism = |m: Option<Mechanism>| -> String {
+            match m {
+                Some(M::ValueWait) => {
+                    format!("{SPEC_2014}, \"Objects\"; {DRAFT_2016}, \"Long-polling\"")
+                }
+                Some(M::Changes | M::ChangesWait) => {
+                    format!("{SPEC_2014}, \"Collections\"; {DRAFT_2016}, \"Long-polling\"")
+                }
+                Some(M::MultiplexWait) => {
+                    format!("{SPEC_2014}, \"Multiplexing\"; {DRAFT_2016}, \"Multiplexing\"")
+                }
+                Some(M::ValueStream | M::ChangesStream | M::HintStream | M::MultiplexStream) => {
+                    format!("{SPEC_2014}, \"Server-Sent Events\"; {FORM_B}, \"Server-Sent Events\"; {DRAFT_2016}, \"Stream\"")
+                }
+                Some(M::MultiplexWs) => format!("{SPEC_2014}, \"WebSockets\""),
+                Some(M::MultiplexSocket) => {
+                    format!("{FORM_B}, \"Multiplexing\"; {DRAFT_2016}, \"Multiplexing\"")
+                }
+                Some(M::ValueCallback | M::ChangesCallback | M::MultiplexCallbacks) => {
+                    format!("{SPEC_2014}, \"Webhooks\"; {DRAFT_2016}, \"Callbacks\"")
+                }
+                _ => format!("{SPEC_2014}; {DRAFT_2016}"),
+            }
+        };
+        match self {
+            Requirement::Discovery => format!(
+                "{SPEC_2014}, introduction (\"Resources indicate support ... using Link headers in HTTP responses\")"
+            ),
+            Requirement::Links => "RFC 8288, section 3 \"Link Serialisation in HTTP Headers\"".into(),
+            Requirement::EtagPresent => format!(
+                "{SPEC_2014}, \"Objects\" (\"by including an ETag\"); {DRAFT_2016}, \"Long-polling\""
+            ),
+            Requirement::EtagStable => {
+                "RFC 7232, section 2.1 \"Weak versus Strong\" and 2.3 \"ETag\"".into()
+            }
+            Requirement::NotModified => {
+                "RFC 7232, section 3.2 \"If-None-Match\" (\"SHOULD respond with a 304\")".into()
+            }
+            Requirement::ContentType => {
+                "RFC 7231, section 3.1.1.5 \"Content-Type\" (\"SHOULD generate a Content-Type\")"
+                    .into()
+            }
+            Requirement::LongPollHeld | Requirement::ChangeDelivered => by_mechanism(mechanism),
+            Requirement::LongPollTimely => format!(
+                "{} (the Wait header is \"a timeout value in seconds\"); RFC 7240, section 4.3 \"The wait Preference\"",
+                by_mechanism(mechanism)
+            ),
+            Requirement::BadWaitHandled => {
+                "RFC 7240, section 2 \"The Prefer Request Header Field\" (preferences not understood are ignored); no form says more"
+                    .into()
+            }
+            Requirement::Trigger => "lrwatch check's own (--trigger): not a protocol rule".into(),
+            Requirement::SseContentType => {
+                "WHATWG HTML, \"Server-sent events\" (a stream not served as text/event-stream fails the connection)".into()
+            }
+            Requirement::SseFraming => format!(
+                "WHATWG HTML, \"Event stream interpretation\"; {}",
+                by_mechanism(mechanism)
+            ),
+            Requirement::WsSubprotocol => format!(
+                "{SPEC_2014}, \"WebSockets\" (\"must negotiate the liveresource protocol\"); {DRAFT_2016}, \"Multiplexing\" (MUST); RFC 6455, section 4.2.2"
+            ),
+            Requirement::SubscribeAck => by_mechanism(mechanism),
+            Requirement::MultiplexBody => format!(
+                "{SPEC_2014}, \"Multiplexing\" (\"a special format of a JSON object\"); {DRAFT_2016}, \"Multiplexing\""
+            ),
+            Requirement::ChangesAdvance => format!(
+                "{SPEC_2014}, \"Collections\" (\"all items that were modified after some recent checkpoint\"); {DRAFT_2016}, \"Long-polling\""
+            ),
+            Requirement::PushIsValue => format!(
+                "{SPEC_2014}, \"WebSockets\" (mode \"value\"; \"For values:\" the event's body is the object)"
+            ),
+            Requirement::SurvivesOtherClients => format!(
+                "{}: a subscription is notified of every change until it is cancelled",
+                by_mechanism(mechanism)
+            ),
+            Requirement::CallbackSubscribe
+            | Requirement::CallbackLocation
+            | Requirement::CallbackUnsubscribe => format!(
+                "{SPEC_2014}, \"Webhooks\"; {DRAFT_2016}, \"Callbacks\"; resthooks.org"
+            ),
+            Requirement::Budget => "lrwatch check's own (--budget): not a protocol rule".into(),
         }
     }
 }
@@ -184,18 +388,21 @@ impl Requirement {
 pub enum Outcome {
     /// Met.
     Pass,
-    /// Not met: the finding shows the request and response.
+    /// A MUST not met: the finding shows the request and response.
     Fail,
+    /// A SHOULD (or MAY) not met: the finding shows the request and response.
+    Warn,
     /// Not tested (not advertised, no trigger, or something it depends on failed).
     Skip,
 }
 
 impl Outcome {
-    /// `PASS`, `FAIL` or `SKIP`.
+    /// `PASS`, `FAIL`, `WARN` or `SKIP`.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Pass => "PASS",
             Outcome::Fail => "FAIL",
+            Outcome::Warn => "WARN",
             Outcome::Skip => "SKIP",
         }
     }
@@ -249,7 +456,13 @@ impl Finding {
         detail: impl Into<String>,
         exchange: Option<&Exchange>,
     ) -> Finding {
-        let mut f = Finding::new(r, m, Outcome::Fail, detail);
+        // Breaking a MUST fails; a SHOULD or MAY only warns.
+        let outcome = if r.level() == Level::Must {
+            Outcome::Fail
+        } else {
+            Outcome::Warn
+        };
+        let mut f = Finding::new(r, m, outcome, detail);
         if let Some(x) = exchange {
             f.request = Some(x.request.clone());
             f.response = x.response.clone();
@@ -300,6 +513,11 @@ impl CheckReport {
         self.count(Outcome::Fail) == 0
     }
 
+    /// Whether nothing failed or warned (`--strict`).
+    pub fn passed_strictly(&self) -> bool {
+        self.passed() && self.count(Outcome::Warn) == 0
+    }
+
     /// The report as JSON, for scripts.
     pub fn to_json(&self) -> Value {
         json!({
@@ -307,12 +525,15 @@ impl CheckReport {
             "ok": self.passed(),
             "passed": self.count(Outcome::Pass),
             "failed": self.count(Outcome::Fail),
+            "warned": self.count(Outcome::Warn),
             "skipped": self.count(Outcome::Skip),
             "took": (self.took.as_secs_f64() * 1000.0).round() / 1000.0,
             "budget": self.budget.as_secs_f64(),
             "results": self.findings.iter().map(|f| json!({
                 "requirement": f.requirement.id(),
                 "title": f.requirement.title(),
+                "level": f.requirement.level().as_str(),
+                "source": f.requirement.source(f.mechanism),
                 "mechanism": f.mechanism.map(Mechanism::as_str),
                 "outcome": f.outcome.as_str().to_ascii_lowercase(),
                 "detail": f.detail,
@@ -693,26 +914,16 @@ pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
         ),
     ));
 
-    let mut probes: Vec<Named> = vec![(None, basics::probe)];
-    probes.extend(long_poll::probes(&caps));
-    probes.extend(streams::probes(&caps));
-    probes.extend(sockets::probes(&caps));
-    probes.extend(changes::probes(&caps));
-    let mut callbacks = Vec::new();
-    for m in [
-        Mechanism::ValueCallback,
-        Mechanism::ChangesCallback,
-        Mechanism::MultiplexCallbacks,
-    ] {
-        if caps.offer(m).is_some() {
-            callbacks.push(Finding::skip(
-                Requirement::Callbacks,
-                Some(m),
-                "not exercised by this version (they need an address the server can reach)",
-            ));
-        }
-    }
-
+    // Probes run in phases, each with its own trigger run: some servers lose one client's
+    // subscription when another client's long-poll ends (see `survival`), so long-polls and
+    // pushes are checked apart, and that loss only where it is the point.
+    let mut first_phase: Vec<Named> = vec![(None, basics::probe)];
+    first_phase.extend(long_poll::probes(&caps));
+    first_phase.extend(changes::probes(&caps));
+    let mut pushes: Vec<Named> = streams::probes(&caps);
+    pushes.extend(sockets::probes(&caps));
+    let webhooks = callbacks::probes(&caps, options);
+    let skipped_webhooks = callbacks::skipped(&caps, options);
     let env = Arc::new(ProbeEnv {
         url: url.clone(),
         http,
@@ -723,20 +934,80 @@ pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
         tls,
         gate: Gate {
             state: Mutex::new(GateState {
-                unarmed: probes.len(),
+                unarmed: 0,
                 started: None,
                 fired: None,
             }),
             wake: Condvar::new(),
         },
     });
-    // Each probe on a thread of its own, its findings sent back. Probes bound their own
-    // waits by the budget; one that the server still keeps busy after it (and the grace) is
-    // left behind, reported as out of budget, so the run ends on time whatever the server
-    // does (the process does not wait for such a thread when it exits).
+    let phase = |name: &str, probes: &[Named], findings: &mut Vec<Finding>| {
+        if probes.is_empty() {
+            return;
+        }
+        let (trigger, results) = run_phase(&env, name, probes);
+        let mut results = results.into_iter();
+        if name == "long-polls" {
+            // The basic probe's findings first, then the trigger's.
+            findings.extend(results.next().unwrap_or_default());
+        }
+        findings.extend(trigger);
+        findings.extend(results.flatten());
+    };
+    phase("long-polls", &first_phase, &mut findings);
+    phase("pushes", &pushes, &mut findings);
+    // Survival, over the first push mechanism that delivered alone.
+    let survivor = survival::PUSHES.into_iter().find(|m| {
+        findings.iter().any(|f| {
+            f.requirement == Requirement::ChangeDelivered
+                && f.mechanism == Some(*m)
+                && f.outcome == Outcome::Pass
+        })
+    });
+    if survival::has_long_poll(&env.caps) && !pushes.is_empty() {
+        match survivor {
+            Some(m) => phase("survival", &[survival::probe_for(m)], &mut findings),
+            None => findings.push(Finding::skip(
+                Requirement::SurvivesOtherClients,
+                None,
+                if env.has_trigger() {
+                    "no push mechanism delivered a change alone"
+                } else {
+                    "no --trigger given"
+                },
+            )),
+        }
+    }
+    phase("webhooks", &webhooks, &mut findings);
+    findings.extend(skipped_webhooks);
+    Ok(CheckReport {
+        url: url.clone(),
+        findings,
+        took: started.elapsed(),
+        budget: options.budget,
+    })
+}
+
+/// Runs one phase's probes, each on a thread of its own, and the trigger once every one of
+/// them is listening; their findings, in order, and the trigger's.
+fn run_phase(
+    env: &Arc<ProbeEnv>,
+    phase: &str,
+    probes: &[Named],
+) -> (Option<Finding>, Vec<Vec<Finding>>) {
+    {
+        let mut state = env.gate.lock();
+        state.unarmed = probes.len();
+        state.started = None;
+        state.fired = None;
+    }
+    let options = &env.options;
+    // Probes bound their own waits by the budget; one that the server still keeps busy after
+    // it (and the grace) is left behind, reported as out of budget, so the run ends on time
+    // whatever the server does (the process does not wait for such a thread when it exits).
     let (tx, rx) = mpsc::channel();
     for (i, (_, probe)) in probes.iter().enumerate() {
-        let (mine, sender, probe) = (Arc::clone(&env), tx.clone(), *probe);
+        let (mine, sender, probe) = (Arc::clone(env), tx.clone(), *probe);
         let spawned = std::thread::Builder::new()
             .name("lrwatch-check-probe".into())
             .spawn(move || {
@@ -756,18 +1027,18 @@ pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
         }
     }
     drop(tx);
-    let trigger_finding = Some(fire(&env));
+    let trigger = fire(env, phase);
     let mut done: Vec<Option<Option<Vec<Finding>>>> = vec![None; probes.len()];
-    let give_up = deadline + GRACE;
+    let give_up = env.deadline + GRACE;
     while done.iter().any(Option::is_none) {
         match rx.recv_timeout(give_up.saturating_duration_since(Instant::now())) {
             Ok((i, found)) => done[i] = Some(found),
             Err(_) => break,
         }
     }
-    let results: Vec<Vec<Finding>> = done
+    let results = done
         .into_iter()
-        .zip(&probes)
+        .zip(probes)
         .map(|(found, (mechanism, _))| match found {
             Some(Some(findings)) => findings,
             Some(None) => vec![Finding::fail(
@@ -788,21 +1059,12 @@ pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
             )],
         })
         .collect();
-    let mut results = results.into_iter();
-    findings.extend(results.next().unwrap_or_default());
-    findings.extend(trigger_finding.into_iter().flatten());
-    findings.extend(results.flatten());
-    findings.extend(callbacks);
-    Ok(CheckReport {
-        url: url.clone(),
-        findings,
-        took: started.elapsed(),
-        budget: options.budget,
-    })
+    (trigger, results)
 }
 
-/// Waits until every probe is armed, runs the trigger, and tells the probes what it did.
-fn fire(env: &ProbeEnv) -> Option<Finding> {
+/// Waits until every probe is armed, runs the trigger, and tells the probes what it did; the
+/// trigger's finding names the phase.
+fn fire(env: &ProbeEnv, phase: &str) -> Option<Finding> {
     {
         let guard = env.gate.lock();
         let _ = env
@@ -829,7 +1091,7 @@ fn fire(env: &ProbeEnv) -> Option<Finding> {
                     Some(Finding::pass(
                         Requirement::Trigger,
                         None,
-                        format!("exit 0 after {:.2}s", took.as_secs_f64()),
+                        format!("{phase}: exit 0 after {:.2}s", took.as_secs_f64()),
                     )),
                 ),
                 Err((why, output)) => {
@@ -842,7 +1104,7 @@ fn fire(env: &ProbeEnv) -> Option<Finding> {
                         Some(Finding::fail(
                             Requirement::Trigger,
                             None,
-                            why,
+                            format!("{phase}: {why}"),
                             Some(&exchange),
                         )),
                     )
@@ -904,8 +1166,83 @@ fn run_trigger(
     }
 }
 
-/// How to name a resource to a multiplex endpoint, as the follow engine does.
-pub(crate) use crate::wire::multiplex::name_for as uri_for;
+/// Whether a response whose body is JSON says so: `application/json`, any `+json` type, or
+/// form A's `application/liveresource-multiplex`. A body that is not JSON (or is empty) has
+/// nothing to say here.
+pub(crate) fn json_label(response: &Response) -> std::result::Result<String, String> {
+    let content_type = response.header("content-type").unwrap_or("").trim();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let body = String::from_utf8_lossy(&response.body);
+    if body.trim().is_empty() || serde_json::from_str::<Value>(body.trim()).is_err() {
+        return Ok(format!("not JSON ({})", display_type(content_type)));
+    }
+    let json = media == "application/json"
+        || media == "text/json"
+        || media.ends_with("+json")
+        || media == "application/liveresource-multiplex";
+    if json {
+        Ok(media)
+    } else {
+        Err(format!(
+            "JSON content labelled {}: clients that go by the label do not read it as JSON",
+            display_type(content_type)
+        ))
+    }
+}
+
+fn display_type(content_type: &str) -> String {
+    if content_type.is_empty() {
+        "without a Content-Type".into()
+    } else {
+        format!("{content_type:?}")
+    }
+}
+
+/// `url` with `ws` read as `http` and `wss` as `https`: a socket's link and the resource it
+/// serves are on one origin when only that tells them apart.
+fn as_http(url: &Url) -> Url {
+    let mut u = url.clone();
+    let scheme = match url.scheme() {
+        "ws" => "http",
+        "wss" => "https",
+        _ => return u,
+    };
+    let _ = u.set_scheme(scheme);
+    u
+}
+
+/// How to name a resource to a multiplex or socket endpoint, as the texts' examples do: by
+/// its path (and query) when the endpoint is on the same host and port (`ws` as `http`, `wss`
+/// as `https`), else by its absolute URL. Servers may only know paths.
+pub(crate) fn uri_for(endpoint: &Url, resource: &Url) -> String {
+    if as_http(endpoint).origin() == as_http(resource).origin() {
+        let mut s = resource.path().to_string();
+        if let Some(q) = resource.query() {
+            s.push('?');
+            s.push_str(q);
+        }
+        s
+    } else {
+        resource.to_string()
+    }
+}
+
+/// Whether `uri`, as a server wrote it in a message from `endpoint`, names `resource`:
+/// compared resolved (against the endpoint, `ws` as `http`), never as text.
+pub(crate) fn names(endpoint: &Url, uri: &str, resource: &Url) -> bool {
+    let Ok(mut resolved) = as_http(endpoint).join(uri.trim()) else {
+        return false;
+    };
+    resolved.set_fragment(None);
+    let mut resource = as_http(resource);
+    resource.set_fragment(None);
+    resolved == resource
+}
 
 /// What a multiplexed or socket subscription follows: the resource's value, or for a
 /// collection (changes links, no ETag) its changes link.
@@ -976,6 +1313,32 @@ mod tests {
             long_poll::next_checkpoint(&links, &base).unwrap().as_str(),
             "http://h/items/?since=2"
         );
+    }
+
+    #[test]
+    fn resources_are_named_by_path_on_one_origin_and_compared_resolved() {
+        let ws = Url::parse("ws://h:8/ws/").unwrap();
+        let resource = Url::parse("http://h:8/obj/h?x=1").unwrap();
+        assert_eq!(uri_for(&ws, &resource), "/obj/h?x=1");
+        let elsewhere = Url::parse("ws://h:9/ws/").unwrap();
+        assert_eq!(uri_for(&elsewhere, &resource), "http://h:8/obj/h?x=1");
+        let wss = Url::parse("wss://h/ws/").unwrap();
+        assert_eq!(uri_for(&wss, &Url::parse("https://h/a").unwrap()), "/a");
+        assert!(names(&ws, "/obj/h?x=1", &resource));
+        assert!(names(&ws, "http://h:8/obj/h?x=1", &resource));
+        assert!(names(&ws, "../obj/h?x=1", &resource));
+        assert!(!names(&ws, "/obj/h", &resource));
+        assert!(!names(&elsewhere, "/obj/h?x=1", &resource));
+    }
+
+    #[test]
+    fn every_requirement_has_a_level_and_a_source() {
+        for r in Requirement::ALL {
+            assert!(!r.source(None).is_empty(), "{}", r.id());
+            assert!(!r.title().is_empty());
+        }
+        assert_eq!(Requirement::BadWaitHandled.level(), Level::Should);
+        assert_eq!(Requirement::ChangeDelivered.level(), Level::Must);
     }
 
     #[test]
