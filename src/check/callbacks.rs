@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use url::Url;
 
 use super::{
-    names, run_trigger, subject, uri_for, CheckOptions, Exchange, Finding, Fired, Named, Probe, ProbeEnv,
-    Requirement, REQUEST_TIMEOUT, TRIGGER_TIMEOUT,
+    names, run_trigger, subject, uri_for, CheckOptions, Exchange, Finding, Fired, Named, Probe,
+    ProbeEnv, Requirement, REQUEST_TIMEOUT, TRIGGER_TIMEOUT,
 };
 use crate::discovery::Capabilities;
 use crate::mechanism::Mechanism;

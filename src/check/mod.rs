@@ -717,7 +717,9 @@ impl ProbeEnv {
         let state = self.gate.lock();
         let by = match state.fired {
             Some(Fired::Changed(at)) => at + CHANGE_WAIT,
-            _ => Instant::now() + CHANGE_WAIT + TRIGGER_TIMEOUT,
+            // No change is coming: nothing to wait for.
+            Some(Fired::NoTrigger | Fired::Failed(_)) => Instant::now(),
+            None => Instant::now() + CHANGE_WAIT + TRIGGER_TIMEOUT,
         };
         by.min(self.deadline)
     }

@@ -208,10 +208,7 @@ impl Listening {
 }
 
 /// The stream's URL (a multiplexed one names the subject) and which URIs name the subject.
-fn stream_url(
-    env: &ProbeEnv,
-    mechanism: Mechanism,
-) -> Option<(url::Url, Asked)> {
+fn stream_url(env: &ProbeEnv, mechanism: Mechanism) -> Option<(url::Url, Asked)> {
     let offer = env.caps.offer(mechanism)?;
     let mut url = offer.target.clone();
     let (subject, _) = subject(env);

@@ -5,6 +5,7 @@ mod budget;
 mod callbacks;
 mod changes;
 mod check;
+mod check_servers;
 mod environment;
 mod errors;
 mod escaping;
