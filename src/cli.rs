@@ -185,7 +185,8 @@ pub struct ServeArgs {
     /// (answer long-polls at once), no-subprotocol (no liveresource in the WebSocket
     /// handshake), wrong-content-type (event streams as text/plain), stale-changes (the
     /// changes link does not advance), unstable-etag (a new ETag text on every GET), no-304
-    /// (ignore If-None-Match), accept-bad-wait (no 400 for a malformed wait).
+    /// (ignore If-None-Match), accept-bad-wait (no 400 for a malformed wait: allowed, so
+    /// check passes it).
     #[arg(long, value_name = "NAME", value_parser = parse_fault)]
     pub fault: Vec<lrwatch::server::Fault>,
 }
