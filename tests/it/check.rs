@@ -419,3 +419,67 @@ fn https_and_wss_with_cacert() {
     assert_eq!(report["status"], 200);
     let _ = std::fs::remove_file(&ca_file);
 }
+
+#[test]
+fn webhooks_are_exercised_with_a_callback_listener_and_skipped_without() {
+    let base = reference_server();
+    let url = format!("{base}/counter/hooks");
+    let trigger = post_counter(&base, "hooks");
+    // A free port, named to the server by another host name through --callback-url: the
+    // notifications must go where that URL says.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let callback_url = format!("http://localhost:{port}/");
+    let mut run = lrwatch(&[
+        "check",
+        "--json",
+        "--callback-listen",
+        &listen,
+        "--callback-url",
+        &callback_url,
+        "--trigger",
+        &trigger,
+        &url,
+    ]);
+    let line = run.line();
+    let checked = Checked {
+        code: run.wait().code(),
+        report: serde_json::from_str(&line).unwrap(),
+    };
+    let report = &checked.report;
+    assert_eq!(checked.code, Some(0), "{report:#}");
+    let hooks = set(&["value-callback", "multiplex-callbacks"]);
+    for requirement in [
+        "callback-subscribe",
+        "change-delivered",
+        "callback-location",
+        "callback-unsubscribe",
+    ] {
+        assert!(
+            checked.mechanisms(requirement, "pass").is_superset(&hooks),
+            "{requirement}: {report:#}"
+        );
+    }
+    // The trigger ran once more after the DELETEs.
+    assert!(
+        checked.results("pass").iter().any(|r| r["requirement"] == "trigger"
+            && r["detail"].as_str().unwrap().starts_with("webhooks, after DELETE")),
+        "{report:#}"
+    );
+
+    // Without a way to receive them: SKIP, saying which flag.
+    let checked = check(&url, None);
+    let skipped = checked.results("skip");
+    let hook = skipped
+        .iter()
+        .find(|r| r["requirement"] == "callback-subscribe" && r["mechanism"] == "value-callback")
+        .unwrap_or_else(|| panic!("{:#}", checked.report));
+    assert!(
+        hook["detail"].as_str().unwrap().contains("--callback-listen"),
+        "{hook:#}"
+    );
+}
