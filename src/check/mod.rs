@@ -137,6 +137,9 @@ pub enum Requirement {
     ChangesAdvance,
     /// A push to a subscription in `value` mode carries the value, not a part of it.
     PushIsValue,
+    /// A form B stream update names the one before it (`Previous-ETag`,
+    /// `Previous-Changes-Id`), so a client can notice a lost one.
+    GapMarkers,
     /// A push subscription keeps receiving changes after another client's long-poll ended.
     SurvivesOtherClients,
     /// A webhook subscription is answered 201 with the subscription's `Location`.
@@ -178,7 +181,7 @@ const FORM_B: &str = "form B (the test server's page; PROTOCOL.md)";
 
 impl Requirement {
     /// Every requirement, in the order of the README's table.
-    pub const ALL: [Requirement; 23] = [
+    pub const ALL: [Requirement; 24] = [
         Requirement::Discovery,
         Requirement::Links,
         Requirement::EtagPresent,
@@ -197,6 +200,7 @@ impl Requirement {
         Requirement::MultiplexBody,
         Requirement::ChangesAdvance,
         Requirement::PushIsValue,
+        Requirement::GapMarkers,
         Requirement::SurvivesOtherClients,
         Requirement::CallbackSubscribe,
         Requirement::CallbackLocation,
@@ -225,6 +229,7 @@ impl Requirement {
             Requirement::MultiplexBody => "multiplex-body",
             Requirement::ChangesAdvance => "changes-advance",
             Requirement::PushIsValue => "push-is-value",
+            Requirement::GapMarkers => "gap-markers",
             Requirement::SurvivesOtherClients => "survives-other-clients",
             Requirement::CallbackSubscribe => "callback-subscribe",
             Requirement::CallbackLocation => "callback-location",
@@ -254,6 +259,7 @@ impl Requirement {
             Requirement::MultiplexBody => "answer is an object of {code, headers, body} members",
             Requirement::ChangesAdvance => "changes link advances past the changes returned",
             Requirement::PushIsValue => "a value-mode push carries the value",
+            Requirement::GapMarkers => "an update names the one before it",
             Requirement::SurvivesOtherClients => "a subscription survives other clients",
             Requirement::CallbackSubscribe => "webhook subscription answered 201 with Location",
             Requirement::CallbackLocation => "webhook notification names the resource (Location)",
@@ -289,6 +295,7 @@ impl Requirement {
             | Requirement::BadWaitHandled
             | Requirement::SubscribeAck
             | Requirement::PushIsValue
+            | Requirement::GapMarkers
             | Requirement::Budget => Level::Should,
         }
     }
@@ -368,6 +375,9 @@ impl Requirement {
             ),
             Requirement::PushIsValue => format!(
                 "{SPEC_2014}, \"WebSockets\" (mode \"value\"; \"For values:\" the event's body is the object)"
+            ),
+            Requirement::GapMarkers => format!(
+                "{FORM_B}, \"Server-Sent Events\" (\"The Previous-ETag and Previous-Changes-Id fields inside the updates can be used to detect missing data\")"
             ),
             Requirement::SurvivesOtherClients => format!(
                 "{}: a subscription is notified of every change until it is cancelled",

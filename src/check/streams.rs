@@ -157,6 +157,7 @@ impl Listening {
         let mut listening = Listening {
             chunks: pump(stream.body),
             reading: Reading {
+                hit: None,
                 parser: Parser::new(),
                 raw: Vec::new(),
                 events: 0,
@@ -310,6 +311,7 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Findi
     )];
     let chunks = pump(stream.body);
     let mut reading = Reading {
+        hit: None,
         parser: Parser::new(),
         raw: Vec::new(),
         events: 0,
@@ -360,6 +362,11 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Findi
             format!("{n} event(s) well-formed"),
         ),
     });
+    if let (Some(_), Some(event)) = (delivery, &reading.hit) {
+        if let Some(f) = gap_markers(mechanism, &offer.rel, event, &evidence) {
+            out.push(f);
+        }
+    }
     out.push(match delivery {
         Some(at) => delivered(env, mechanism, "an event arrived", at),
         None if !env.has_trigger() => {
@@ -377,7 +384,49 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Findi
     out
 }
 
+/// Form B's update events carry, in their headers line, the ETag (or changes id) of the
+/// update before: judged for form B's value and changes streams (form A's events have no
+/// headers; the 2016 draft does not ask for them).
+fn gap_markers(
+    mechanism: Mechanism,
+    rel: &str,
+    event: &Event,
+    evidence: &Exchange,
+) -> Option<Finding> {
+    let field = match mechanism {
+        Mechanism::ValueStream => "previous-etag",
+        Mechanism::ChangesStream => "previous-changes-id",
+        _ => return None,
+    };
+    if rel == "alternate" || event.event != "update" || event.data.is_empty() {
+        return None;
+    }
+    let first = event.data.split('\n').next().unwrap_or("");
+    let headers = serde_json::from_str::<serde_json::Value>(first).ok()?;
+    let named = headers
+        .as_object()?
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case(field));
+    let m = Some(mechanism);
+    Some(if named {
+        Finding::pass(
+            Requirement::GapMarkers,
+            m,
+            format!("the update carries {field}"),
+        )
+    } else {
+        Finding::fail(
+            Requirement::GapMarkers,
+            m,
+            format!("the update's headers have no {field}: a lost update goes unnoticed"),
+            Some(evidence),
+        )
+    })
+}
+
 struct Reading {
+    /// The event a read stopped at.
+    hit: Option<Event>,
     parser: Parser,
     raw: Vec<u8>,
     events: usize,
@@ -427,6 +476,7 @@ impl Reading {
                 }
                 if hit.is_none() && stop(&event) {
                     hit = Some(Instant::now());
+                    self.hit = Some(event);
                 }
             }
             if hit.is_some() {

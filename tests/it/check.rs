@@ -466,8 +466,14 @@ fn webhooks_are_exercised_with_a_callback_listener_and_skipped_without() {
     }
     // The trigger ran once more after the DELETEs.
     assert!(
-        checked.results("pass").iter().any(|r| r["requirement"] == "trigger"
-            && r["detail"].as_str().unwrap().starts_with("webhooks, after DELETE")),
+        checked
+            .results("pass")
+            .iter()
+            .any(|r| r["requirement"] == "trigger"
+                && r["detail"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("webhooks, after DELETE")),
         "{report:#}"
     );
 
@@ -479,7 +485,10 @@ fn webhooks_are_exercised_with_a_callback_listener_and_skipped_without() {
         .find(|r| r["requirement"] == "callback-subscribe" && r["mechanism"] == "value-callback")
         .unwrap_or_else(|| panic!("{:#}", checked.report));
     assert!(
-        hook["detail"].as_str().unwrap().contains("--callback-listen"),
+        hook["detail"]
+            .as_str()
+            .unwrap()
+            .contains("--callback-listen"),
         "{hook:#}"
     );
 }

@@ -45,6 +45,8 @@ enum Fault {
     LongPollNeverDelivers,
     MultiplexList,
     SsePingEvents,
+    /// Form B updates without `Previous-ETag`.
+    NoPreviousEtag,
     NoAck,
     PushList,
     /// Every socket subscriber forgotten when any long-poll ends (the third-party bug).
@@ -364,9 +366,13 @@ fn stream_events(mut stream: &TcpStream, k: Knobs, state: &State) {
     let until = Instant::now() + Duration::from_secs(30);
     while Instant::now() < until {
         if wait_change(state, held, Duration::from_millis(500)) {
+            let previous = held;
             held = count(state);
-            let event =
-                format!("event: update\ndata: {{\"ETag\":\"\\\"{held}\\\"\"}}\ndata: {held}\n\n");
+            let mut headers = json!({ "ETag": format!("\"{held}\"") });
+            if k.fault != Some(Fault::NoPreviousEtag) {
+                headers["Previous-ETag"] = json!(format!("\"{previous}\""));
+            }
+            let event = format!("event: update\ndata: {headers}\ndata: {held}\n\n");
             if stream.write_all(event.as_bytes()).is_err() {
                 return;
             }
@@ -628,6 +634,7 @@ fn each_requirement_of_pushes_and_webhooks_fails_alone() {
     each_breaks_exactly(
         vec![
             (with(Fault::SsePingEvents, sse), "sse-framing", "fail"),
+            (with(Fault::NoPreviousEtag, sse), "gap-markers", "warn"),
             (with(Fault::NoAck, ws), "subscribe-ack", "warn"),
             (with(Fault::PushList, ws), "push-is-value", "warn"),
             (
