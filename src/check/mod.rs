@@ -1,22 +1,30 @@
 //! `lrwatch check`: probes a server's LiveResource support requirement by requirement.
 //!
-//! One discovery GET, then one probe per advertised mechanism, all on their own threads:
+//! Every [`Requirement`] has a source (a section of the 2014 specification, the form B page,
+//! the 2016 draft, or an RFC) and a [`Level`] there: breaking a MUST is a FAIL, a SHOULD a
+//! WARN. Where the texts are silent, every sensible reading passes.
+//!
+//! One discovery GET, then phases, each a set of probes on threads of their own:
 //!
 //! 1. Each probe first checks what needs no change (validators, a long-poll held for a short
 //!    wait, stream content types, socket handshakes and acks), sets up a listener for a change
 //!    (a long-poll in flight, an open stream, a subscribed socket) and *arms*.
-//! 2. When every probe is armed, the `--trigger` command runs once (`sh -c`), and each probe
-//!    waits, bounded, for the change to arrive over its transport.
+//! 2. When every probe of the phase is armed, the `--trigger` command runs once (`sh -c`), and
+//!    each probe waits, bounded, for the change to arrive over its transport.
 //!
-//! Without a trigger, change-dependent requirements are skipped. The budget bounds the whole
-//! run whatever the server does: every wait, every request to the end of its body (see
-//! [`HttpClient::until`]) and every socket read end by it, and a probe the server still keeps
-//! busy is left behind, reported as out of budget. Results are data ([`CheckReport`]); the
-//! binary renders them.
+//! The phases: long-polls (with [`basics`] and [`changes`]); pushes ([`streams`], [`sockets`]),
+//! apart because some servers lose a push subscriber when another client's long-poll ends;
+//! that loss itself ([`survival`]); webhooks ([`callbacks`], which run the trigger once more
+//! after unsubscribing). Without a trigger, change-dependent requirements are skipped. The
+//! budget bounds the whole run whatever the server does: every wait, every request to the end
+//! of its body (see [`HttpClient::until`]) and every socket read end by it, and a probe the
+//! server still keeps busy is left behind, reported as out of budget. Results are data
+//! ([`CheckReport`]); the binary renders them.
 //!
-//! Groups of requirements: [`basics`] (validators, links), [`long_poll`] (value-wait,
-//! multiplex-wait, changes-wait), [`streams`] (every SSE mechanism), [`sockets`] (multiplex-ws
-//! and multiplex-socket), [`changes`] (changes links advance).
+//! Groups of requirements: [`basics`] (validators, links, content type), [`long_poll`]
+//! (value-wait, multiplex-wait, changes-wait), [`streams`] (every SSE mechanism), [`sockets`]
+//! (multiplex-ws and multiplex-socket), [`changes`] (changes links advance), [`survival`]
+//! (a subscription survives other clients), [`callbacks`] (webhooks).
 
 mod basics;
 mod callbacks;
