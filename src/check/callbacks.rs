@@ -36,6 +36,8 @@ const MAX_CONNECTIONS: usize = 16;
 const QUIET_MIN: Duration = Duration::from_secs(2);
 /// ... and at most.
 const QUIET_MAX: Duration = Duration::from_secs(5);
+/// The most notifications kept: a server that floods the listener is not kept in memory.
+const MAX_KEPT: usize = 256;
 /// How often the listener looks at its stop flag.
 const TICK: Duration = Duration::from_millis(20);
 
@@ -185,15 +187,16 @@ fn accept(
                     if request.method != "POST" || !request.path.contains(&prefix) {
                         return Response::new(404).into();
                     }
-                    inbox
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(Notification {
-                            path: request.path.clone(),
-                            location: request.header("location").map(str::to_string),
-                            body: request.body.clone(),
-                            at: Instant::now(),
-                        });
+                    let mut kept = inbox.lock().unwrap_or_else(|e| e.into_inner());
+                    if kept.len() >= MAX_KEPT {
+                        return Response::new(503).into();
+                    }
+                    kept.push(Notification {
+                        path: request.path.clone(),
+                        location: request.header("location").map(str::to_string),
+                        body: request.body.clone(),
+                        at: Instant::now(),
+                    });
                     Response::new(204).into()
                 });
                 count.fetch_sub(1, Ordering::SeqCst);
