@@ -154,7 +154,7 @@ _lrwatch() {
             return 0
             ;;
         lrwatch__subcmd__check)
-            opts="-j -H -h --json --header --cacert --color --trigger --budget --wait --help"
+            opts="-j -H -h --json --header --cacert --color --trigger --budget --wait --strict --callback-listen --callback-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -185,6 +185,14 @@ _lrwatch() {
                     return 0
                     ;;
                 --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --callback-listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --callback-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -71,7 +71,7 @@ complete -c lrwatch -n "__fish_lrwatch_needs_command" -s h -l help -d 'Print hel
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -s V -l version -d 'Print version'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "serve" -d 'Run the reference LiveResource server: every mechanism of the protocol, in all three forms.'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "inspect" -d 'Show what a resource offers, and which transport auto would pick and why.'
-complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "check" -d 'Probe a server\'s LiveResource support, requirement by requirement: PASS, FAIL or SKIP.'
+complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "check" -d 'Probe a server\'s LiveResource support, requirement by requirement: PASS, FAIL, WARN or SKIP.'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "demo" -d 'Start the reference server in-process on loopback and follow its /time'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "completions" -d 'Print a completion script for a shell'
 complete -c lrwatch -n "__fish_lrwatch_needs_command" -a "man" -d 'Print the man page (roff)'
@@ -81,7 +81,7 @@ complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l lossy -d 'Drop
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l cut-after -d 'Cut every stream and socket SECS seconds after it opens (a simulated disconnect)' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l history -d 'Collection changes remembered; older checkpoints expire (404)' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l keepalive -d 'Seconds between keep-alive comments (streams) and pings (sockets) when idle' -r
-complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l fault -d 'Commit a deliberate protocol fault, repeatable, to see a checker catch it: wait-now (answer long-polls at once), no-subprotocol (no liveresource in the WebSocket handshake), wrong-content-type (event streams as text/plain), stale-changes (the changes link does not advance), unstable-etag (a new ETag text on every GET), no-304 (ignore If-None-Match), accept-bad-wait (no 400 for a malformed wait)' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l fault -d 'Commit a deliberate protocol fault, repeatable, to see a checker catch it: wait-now (answer long-polls at once), no-subprotocol (no liveresource in the WebSocket handshake), wrong-content-type (event streams as text/plain), stale-changes (the changes link does not advance), unstable-etag (a new ETag text on every GET), no-304 (ignore If-None-Match), accept-bad-wait (no 400 for a malformed wait: allowed, so check passes it)' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -l cors -d 'Which origins\' pages may read the answers: * (any), one origin such as http://localhost:3000, or off (no CORS headers: only pages of this server\'s origin). Every answer then carries Access-Control-Allow-Origin and exposes the protocol\'s headers (ETag, Link, ...) to scripts; preflights are answered for a day' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -s v -l verbose -d 'Log on stderr, for debugging a client: one line per request (time, peer, method, target, the protocol headers, status, how long it was held), one per push on a stream, per WebSocket message in or out and per webhook delivery. Without it, only start-up and errors'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -101,7 +101,10 @@ never\t'Never color'"
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand check" -l trigger -d 'A shell command (run with sh -c) that changes the resource, e.g. a curl POST; without it, the checks that need a change are SKIP' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand check" -l budget -d 'The most time the whole run may take, in seconds' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand check" -l wait -d 'The wait of the long-polls that check holding, in seconds (at least the server\'s minimum)' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand check" -l callback-listen -d 'Exercise webhooks: receive their notifications on a listener at ADDR (port 0 picks a free one); without this or --callback-url, webhooks are SKIP' -r
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand check" -l callback-url -d 'The URL the server should POST webhook notifications to, when it must reach another address than the listener\'s own (a tunnel, NAT); the listener is --callback-listen, or 127.0.0.1 on a free port' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand check" -s j -l json -d 'Print one JSON document instead of the readable report'
+complete -c lrwatch -n "__fish_lrwatch_using_subcommand check" -l strict -d 'Exit 1 on a WARN too (a SHOULD broken), not only on a FAIL (a MUST broken)'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -s x -l exec -d 'Run CMD with `sh -c` for each event instead of printing it' -r
 complete -c lrwatch -n "__fish_lrwatch_using_subcommand demo" -l select -d 'Follow only the part of a JSON value at this JSON Pointer (RFC 6901), e.g. /items/0; an event is emitted only when that part changes' -r

@@ -1,5 +1,5 @@
 //! `lrwatch check`: the findings of [`lrwatch::check`], one line per requirement, for people
-//! or (`--json`) scripts. Exit 1 when anything failed.
+//! or (`--json`) scripts. Exit 1 when a MUST failed, or with `--strict` when a SHOULD warned.
 
 use std::time::Duration;
 
@@ -26,6 +26,8 @@ pub fn run(args: &CheckArgs, env: &Env) -> Result<Ending> {
             wait: args.wait,
             headers: args.probe.headers.clone(),
             ca_certs: probe.ca_certs,
+            callback_listen: args.callback_listen.clone(),
+            callback_url: args.callback_url.clone(),
         },
     )?;
     crate::inspect_output::write_report(
@@ -34,10 +36,19 @@ pub fn run(args: &CheckArgs, env: &Env) -> Result<Ending> {
         || render(&report, probe.color),
     )?;
     let failed = report.count(Outcome::Fail);
+    let warned = report.count(Outcome::Warn);
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
     if failed > 0 {
         bail!(
             "{failed} requirement{} failed for {}",
-            if failed == 1 { "" } else { "s" },
+            plural(failed),
+            report.url
+        );
+    }
+    if args.strict && warned > 0 {
+        bail!(
+            "{warned} requirement{} warned for {} (--strict)",
+            plural(warned),
             report.url
         );
     }
@@ -54,6 +65,7 @@ pub fn render(report: &CheckReport, color: bool) -> String {
         match outcome {
             Outcome::Pass => word.green().to_string(),
             Outcome::Fail => word.red().bold().to_string(),
+            Outcome::Warn => word.yellow().bold().to_string(),
             Outcome::Skip => word.dim().to_string(),
         }
     };
@@ -73,9 +85,16 @@ pub fn render(report: &CheckReport, color: bool) -> String {
             f.requirement.title(),
             for_terminal(&f.detail, false)
         ));
-        if f.outcome != Outcome::Fail {
+        if !matches!(f.outcome, Outcome::Fail | Outcome::Warn) {
             continue;
         }
+        // Where to read the rule, and how strongly it is asked for.
+        o.push_str(&dim(&format!(
+            "      {} in {}",
+            f.requirement.level().as_str(),
+            for_terminal(&f.requirement.source(f.mechanism), false)
+        )));
+        o.push('\n');
         if let Some(request) = &f.request {
             for l in request.lines() {
                 o.push_str(&dim(&format!("      > {}", for_terminal(l, false))));
@@ -98,9 +117,10 @@ pub fn render(report: &CheckReport, color: bool) -> String {
         }
     }
     o.push_str(&format!(
-        "{} passed, {} failed, {} skipped in {:.2}s (budget {}s)\n",
+        "{} passed, {} failed, {} warned, {} skipped in {:.2}s (budget {}s)\n",
         report.count(Outcome::Pass),
         report.count(Outcome::Fail),
+        report.count(Outcome::Warn),
         report.count(Outcome::Skip),
         report.took.as_secs_f64(),
         report.budget.as_secs_f64()

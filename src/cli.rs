@@ -136,21 +136,33 @@ pub enum Command {
     ///   lrwatch inspect --json http://127.0.0.1:8080/items/ | jq .auto
     #[command(verbatim_doc_comment)]
     Inspect(InspectArgs),
-    /// Probe a server's LiveResource support, requirement by requirement: PASS, FAIL or SKIP.
+    /// Probe a server's LiveResource support, requirement by requirement: PASS, FAIL, WARN or
+    /// SKIP.
     ///
-    /// Checks the ETag (present, stable between two GETs, 304 on If-None-Match), long-polls
-    /// (held while nothing changes, ended by the wait plus slack, a malformed wait answered
-    /// 400, the multiplexed answer's shape), event streams (content type, framing), WebSockets
-    /// (the liveresource subprotocol, subscription acks) and changes links (they advance).
-    /// With --trigger, CMD is run once (sh -c) when every mechanism is listening, and the
-    /// change must arrive over each of them; without it, those checks are SKIP. Every FAIL
-    /// shows the request and an excerpt of the response. Checks run concurrently; the whole
-    /// run is bounded by --budget and says how long it took.
+    /// Every requirement names its source (the 2014 specification, the form B page, the
+    /// 2016 draft, or an RFC, by section) and its level there: breaking a MUST is a FAIL,
+    /// breaking a SHOULD a WARN. Checks the ETag (present, stable, 304 on If-None-Match),
+    /// content types, long-polls (held while nothing changes, ended by the wait plus slack, a
+    /// malformed wait rejected or ignored, the multiplexed answer's shape), event streams
+    /// (content type, framing), WebSockets (the liveresource subprotocol, acks, value pushes),
+    /// changes links (they advance), that a subscription survives another client's long-poll
+    /// ending, and, with --callback-listen or --callback-url, webhooks (201 and Location,
+    /// the notification's Location, DELETE stops notifications).
     ///
-    /// Exit status: 0 when nothing failed, 1 otherwise (2 for a usage error).
+    /// With --trigger, CMD is run (sh -c) once per phase when every mechanism of the phase is
+    /// listening (long-polls; pushes; survival; webhooks, and again after their DELETE), and
+    /// the change must arrive over each; without it, those checks are SKIP. Every FAIL and
+    /// WARN shows the request and an excerpt of the response. The whole run is bounded by
+    /// --budget and says how long it took.
+    ///
+    /// Exit status: 0 when no MUST failed (with --strict: and no SHOULD warned), 1 otherwise
+    /// (2 for a usage error).
     ///
     /// Examples:
     ///   lrwatch check --trigger 'curl -s -X POST http://127.0.0.1:8080/counter/a' \
+    ///       http://127.0.0.1:8080/counter/a
+    ///   lrwatch check --strict --callback-listen 127.0.0.1:0 \
+    ///       --trigger 'curl -s -X POST http://127.0.0.1:8080/counter/a' \
     ///       http://127.0.0.1:8080/counter/a
     ///   lrwatch check --json http://127.0.0.1:8080/time | jq '.results[] | select(.outcome=="fail")'
     #[command(verbatim_doc_comment)]
@@ -201,7 +213,8 @@ pub struct ServeArgs {
     /// (answer long-polls at once), no-subprotocol (no liveresource in the WebSocket
     /// handshake), wrong-content-type (event streams as text/plain), stale-changes (the
     /// changes link does not advance), unstable-etag (a new ETag text on every GET), no-304
-    /// (ignore If-None-Match), accept-bad-wait (no 400 for a malformed wait).
+    /// (ignore If-None-Match), accept-bad-wait (no 400 for a malformed wait: allowed, so
+    /// check passes it).
     #[arg(long, value_name = "NAME", value_parser = parse_fault)]
     pub fault: Vec<lrwatch::server::Fault>,
 
@@ -288,6 +301,21 @@ pub struct CheckArgs {
     /// minimum).
     #[arg(long, value_name = "SECS", default_value_t = lrwatch::check::DEFAULT_WAIT, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub wait: u64,
+
+    /// Exit 1 on a WARN too (a SHOULD broken), not only on a FAIL (a MUST broken).
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Exercise webhooks: receive their notifications on a listener at ADDR (port 0 picks a
+    /// free one); without this or --callback-url, webhooks are SKIP.
+    #[arg(long, value_name = "ADDR")]
+    pub callback_listen: Option<String>,
+
+    /// The URL the server should POST webhook notifications to, when it must reach another
+    /// address than the listener's own (a tunnel, NAT); the listener is --callback-listen, or
+    /// 127.0.0.1 on a free port.
+    #[arg(long, value_name = "URL")]
+    pub callback_url: Option<url::Url>,
 }
 
 /// Options that shape how resources are followed and printed.

@@ -1,8 +1,8 @@
 //! What every resource should get right before any mechanism: well-formed links, an `ETag`
 //! that names the content (stable while it does not change), and 304 on a matching
-//! `If-None-Match`.
+//! `If-None-Match`; JSON labelled as JSON.
 
-use super::{Exchange, Finding, Probe, ProbeEnv, Requirement, REQUEST_TIMEOUT};
+use super::{json_label, Exchange, Finding, Probe, ProbeEnv, Requirement, REQUEST_TIMEOUT};
 use crate::mechanism::Mechanism;
 
 /// Links, `ETag` present and stable, 304.
@@ -31,6 +31,10 @@ pub(super) fn probe(env: &ProbeEnv, _probe: &mut Probe<'_>) -> Vec<Finding> {
             ),
             Some(&discovery),
         )
+    });
+    out.push(match json_label(&env.first) {
+        Ok(label) => Finding::pass(Requirement::ContentType, None, label),
+        Err(why) => Finding::fail(Requirement::ContentType, None, why, Some(&discovery)),
     });
     let Some(etag) = env.caps.etag.clone() else {
         let collection = env.caps.offer(Mechanism::Changes).is_some();

@@ -1,29 +1,40 @@
 //! `lrwatch check`: probes a server's LiveResource support requirement by requirement.
 //!
-//! One discovery GET, then one probe per advertised mechanism, all on their own threads:
+//! Every [`Requirement`] has a source (a section of the 2014 specification, the form B page,
+//! the 2016 draft, or an RFC) and a [`Level`] there: breaking a MUST is a FAIL, a SHOULD a
+//! WARN. Where the texts are silent, every sensible reading passes.
+//!
+//! One discovery GET, then phases, each a set of probes on threads of their own:
 //!
 //! 1. Each probe first checks what needs no change (validators, a long-poll held for a short
 //!    wait, stream content types, socket handshakes and acks), sets up a listener for a change
 //!    (a long-poll in flight, an open stream, a subscribed socket) and *arms*.
-//! 2. When every probe is armed, the `--trigger` command runs once (`sh -c`), and each probe
-//!    waits, bounded, for the change to arrive over its transport.
+//! 2. When every probe of the phase is armed, the `--trigger` command runs once (`sh -c`), and
+//!    each probe waits, bounded, for the change to arrive over its transport.
 //!
-//! Without a trigger, change-dependent requirements are skipped. The budget bounds the whole
-//! run whatever the server does: every wait, every request to the end of its body (see
-//! [`HttpClient::until`]) and every socket read end by it, and a probe the server still keeps
-//! busy is left behind, reported as out of budget. Results are data ([`CheckReport`]); the
-//! binary renders them.
+//! The phases: long-polls (with [`basics`] and [`changes`]); pushes ([`streams`], [`sockets`]),
+//! apart because some servers lose a push subscriber when another client's long-poll ends;
+//! that loss itself ([`survival`]); webhooks ([`callbacks`], which run the trigger once more
+//! after unsubscribing). Without a trigger, change-dependent requirements are skipped. The
+//! budget bounds the whole run whatever the server does: every wait, every request to the end
+//! of its body (see [`HttpClient::until`]) and every socket read end by it, and a probe the
+//! server still keeps busy is left behind, reported as out of budget. Results are data
+//! ([`CheckReport`]); the binary renders them.
 //!
-//! Groups of requirements: [`basics`] (validators, links), [`long_poll`] (value-wait,
-//! multiplex-wait, changes-wait), [`streams`] (every SSE mechanism), [`sockets`] (multiplex-ws
-//! and multiplex-socket), [`changes`] (changes links advance).
+//! Groups of requirements: [`basics`] (validators, links, content type), [`long_poll`]
+//! (value-wait, multiplex-wait, changes-wait), [`streams`] (every SSE mechanism), [`sockets`]
+//! (multiplex-ws and multiplex-socket), [`changes`] (changes links advance), [`survival`]
+//! (a subscription survives other clients), [`callbacks`] (webhooks).
 
 mod basics;
+mod callbacks;
 mod changes;
 mod long_poll;
+mod options;
 mod report;
 mod sockets;
 mod streams;
+mod survival;
 
 use std::fmt::Write as _;
 use std::io::Read;
@@ -31,21 +42,20 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use url::Url;
 
-pub use report::{CheckReport, Finding, Outcome, Requirement};
+pub use options::{CheckOptions, DEFAULT_BUDGET, DEFAULT_WAIT};
+pub use report::{CheckReport, Finding, Level, Outcome, Requirement};
 
 use crate::discovery::Capabilities;
 use crate::error::Result;
 use crate::http::{FetchError, HttpClient, Response, DEFAULT_MAX_BODY};
 use crate::mechanism::Mechanism;
 
-/// The default budget of a whole run.
-pub const DEFAULT_BUDGET: Duration = Duration::from_secs(60);
-/// The default wait of the long-polls that check holding, in seconds.
-pub const DEFAULT_WAIT: u64 = 2;
-/// How much later than its wait a long-poll may end.
-const SLACK: Duration = Duration::from_millis(1500);
+/// How much later than its wait a long-poll may end: generous, for slow servers and loaded
+/// machines (a late end only warns, too).
+const SLACK: Duration = Duration::from_secs(3);
 /// How long a change may take to arrive after the trigger ran.
 const CHANGE_WAIT: Duration = Duration::from_secs(10);
 /// How long the trigger command may run.
@@ -61,34 +71,6 @@ const EXCERPT_BODY: usize = 400;
 const EXCERPT_LINKS: usize = 3;
 /// How much of a header value an excerpt shows.
 const EXCERPT_HEADER: usize = 240;
-
-/// How to check.
-#[derive(Debug, Clone)]
-pub struct CheckOptions {
-    /// A shell command that changes the resource (`sh -c`); `None` skips change-dependent
-    /// requirements.
-    pub trigger: Option<String>,
-    /// The time the whole run may take.
-    pub budget: Duration,
-    /// The wait of the long-polls that check holding, in seconds.
-    pub wait: u64,
-    /// Extra request headers (`-H`), sent only to the resource's origin.
-    pub headers: Vec<(String, String)>,
-    /// Certificate authorities (DER) to trust instead of the bundled roots (`--cacert`).
-    pub ca_certs: Option<Vec<Vec<u8>>>,
-}
-
-impl Default for CheckOptions {
-    fn default() -> Self {
-        CheckOptions {
-            trigger: None,
-            budget: DEFAULT_BUDGET,
-            wait: DEFAULT_WAIT,
-            headers: Vec::new(),
-            ca_certs: None,
-        }
-    }
-}
 
 /// A request and (an excerpt of) its response, for a failure's evidence.
 #[derive(Debug, Clone)]
@@ -263,7 +245,9 @@ impl ProbeEnv {
         let state = self.gate.lock();
         let by = match state.fired {
             Some(Fired::Changed(at)) => at + CHANGE_WAIT,
-            _ => Instant::now() + CHANGE_WAIT + TRIGGER_TIMEOUT,
+            // No change is coming: nothing to wait for.
+            Some(Fired::NoTrigger | Fired::Failed(_)) => Instant::now(),
+            None => Instant::now() + CHANGE_WAIT + TRIGGER_TIMEOUT,
         };
         by.min(self.deadline)
     }
@@ -455,26 +439,16 @@ pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
         ),
     ));
 
-    let mut probes: Vec<Named> = vec![(None, basics::probe)];
-    probes.extend(long_poll::probes(&caps));
-    probes.extend(streams::probes(&caps));
-    probes.extend(sockets::probes(&caps));
-    probes.extend(changes::probes(&caps));
-    let mut callbacks = Vec::new();
-    for m in [
-        Mechanism::ValueCallback,
-        Mechanism::ChangesCallback,
-        Mechanism::MultiplexCallbacks,
-    ] {
-        if caps.offer(m).is_some() {
-            callbacks.push(Finding::skip(
-                Requirement::Callbacks,
-                Some(m),
-                "not exercised by this version (they need an address the server can reach)",
-            ));
-        }
-    }
-
+    // Probes run in phases, each with its own trigger run: some servers lose one client's
+    // subscription when another client's long-poll ends (see `survival`), so long-polls and
+    // pushes are checked apart, and that loss only where it is the point.
+    let mut first_phase: Vec<Named> = vec![(None, basics::probe)];
+    first_phase.extend(long_poll::probes(&caps));
+    first_phase.extend(changes::probes(&caps));
+    let mut pushes: Vec<Named> = streams::probes(&caps);
+    pushes.extend(sockets::probes(&caps));
+    let webhooks = callbacks::probes(&caps, options);
+    let skipped_webhooks = callbacks::skipped(&caps, options);
     let env = Arc::new(ProbeEnv {
         url: url.clone(),
         http,
@@ -485,20 +459,80 @@ pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
         tls,
         gate: Gate {
             state: Mutex::new(GateState {
-                unarmed: probes.len(),
+                unarmed: 0,
                 started: None,
                 fired: None,
             }),
             wake: Condvar::new(),
         },
     });
-    // Each probe on a thread of its own, its findings sent back. Probes bound their own
-    // waits by the budget; one that the server still keeps busy after it (and the grace) is
-    // left behind, reported as out of budget, so the run ends on time whatever the server
-    // does (the process does not wait for such a thread when it exits).
+    let phase = |name: &str, probes: &[Named], findings: &mut Vec<Finding>| {
+        if probes.is_empty() {
+            return;
+        }
+        let (trigger, results) = run_phase(&env, name, probes);
+        let mut results = results.into_iter();
+        if name == "long-polls" {
+            // The basic probe's findings first, then the trigger's.
+            findings.extend(results.next().unwrap_or_default());
+        }
+        findings.extend(trigger);
+        findings.extend(results.flatten());
+    };
+    phase("long-polls", &first_phase, &mut findings);
+    phase("pushes", &pushes, &mut findings);
+    // Survival, over the first push mechanism that delivered alone.
+    let survivor = survival::PUSHES.into_iter().find(|m| {
+        findings.iter().any(|f| {
+            f.requirement == Requirement::ChangeDelivered
+                && f.mechanism == Some(*m)
+                && f.outcome == Outcome::Pass
+        })
+    });
+    if survival::has_long_poll(&env.caps) && !pushes.is_empty() {
+        match survivor {
+            Some(m) => phase("survival", &[survival::probe_for(m)], &mut findings),
+            None => findings.push(Finding::skip(
+                Requirement::SurvivesOtherClients,
+                None,
+                if env.has_trigger() {
+                    "no push mechanism delivered a change alone"
+                } else {
+                    "no --trigger given"
+                },
+            )),
+        }
+    }
+    phase("webhooks", &webhooks, &mut findings);
+    findings.extend(skipped_webhooks);
+    Ok(CheckReport {
+        url: url.clone(),
+        findings,
+        took: started.elapsed(),
+        budget: options.budget,
+    })
+}
+
+/// Runs one phase's probes, each on a thread of its own, and the trigger once every one of
+/// them is listening; their findings, in order, and the trigger's.
+fn run_phase(
+    env: &Arc<ProbeEnv>,
+    phase: &str,
+    probes: &[Named],
+) -> (Option<Finding>, Vec<Vec<Finding>>) {
+    {
+        let mut state = env.gate.lock();
+        state.unarmed = probes.len();
+        state.started = None;
+        state.fired = None;
+    }
+    let options = &env.options;
+    // Probes bound their own waits by the budget; one that the server still keeps busy after
+    // it (and the grace) is left behind, reported as out of budget, so the run ends on time
+    // whatever the server does (the process does not wait for such a thread when it exits).
     let (tx, rx) = mpsc::channel();
     for (i, (_, probe)) in probes.iter().enumerate() {
-        let (mine, sender, probe) = (Arc::clone(&env), tx.clone(), *probe);
+        let (mine, sender, probe) = (Arc::clone(env), tx.clone(), *probe);
         let spawned = std::thread::Builder::new()
             .name("lrwatch-check-probe".into())
             .spawn(move || {
@@ -518,18 +552,18 @@ pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
         }
     }
     drop(tx);
-    let trigger_finding = Some(fire(&env));
+    let trigger = fire(env, phase);
     let mut done: Vec<Option<Option<Vec<Finding>>>> = vec![None; probes.len()];
-    let give_up = deadline + GRACE;
+    let give_up = env.deadline + GRACE;
     while done.iter().any(Option::is_none) {
         match rx.recv_timeout(give_up.saturating_duration_since(Instant::now())) {
             Ok((i, found)) => done[i] = Some(found),
             Err(_) => break,
         }
     }
-    let results: Vec<Vec<Finding>> = done
+    let results = done
         .into_iter()
-        .zip(&probes)
+        .zip(probes)
         .map(|(found, (mechanism, _))| match found {
             Some(Some(findings)) => findings,
             Some(None) => vec![Finding::fail(
@@ -550,21 +584,12 @@ pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
             )],
         })
         .collect();
-    let mut results = results.into_iter();
-    findings.extend(results.next().unwrap_or_default());
-    findings.extend(trigger_finding.into_iter().flatten());
-    findings.extend(results.flatten());
-    findings.extend(callbacks);
-    Ok(CheckReport {
-        url: url.clone(),
-        findings,
-        took: started.elapsed(),
-        budget: options.budget,
-    })
+    (trigger, results)
 }
 
-/// Waits until every probe is armed, runs the trigger, and tells the probes what it did.
-fn fire(env: &ProbeEnv) -> Option<Finding> {
+/// Waits until every probe is armed, runs the trigger, and tells the probes what it did; the
+/// trigger's finding names the phase.
+fn fire(env: &ProbeEnv, phase: &str) -> Option<Finding> {
     {
         let guard = env.gate.lock();
         let _ = env
@@ -591,7 +616,7 @@ fn fire(env: &ProbeEnv) -> Option<Finding> {
                     Some(Finding::pass(
                         Requirement::Trigger,
                         None,
-                        format!("exit 0 after {:.2}s", took.as_secs_f64()),
+                        format!("{phase}: exit 0 after {:.2}s", took.as_secs_f64()),
                     )),
                 ),
                 Err((why, output)) => {
@@ -604,7 +629,7 @@ fn fire(env: &ProbeEnv) -> Option<Finding> {
                         Some(Finding::fail(
                             Requirement::Trigger,
                             None,
-                            why,
+                            format!("{phase}: {why}"),
                             Some(&exchange),
                         )),
                     )
@@ -666,8 +691,83 @@ fn run_trigger(
     }
 }
 
-/// How to name a resource to a multiplex endpoint, as the follow engine does.
-pub(crate) use crate::wire::multiplex::name_for as uri_for;
+/// Whether a response whose body is JSON says so: `application/json`, any `+json` type, or
+/// form A's `application/liveresource-multiplex`. A body that is not JSON (or is empty) has
+/// nothing to say here.
+fn json_label(response: &Response) -> std::result::Result<String, String> {
+    let content_type = response.header("content-type").unwrap_or("").trim();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let body = String::from_utf8_lossy(&response.body);
+    if body.trim().is_empty() || serde_json::from_str::<Value>(body.trim()).is_err() {
+        return Ok(format!("not JSON ({})", display_type(content_type)));
+    }
+    let json = media == "application/json"
+        || media == "text/json"
+        || media.ends_with("+json")
+        || media == "application/liveresource-multiplex";
+    if json {
+        Ok(media)
+    } else {
+        Err(format!(
+            "JSON content labelled {}: clients that go by the label do not read it as JSON",
+            display_type(content_type)
+        ))
+    }
+}
+
+fn display_type(content_type: &str) -> String {
+    if content_type.is_empty() {
+        "without a Content-Type".into()
+    } else {
+        format!("{content_type:?}")
+    }
+}
+
+/// `url` with `ws` read as `http` and `wss` as `https`: a socket's link and the resource it
+/// serves are on one origin when only that tells them apart.
+fn as_http(url: &Url) -> Url {
+    let mut u = url.clone();
+    let scheme = match url.scheme() {
+        "ws" => "http",
+        "wss" => "https",
+        _ => return u,
+    };
+    let _ = u.set_scheme(scheme);
+    u
+}
+
+/// How to name a resource to a multiplex or socket endpoint, as the texts' examples do: by
+/// its path (and query) when the endpoint is on the same host and port (`ws` as `http`, `wss`
+/// as `https`), else by its absolute URL. Servers may only know paths.
+fn uri_for(endpoint: &Url, resource: &Url) -> String {
+    if as_http(endpoint).origin() == as_http(resource).origin() {
+        let mut s = resource.path().to_string();
+        if let Some(q) = resource.query() {
+            s.push('?');
+            s.push_str(q);
+        }
+        s
+    } else {
+        resource.to_string()
+    }
+}
+
+/// Whether `uri`, as a server wrote it in a message from `endpoint`, names `resource`:
+/// compared resolved (against the endpoint, `ws` as `http`), never as text.
+fn names(endpoint: &Url, uri: &str, resource: &Url) -> bool {
+    let Ok(mut resolved) = as_http(endpoint).join(uri.trim()) else {
+        return false;
+    };
+    resolved.set_fragment(None);
+    let mut resource = as_http(resource);
+    resource.set_fragment(None);
+    resolved == resource
+}
 
 /// What a multiplexed or socket subscription follows: the resource's value, or for a
 /// collection (changes links, no ETag) its changes link.
@@ -738,6 +838,32 @@ mod tests {
             long_poll::next_checkpoint(&links, &base).unwrap().as_str(),
             "http://h/items/?since=2"
         );
+    }
+
+    #[test]
+    fn resources_are_named_by_path_on_one_origin_and_compared_resolved() {
+        let ws = Url::parse("ws://h:8/ws/").unwrap();
+        let resource = Url::parse("http://h:8/obj/h?x=1").unwrap();
+        assert_eq!(uri_for(&ws, &resource), "/obj/h?x=1");
+        let elsewhere = Url::parse("ws://h:9/ws/").unwrap();
+        assert_eq!(uri_for(&elsewhere, &resource), "http://h:8/obj/h?x=1");
+        let wss = Url::parse("wss://h/ws/").unwrap();
+        assert_eq!(uri_for(&wss, &Url::parse("https://h/a").unwrap()), "/a");
+        assert!(names(&ws, "/obj/h?x=1", &resource));
+        assert!(names(&ws, "http://h:8/obj/h?x=1", &resource));
+        assert!(names(&ws, "../obj/h?x=1", &resource));
+        assert!(!names(&ws, "/obj/h", &resource));
+        assert!(!names(&elsewhere, "/obj/h?x=1", &resource));
+    }
+
+    #[test]
+    fn every_requirement_has_a_level_and_a_source() {
+        for r in Requirement::ALL {
+            assert!(!r.source(None).is_empty(), "{}", r.id());
+            assert!(!r.title().is_empty());
+        }
+        assert_eq!(Requirement::BadWaitHandled.level(), Level::Should);
+        assert_eq!(Requirement::ChangeDelivered.level(), Level::Must);
     }
 
     #[test]

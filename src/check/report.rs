@@ -1,5 +1,5 @@
-//! What a check finds: a requirement of the protocol, its outcome for one mechanism with the
-//! evidence, and the report of them all.
+//! What a check finds: a requirement of the protocol with its level and source, its outcome
+//! for one mechanism with the evidence, and the report of them all.
 
 use std::time::Duration;
 
@@ -22,12 +22,14 @@ pub enum Requirement {
     EtagStable,
     /// A GET with a matching `If-None-Match` is answered 304.
     NotModified,
+    /// JSON content is labelled as JSON (not, say, `text/html`).
+    ContentType,
     /// A long-poll without news is held, not answered at once.
     LongPollHeld,
     /// A long-poll without news ends by its wait plus a little slack.
     LongPollTimely,
-    /// A malformed wait is answered 400 at once.
-    BadWaitRejected,
+    /// A malformed wait is rejected (400) or ignored: not an error, not a hang.
+    BadWaitHandled,
     /// The `--trigger` command ran and succeeded.
     Trigger,
     /// A change made by the trigger arrives over the transport.
@@ -44,13 +46,79 @@ pub enum Requirement {
     MultiplexBody,
     /// A changes response's `changes` link is the next checkpoint, not the same one.
     ChangesAdvance,
-    /// Webhooks (not exercised by this version).
-    Callbacks,
+    /// A push to a subscription in `value` mode carries the value, not a part of it.
+    PushIsValue,
+    /// A form B stream update names the one before it (`Previous-ETag`,
+    /// `Previous-Changes-Id`), so a client can notice a lost one.
+    GapMarkers,
+    /// A push subscription keeps receiving changes after another client's long-poll ended.
+    SurvivesOtherClients,
+    /// A webhook subscription is answered 201 with the subscription's `Location`.
+    CallbackSubscribe,
+    /// A webhook notification names the resource in its `Location` header.
+    CallbackLocation,
+    /// After `DELETE` of the subscription, no more notifications arrive.
+    CallbackUnsubscribe,
     /// A probe finished within the run's budget (`--budget`).
     Budget,
 }
 
+/// How strongly a text asks for a requirement: what breaking it costs (FAIL or WARN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Required (or a conforming client fails without it): breaking it is a FAIL.
+    Must,
+    /// Recommended (or stated without a keyword): breaking it is a WARN.
+    Should,
+    /// Allowed: breaking it is a WARN at most.
+    May,
+}
+
+impl Level {
+    /// `MUST`, `SHOULD` or `MAY`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+            Level::May => "MAY",
+        }
+    }
+}
+
+/// Where the texts are: named once, quoted by section in every source.
+const SPEC_2014: &str = "2014 spec (fanout/liveresource protocol.md)";
+const DRAFT_2016: &str = "2016 draft (liveresource/protocol)";
+const FORM_B: &str = "form B (the test server's page; PROTOCOL.md)";
+
 impl Requirement {
+    /// Every requirement, in the order of the README's table.
+    pub const ALL: [Requirement; 24] = [
+        Requirement::Discovery,
+        Requirement::Links,
+        Requirement::EtagPresent,
+        Requirement::EtagStable,
+        Requirement::NotModified,
+        Requirement::ContentType,
+        Requirement::LongPollHeld,
+        Requirement::LongPollTimely,
+        Requirement::BadWaitHandled,
+        Requirement::Trigger,
+        Requirement::ChangeDelivered,
+        Requirement::SseContentType,
+        Requirement::SseFraming,
+        Requirement::WsSubprotocol,
+        Requirement::SubscribeAck,
+        Requirement::MultiplexBody,
+        Requirement::ChangesAdvance,
+        Requirement::PushIsValue,
+        Requirement::GapMarkers,
+        Requirement::SurvivesOtherClients,
+        Requirement::CallbackSubscribe,
+        Requirement::CallbackLocation,
+        Requirement::CallbackUnsubscribe,
+        Requirement::Budget,
+    ];
+
     /// A stable identifier, for scripts.
     pub fn id(self) -> &'static str {
         match self {
@@ -59,9 +127,10 @@ impl Requirement {
             Requirement::EtagPresent => "etag-present",
             Requirement::EtagStable => "etag-stable",
             Requirement::NotModified => "not-modified",
+            Requirement::ContentType => "content-type",
             Requirement::LongPollHeld => "long-poll-held",
             Requirement::LongPollTimely => "long-poll-timely",
-            Requirement::BadWaitRejected => "bad-wait-rejected",
+            Requirement::BadWaitHandled => "bad-wait-handled",
             Requirement::Trigger => "trigger",
             Requirement::ChangeDelivered => "change-delivered",
             Requirement::SseContentType => "sse-content-type",
@@ -70,7 +139,12 @@ impl Requirement {
             Requirement::SubscribeAck => "subscribe-ack",
             Requirement::MultiplexBody => "multiplex-body",
             Requirement::ChangesAdvance => "changes-advance",
-            Requirement::Callbacks => "callbacks",
+            Requirement::PushIsValue => "push-is-value",
+            Requirement::GapMarkers => "gap-markers",
+            Requirement::SurvivesOtherClients => "survives-other-clients",
+            Requirement::CallbackSubscribe => "callback-subscribe",
+            Requirement::CallbackLocation => "callback-location",
+            Requirement::CallbackUnsubscribe => "callback-unsubscribe",
             Requirement::Budget => "budget",
         }
     }
@@ -83,9 +157,10 @@ impl Requirement {
             Requirement::EtagPresent => "ETag present",
             Requirement::EtagStable => "ETag stable between two GETs",
             Requirement::NotModified => "304 on a matching If-None-Match",
+            Requirement::ContentType => "JSON labelled as JSON",
             Requirement::LongPollHeld => "long-poll held while nothing changes",
             Requirement::LongPollTimely => "long-poll ends by the wait plus slack",
-            Requirement::BadWaitRejected => "malformed wait rejected with 400",
+            Requirement::BadWaitHandled => "malformed wait rejected (400) or ignored",
             Requirement::Trigger => "trigger command ran",
             Requirement::ChangeDelivered => "change delivered",
             Requirement::SseContentType => "content type text/event-stream",
@@ -94,8 +169,137 @@ impl Requirement {
             Requirement::SubscribeAck => "subscription acknowledged",
             Requirement::MultiplexBody => "answer is an object of {code, headers, body} members",
             Requirement::ChangesAdvance => "changes link advances past the changes returned",
-            Requirement::Callbacks => "webhooks",
+            Requirement::PushIsValue => "a value-mode push carries the value",
+            Requirement::GapMarkers => "an update names the one before it",
+            Requirement::SurvivesOtherClients => "a subscription survives other clients",
+            Requirement::CallbackSubscribe => "webhook subscription answered 201 with Location",
+            Requirement::CallbackLocation => "webhook notification names the resource (Location)",
+            Requirement::CallbackUnsubscribe => "DELETE of the subscription stops notifications",
             Requirement::Budget => "probe finished within the budget",
+        }
+    }
+
+    /// How strongly the texts ask for it. A rule stated without a keyword is a SHOULD unless
+    /// breaking it makes a conforming client fail (then a MUST); a practice of lrwatch's own
+    /// is at most a SHOULD.
+    pub fn level(self) -> Level {
+        match self {
+            Requirement::Discovery
+            | Requirement::Links
+            | Requirement::EtagPresent
+            | Requirement::Trigger
+            | Requirement::ChangeDelivered
+            | Requirement::SseContentType
+            | Requirement::SseFraming
+            | Requirement::WsSubprotocol
+            | Requirement::MultiplexBody
+            | Requirement::ChangesAdvance
+            | Requirement::SurvivesOtherClients
+            | Requirement::CallbackSubscribe
+            | Requirement::CallbackLocation
+            | Requirement::CallbackUnsubscribe => Level::Must,
+            Requirement::EtagStable
+            | Requirement::NotModified
+            | Requirement::ContentType
+            | Requirement::LongPollHeld
+            | Requirement::LongPollTimely
+            | Requirement::BadWaitHandled
+            | Requirement::SubscribeAck
+            | Requirement::PushIsValue
+            | Requirement::GapMarkers
+            | Requirement::Budget => Level::Should,
+        }
+    }
+
+    /// Where the requirement comes from, by the section's name in the text, so a server
+    /// author can look it up; over `mechanism` when the texts differ by mechanism.
+    pub fn source(self, mechanism: Option<Mechanism>) -> String {
+        use Mechanism as M;
+        let by_mechanism = |m: Option<Mechanism>| -> String {
+            match m {
+                Some(M::ValueWait) => {
+                    format!("{SPEC_2014}, \"Objects\"; {DRAFT_2016}, \"Long-polling\"")
+                }
+                Some(M::Changes | M::ChangesWait) => {
+                    format!("{SPEC_2014}, \"Collections\"; {DRAFT_2016}, \"Long-polling\"")
+                }
+                Some(M::MultiplexWait) => {
+                    format!("{SPEC_2014}, \"Multiplexing\"; {DRAFT_2016}, \"Multiplexing\"")
+                }
+                Some(M::ValueStream | M::ChangesStream | M::HintStream | M::MultiplexStream) => {
+                    format!("{SPEC_2014}, \"Server-Sent Events\"; {FORM_B}, \"Server-Sent Events\"; {DRAFT_2016}, \"Stream\"")
+                }
+                Some(M::MultiplexWs) => format!("{SPEC_2014}, \"WebSockets\""),
+                Some(M::MultiplexSocket) => {
+                    format!("{FORM_B}, \"Multiplexing\"; {DRAFT_2016}, \"Multiplexing\"")
+                }
+                Some(M::ValueCallback | M::ChangesCallback | M::MultiplexCallbacks) => {
+                    format!("{SPEC_2014}, \"Webhooks\"; {DRAFT_2016}, \"Callbacks\"")
+                }
+                _ => format!("{SPEC_2014}; {DRAFT_2016}"),
+            }
+        };
+        match self {
+            Requirement::Discovery => format!(
+                "{SPEC_2014}, introduction (\"Resources indicate support ... using Link headers in HTTP responses\")"
+            ),
+            Requirement::Links => "RFC 8288, section 3 \"Link Serialisation in HTTP Headers\"".into(),
+            Requirement::EtagPresent => format!(
+                "{SPEC_2014}, \"Objects\" (\"by including an ETag\"); {DRAFT_2016}, \"Long-polling\""
+            ),
+            Requirement::EtagStable => {
+                "RFC 7232, section 2.1 \"Weak versus Strong\" and 2.3 \"ETag\"".into()
+            }
+            Requirement::NotModified => {
+                "RFC 7232, section 3.2 \"If-None-Match\" (\"SHOULD respond with a 304\")".into()
+            }
+            Requirement::ContentType => {
+                "RFC 7231, section 3.1.1.5 \"Content-Type\" (\"SHOULD generate a Content-Type\")"
+                    .into()
+            }
+            Requirement::LongPollHeld | Requirement::ChangeDelivered => by_mechanism(mechanism),
+            Requirement::LongPollTimely => format!(
+                "{} (the Wait header is \"a timeout value in seconds\"); RFC 7240, section 4.3 \"The wait Preference\"",
+                by_mechanism(mechanism)
+            ),
+            Requirement::BadWaitHandled => {
+                "RFC 7240, section 2 \"The Prefer Request Header Field\" (preferences not understood are ignored); no form says more"
+                    .into()
+            }
+            Requirement::Trigger => "lrwatch check's own (--trigger): not a protocol rule".into(),
+            Requirement::SseContentType => {
+                "WHATWG HTML, \"Server-sent events\" (a stream not served as text/event-stream fails the connection)".into()
+            }
+            Requirement::SseFraming => format!(
+                "WHATWG HTML, \"Event stream interpretation\"; {}",
+                by_mechanism(mechanism)
+            ),
+            Requirement::WsSubprotocol => format!(
+                "{SPEC_2014}, \"WebSockets\" (\"must negotiate the liveresource protocol\"); {DRAFT_2016}, \"Multiplexing\" (MUST); RFC 6455, section 4.2.2"
+            ),
+            Requirement::SubscribeAck => by_mechanism(mechanism),
+            Requirement::MultiplexBody => format!(
+                "{SPEC_2014}, \"Multiplexing\" (\"a special format of a JSON object\"); {DRAFT_2016}, \"Multiplexing\""
+            ),
+            Requirement::ChangesAdvance => format!(
+                "{SPEC_2014}, \"Collections\" (\"all items that were modified after some recent checkpoint\"); {DRAFT_2016}, \"Long-polling\""
+            ),
+            Requirement::PushIsValue => format!(
+                "{SPEC_2014}, \"WebSockets\" (mode \"value\"; \"For values:\" the event's body is the object)"
+            ),
+            Requirement::GapMarkers => format!(
+                "{FORM_B}, \"Server-Sent Events\" (\"The Previous-ETag and Previous-Changes-Id fields inside the updates can be used to detect missing data\")"
+            ),
+            Requirement::SurvivesOtherClients => format!(
+                "{}: a subscription is notified of every change until it is cancelled",
+                by_mechanism(mechanism)
+            ),
+            Requirement::CallbackSubscribe
+            | Requirement::CallbackLocation
+            | Requirement::CallbackUnsubscribe => format!(
+                "{SPEC_2014}, \"Webhooks\"; {DRAFT_2016}, \"Callbacks\"; resthooks.org"
+            ),
+            Requirement::Budget => "lrwatch check's own (--budget): not a protocol rule".into(),
         }
     }
 }
@@ -105,18 +309,21 @@ impl Requirement {
 pub enum Outcome {
     /// Met.
     Pass,
-    /// Not met: the finding shows the request and response.
+    /// A MUST not met: the finding shows the request and response.
     Fail,
+    /// A SHOULD (or MAY) not met: the finding shows the request and response.
+    Warn,
     /// Not tested (not advertised, no trigger, or something it depends on failed).
     Skip,
 }
 
 impl Outcome {
-    /// `PASS`, `FAIL` or `SKIP`.
+    /// `PASS`, `FAIL`, `WARN` or `SKIP`.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Pass => "PASS",
             Outcome::Fail => "FAIL",
+            Outcome::Warn => "WARN",
             Outcome::Skip => "SKIP",
         }
     }
@@ -170,7 +377,13 @@ impl Finding {
         detail: impl Into<String>,
         exchange: Option<&Exchange>,
     ) -> Finding {
-        let mut f = Finding::new(r, m, Outcome::Fail, detail);
+        // Breaking a MUST fails; a SHOULD or MAY only warns.
+        let outcome = if r.level() == Level::Must {
+            Outcome::Fail
+        } else {
+            Outcome::Warn
+        };
+        let mut f = Finding::new(r, m, outcome, detail);
         if let Some(x) = exchange {
             f.request = Some(x.request.clone());
             f.response = x.response.clone();
@@ -221,6 +434,11 @@ impl CheckReport {
         self.count(Outcome::Fail) == 0
     }
 
+    /// Whether nothing failed or warned (`--strict`).
+    pub fn passed_strictly(&self) -> bool {
+        self.passed() && self.count(Outcome::Warn) == 0
+    }
+
     /// The report as JSON, for scripts.
     pub fn to_json(&self) -> Value {
         json!({
@@ -228,12 +446,15 @@ impl CheckReport {
             "ok": self.passed(),
             "passed": self.count(Outcome::Pass),
             "failed": self.count(Outcome::Fail),
+            "warned": self.count(Outcome::Warn),
             "skipped": self.count(Outcome::Skip),
             "took": (self.took.as_secs_f64() * 1000.0).round() / 1000.0,
             "budget": self.budget.as_secs_f64(),
             "results": self.findings.iter().map(|f| json!({
                 "requirement": f.requirement.id(),
                 "title": f.requirement.title(),
+                "level": f.requirement.level().as_str(),
+                "source": f.requirement.source(f.mechanism),
                 "mechanism": f.mechanism.map(Mechanism::as_str),
                 "outcome": f.outcome.as_str().to_ascii_lowercase(),
                 "detail": f.detail,

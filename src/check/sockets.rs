@@ -16,7 +16,7 @@ use tungstenite::{Message, WebSocket};
 use url::Url;
 
 use super::{
-    delivered, not_delivered, subject, uri_for, Exchange, Finding, Named, Probe, ProbeEnv,
+    delivered, names, not_delivered, subject, uri_for, Exchange, Finding, Named, Probe, ProbeEnv,
     Requirement,
 };
 use crate::discovery::Capabilities;
@@ -223,27 +223,27 @@ fn connect(env: &ProbeEnv, endpoint: &Url, offer: bool) -> Result<Opened, (Strin
 
 /// The next text message, or `None` at the deadline or when the connection ends.
 fn next_text(socket: &mut Socket, deadline: Instant) -> Option<String> {
+    read_text(socket, deadline).ok().flatten()
+}
+
+/// The next text message, `Ok(None)` at the deadline, `Err(())` when the connection ended.
+fn read_text(socket: &mut Socket, deadline: Instant) -> Result<Option<String>, ()> {
     read_until(socket, deadline);
     loop {
         if Instant::now() >= deadline {
-            return None;
+            return Ok(None);
         }
         match socket.read() {
-            Ok(Message::Text(t)) => return Some(t.to_string()),
+            Ok(Message::Text(t)) => return Ok(Some(t.to_string())),
             Ok(_) => {}
             Err(tungstenite::Error::Io(e))
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) => {}
-            Err(_) => return None,
+            Err(_) => return Err(()),
         }
     }
-}
-
-/// Whether two URIs name the same resource, relative ones resolved against the endpoint.
-fn same(endpoint: &Url, a: &str, b: &str) -> bool {
-    a == b || (endpoint.join(a).ok().is_some() && endpoint.join(a).ok() == endpoint.join(b).ok())
 }
 
 fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Finding> {
@@ -257,7 +257,7 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Findi
     let (subject, changes) = subject(env);
     let uri = uri_for(&endpoint, &subject);
     let mut out = Vec::new();
-    let mut opened = match connect(env, &endpoint, true) {
+    let opened = match connect(env, &endpoint, true) {
         Ok(o) => {
             let ok = o
                 .subprotocol
@@ -291,82 +291,16 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Findi
             }
         }
     };
-    let socket = &mut opened.socket;
-    let request = if mechanism == Mechanism::MultiplexWs {
-        ws_json::ClientMessage::Subscribe {
-            id: "1".into(),
-            mode: if changes {
-                ws_json::Mode::Changes
-            } else {
-                ws_json::Mode::Value
-            },
-            uri: uri.clone(),
-        }
-        .encode()
-    } else {
-        socket::ClientMessage::Get(uri.clone()).encode()
+    let mut sub = Subscription {
+        socket: opened.socket,
+        mechanism,
+        endpoint,
+        subject,
+        uri,
     };
-    let exchange = Exchange::new("WebSocket message", &endpoint, &[]);
-    let exchange = Exchange {
-        request: format!("{}\n\n{request}", exchange.request),
-        response: None,
-    };
-    if socket.send(Message::text(request.clone())).is_err() {
-        out.push(Finding::fail(
-            Requirement::SubscribeAck,
-            m,
-            "the subscription could not be sent",
-            Some(&exchange),
-        ));
-        out.push(Finding::skip(
-            Requirement::ChangeDelivered,
-            m,
-            "not subscribed",
-        ));
-        return out;
-    }
-    let until = Instant::now() + env.bounded(ACK_TIMEOUT);
-    let mut heard = Vec::new();
-    let ack = loop {
-        let Some(text) = next_text(socket, until) else {
-            break Err(if env.out_of_budget() {
-                "no acknowledgement before the budget ran out".to_string()
-            } else {
-                "no acknowledgement".to_string()
-            });
-        };
-        heard.push(text.clone());
-        if mechanism == Mechanism::MultiplexWs {
-            match ws_json::ServerMessage::parse(&text) {
-                Ok(ws_json::ServerMessage::Subscribed { id }) if id == "1" => break Ok(text),
-                Ok(ws_json::ServerMessage::Error { code, message, .. }) => {
-                    break Err(format!("refused: {code} {message}"))
-                }
-                _ => {}
-            }
-        } else {
-            match socket::ServerMessage::parse(&text) {
-                Ok(socket::ServerMessage::Ack { uri: acked, .. })
-                    if same(&endpoint, &acked, &uri) =>
-                {
-                    break Ok(text)
-                }
-                Ok(socket::ServerMessage::Error { code, reason, .. }) => {
-                    break Err(format!("refused: {code} {reason}"))
-                }
-                _ => {}
-            }
-        }
-    };
-    let heard_text = if heard.is_empty() {
-        "(nothing)".to_string()
-    } else {
-        heard.join("\n")
-    };
-    let exchange = exchange.with_text(heard_text);
-    match ack {
+    match sub.subscribe(env, changes) {
         Ok(text) => out.push(Finding::pass(Requirement::SubscribeAck, m, text)),
-        Err(why) => {
+        Err(Unacked::Refused(why, exchange)) => {
             out.push(Finding::fail(
                 Requirement::SubscribeAck,
                 m,
@@ -378,58 +312,244 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Findi
                 m,
                 format!("not subscribed: {why}"),
             ));
-            let _ = socket.close(None);
+            sub.close();
             return out;
         }
+        // The texts do not make a client wait for the ack: the change may still come.
+        Err(Unacked::Silent(why, exchange)) => out.push(Finding::fail(
+            Requirement::SubscribeAck,
+            m,
+            why,
+            Some(&exchange),
+        )),
     }
     probe.arm();
     if let Some(skip) = super::change_skip(env, mechanism) {
         out.push(skip);
-        let _ = socket.close(None);
+        sub.close();
         return out;
     }
-    let deadline = env.change_deadline();
-    let mut pushed = Vec::new();
-    let arrived = loop {
-        let Some(text) = next_text(socket, deadline) else {
-            break None;
-        };
-        pushed.push(text.clone());
-        let about = if mechanism == Mechanism::MultiplexWs {
-            match ws_json::ServerMessage::parse(&text) {
-                Ok(ws_json::ServerMessage::Event { uri: pushed, .. }) => Some(pushed),
-                _ => None,
-            }
-        } else {
-            match socket::ServerMessage::parse(&text) {
-                Ok(socket::ServerMessage::Update { uri: pushed, .. })
-                | Ok(socket::ServerMessage::Hint { uri: pushed }) => Some(pushed),
-                _ => None,
-            }
-        };
-        if about.is_some_and(|p| same(&endpoint, &p, &uri)) && env.trigger_started().is_some() {
-            break Some(Instant::now());
-        }
-    };
-    let _ = socket.close(None);
-    out.push(match arrived {
-        Some(at) => delivered(env, mechanism, "a push arrived", at),
-        None => {
-            let x = Exchange {
-                request: format!("(subscribed to {uri} on {endpoint})"),
-                response: Some(if pushed.is_empty() {
-                    "(no message)".into()
-                } else {
-                    pushed.join("\n")
-                }),
-            };
-            not_delivered(
-                env,
-                mechanism,
-                "no push arrived after the trigger".into(),
-                Some(&x),
-            )
-        }
+    let (arrived, pushed) = sub.wait_push(env);
+    sub.close();
+    out.push(match &arrived {
+        Some((at, _)) => delivered(env, mechanism, "a push arrived", *at),
+        None => not_delivered(
+            env,
+            mechanism,
+            "no push arrived after the trigger".into(),
+            Some(&sub.evidence(&pushed)),
+        ),
     });
+    if let Some((_, text)) = arrived {
+        if mechanism == Mechanism::MultiplexWs && !changes {
+            out.push(push_is_value(env, &sub, &text));
+        }
+    }
     out
+}
+
+/// Why a subscription was not acknowledged.
+pub(super) enum Unacked {
+    /// The server refused it: nothing will come.
+    Refused(String, Exchange),
+    /// No acknowledgement came (and no refusal).
+    Silent(String, Exchange),
+}
+
+/// A subscription on an open socket: to the resource (or its changes link) at `subject`.
+pub(super) struct Subscription {
+    socket: Socket,
+    mechanism: Mechanism,
+    endpoint: Url,
+    subject: Url,
+    /// How the resource was named to the endpoint.
+    uri: String,
+}
+
+impl Subscription {
+    /// Connects (offering the subprotocol) and subscribes; for checks other than the
+    /// handshake's.
+    pub(super) fn open(env: &ProbeEnv, mechanism: Mechanism) -> Result<Subscription, String> {
+        let endpoint = env
+            .caps
+            .offer(mechanism)
+            .ok_or("not offered")?
+            .target
+            .clone();
+        let (subject, changes) = subject(env);
+        let uri = uri_for(&endpoint, &subject);
+        let opened = connect(env, &endpoint, true).map_err(|(why, _)| why)?;
+        let mut sub = Subscription {
+            socket: opened.socket,
+            mechanism,
+            endpoint,
+            subject,
+            uri,
+        };
+        match sub.subscribe(env, changes) {
+            Ok(_) | Err(Unacked::Silent(..)) => Ok(sub),
+            Err(Unacked::Refused(why, _)) => Err(why),
+        }
+    }
+
+    /// Sends the subscription and waits, bounded, for its acknowledgement.
+    fn subscribe(&mut self, env: &ProbeEnv, changes: bool) -> Result<String, Unacked> {
+        let request = if self.mechanism == Mechanism::MultiplexWs {
+            ws_json::ClientMessage::Subscribe {
+                id: "1".into(),
+                mode: if changes {
+                    ws_json::Mode::Changes
+                } else {
+                    ws_json::Mode::Value
+                },
+                uri: self.uri.clone(),
+            }
+            .encode()
+        } else {
+            socket::ClientMessage::Get(self.uri.clone()).encode()
+        };
+        let exchange = Exchange {
+            request: format!("WebSocket message {}\n\n{request}", self.endpoint),
+            response: None,
+        };
+        if self.socket.send(Message::text(request.clone())).is_err() {
+            let x = exchange.with_text("(the connection failed)");
+            return Err(Unacked::Refused(
+                "the subscription could not be sent".into(),
+                x,
+            ));
+        }
+        let until = Instant::now() + env.bounded(ACK_TIMEOUT);
+        let mut heard = Vec::new();
+        let ack = loop {
+            let Some(text) = next_text(&mut self.socket, until) else {
+                break Err(if env.out_of_budget() {
+                    "no acknowledgement before the budget ran out".to_string()
+                } else {
+                    "no acknowledgement".to_string()
+                });
+            };
+            heard.push(text.clone());
+            if self.mechanism == Mechanism::MultiplexWs {
+                match ws_json::ServerMessage::parse(&text) {
+                    Ok(ws_json::ServerMessage::Subscribed { id }) if id == "1" => break Ok(text),
+                    Ok(ws_json::ServerMessage::Error { code, message, .. }) => {
+                        let x = exchange.with_text(heard.join("\n"));
+                        return Err(Unacked::Refused(format!("refused: {code} {message}"), x));
+                    }
+                    _ => {}
+                }
+            } else {
+                match socket::ServerMessage::parse(&text) {
+                    Ok(socket::ServerMessage::Ack { uri: acked, .. })
+                        if names(&self.endpoint, &acked, &self.subject) =>
+                    {
+                        break Ok(text)
+                    }
+                    Ok(socket::ServerMessage::Error { code, reason, .. }) => {
+                        let x = exchange.with_text(heard.join("\n"));
+                        return Err(Unacked::Refused(format!("refused: {code} {reason}"), x));
+                    }
+                    _ => {}
+                }
+            }
+        };
+        ack.map_err(|why| {
+            let heard = if heard.is_empty() {
+                "(nothing)".to_string()
+            } else {
+                heard.join("\n")
+            };
+            Unacked::Silent(why, exchange.with_text(heard))
+        })
+    }
+
+    /// Waits for a push about the subject after the trigger started, until some time after
+    /// it ran: when it arrived and its text, and every message read.
+    pub(super) fn wait_push(&mut self, env: &ProbeEnv) -> (Option<(Instant, String)>, Vec<String>) {
+        let mut pushed = Vec::new();
+        loop {
+            // The deadline moves once the trigger has run: looked at again every tick.
+            let deadline = env.change_deadline().min(Instant::now() + TICK * 5);
+            if Instant::now() >= env.change_deadline() {
+                return (None, pushed);
+            }
+            let text = match read_text(&mut self.socket, deadline) {
+                Ok(Some(text)) => text,
+                Ok(None) => continue,
+                Err(()) => return (None, pushed),
+            };
+            pushed.push(text.clone());
+            let about = if self.mechanism == Mechanism::MultiplexWs {
+                match ws_json::ServerMessage::parse(&text) {
+                    Ok(ws_json::ServerMessage::Event { uri: pushed, .. }) => Some(pushed),
+                    _ => None,
+                }
+            } else {
+                match socket::ServerMessage::parse(&text) {
+                    Ok(socket::ServerMessage::Update { uri: pushed, .. })
+                    | Ok(socket::ServerMessage::Hint { uri: pushed }) => Some(pushed),
+                    _ => None,
+                }
+            };
+            if about.is_some_and(|p| names(&self.endpoint, &p, &self.subject))
+                && env.trigger_started().is_some()
+            {
+                return (Some((Instant::now(), text)), pushed);
+            }
+        }
+    }
+
+    /// What was subscribed and what came, for evidence.
+    pub(super) fn evidence(&self, pushed: &[String]) -> Exchange {
+        Exchange {
+            request: format!("(subscribed to {} on {})", self.uri, self.endpoint),
+            response: Some(if pushed.is_empty() {
+                "(no message)".into()
+            } else {
+                pushed.join("\n")
+            }),
+        }
+    }
+
+    pub(super) fn close(&mut self) {
+        let _ = self.socket.close(None);
+    }
+}
+
+/// A push to a `value` subscription carries the resource's value: its body is the same kind
+/// of JSON value as the resource (a list stays a list), not one item of a collection.
+fn push_is_value(env: &ProbeEnv, sub: &Subscription, text: &str) -> Finding {
+    let m = Some(Mechanism::MultiplexWs);
+    let Ok(ws_json::ServerMessage::Event { body, .. }) = ws_json::ServerMessage::parse(text) else {
+        return Finding::skip(Requirement::PushIsValue, m, "the push is not an event");
+    };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&env.first.body) else {
+        return Finding::skip(Requirement::PushIsValue, m, "the resource is not JSON");
+    };
+    let kind = |v: &serde_json::Value| match v {
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
+        serde_json::Value::Null => "null",
+        _ => "a scalar",
+    };
+    let pushed = body;
+    // A null or missing body means deleted: nothing to compare.
+    if pushed.is_null() || kind(&pushed) == kind(&value) {
+        return Finding::pass(
+            Requirement::PushIsValue,
+            m,
+            format!("the push carries {}, as the resource is", kind(&value)),
+        );
+    }
+    Finding::fail(
+        Requirement::PushIsValue,
+        m,
+        format!(
+            "a push to a subscription in mode \"value\" carries {}, while the resource is {}: one item, not the value",
+            kind(&pushed),
+            kind(&value)
+        ),
+        Some(&sub.evidence(&[text.to_string()])),
+    )
 }

@@ -7,7 +7,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::{
-    delivered, not_delivered, subject, uri_for, Exchange, Finding, Named, Probe, ProbeEnv,
+    delivered, names, not_delivered, subject, uri_for, Exchange, Finding, Named, Probe, ProbeEnv,
     Requirement,
 };
 use crate::discovery::Capabilities;
@@ -74,7 +74,11 @@ fn pump(mut body: Box<dyn Read + Send>) -> Receiver<Vec<u8>> {
 }
 
 /// What is wrong with an event's framing for this mechanism, if anything.
-fn framing_problem(mechanism: Mechanism, event: &Event, subject_uri: &str) -> Option<String> {
+fn framing_problem(
+    mechanism: Mechanism,
+    event: &Event,
+    asked: &dyn Fn(&str) -> bool,
+) -> Option<String> {
     let headers_line = |data: &str| {
         let first = data.split('\n').next().unwrap_or("");
         match serde_json::from_str::<serde_json::Value>(first) {
@@ -90,7 +94,7 @@ fn framing_problem(mechanism: Mechanism, event: &Event, subject_uri: &str) -> Op
             match serde_json::from_str::<serde_json::Value>(&event.data) {
                 Ok(serde_json::Value::Object(o)) if o.get("uri").is_some_and(|u| u.is_string()) => {
                     let uri = o["uri"].as_str().unwrap_or("");
-                    (uri != subject_uri && !subject_uri.ends_with(uri))
+                    (!asked(uri))
                         .then(|| format!("an event is about {uri:?}, which was not asked for"))
                 }
                 _ => Some("an event's data is not a JSON object with a \"uri\"".into()),
@@ -123,6 +127,108 @@ fn is_change(mechanism: Mechanism, event: &Event) -> bool {
         Mechanism::HintStream => event.event == "update",
         _ => event.event == "update" || (event.event == "message" && !event.data.is_empty()),
     }
+}
+
+/// An open stream, read for a change (see [`super::survival`]).
+pub(super) struct Listening {
+    chunks: Receiver<Vec<u8>>,
+    reading: Reading,
+    mechanism: Mechanism,
+    asked: Asked,
+    exchange: Exchange,
+}
+
+/// Which URIs, as a server writes them, name what was asked for.
+type Asked = Box<dyn Fn(&str) -> bool + Send>;
+
+impl Listening {
+    /// Opens the stream and reads its opening.
+    pub(super) fn open(env: &ProbeEnv, mechanism: Mechanism) -> Result<Listening, String> {
+        let (url, asked) = stream_url(env, mechanism).ok_or("not offered")?;
+        let headers = [("Accept", "text/event-stream".to_string())];
+        let exchange = Exchange::new("GET", &url, &headers);
+        let stream = env
+            .http
+            .open(&url, &env.url, &headers, env.bounded(env.left()))
+            .map_err(|e| e.to_string())?;
+        if stream.status != 200 {
+            return Err(format!("answered {}", stream.status));
+        }
+        let mut listening = Listening {
+            chunks: pump(stream.body),
+            reading: Reading {
+                hit: None,
+                parser: Parser::new(),
+                raw: Vec::new(),
+                events: 0,
+                problem: None,
+                ended: false,
+            },
+            mechanism,
+            asked,
+            exchange,
+        };
+        let opening_until = Instant::now() + env.bounded(OPENING);
+        let _ = listening.reading.read_until(
+            &listening.chunks,
+            opening_until,
+            mechanism,
+            &*listening.asked,
+            |_| false,
+        );
+        Ok(listening)
+    }
+
+    /// When a change arrived after the trigger started, if one did in time.
+    pub(super) fn wait_change(&mut self, env: &ProbeEnv) -> Option<Instant> {
+        let mechanism = self.mechanism;
+        loop {
+            // The deadline moves once the trigger has run: looked at again every tick.
+            let deadline = env.change_deadline();
+            if Instant::now() >= deadline || self.reading.ended {
+                return None;
+            }
+            let tick = deadline.min(Instant::now() + Duration::from_millis(500));
+            let hit = self
+                .reading
+                .read_until(&self.chunks, tick, mechanism, &*self.asked, |e| {
+                    is_change(mechanism, e) && env.trigger_started().is_some()
+                });
+            if hit.is_some() {
+                return hit;
+            }
+        }
+    }
+
+    /// The request and what the stream sent, for evidence.
+    pub(super) fn evidence(&self) -> Exchange {
+        self.exchange
+            .clone()
+            .with_text(String::from_utf8_lossy(&self.reading.raw).into_owned())
+    }
+}
+
+/// The stream's URL (a multiplexed one names the subject) and which URIs name the subject.
+fn stream_url(env: &ProbeEnv, mechanism: Mechanism) -> Option<(url::Url, Asked)> {
+    let offer = env.caps.offer(mechanism)?;
+    let mut url = offer.target.clone();
+    let (subject, _) = subject(env);
+    if mechanism == Mechanism::MultiplexStream {
+        let named = encode_query(&[Target {
+            uri: uri_for(&offer.target, &subject),
+            if_none_match: None,
+        }]);
+        let query = match url.query() {
+            Some(q) if !q.is_empty() => format!("{q}&{named}"),
+            _ => named,
+        };
+        url.set_query(Some(&query));
+    }
+    let endpoint = offer.target.clone();
+    Some((
+        url,
+        Box::new(move |uri: &str| names(&endpoint, uri, &subject)),
+    ))
 }
 
 fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Finding> {
@@ -205,6 +311,7 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Findi
     )];
     let chunks = pump(stream.body);
     let mut reading = Reading {
+        hit: None,
         parser: Parser::new(),
         raw: Vec::new(),
         events: 0,
@@ -213,16 +320,25 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Findi
     };
     // The opening, before arming.
     let opening_until = Instant::now() + env.bounded(OPENING);
-    let _ = reading.read_until(&chunks, opening_until, mechanism, &subject_uri, |_| false);
+    let endpoint = offer.target.clone();
+    let asked = move |uri: &str| names(&endpoint, uri, &subject);
+    let _ = reading.read_until(&chunks, opening_until, mechanism, &asked, |_| false);
     probe.arm();
-    let delivery = if env.has_trigger() {
+    let mut delivery = None;
+    while env.has_trigger() {
+        // The deadline moves once the trigger has run: looked at again every tick.
         let deadline = env.change_deadline();
-        reading.read_until(&chunks, deadline, mechanism, &subject_uri, |e| {
+        if Instant::now() >= deadline || reading.ended {
+            break;
+        }
+        let tick = deadline.min(Instant::now() + Duration::from_millis(500));
+        delivery = reading.read_until(&chunks, tick, mechanism, &asked, |e| {
             is_change(mechanism, e) && env.trigger_started().is_some()
-        })
-    } else {
-        None
-    };
+        });
+        if delivery.is_some() {
+            break;
+        }
+    }
     let evidence = exchange.with_text(format!(
         "{head_text}\n\n{}",
         String::from_utf8_lossy(&reading.raw)
@@ -246,6 +362,11 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Findi
             format!("{n} event(s) well-formed"),
         ),
     });
+    if let (Some(_), Some(event)) = (delivery, &reading.hit) {
+        if let Some(f) = gap_markers(mechanism, &offer.rel, event, &evidence) {
+            out.push(f);
+        }
+    }
     out.push(match delivery {
         Some(at) => delivered(env, mechanism, "an event arrived", at),
         None if !env.has_trigger() => {
@@ -263,7 +384,49 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Findi
     out
 }
 
+/// Form B's update events carry, in their headers line, the ETag (or changes id) of the
+/// update before: judged for form B's value and changes streams (form A's events have no
+/// headers; the 2016 draft does not ask for them).
+fn gap_markers(
+    mechanism: Mechanism,
+    rel: &str,
+    event: &Event,
+    evidence: &Exchange,
+) -> Option<Finding> {
+    let field = match mechanism {
+        Mechanism::ValueStream => "previous-etag",
+        Mechanism::ChangesStream => "previous-changes-id",
+        _ => return None,
+    };
+    if rel == "alternate" || event.event != "update" || event.data.is_empty() {
+        return None;
+    }
+    let first = event.data.split('\n').next().unwrap_or("");
+    let headers = serde_json::from_str::<serde_json::Value>(first).ok()?;
+    let named = headers
+        .as_object()?
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case(field));
+    let m = Some(mechanism);
+    Some(if named {
+        Finding::pass(
+            Requirement::GapMarkers,
+            m,
+            format!("the update carries {field}"),
+        )
+    } else {
+        Finding::fail(
+            Requirement::GapMarkers,
+            m,
+            format!("the update's headers have no {field}: a lost update goes unnoticed"),
+            Some(evidence),
+        )
+    })
+}
+
 struct Reading {
+    /// The event a read stopped at.
+    hit: Option<Event>,
     parser: Parser,
     raw: Vec<u8>,
     events: usize,
@@ -279,7 +442,7 @@ impl Reading {
         chunks: &Receiver<Vec<u8>>,
         deadline: Instant,
         mechanism: Mechanism,
-        subject_uri: &str,
+        asked: &dyn Fn(&str) -> bool,
         stop: impl Fn(&Event) -> bool,
     ) -> Option<Instant> {
         loop {
@@ -308,11 +471,12 @@ impl Reading {
             let mut hit = None;
             for event in events {
                 self.events += 1;
-                if let Some(problem) = framing_problem(mechanism, &event, subject_uri) {
+                if let Some(problem) = framing_problem(mechanism, &event, asked) {
                     self.problem.get_or_insert(problem);
                 }
                 if hit.is_none() && stop(&event) {
                     hit = Some(Instant::now());
+                    self.hit = Some(event);
                 }
             }
             if hit.is_some() {
@@ -336,23 +500,27 @@ mod tests {
 
     #[test]
     fn framing_by_mechanism() {
+        let endpoint = url::Url::parse("http://h/multi/").unwrap();
+        let a = url::Url::parse("http://h/a").unwrap();
+        let asked = |uri: &str| names(&endpoint, uri, &a);
+        let asked: &dyn Fn(&str) -> bool = &asked;
         let v = Mechanism::ValueStream;
-        assert_eq!(framing_problem(v, &event("message", "1"), "/a"), None);
-        assert_eq!(framing_problem(v, &event("open", ""), "/a"), None);
+        assert_eq!(framing_problem(v, &event("message", "1"), asked), None);
+        assert_eq!(framing_problem(v, &event("open", ""), asked), None);
         assert_eq!(
-            framing_problem(v, &event("update", "{\"ETag\":\"1\"}\n1"), "/a"),
+            framing_problem(v, &event("update", "{\"ETag\":\"1\"}\n1"), asked),
             None
         );
-        assert!(framing_problem(v, &event("update", "1\n1"), "/a").is_some());
-        assert!(framing_problem(v, &event("message", "{oops"), "/a").is_some());
-        assert!(framing_problem(v, &event("ping", ""), "/a").is_some());
+        assert!(framing_problem(v, &event("update", "1\n1"), asked).is_some());
+        assert!(framing_problem(v, &event("message", "{oops"), asked).is_some());
+        assert!(framing_problem(v, &event("ping", ""), asked).is_some());
         let mux = Mechanism::MultiplexStream;
         assert_eq!(
-            framing_problem(mux, &event("message", "{\"uri\":\"/a\",\"body\":1}"), "/a"),
+            framing_problem(mux, &event("message", "{\"uri\":\"/a\",\"body\":1}"), asked),
             None
         );
-        assert!(framing_problem(mux, &event("message", "{\"uri\":\"/b\"}"), "/a").is_some());
-        assert!(framing_problem(Mechanism::HintStream, &event("message", ""), "/a").is_some());
+        assert!(framing_problem(mux, &event("message", "{\"uri\":\"/b\"}"), asked).is_some());
+        assert!(framing_problem(Mechanism::HintStream, &event("message", ""), asked).is_some());
         assert!(is_change(v, &event("update", "")));
         assert!(!is_change(v, &event("open", "")));
     }

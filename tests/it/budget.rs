@@ -58,9 +58,10 @@ fn a_socket_message_that_never_ends_does_not_outlast_the_budget() {
     let origin = scripted(move |_, _| (200, h(&[("ETag", "\"1\""), ("Link", &link)]), "1".into()));
     let (code, report, took) = check_for_2s(&format!("{}/r", origin.base));
     assert!(took < Duration::from_secs(10), "took {took:?}");
-    assert_eq!(code, Some(1), "{report:#}");
+    // An ack is a SHOULD: its absence warns, and exits 0 without --strict.
+    assert_eq!(code, Some(0), "{report:#}");
     let ack = result(&report, "subscribe-ack", Some("multiplex-socket"));
-    assert_eq!(ack["outcome"], "fail", "{ack:#}");
+    assert_eq!(ack["outcome"], "warn", "{ack:#}");
     assert!(
         ack["detail"].as_str().unwrap().contains("budget ran out"),
         "{ack:#}"
@@ -125,10 +126,11 @@ fn dripped_probe_answers_do_not_outlast_the_budget() {
     let base = dripping(1);
     let (code, report, took) = check_for_2s(&format!("{base}/r"));
     assert!(took < Duration::from_secs(10), "took {took:?}");
-    assert_eq!(code, Some(1), "{report:#}");
+    // ETag stability is a SHOULD: it warns, and exits 0 without --strict.
+    assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(result(&report, "discovery", None)["outcome"], "pass");
     let stable = result(&report, "etag-stable", None);
-    assert_eq!(stable["outcome"], "fail");
+    assert_eq!(stable["outcome"], "warn");
     assert!(
         stable["detail"]
             .as_str()

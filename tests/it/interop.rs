@@ -1171,3 +1171,209 @@ fn test_server_dropped_push_is_noticed() {
         across_a_drop,
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// `lrwatch check` against each server: no false FAIL on what they do right, and their real
+// faults found at the level the texts give them, with the evidence.
+
+/// `lrwatch check --json` against `url`, with `trigger`: its exit code and report.
+fn check_report(url: &str, trigger: &str) -> (Option<i32>, Value) {
+    let mut run = lrwatch(&[
+        "check",
+        "--json",
+        "--budget",
+        "50",
+        "--trigger",
+        trigger,
+        url,
+    ]);
+    let line = run
+        .try_line(Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("check {url}: no report in 60 s: {}", run.stderr_text()));
+    let code = run.wait().code();
+    let report = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    (code, report)
+}
+
+/// The (requirement, mechanism) pairs with this outcome.
+fn outcomes(report: &Value, outcome: &str) -> HashSet<(String, String)> {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == outcome)
+        .map(|r| {
+            (
+                r["requirement"].as_str().unwrap().to_string(),
+                r["mechanism"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(items: &[(&str, &str)]) -> HashSet<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// The one finding for `requirement` over `mechanism`.
+fn finding<'a>(report: &'a Value, requirement: &str, mechanism: &str) -> &'a Value {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| {
+            r["requirement"] == requirement && r["mechanism"].as_str().unwrap_or("") == mechanism
+        })
+        .unwrap_or_else(|| panic!("no {requirement} over {mechanism:?}: {report:#}"))
+}
+
+/// Each server once, all three at once (separate processes that share no listeners): what
+/// check finds must be exactly their known faults (see ../shared/interop/README.md), each at
+/// its level and with its evidence, and every transport each does right must deliver.
+#[test]
+fn check_finds_exactly_the_servers_real_faults() {
+    let Some(dir) = interop_dir() else { return };
+    let servers = Arc::new(Interop::start(&dir));
+    let counter = format!("{}/counter/check/", servers.counter);
+    let chat = format!("{}/chat/check/message/", servers.chat);
+    let test = format!("{}/test", servers.test);
+    // A room with a message already: the plugin holds a value-wait only on an empty one.
+    post_message(&chat, "check", "first");
+    let runs = vec![
+        (counter.clone(), format!("curl -s -X POST {counter}")),
+        (
+            chat.clone(),
+            format!("curl -s -X POST -d from=check -d text=hello {chat}"),
+        ),
+        // /test changes by itself every 3 s: the trigger only marks when to listen.
+        (test.clone(), "true".to_string()),
+    ];
+    let handles: Vec<_> = runs
+        .into_iter()
+        .map(|(url, trigger)| std::thread::spawn(move || check_report(&url, &trigger)))
+        .collect();
+    let mut results = handles.into_iter().map(|h| h.join().unwrap());
+    let (counter_code, counter_report) = results.next().unwrap();
+    let (chat_code, chat_report) = results.next().unwrap();
+    let (test_code, test_report) = results.next().unwrap();
+
+    // Every server loses a push subscriber when another client's long-poll ends: a MUST
+    // broken, shown with both clients' exchanges.
+    for (name, code, report, over) in [
+        ("counter", counter_code, &counter_report, "multiplex-ws"),
+        ("chat", chat_code, &chat_report, "multiplex-ws"),
+        ("test", test_code, &test_report, "multiplex-socket"),
+    ] {
+        assert_eq!(code, Some(1), "{name}: {report:#}");
+        assert_eq!(
+            outcomes(report, "fail"),
+            pairs(&[("survives-other-clients", over)]),
+            "{name}: {report:#}"
+        );
+        let lost = finding(report, "survives-other-clients", over);
+        assert_eq!(lost["level"], "MUST", "{lost:#}");
+        assert!(
+            lost["request"].as_str().unwrap().contains("another client"),
+            "{lost:#}"
+        );
+        assert!(
+            lost["response"].as_str().unwrap().contains("HTTP "),
+            "{lost:#}"
+        );
+        // ... while alone, the same transport delivered.
+        assert_eq!(
+            finding(report, "change-delivered", over)["outcome"],
+            "pass",
+            "{name}: {report:#}"
+        );
+        assert!(
+            report["took"].as_f64().unwrap() < 50.0,
+            "{name}: {report:#}"
+        );
+    }
+
+    // The counter: nothing else wrong; every transport delivers.
+    assert!(
+        outcomes(&counter_report, "warn").is_empty(),
+        "{counter_report:#}"
+    );
+    let delivered = outcomes(&counter_report, "pass");
+    for m in ["value-wait", "multiplex-ws"] {
+        assert!(
+            delivered.contains(&("change-delivered".into(), m.into())),
+            "{counter_report:#}"
+        );
+    }
+
+    // The chat: pushes one message, not the list, to a value subscription (a SHOULD at most),
+    // and answers its value-wait at once with 304 (curl shows the same: the plugin holds a
+    // value-wait only on an empty collection). Its changes long-poll is held and delivers.
+    assert_eq!(
+        outcomes(&chat_report, "warn"),
+        pairs(&[
+            ("push-is-value", "multiplex-ws"),
+            ("long-poll-held", "value-wait")
+        ]),
+        "{chat_report:#}"
+    );
+    let single = finding(&chat_report, "push-is-value", "multiplex-ws");
+    assert!(
+        single["response"]
+            .as_str()
+            .unwrap()
+            .contains("\"text\":\"hello\""),
+        "{single:#}"
+    );
+    let delivered = outcomes(&chat_report, "pass");
+    for (r, m) in [
+        ("change-delivered", "changes-wait"),
+        ("change-delivered", "multiplex-ws"),
+        ("long-poll-held", "changes-wait"),
+        ("changes-advance", "changes"),
+    ] {
+        assert!(
+            delivered.contains(&(r.into(), m.into())),
+            "{r} {m}: {chat_report:#}"
+        );
+    }
+
+    // The test server: labels its JSON text/html (a SHOULD), on the resource and the
+    // multiplexed answer; every push transport delivers (a dropped push is allowed: the
+    // next one, 3 s later, carries Previous-ETag), and so does every long-poll.
+    assert_eq!(
+        outcomes(&test_report, "warn"),
+        pairs(&[("content-type", ""), ("content-type", "multiplex-wait")]),
+        "{test_report:#}"
+    );
+    let label = finding(&test_report, "content-type", "");
+    assert!(
+        label["response"].as_str().unwrap().contains("text/html"),
+        "{label:#}"
+    );
+    let delivered = outcomes(&test_report, "pass");
+    for m in [
+        "value-wait",
+        "changes-wait",
+        "multiplex-wait",
+        "value-stream",
+        "hint-stream",
+        "changes-stream",
+        "multiplex-socket",
+    ] {
+        assert!(
+            delivered.contains(&("change-delivered".into(), m.into())),
+            "{m}: {test_report:#}"
+        );
+    }
+    assert!(delivered.contains(&("multiplex-body".into(), "multiplex-wait".into())));
+    // What makes its dropped pushes allowed: every update names the one before it.
+    for m in ["value-stream", "changes-stream"] {
+        assert!(
+            delivered.contains(&("gap-markers".into(), m.into())),
+            "{m}: {test_report:#}"
+        );
+    }
+}

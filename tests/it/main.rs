@@ -6,6 +6,7 @@ mod budget;
 mod callbacks;
 mod changes;
 mod check;
+mod check_servers;
 mod chromium;
 mod environment;
 mod errors;

@@ -1,0 +1,682 @@
+//! `lrwatch check` against scripted servers: one that does everything right but in a way the
+//! texts allow and `lrwatch serve` does not (form A's own multiplex content type, 304 for a
+//! multiplexed long-poll with nothing new, sockets that only know paths), which must pass; and
+//! one per requirement that breaks that requirement alone, which check must report, and only
+//! it, at the requirement's level.
+//!
+//! The fake resource is a counter at `/r` (ETag `"N"`, body N), changed by `POST /bump` (the
+//! trigger is a curl of it). What it offers and how it errs is set by [`Knobs`].
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+/// What the fake server offers, and the one thing it gets wrong.
+#[derive(Clone, Copy, Default)]
+struct Knobs {
+    /// Offer `value-wait` at `/r`.
+    value_wait: bool,
+    /// Offer `multiplex-wait` at `/multi`.
+    multiplex_wait: bool,
+    /// Offer `multiplex-ws` at `/ws` (absolute `ws://` link).
+    multiplex_ws: bool,
+    /// Offer `value-stream` at `/r` (form B events).
+    value_stream: bool,
+    /// Offer `value-callback` at `/hooks`.
+    value_callback: bool,
+    /// The fault.
+    fault: Option<Fault>,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Fault {
+    Discovery500,
+    MalformedLink,
+    NoEtag,
+    JsonAsHtml,
+    LateLongPoll,
+    BadWait500,
+    LongPollNeverDelivers,
+    MultiplexList,
+    SsePingEvents,
+    /// Form B updates without `Previous-ETag`.
+    NoPreviousEtag,
+    NoAck,
+    PushList,
+    /// Every socket subscriber forgotten when any long-poll ends (the third-party bug).
+    LoseSubscribersOnLongPollEnd,
+    SubscribeWithoutLocation,
+    NotifyWithoutLocation,
+    NotifyAfterDelete,
+}
+
+/// The counter and who waits on it.
+struct State {
+    count: Mutex<u64>,
+    changed: Condvar,
+    /// Callback URLs subscribed, and whether each was deleted.
+    hooks: Mutex<Vec<(String, bool)>>,
+    /// Bumped to tell sockets their subscriptions were forgotten.
+    forgotten: Mutex<u64>,
+}
+
+struct Req {
+    method: String,
+    path: String,
+    query: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Req {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn read_req(stream: &TcpStream) -> Option<Req> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (target, String::new()),
+    };
+    let mut headers = Vec::new();
+    loop {
+        let mut l = String::new();
+        if reader.read_line(&mut l).ok()? == 0 {
+            return None;
+        }
+        let l = l.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len.min(64 * 1024)];
+    reader.read_exact(&mut body).ok()?;
+    Some(Req {
+        method,
+        path,
+        query,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// A fake server with these knobs; its base URL.
+fn fake(knobs: Knobs) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = Arc::new(State {
+        count: Mutex::new(0),
+        changed: Condvar::new(),
+        hooks: Mutex::new(Vec::new()),
+        forgotten: Mutex::new(0),
+    });
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let state = Arc::clone(&state);
+            std::thread::spawn(move || serve(stream, knobs, &state, &format!("{addr}")));
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn count(state: &State) -> u64 {
+    *state.count.lock().unwrap()
+}
+
+/// Waits until the count differs from `held`, or `wait` passes; whether it changed.
+fn wait_change(state: &State, held: u64, wait: Duration) -> bool {
+    let guard = state.count.lock().unwrap();
+    let (guard, _) = state
+        .changed
+        .wait_timeout_while(guard, wait, |c| *c == held)
+        .unwrap();
+    *guard != held
+}
+
+fn serve(stream: TcpStream, k: Knobs, state: &State, authority: &str) {
+    let mut peek = [0u8; 2048];
+    let n = stream.peek(&mut peek).unwrap_or(0);
+    let head = String::from_utf8_lossy(&peek[..n]).to_ascii_lowercase();
+    if head.contains("upgrade: websocket") {
+        return socket(stream, k, state);
+    }
+    let Some(req) = read_req(&stream) else {
+        return;
+    };
+    let fault = k.fault;
+    let links = {
+        let mut l = Vec::new();
+        if k.value_wait || k.value_stream {
+            let rels: Vec<&str> = [
+                ("value-wait", k.value_wait),
+                ("value-stream", k.value_stream),
+            ]
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(r, _)| *r)
+            .collect();
+            l.push(format!("</r>; rel=\"{}\"", rels.join(" ")));
+        }
+        if k.multiplex_wait {
+            l.push("</multi>; rel=multiplex-wait".to_string());
+        }
+        if k.multiplex_ws {
+            l.push(format!("<ws://{authority}/ws>; rel=multiplex-ws"));
+        }
+        if k.value_callback {
+            l.push("</hooks>; rel=value-callback".to_string());
+        }
+        if fault == Some(Fault::MalformedLink) {
+            l.push("</other; rel=value-wait".to_string());
+        }
+        l
+    };
+    let value_headers = |n: u64| {
+        let mut h = vec![(
+            "Content-Type".to_string(),
+            if fault == Some(Fault::JsonAsHtml) {
+                "text/html".to_string()
+            } else {
+                "application/json".to_string()
+            },
+        )];
+        if fault != Some(Fault::NoEtag) {
+            h.push(("ETag".into(), format!("\"{n}\"")));
+        }
+        for l in &links {
+            h.push(("Link".into(), l.clone()));
+        }
+        h
+    };
+    let send = |status: u16, headers: &[(String, String)], body: &str| {
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        respond(&stream, status, &h, body);
+    };
+    match (req.method.as_str(), req.path.as_str()) {
+        ("POST", "/bump") => {
+            let n = {
+                let mut c = state.count.lock().unwrap();
+                *c += 1;
+                *c
+            };
+            state.changed.notify_all();
+            notify_hooks(state, k, authority, n);
+            send(204, &[], "");
+        }
+        ("GET", "/r") if fault == Some(Fault::Discovery500) => send(500, &[], "oops"),
+        ("GET", "/r") if req.header("accept") == Some("text/event-stream") => {
+            stream_events(&stream, k, state)
+        }
+        ("GET", "/r") => {
+            let now = count(state);
+            let inm = req.header("if-none-match").map(str::to_string);
+            let wait = req.header("wait").map(str::to_string);
+            let held = inm.as_deref() == Some(&format!("\"{now}\""));
+            match (wait, held) {
+                (Some(w), _) if w.parse::<u64>().is_err() => {
+                    if fault == Some(Fault::BadWait500) {
+                        send(500, &[], "bad wait crashed me");
+                    } else {
+                        send(400, &[], "bad wait");
+                    }
+                }
+                // That fault: every long-poll runs out its wait and says nothing changed.
+                (Some(w), _) if fault == Some(Fault::LongPollNeverDelivers) => {
+                    std::thread::sleep(Duration::from_secs(w.parse().unwrap()));
+                    let mut headers = value_headers(now);
+                    headers.retain(|(k, _)| k != "ETag");
+                    headers.push(("ETag".into(), inm.clone().unwrap_or_default()));
+                    send(304, &headers, "");
+                }
+                (Some(w), true) => {
+                    let wait = Duration::from_secs(w.parse().unwrap());
+                    let changed = wait_change(state, now, wait);
+                    if !changed && fault == Some(Fault::LateLongPoll) {
+                        std::thread::sleep(Duration::from_secs(4));
+                    }
+                    if fault == Some(Fault::LoseSubscribersOnLongPollEnd) {
+                        *state.forgotten.lock().unwrap() += 1;
+                    }
+                    if changed {
+                        let n = count(state);
+                        send(200, &value_headers(n), &n.to_string());
+                    } else {
+                        send(304, &value_headers(now), "");
+                    }
+                }
+                (None, true) => send(304, &value_headers(now), ""),
+                _ => send(200, &value_headers(now), &now.to_string()),
+            }
+        }
+        ("GET", "/multi") => {
+            let inm = url_param(&req.query, "inm");
+            let now = count(state);
+            let mut changed = inm.as_deref() != Some(&format!("\"{now}\""));
+            if !changed {
+                if let Some(w) = req.header("wait").and_then(|w| w.parse().ok()) {
+                    changed = wait_change(state, now, Duration::from_secs(w));
+                }
+            }
+            let n = count(state);
+            // That fault only in answers without a wait, so that changes still arrive.
+            if fault == Some(Fault::MultiplexList) && req.header("wait").is_none() {
+                return send(
+                    200,
+                    &h_owned(&[("Content-Type", "application/json")]),
+                    "[1]",
+                );
+            }
+            // As form A's own example: its content type, and 304 when nothing is new.
+            let ct = h_owned(&[("Content-Type", "application/liveresource-multiplex")]);
+            if changed {
+                let body = json!({"/r": {"code": 200, "headers": {"ETag": format!("\"{n}\"")}, "body": n}});
+                send(200, &ct, &body.to_string());
+            } else {
+                send(304, &[], "");
+            }
+        }
+        ("POST", "/hooks") => {
+            let callback = url_param(&req.body, "callback_uri").unwrap_or_default();
+            let id = {
+                let mut hooks = state.hooks.lock().unwrap();
+                hooks.push((callback, false));
+                hooks.len()
+            };
+            if fault == Some(Fault::SubscribeWithoutLocation) {
+                send(201, &[], "");
+            } else {
+                send(201, &h_owned(&[("Location", &format!("/hooks/{id}"))]), "");
+            }
+        }
+        ("DELETE", path) if path.starts_with("/hooks/") => {
+            let id: usize = path["/hooks/".len()..].parse().unwrap_or(0);
+            if let Some(h) = state.hooks.lock().unwrap().get_mut(id.wrapping_sub(1)) {
+                h.1 = true;
+            }
+            send(204, &[], "");
+        }
+        _ => send(404, &[], "not found"),
+    }
+}
+
+fn h_owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    h(pairs)
+}
+
+fn url_param(query: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// POSTs the new value to every callback URL (deleted ones too, for that fault).
+fn notify_hooks(state: &State, k: Knobs, authority: &str, n: u64) {
+    let hooks = state.hooks.lock().unwrap().clone();
+    for (url, deleted) in hooks {
+        if deleted && k.fault != Some(Fault::NotifyAfterDelete) {
+            continue;
+        }
+        let mut request = agent().post(&url);
+        if k.fault != Some(Fault::NotifyWithoutLocation) {
+            request = request.header("Location", &format!("http://{authority}/r"));
+        }
+        let _ = request.send(n.to_string());
+    }
+}
+
+/// A form B event stream: `open`, then an `update` per change (or `ping`s, for that fault).
+fn stream_events(mut stream: &TcpStream, k: Knobs, state: &State) {
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
+    let first = if k.fault == Some(Fault::SsePingEvents) {
+        "event: ping\ndata: x\n\n"
+    } else {
+        "event: open\ndata:\n\n"
+    };
+    if stream.write_all(head.as_bytes()).is_err() || stream.write_all(first.as_bytes()).is_err() {
+        return;
+    }
+    let mut held = count(state);
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until {
+        if wait_change(state, held, Duration::from_millis(500)) {
+            let previous = held;
+            held = count(state);
+            let mut headers = json!({ "ETag": format!("\"{held}\"") });
+            if k.fault != Some(Fault::NoPreviousEtag) {
+                headers["Previous-ETag"] = json!(format!("\"{previous}\""));
+            }
+            let event = format!("event: update\ndata: {headers}\ndata: {held}\n\n");
+            if stream.write_all(event.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// `multiplex-ws`: acks (unless that is the fault) and pushes each change, naming the
+/// resource as it was subscribed, and only knowing paths, as the Express plugin does.
+fn socket(stream: TcpStream, k: Knobs, state: &State) {
+    let Some(mut ws) = accept_liveresource(stream) else {
+        return;
+    };
+    let _ = ws
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_millis(100)));
+    let mut subscribed: Option<String> = None;
+    let mut held = count(state);
+    let mut forgotten = *state.forgotten.lock().unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until {
+        match ws.read() {
+            Ok(tungstenite::Message::Text(t)) => {
+                let m: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                let uri = m["uri"].as_str().unwrap_or("").to_string();
+                if m["type"] == "subscribe" && uri.starts_with('/') {
+                    subscribed = Some(uri);
+                    forgotten = *state.forgotten.lock().unwrap();
+                    if k.fault != Some(Fault::NoAck) {
+                        let ack = json!({"id": m["id"], "type": "subscribed"});
+                        let _ = ws.send(tungstenite::Message::text(ack.to_string()));
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(_)) => {}
+            Err(_) => return,
+        }
+        if *state.forgotten.lock().unwrap() != forgotten {
+            subscribed = None;
+        }
+        let now = count(state);
+        if now != held {
+            held = now;
+            if let Some(uri) = &subscribed {
+                let body = if k.fault == Some(Fault::PushList) {
+                    json!([now])
+                } else {
+                    json!(now)
+                };
+                let event = json!({"type": "event", "uri": uri, "headers": {"ETag": format!("\"{now}\"")}, "body": body});
+                if ws
+                    .send(tungstenite::Message::text(event.to_string()))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// How long a check run here may take: a change that never comes is waited for 10 s.
+const CHECK_BOUND: Duration = Duration::from_secs(60);
+
+/// The JSON report's line, bounded.
+fn report_line(run: &mut Run) -> String {
+    run.try_line(CHECK_BOUND)
+        .unwrap_or_else(|| panic!("no report within {CHECK_BOUND:?}: {}", run.stderr_text()))
+}
+
+/// A finished `lrwatch check --json` run.
+struct Checked {
+    code: Option<i32>,
+    report: Value,
+}
+
+impl Checked {
+    fn with(&self, outcome: &str) -> BTreeSet<String> {
+        self.report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["outcome"] == outcome)
+            .map(|r| r["requirement"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn result(&self, requirement: &str, outcome: &str) -> Value {
+        self.report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["requirement"] == requirement && r["outcome"] == outcome)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {outcome} {requirement}: {:#}", self.report))
+    }
+}
+
+fn check(base: &str, extra: &[&str]) -> Checked {
+    let trigger = format!("curl -s -X POST {base}/bump");
+    let url = format!("{base}/r");
+    let mut args = vec!["check", "--json", "--budget", "40", "--trigger", &trigger];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    let mut run = lrwatch(&args);
+    let line = report_line(&mut run);
+    let code = run.wait().code();
+    let report = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    Checked { code, report }
+}
+
+#[test]
+fn readings_the_texts_allow_pass_form_a_multiplex_and_paths_only_sockets() {
+    if !have("curl", "check's trigger") {
+        return;
+    }
+    let base = fake(Knobs {
+        value_wait: true,
+        multiplex_wait: true,
+        multiplex_ws: true,
+        ..Knobs::default()
+    });
+    let checked = check(&base, &[]);
+    let report = &checked.report;
+    assert_eq!(checked.code, Some(0), "{report:#}");
+    assert!(checked.with("fail").is_empty(), "{report:#}");
+    assert!(checked.with("warn").is_empty(), "{report:#}");
+    // application/liveresource-multiplex is JSON; 304 after the wait is "nothing new".
+    let body = checked.result("multiplex-body", "pass");
+    assert_eq!(body["mechanism"], "multiplex-wait", "{body:#}");
+    let held: Vec<&Value> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["requirement"] == "long-poll-held" && r["mechanism"] == "multiplex-wait")
+        .collect();
+    assert_eq!(held[0]["outcome"], "pass", "{report:#}");
+    assert!(
+        held[0]["detail"].as_str().unwrap().starts_with("304 after"),
+        "{report:#}"
+    );
+    // An absolute ws:// link, a resource named by its path: delivered, and surviving.
+    for requirement in [
+        "change-delivered",
+        "survives-other-clients",
+        "push-is-value",
+    ] {
+        assert!(
+            report["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["requirement"] == requirement
+                    && r["mechanism"] == "multiplex-ws"
+                    && r["outcome"] == "pass"),
+            "{requirement}: {report:#}"
+        );
+    }
+}
+
+/// Runs check against a fake server per case, concurrently; each case must report exactly
+/// its requirement, at its level, with evidence.
+fn each_breaks_exactly(cases: Vec<(Knobs, &'static str, &'static str)>, extra: &[&str]) {
+    if !have("curl", "check's trigger") {
+        return;
+    }
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let handles: Vec<_> = cases
+        .into_iter()
+        .map(|(knobs, requirement, outcome)| {
+            let extra = extra.clone();
+            std::thread::spawn(move || {
+                let base = fake(knobs);
+                let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+                (knobs.fault, requirement, outcome, check(&base, &extra))
+            })
+        })
+        .collect();
+    let mut wrong = Vec::new();
+    for handle in handles {
+        let (fault, requirement, outcome, checked) = handle.join().unwrap();
+        let other = if outcome == "fail" { "warn" } else { "fail" };
+        let code = if outcome == "fail" { 1 } else { 0 };
+        let ok = checked.with(outcome) == BTreeSet::from([requirement.to_string()])
+            && checked.with(other).is_empty()
+            && checked.code == Some(code)
+            && {
+                let found = checked.result(requirement, outcome);
+                found["response"].is_string()
+                    && found["request"].is_string()
+                    && found["source"].is_string()
+                    && found["level"] == if outcome == "fail" { "MUST" } else { "SHOULD" }
+            };
+        if !ok {
+            wrong.push(format!(
+                "{fault:?} should {outcome} only {requirement} (exit {code}), got exit {:?}: {:#}",
+                checked.code, checked.report
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+fn with(fault: Fault, knobs: Knobs) -> Knobs {
+    Knobs {
+        fault: Some(fault),
+        ..knobs
+    }
+}
+
+#[test]
+fn each_requirement_of_resources_and_long_polls_fails_alone() {
+    let vw = Knobs {
+        value_wait: true,
+        ..Knobs::default()
+    };
+    let mux = Knobs {
+        multiplex_wait: true,
+        ..vw
+    };
+    each_breaks_exactly(
+        vec![
+            (with(Fault::Discovery500, vw), "discovery", "fail"),
+            (with(Fault::MalformedLink, vw), "links", "fail"),
+            (with(Fault::NoEtag, vw), "etag-present", "fail"),
+            (with(Fault::JsonAsHtml, vw), "content-type", "warn"),
+            (with(Fault::LateLongPoll, vw), "long-poll-timely", "warn"),
+            (with(Fault::BadWait500, vw), "bad-wait-handled", "warn"),
+            (
+                with(Fault::LongPollNeverDelivers, vw),
+                "change-delivered",
+                "fail",
+            ),
+            (with(Fault::MultiplexList, mux), "multiplex-body", "fail"),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn each_requirement_of_pushes_and_webhooks_fails_alone() {
+    let ws = Knobs {
+        multiplex_ws: true,
+        ..Knobs::default()
+    };
+    let both = Knobs {
+        value_wait: true,
+        ..ws
+    };
+    let sse = Knobs {
+        value_stream: true,
+        ..Knobs::default()
+    };
+    let hooks = Knobs {
+        value_callback: true,
+        ..Knobs::default()
+    };
+    each_breaks_exactly(
+        vec![
+            (with(Fault::SsePingEvents, sse), "sse-framing", "fail"),
+            (with(Fault::NoPreviousEtag, sse), "gap-markers", "warn"),
+            (with(Fault::NoAck, ws), "subscribe-ack", "warn"),
+            (with(Fault::PushList, ws), "push-is-value", "warn"),
+            (
+                with(Fault::LoseSubscribersOnLongPollEnd, both),
+                "survives-other-clients",
+                "fail",
+            ),
+            (
+                with(Fault::SubscribeWithoutLocation, hooks),
+                "callback-subscribe",
+                "fail",
+            ),
+            (
+                with(Fault::NotifyWithoutLocation, hooks),
+                "callback-location",
+                "fail",
+            ),
+            (
+                with(Fault::NotifyAfterDelete, hooks),
+                "callback-unsubscribe",
+                "fail",
+            ),
+        ],
+        &["--callback-listen", "127.0.0.1:0"],
+    );
+}
+
+#[test]
+fn a_failing_trigger_fails_and_skips_what_needed_the_change() {
+    let base = fake(Knobs {
+        value_wait: true,
+        ..Knobs::default()
+    });
+    let url = format!("{base}/r");
+    let mut run = lrwatch(&["check", "--json", "--trigger", "exit 3", &url]);
+    let report: Value = serde_json::from_str(&report_line(&mut run)).unwrap();
+    assert_eq!(run.wait().code(), Some(1), "{report:#}");
+    let results = report["results"].as_array().unwrap();
+    let failed: Vec<&Value> = results.iter().filter(|r| r["outcome"] == "fail").collect();
+    assert_eq!(failed.len(), 1, "{report:#}");
+    assert_eq!(failed[0]["requirement"], "trigger", "{report:#}");
+    assert!(results
+        .iter()
+        .any(|r| r["requirement"] == "change-delivered" && r["outcome"] == "skip"));
+}
