@@ -124,11 +124,14 @@ fn exec_coalesces_events_that_arrive_during_a_run() {
     let base = reference_server();
     let url = format!("{base}/counter/coalesce");
     let gate = std::env::temp_dir().join(format!("lrwatch-gate-{}", std::process::id()));
+    let started = gate.with_extension("started");
     let _ = std::fs::remove_file(&gate);
-    // Each run waits for the gate file: the first run (the initial value) holds the runner
-    // while three changes arrive; only the latest of them gets a run.
+    let _ = std::fs::remove_file(&started);
+    // Each run says it started, then waits for the gate file: the first run (the initial value)
+    // holds the runner while three changes arrive; only the latest of them gets a run.
     let command = format!(
-        "while [ ! -e '{}' ]; do sleep 0.02; done; cat; echo",
+        "touch '{}'; while [ ! -e '{}' ]; do sleep 0.02; done; cat; echo",
+        started.display(),
         gate.display()
     );
     let mut run = lrwatch(&[
@@ -142,6 +145,16 @@ fn exec_coalesces_events_that_arrive_during_a_run() {
         &url,
     ]);
     run.stderr_until("If-None-Match");
+    // The first run holds the initial value before any change is made (else, on a loaded
+    // machine, the first change can reach the runner first and be coalesced with it).
+    let deadline = std::time::Instant::now() + BOUND;
+    while !started.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     for _ in 0..3 {
         post(&url);
         run.stderr_until("200 in");
@@ -153,6 +166,7 @@ fn exec_coalesces_events_that_arrive_during_a_run() {
     assert!(run.wait().success());
     assert!(run.rest().is_empty());
     let _ = std::fs::remove_file(&gate);
+    let _ = std::fs::remove_file(&started);
 }
 
 #[test]
