@@ -186,12 +186,45 @@ impl Reply {
     }
 }
 
+/// How connections are served, beyond what the handler answers.
+#[derive(Debug, Clone)]
+pub(crate) struct Serving {
+    /// How long a connection may idle before a request head, and the most a head or a body
+    /// may take to arrive.
+    pub(crate) idle: Duration,
+    /// Header fields added to the answers written here, before any handler sees a request
+    /// (the framing errors: 400, 408, 411, 413, 417, 431), so that they carry what the
+    /// handler's answers carry (the reference server's CORS headers: a page must be able to
+    /// read why its request failed).
+    pub(crate) error_headers: Vec<(String, String)>,
+}
+
+impl Serving {
+    /// Serving with this idle timeout and nothing added to errors.
+    pub(crate) fn new(idle: Duration) -> Serving {
+        Serving {
+            idle,
+            error_headers: Vec::new(),
+        }
+    }
+}
+
 /// Serves requests on one connection until it closes, fails, idles out or breaks framing.
 pub(crate) fn serve_connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     idle: Duration,
     handle: &dyn Fn(&Request) -> Reply,
 ) {
+    serve_connection_with(stream, &Serving::new(idle), handle);
+}
+
+/// [`serve_connection`], served as `serving` says.
+pub(crate) fn serve_connection_with(
+    mut stream: TcpStream,
+    serving: &Serving,
+    handle: &dyn Fn(&Request) -> Reply,
+) {
+    let idle = serving.idle;
     // Small responses go out at once instead of waiting on Nagle for the client's ACK.
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
@@ -201,7 +234,10 @@ pub(crate) fn serve_connection(
         let (request, used) = match read_request(&mut stream, &mut buf, idle) {
             Ok(read) => read,
             Err(ReadError::Closed) => return,
-            Err(ReadError::Reject(response)) => {
+            Err(ReadError::Reject(mut response)) => {
+                response
+                    .headers
+                    .extend(serving.error_headers.iter().cloned());
                 let _ = write_response(&mut stream, &response, false, Connection::Close);
                 linger_close(stream);
                 return;

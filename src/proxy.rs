@@ -11,7 +11,7 @@
 //! `[::1]` connects to `::1`, never to a resolver.
 
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -112,18 +112,39 @@ impl fmt::Display for Proxy {
 /// by `route`: directly (each address in turn), or through the proxy with CONNECT. `timeout`
 /// bounds each connect and the proxy's answer; the socket's timeouts are left set to it.
 pub fn connect(url: &Url, route: &Route, timeout: Duration) -> Result<TcpStream, String> {
-    let host = url.host().ok_or_else(|| format!("{url} has no host"))?;
+    open(url, route, timeout).map_err(|e| match e {
+        OpenError::Unreachable(why) => format!("cannot connect to {url}: {why}"),
+        OpenError::Other(why) => why,
+    })
+}
+
+/// Why [`open`] failed.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Directly: the host's name did not resolve, or none of its addresses took the connection
+    /// (the last one's error), kept as it is so that callers classify it as they classify the
+    /// HTTP client's failures.
+    Unreachable(std::io::Error),
+    /// Anything else, in words: the proxy failed or refused the tunnel, or the URL has no host.
+    Other(String),
+}
+
+/// [`connect`], with a direct connection's failure kept as its I/O error.
+pub fn open(url: &Url, route: &Route, timeout: Duration) -> Result<TcpStream, OpenError> {
+    let host = url
+        .host()
+        .ok_or_else(|| OpenError::Other(format!("{url} has no host")))?;
     let port = url
         .port_or_known_default()
-        .ok_or_else(|| format!("{url} has no port"))?;
+        .ok_or_else(|| OpenError::Other(format!("{url} has no port")))?;
     match route {
         Route::Direct | Route::Bypassed(_) => {
-            let tcp = connect_host(&host_name(&host), port, timeout)
-                .map_err(|why| format!("cannot connect to {url}: {why}"))?;
-            set_timeouts(&tcp, timeout)?;
+            let tcp =
+                connect_host(&host_name(&host), port, timeout).map_err(OpenError::Unreachable)?;
+            set_timeouts(&tcp, timeout).map_err(OpenError::Other)?;
             Ok(tcp)
         }
-        Route::Through(proxy) => tunnel(proxy, &host, port, timeout),
+        Route::Through(proxy) => tunnel(proxy, &host, port, timeout).map_err(OpenError::Other),
     }
 }
 
@@ -150,8 +171,9 @@ fn host_name(host: &Host<&str>) -> String {
 }
 
 /// Connects to `host` (a name, or an address with or without brackets) at `port`: each
-/// address in turn, each given `timeout`.
-fn connect_host(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, String> {
+/// address in turn, each given `timeout`. A failure keeps its kind (refused, timed out), in
+/// words that say which step failed.
+fn connect_host(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, io::Error> {
     let bare = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
@@ -161,14 +183,17 @@ fn connect_host(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, S
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => (bare, port)
             .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {bare}: {e}"))?
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot resolve {bare}: {e}")))?
             .collect(),
     };
-    let mut last = format!("no address for {bare}");
+    let mut last = io::Error::new(
+        io::ErrorKind::AddrNotAvailable,
+        format!("no address for {bare}"),
+    );
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, timeout) {
             Ok(tcp) => return Ok(tcp),
-            Err(e) => last = e.to_string(),
+            Err(e) => last = e,
         }
     }
     Err(last)
@@ -199,7 +224,8 @@ fn tunnel(
         Host::Ipv6(ip) => format!("[{ip}]:{port}"),
         other => format!("{}:{port}", host_name(other)),
     };
-    let mut tcp = connect_host(proxy.inner.host(), proxy.inner.port(), timeout).map_err(failed)?;
+    let mut tcp = connect_host(proxy.inner.host(), proxy.inner.port(), timeout)
+        .map_err(|e| failed(e.to_string()))?;
     set_timeouts(&tcp, timeout).map_err(failed)?;
     let mut head = format!(
         "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: lrwatch/{}\r\n",

@@ -142,34 +142,36 @@ fn connect(ctx: &Ctx) -> Result<Socket, Failed> {
             request.headers_mut().insert(n, v);
         }
     }
-    // `socket_addrs` takes an IPv6 literal without its brackets.
-    let addrs = url.socket_addrs(|| None).map_err(Failed::Unreachable)?;
-    let mut last = std::io::Error::new(
-        std::io::ErrorKind::AddrNotAvailable,
-        format!("no address for {url}"),
-    );
-    let tcp = addrs
-        .into_iter()
-        .find_map(
-            |addr| match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-                Ok(tcp) => Some(tcp),
-                Err(e) => {
-                    last = e;
-                    None
-                }
-            },
-        )
-        .ok_or(Failed::Unreachable(last))?;
+    // Through the proxy HTTP requests to this URL would take, if any, as the protocol's
+    // sockets go (said under -v when there is one); an IPv6 address without its brackets.
+    let route = crate::proxy::Route::to(url);
+    if !matches!(route, crate::proxy::Route::Direct) {
+        ctx.trace(format!("connecting to {url} {route}"));
+    }
+    let tcp = crate::proxy::open(url, &route, CONNECT_TIMEOUT).map_err(|e| match e {
+        crate::proxy::OpenError::Unreachable(e) => Failed::Unreachable(e),
+        crate::proxy::OpenError::Other(why) => Failed::Other(why),
+    })?;
     let _ = tcp.set_nodelay(true);
-    tcp.set_read_timeout(Some(CONNECT_TIMEOUT))
-        .map_err(|e| e.to_string())?;
+    // Writes wait as long as they take; the read timeout bounds the handshake, then makes the
+    // tick.
+    tcp.set_write_timeout(None).map_err(|e| e.to_string())?;
     let max = usize::try_from(ctx.options.max_body).unwrap_or(usize::MAX);
     let config = tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
-    let connector = tungstenite::Connector::Rustls(std::sync::Arc::clone(&ctx.shared.tls));
-    let (ws, _) = tungstenite::client_tls_with_config(request, tcp, Some(config), Some(connector))
-        .map_err(|e| match e {
+    // TLS is set up here rather than by tungstenite, which takes the server name from the
+    // URL as written: an IPv6 address in brackets is no name rustls accepts.
+    let stream = if url.scheme() == "wss" {
+        let name = crate::proxy::server_name(url)?;
+        let tls = rustls::ClientConnection::new(std::sync::Arc::clone(&ctx.shared.tls), name)
+            .map_err(|e| format!("cannot set up TLS: {e}"))?;
+        MaybeTlsStream::Rustls(rustls::StreamOwned::new(tls, tcp))
+    } else {
+        MaybeTlsStream::Plain(tcp)
+    };
+    let (ws, _) = tungstenite::client::client_with_config(request, stream, Some(config)).map_err(
+        |e| match e {
             tungstenite::HandshakeError::Interrupted(_) => {
                 "the WebSocket handshake timed out".to_string()
             }
@@ -182,7 +184,8 @@ fn connect(ctx: &Ctx) -> Result<Socket, Failed> {
             tungstenite::HandshakeError::Failure(e) => {
                 format!("the WebSocket handshake failed: {e}")
             }
-        })?;
+        },
+    )?;
     set_read_timeout(&ws, tick(ctx))?;
     Ok(ws)
 }

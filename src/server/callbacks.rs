@@ -182,6 +182,12 @@ fn subscribe(store: &Arc<Store>, registry: &Registry, request: &Request) -> Resp
     if !valid_callback {
         return Response::error(400, "callback_uri must be an absolute http(s) URL");
     }
+    let host = request.header("host").unwrap_or("localhost");
+    let base = format!("http://{host}");
+    let resource = match resource_url(&base, &uri) {
+        Ok(resource) => resource,
+        Err(why) => return Response::error(400, &why),
+    };
     let store = Arc::clone(store);
     let mode = match super::multiplex::resolve(&store, &uri) {
         Ok(Resolved::Value(_)) => "value",
@@ -196,8 +202,6 @@ fn subscribe(store: &Arc<Store>, registry: &Registry, request: &Request) -> Resp
     };
     sub.add(follow.key());
     let _ = follow.poll(&store);
-    let host = request.header("host").unwrap_or("localhost");
-    let base = format!("http://{host}");
     let info = {
         let mut subs = registry.lock();
         if subs.entries.len() >= MAX_SUBSCRIPTIONS {
@@ -225,6 +229,7 @@ fn subscribe(store: &Arc<Store>, registry: &Registry, request: &Request) -> Resp
         store,
         callback_uri,
         base,
+        resource,
         attempts: registry.attempts,
         backoff: registry.backoff,
         deliver: registry.deliver,
@@ -242,13 +247,47 @@ fn subscribe(store: &Arc<Store>, registry: &Registry, request: &Request) -> Resp
         .body(JSON, info.json().to_string())
 }
 
+/// The absolute URL of the resource a subscription names, which its notifications carry as
+/// `Location`: `uri` is a path (resolved against this server, `base`) or an absolute URL on
+/// this server's origin (the same host and port; `http`/`https` and `ws`/`wss` alike, as the
+/// multiplexed forms take them); a URL elsewhere names nothing this server can watch, and is
+/// refused rather than delivered under a `Location` that points to another server.
+fn resource_url(base: &str, uri: &str) -> Result<String, String> {
+    let here = url::Url::parse(&format!("{base}/"))
+        .map_err(|_| "the request's Host is not a host".to_string())?;
+    let mut url = here
+        .join(uri)
+        .map_err(|e| format!("{uri:?} is not a URI: {e}"))?;
+    let http = match url.scheme() {
+        "http" | "ws" => "http",
+        "https" | "wss" => "https",
+        _ => return Err(format!("{uri:?} is not an http or ws URI")),
+    };
+    // An absent port is the scheme's default on either side: whichever scheme the subscriber
+    // used to reach this server, `Host` then carries no port.
+    if url.host() != here.host() || url.port() != here.port() {
+        return Err(format!(
+            "{uri:?} is not on this server ({base}): name the resource by its path or by a URL on this server"
+        ));
+    }
+    // `Location` names the resource, which is served over HTTP.
+    if url.scheme() != http && url.set_scheme(http).is_err() {
+        return Err(format!("{uri:?} cannot name an HTTP resource"));
+    }
+    url.set_fragment(None);
+    Ok(url.into())
+}
+
 /// One subscription's deliveries.
 struct Worker {
     id: u64,
     subs: Arc<Mutex<Subs>>,
     store: Arc<Store>,
     callback_uri: String,
+    /// This server as the subscriber reached it (`http://` and its `Host`).
     base: String,
+    /// The resource's absolute URL, each notification's `Location`.
+    resource: String,
     attempts: u32,
     backoff: Duration,
     deliver: bool,
@@ -291,8 +330,7 @@ impl Worker {
         if !self.deliver {
             return;
         }
-        let resource = format!("{}{}", self.base, update.uri());
-        let mut headers: Vec<(String, String)> = vec![("Location".into(), resource)];
+        let mut headers: Vec<(String, String)> = vec![("Location".into(), self.resource.clone())];
         let body = match update {
             MuxUpdate::Value { snap, .. } => {
                 headers.push(("ETag".into(), snap.etag.clone()));
@@ -352,5 +390,40 @@ impl Worker {
             std::thread::sleep(delay);
             delay = delay.saturating_mul(2);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resource_url;
+
+    #[test]
+    fn a_resource_is_a_path_or_a_url_on_this_server() {
+        let here = |uri: &str| resource_url("http://127.0.0.1:8080", uri);
+        let ok = |url: &str| Ok(url.to_string());
+        assert_eq!(here("/counter/a"), ok("http://127.0.0.1:8080/counter/a"));
+        assert_eq!(here("counter/a"), ok("http://127.0.0.1:8080/counter/a"));
+        assert_eq!(
+            here("http://127.0.0.1:8080/counter/a"),
+            ok("http://127.0.0.1:8080/counter/a")
+        );
+        assert_eq!(
+            here("ws://127.0.0.1:8080/items/?since=2#x"),
+            ok("http://127.0.0.1:8080/items/?since=2")
+        );
+        for elsewhere in [
+            "http://127.0.0.1:8081/counter/a",
+            "http://localhost:8080/counter/a",
+            "http://127.0.0.1/counter/a",
+            "//example.test:8080/counter/a",
+            "ftp://127.0.0.1:8080/counter/a",
+        ] {
+            assert!(here(elsewhere).is_err(), "{elsewhere}");
+        }
+        // Without a port in Host, the subscriber reached the server on its scheme's default.
+        let default = |uri: &str| resource_url("http://h.test", uri);
+        assert_eq!(default("https://h.test/a"), ok("https://h.test/a"));
+        assert_eq!(default("wss://h.test/a"), ok("https://h.test/a"));
+        assert!(default("http://h.test:8080/a").is_err());
     }
 }

@@ -170,14 +170,20 @@ impl Server {
 
     fn start_connection(&self, stream: TcpStream) {
         let app = Arc::clone(&self.app);
-        let idle = self.idle_timeout;
+        // The framing errors the reader answers itself carry the CORS headers too.
+        let serving = crate::http1::Serving {
+            idle: self.idle_timeout,
+            error_headers: self.app.cfg.cors.headers(),
+        };
         let spawned = thread::Builder::new()
             .name("lrwatch-conn".into())
             // Reserved, not committed: a parked connection costs the pages it touched.
             .stack_size(CONNECTION_STACK)
             .spawn(move || {
                 let peer = stream.peer_addr().ok();
-                crate::http1::serve_connection(stream, idle, &|request| answer(&app, peer, request))
+                crate::http1::serve_connection_with(stream, &serving, &|request| {
+                    answer(&app, peer, request)
+                })
             });
         if let Err(e) = spawned {
             let why = format!("cannot start a thread for a connection: {e}");

@@ -430,6 +430,50 @@ fn idle_connections_are_closed() {
     assert!(start.elapsed() < Duration::from_secs(2));
 }
 
+/// A head or a body that does not arrive in time is answered 408 by the HTTP/1.1 reader,
+/// before any route: with the CORS headers all the same (the other framing errors are tested
+/// in `tests/it/serve_web.rs`; this one needs a short idle timeout).
+#[test]
+fn a_request_that_does_not_arrive_in_time_is_408_with_cors_headers() {
+    for (cors, origin) in [
+        (super::Cors::Any, Some("*")),
+        (
+            super::Cors::Origin("http://o.test".into()),
+            Some("http://o.test"),
+        ),
+        (super::Cors::Off, None),
+    ] {
+        let config = super::ServerConfig {
+            cors,
+            ..super::ServerConfig::default()
+        };
+        let handle = Server::bind_with("127.0.0.1:0", config)
+            .unwrap()
+            .with_idle_timeout(Duration::from_millis(200))
+            .spawn()
+            .unwrap();
+        let base = format!("http://{}", handle.local_addr());
+        for partial in [
+            &b"GET /counter/a HTTP/1.1\r\nHost: x\r\n"[..],
+            b"PUT /objects/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",
+        ] {
+            let answer = raw(&base, partial);
+            assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+            match origin {
+                Some(origin) => {
+                    let line = format!("\r\nAccess-Control-Allow-Origin: {origin}\r\n");
+                    assert!(answer.contains(&line), "{answer}");
+                    assert!(
+                        answer.contains("\r\nAccess-Control-Expose-Headers: ETag, "),
+                        "{answer}"
+                    );
+                }
+                None => assert!(!answer.contains("Access-Control"), "{answer}"),
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------- subscriptions left behind
 //
 // These look inside the store (how many keys its subscriptions watch), which no public API

@@ -24,6 +24,9 @@ struct Knobs {
     value_wait: bool,
     /// Offer `multiplex-wait` at `/multi`.
     multiplex_wait: bool,
+    /// `/multi` answers a held wait after 0.3 s with the value it has, as the protocol's test
+    /// server answers one when `/test` changes (every 3 s).
+    multiplex_early: bool,
     /// Offer `multiplex-ws` at `/ws` (absolute `ws://` link).
     multiplex_ws: bool,
     /// Offer `value-stream` at `/r` (form B events).
@@ -281,7 +284,12 @@ fn serve(stream: TcpStream, k: Knobs, state: &State, authority: &str) {
             let mut changed = inm.as_deref() != Some(&format!("\"{now}\""));
             if !changed {
                 if let Some(w) = req.header("wait").and_then(|w| w.parse().ok()) {
-                    changed = wait_change(state, now, Duration::from_secs(w));
+                    changed = if k.multiplex_early {
+                        wait_change(state, now, Duration::from_millis(300));
+                        true
+                    } else {
+                        wait_change(state, now, Duration::from_secs(w))
+                    };
                 }
             }
             let n = count(state);
@@ -473,8 +481,13 @@ impl Checked {
 }
 
 fn check(base: &str, extra: &[&str]) -> Checked {
+    check_at(base, "/r", extra)
+}
+
+/// [`check`] of the counter under another target (`/r` with a query, which it ignores).
+fn check_at(base: &str, target: &str, extra: &[&str]) -> Checked {
     let trigger = format!("curl -s -X POST {base}/bump");
-    let url = format!("{base}/r");
+    let url = format!("{base}{target}");
     let mut args = vec!["check", "--json", "--budget", "40", "--trigger", &trigger];
     args.extend_from_slice(extra);
     args.push(&url);
@@ -532,6 +545,74 @@ fn readings_the_texts_allow_pass_form_a_multiplex_and_paths_only_sockets() {
             "{requirement}: {report:#}"
         );
     }
+}
+
+/// The fake's `/multi` keys its answer `/r` whatever it was asked, as the protocol's test server
+/// answers `/test?no_previous` as `/test`: asked for `/r?no_previous`, a conforming client
+/// (which matches keys to the URIs it asked for) never sees the change. Check fails the
+/// answer and the delivery, and its evidence names the key asked for and the key answered;
+/// a long-poll answered early for the other key is not taken for one that did not hold.
+#[test]
+fn a_multiplexed_answer_keyed_by_another_uri_fails_naming_both_keys() {
+    if !have("curl", "check's trigger") {
+        return;
+    }
+    let base = fake(Knobs {
+        value_wait: true,
+        multiplex_wait: true,
+        multiplex_early: true,
+        ..Knobs::default()
+    });
+    let checked = check_at(&base, "/r?no_previous", &[]);
+    let report = &checked.report;
+    assert_eq!(checked.code, Some(1), "{report:#}");
+    assert_eq!(
+        checked.with("fail"),
+        BTreeSet::from(["multiplex-body".to_string(), "change-delivered".to_string()]),
+        "{report:#}"
+    );
+    let failed: Vec<&Value> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "fail")
+        .collect();
+    for finding in failed {
+        assert_eq!(finding["mechanism"], "multiplex-wait", "{finding:#}");
+        assert_eq!(finding["level"], "MUST", "{finding:#}");
+        let detail = finding["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(r#""/r?no_previous""#) && detail.contains(r#"keyed "/r""#),
+            "{finding:#}"
+        );
+        assert!(
+            finding["request"].as_str().unwrap().contains("no_previous"),
+            "{finding:#}"
+        );
+        assert!(
+            finding["response"].as_str().unwrap().contains(r#""/r":"#),
+            "{finding:#}"
+        );
+    }
+    // Answered early for another URI: whether it held cannot be told, and is not blamed.
+    assert!(checked.with("warn").is_empty(), "{report:#}");
+    let held = checked.result("long-poll-held", "skip");
+    assert_eq!(held["mechanism"], "multiplex-wait", "{held:#}");
+    assert!(
+        held["detail"]
+            .as_str()
+            .unwrap()
+            .contains(r#"for "/r", not for "/r?no_previous""#),
+        "{held:#}"
+    );
+    // Value-wait, on the same resource, is not blamed.
+    assert!(report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["requirement"] == "change-delivered"
+            && r["mechanism"] == "value-wait"
+            && r["outcome"] == "pass"));
 }
 
 /// Runs check against a fake server per case, concurrently; each case must report exactly

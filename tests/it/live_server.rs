@@ -60,7 +60,14 @@ pub fn http_server(
 pub fn ws_server(
     handler: impl Fn(usize, &Seen, tungstenite::WebSocket<TcpStream>) + Send + Sync + 'static,
 ) -> LiveServer {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    ws_server_on(TcpListener::bind("127.0.0.1:0").unwrap(), handler)
+}
+
+/// [`ws_server`] on a listener of the caller's (another address: the IPv6 loopback).
+pub fn ws_server_on(
+    listener: TcpListener,
+    handler: impl Fn(usize, &Seen, tungstenite::WebSocket<TcpStream>) + Send + Sync + 'static,
+) -> LiveServer {
     let base = format!("ws://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let handler = Arc::new(handler);

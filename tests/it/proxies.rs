@@ -1,6 +1,6 @@
-//! The way out: every connection (HTTP requests and the protocol's WebSockets) through the
-//! proxy of the environment, with CONNECT, `NO_PROXY` honoured; and IPv6 literals
-//! (`http://[::1]:PORT/`) on every transport the reference server offers.
+//! The way out: every connection (HTTP requests, the protocol's WebSockets and `ws://` URLs
+//! given directly) through the proxy of the environment, with CONNECT, `NO_PROXY` honoured; and
+//! IPv6 literals (`http://[::1]:PORT/`, `ws://[::1]:PORT/`) on every transport.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -372,4 +372,96 @@ fn check_sockets_reach_ipv6_and_go_through_the_proxy() {
     let sockets = tunnels.iter().filter(|t| t.is_websocket()).count();
     // multiplex-ws and multiplex-socket, with and without the subprotocol offered.
     assert!(sockets >= 2, "{tunnels:#?}");
+}
+
+/// A WebSocket server that sends each connection one text message, the connection's number,
+/// then waits for the client to go.
+fn counting_ws_server(listener: TcpListener) -> crate::live_server::LiveServer {
+    crate::live_server::ws_server_on(listener, |n, _, mut ws| {
+        if ws.send(tungstenite::Message::text(n.to_string())).is_ok() {
+            while ws.read().is_ok() {}
+        }
+    })
+}
+
+/// A `ws://` URL given directly goes the way requests go: through the proxy (`-v` says
+/// which), whichever variable names it.
+#[test]
+fn ws_urls_go_through_the_proxy() {
+    for var in ["HTTP_PROXY", "ALL_PROXY", "https_proxy"] {
+        let server = counting_ws_server(TcpListener::bind("127.0.0.1:0").unwrap());
+        let proxy = connect_proxy();
+        let url = format!("{}/feed", server.base);
+        let mut run = lrwatch_env(&["-v", "-n", "1", &url], &[(var, &proxy.url)]);
+        let said = run.stderr_until(&format!("connecting to {url} "));
+        assert!(
+            said.contains(&format!(
+                "connecting to {url} through proxy {} (from {var})",
+                proxy.url
+            )),
+            "{var}: {said}"
+        );
+        assert_eq!(run.line(), "0", "{var}");
+        assert!(run.wait().success(), "{var}: {}", run.stderr_text());
+        let authority = server.base.trim_start_matches("ws://");
+        let tunnels = proxy.tunnels();
+        assert_eq!(tunnels.len(), 1, "{var}: {tunnels:#?}");
+        assert_eq!(tunnels[0].target, authority, "{var}");
+        assert!(
+            tunnels[0].is_websocket() && tunnels[0].first_request.starts_with("GET /feed "),
+            "{var}: {tunnels:#?}"
+        );
+    }
+}
+
+#[test]
+fn no_proxy_bypasses_it_for_ws_urls() {
+    let server = counting_ws_server(TcpListener::bind("127.0.0.1:0").unwrap());
+    let proxy = connect_proxy();
+    let url = format!("{}/feed", server.base);
+    let mut run = lrwatch_env(
+        &["-v", "-n", "1", &url],
+        &[("HTTP_PROXY", &proxy.url), ("NO_PROXY", "127.0.0.1")],
+    );
+    let said = run.stderr_until(&format!("connecting to {url} "));
+    assert!(
+        said.contains(&format!(
+            "connecting to {url} directly (the host is in NO_PROXY)"
+        )),
+        "{said}"
+    );
+    assert_eq!(run.line(), "0");
+    assert!(run.wait().success(), "{}", run.stderr_text());
+    assert!(proxy.tunnels().is_empty(), "{:#?}", proxy.tunnels());
+    assert_eq!(server.requests(), 1);
+}
+
+/// `ws://[::1]:PORT/` and `wss://[::1]:PORT/` given directly: the address is connected to as
+/// an address, and the certificate checked against it (the brackets are no server name).
+#[test]
+fn ws_urls_to_an_ipv6_address() {
+    let Ok(listener) = TcpListener::bind("[::1]:0") else {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    };
+    let server = counting_ws_server(listener);
+    assert!(server.base.starts_with("ws://[::1]:"), "{}", server.base);
+    let mut run = lrwatch(&["-n", "1", &format!("{}/v6", server.base)]);
+    assert_eq!(run.line(), "0");
+    assert!(run.wait().success(), "{}", run.stderr_text());
+
+    let (ca_pem, chain, key) = crate::tls::certificates_for("::1");
+    let tls_base = crate::tls::tls_proxy_on(
+        "[::1]:0",
+        &server.base.replace("ws://", "http://"),
+        chain,
+        key,
+    );
+    let ca_file = std::env::temp_dir().join(format!("lrwatch-wsca6-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let url = format!("{}/v6", tls_base.replace("https://", "wss://"));
+    let mut run = lrwatch(&["-n", "1", "--cacert", ca_file.to_str().unwrap(), &url]);
+    assert_eq!(run.line(), "1", "{}", run.stderr_text());
+    assert!(run.wait().success(), "{}", run.stderr_text());
+    let _ = std::fs::remove_file(&ca_file);
 }

@@ -222,6 +222,70 @@ fn one_named_origin_or_none() {
     assert!(!head.contains("Access-Control"), "{head}");
 }
 
+/// Requests the HTTP/1.1 reader refuses before any route sees them, each with the status it
+/// gets (408, which takes the idle timeout, is tested in the server's unit tests).
+fn unroutable() -> Vec<(&'static str, String)> {
+    let many_fields: String = (0..200).map(|i| format!("X-F{i}: v\r\n")).collect();
+    vec![
+        ("400", "GET /counter/a HTTP/1.1\r\n\r\n".to_owned()),
+        ("400", "NOT HTTP AT ALL\r\n\r\n".to_owned()),
+        (
+            "411",
+            "POST /counter/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_owned(),
+        ),
+        (
+            "413",
+            "PUT /objects/a HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n".to_owned(),
+        ),
+        (
+            "417",
+            "PUT /objects/a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: x\r\n\r\n"
+                .to_owned(),
+        ),
+        (
+            "431",
+            format!("GET /counter/a HTTP/1.1\r\nHost: x\r\n{many_fields}\r\n"),
+        ),
+    ]
+}
+
+#[test]
+fn errors_answered_before_routing_carry_the_cors_headers_too() {
+    for (cors, origin) in [
+        (Cors::Any, Some("*")),
+        (
+            "http://localhost:3000".parse().unwrap(),
+            Some("http://localhost:3000"),
+        ),
+        (Cors::Off, None),
+    ] {
+        let base = start_cors(cors);
+        for (status, request) in unroutable() {
+            let head = raw_head(&base, &request);
+            assert!(
+                head.starts_with(&format!("HTTP/1.1 {status} ")),
+                "{status}: {head}"
+            );
+            match origin {
+                Some(origin) => {
+                    assert!(
+                        head.contains(&format!("\r\nAccess-Control-Allow-Origin: {origin}\r\n")),
+                        "{status}: {head}"
+                    );
+                    let exposed = head
+                        .split("\r\n")
+                        .find_map(|l| l.strip_prefix("Access-Control-Expose-Headers: "))
+                        .unwrap_or_else(|| panic!("{status}: {head}"));
+                    for name in EXPOSED {
+                        assert!(exposed.contains(name), "{status}: {name} in {exposed}");
+                    }
+                }
+                None => assert!(!head.contains("Access-Control"), "{status}: {head}"),
+            }
+        }
+    }
+}
+
 /// A multiplexed long-poll of `/counter/m` (changed once) and the items' changes since 0
 /// (one added); the answer's members by URI.
 fn multiplexed(base: &str, query: &str, uri_fields: &[&str]) -> Vec<(String, Value, Value)> {

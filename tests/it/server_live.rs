@@ -1370,6 +1370,50 @@ fn changes_callback_carries_gap_markers() {
     );
 }
 
+/// A subscription may name its resource by an absolute URL on the server's own origin (as
+/// multiplexed requests may): its notifications' `Location` is that URL, not the server's
+/// origin with the URL glued on. A URL on another origin names nothing here: 400.
+#[test]
+fn a_subscription_by_absolute_url_is_delivered_with_that_location() {
+    let base = start();
+    let (hook, deliveries) = receiver(vec![]);
+    let url = format!("{base}/subscriptions/");
+    let form = |uri: &str| {
+        let encode =
+            |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        format!("uri={}&callback_uri={}", encode(uri), encode(&hook))
+    };
+    for (uri, location) in [
+        (format!("{base}/counter/abs"), format!("{base}/counter/abs")),
+        (
+            format!("{}/counter/absws", base.replace("http://", "ws://")),
+            format!("{base}/counter/absws"),
+        ),
+    ] {
+        let r = agent().post(&url).send(form(&uri)).unwrap();
+        assert_eq!(r.status(), 201, "{uri}");
+        let changed = location.clone();
+        post(&changed);
+        let (head, body) = deliveries.recv_timeout(BOUND).unwrap();
+        assert!(
+            head.to_ascii_lowercase()
+                .contains(&format!("\r\nlocation: {location}\r\n")),
+            "{uri}: {head}"
+        );
+        assert_eq!(body, "1", "{uri}");
+    }
+    let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    for elsewhere in [
+        format!("http://127.0.0.1:{}/counter/abs", port.wrapping_add(1)),
+        format!("http://localhost:{port}/counter/abs"),
+        "https://example.test/counter/abs".to_string(),
+    ] {
+        let r = agent().post(&url).send(form(&elsewhere)).unwrap();
+        assert_eq!(r.status(), 400, "{elsewhere}");
+    }
+    assert_eq!(subscriptions(&base).len(), 2);
+}
+
 #[test]
 fn bad_subscriptions_are_400() {
     let base = start();
