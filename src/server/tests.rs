@@ -539,3 +539,77 @@ fn held_requests_leave_nothing_behind() {
     assert_eq!(r.status(), 304);
     assert_eq!(app.store.watched(), 0);
 }
+
+// ---------------------------------------------------------------- changes in the gap
+//
+// A change that lands after a stream or socket last looked but before it subscribed (or, for
+// a stream, after its head but before its look) must still be pushed. The race hook makes the
+// change land exactly there, in the server's own thread.
+
+/// Reads until `needle` shows up; a stream that swallowed the change times out (BOUND).
+fn read_until(stream: &mut TcpStream, needle: &str) -> String {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("the stream ended before {needle:?}: {seen:?}"),
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) => panic!(
+                "no {needle:?} within {BOUND:?} ({e}); the stream sent {:?}",
+                String::from_utf8_lossy(&seen)
+            ),
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+/// A server, its state, and its base URL.
+fn start_with_app() -> (std::sync::Arc<super::app::App>, String) {
+    let server = Server::bind("127.0.0.1:0").unwrap();
+    let app = server.app();
+    let base = format!("http://{}", server.spawn().unwrap().local_addr());
+    (app, base)
+}
+
+#[test]
+fn a_change_right_after_a_value_streams_head_is_pushed() {
+    use super::race_hook::{arm, Point};
+    let (app, base) = start_with_app();
+    let store = std::sync::Arc::clone(&app.store);
+    arm(Point::HeadWritten, "/counter/gap-head", move || {
+        store.increment("gap-head").unwrap();
+    });
+    // Form A sends nothing but a comment on open: the change is the first value it may push.
+    let mut s = sse(&base, "/counter/gap-head?stream=value");
+    read_until(&mut s, "data: 1\n");
+}
+
+#[test]
+fn a_change_before_a_multiplex_stream_subscribes_is_pushed() {
+    use super::race_hook::{arm, Point};
+    let (app, base) = start_with_app();
+    let store = std::sync::Arc::clone(&app.store);
+    arm(Point::Takeover, "/counter/gap-mux", move || {
+        store.increment("gap-mux").unwrap();
+    });
+    let mut s = sse(&base, "/multiplex/stream?u=/counter/gap-mux");
+    read_until(&mut s, r#""body":1"#);
+}
+
+#[test]
+fn a_change_before_a_socket_subscribes_is_pushed() {
+    use super::race_hook::{arm, Point};
+    let (app, base) = start_with_app();
+    let store = std::sync::Arc::clone(&app.store);
+    arm(Point::Followed, "/counter/gap-ws", move || {
+        store.increment("gap-ws").unwrap();
+    });
+    let mut ws = ws_connect(&base);
+    let subscribe = r#"{"id":"1","type":"subscribe","uri":"/counter/gap-ws"}"#;
+    ws.send(tungstenite::Message::text(subscribe)).unwrap();
+    assert!(recv(&mut ws).contains("subscribed"));
+    let pushed: serde_json::Value = serde_json::from_str(&recv(&mut ws)).unwrap();
+    assert_eq!(pushed["type"], "event", "{pushed}");
+    assert_eq!(pushed["uri"], "/counter/gap-ws", "{pushed}");
+    assert_eq!(pushed["body"], 1, "{pushed}");
+}
