@@ -176,7 +176,9 @@ mod tests {
               Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
         );
         assert!(socket.starts_with("HTTP/1.1 101"), "{socket}");
-        assert!(started.elapsed() < Duration::from_secs(5));
+        // Ended at once rather than held for the 300 s asked: 10 s of room for a loaded
+        // machine.
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 
     #[test]

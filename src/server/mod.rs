@@ -41,6 +41,7 @@ mod multiplex;
 mod object_response;
 mod objects;
 mod page;
+mod race_hook;
 mod routes;
 mod store;
 mod streams;

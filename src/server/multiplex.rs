@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use super::checks::{allowed, JSON};
 use super::conditional::held_wait;
 use super::dialect::{Form, RequestView, ServerConfig, Shape};
+use super::race_hook::{self, Point};
 use super::store::{Snapshot, Store, ITEMS};
 use super::streams::{self, Lossy, SseOut};
 use crate::http1::{Reply, Request, Response};
@@ -354,6 +355,9 @@ pub(crate) fn stream(
     let store = Arc::clone(store);
     let cfg = cfg.clone();
     Reply::Takeover(Box::new(move |stream, _| {
+        for f in &follows {
+            race_hook::reached(Point::Takeover, f.key());
+        }
         let sub = store.hub().subscribe();
         for f in &follows {
             sub.add(f.key());
@@ -368,7 +372,10 @@ pub(crate) fn stream(
             return;
         }
         let mut lossy = Lossy::new(&cfg, false);
-        let catch_up = [super::store::ITEMS.to_owned()];
+        // Values were read when the request came, before this subscription: look at every
+        // follow once more, so a change in between is pushed rather than lost; a changes URI's
+        // catch-up is the same look.
+        let catch_up: Vec<String> = follows.iter().map(|f| f.key().to_owned()).collect();
         let mut push = |out: &mut SseOut, changed: &[String]| -> std::io::Result<()> {
             for f in &mut follows {
                 if !changed.iter().any(|k| k == f.key()) {

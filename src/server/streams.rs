@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use super::dialect::{query_param, Fault, Form, RequestView, ServerConfig};
 use super::log::Tap;
+use super::race_hook::{self, Point};
 use super::store::{CheckpointError, Snapshot, Store, Subscription, ITEMS};
 use crate::http1::{http_date, reason, Reply, Request, Response};
 use crate::wire::sse::{encode_comment, encode_event, encode_retry};
@@ -262,13 +263,17 @@ pub(crate) fn value_stream(
     let cfg = cfg.clone();
     let key = key.to_owned();
     Reply::Takeover(Box::new(move |stream, _| {
+        // Subscribed, then looked, then the head written: a change after the look wakes the
+        // pump and is pushed. Looking after the head would swallow a change made between the
+        // two, when the client already has the head and (form A) nothing else.
         let sub = store.subscribe(&[&key]);
-        let Ok(mut out) = SseOut::open(stream, &cfg) else {
-            return;
-        };
         let Some(first) = store.snapshot(&key) else {
             return;
         };
+        let Ok(mut out) = SseOut::open(stream, &cfg) else {
+            return;
+        };
+        race_hook::reached(Point::HeadWritten, &key);
         let resumed = last_id
             .as_deref()
             .is_some_and(|id| id == first.etag || format!("\"{id}\"") == first.etag);

@@ -22,6 +22,7 @@ use super::checks::allowed;
 use super::dialect::{Form, RequestView};
 use super::log::Tap;
 use super::multiplex::{MuxFollow, MuxUpdate};
+use super::race_hook::{self, Point};
 use super::store::{Inbox, Subscription};
 use super::streams::Lossy;
 use crate::http1::{Reply, Request, Response};
@@ -295,7 +296,12 @@ impl Session {
                         Err(_) => return Ok(()),
                     }
                 }
-                self.sync_keys(sub);
+                // What a new follow holds was read before its key was subscribed: look again
+                // now that it is, so a change in between is pushed rather than lost.
+                let added = self.sync_keys(sub);
+                if closing.is_none() && !added.is_empty() {
+                    self.push(ws, &added);
+                }
             }
             if woke.eof {
                 return Ok(());
@@ -369,6 +375,7 @@ impl Session {
         // changes URI names its own checkpoint: what came after it is pushed after the ack.
         if follow.is_value() {
             let _ = follow.poll(&self.app.store);
+            race_hook::reached(Point::Followed, follow.key());
         }
         self.follows.push(follow);
         Ok(())
@@ -510,15 +517,18 @@ impl Session {
 }
 
 impl Session {
-    /// Keeps the hub's view of this socket's keys in step with its follows.
-    fn sync_keys(&mut self, sub: &Subscription) {
+    /// Keeps the hub's view of this socket's keys in step with its follows; returns the keys
+    /// it began to follow.
+    fn sync_keys(&mut self, sub: &Subscription) -> Vec<String> {
         let wanted: HashSet<String> = self.follows.iter().map(|f| f.key().to_owned()).collect();
         for key in self.keys.difference(&wanted) {
             sub.remove(key);
         }
-        for key in wanted.difference(&self.keys) {
+        let added: Vec<String> = wanted.difference(&self.keys).cloned().collect();
+        for key in &added {
             sub.add(key);
         }
         self.keys = wanted;
+        added
     }
 }

@@ -320,7 +320,7 @@ fn a_subscription_answered_after_ctrl_c_is_removed_before_exit() {
     assert_eq!(run.line(), "1");
     // The server has made the subscription; lrwatch has not read the 201.
     hooks.expect("POST /hooks");
-    let interrupted = interrupt(&run);
+    interrupt(&run);
     // Released only once lrwatch says it is waiting for the answer, which it says after it
     // has stopped following: so the 201 deterministically arrives during shutdown.
     run.stderr_until("waiting up to 3 s for the webhook subscription being made");
@@ -332,8 +332,10 @@ fn a_subscription_answered_after_ctrl_c_is_removed_before_exit() {
         Some(2),
         "dies by SIGINT (the shell's 130)"
     );
-    let took = interrupted.elapsed();
-    assert!(took < Duration::from_secs(3), "exit took {took:?}");
+    // The DELETE above shows the 201 was read; that the wait ended with it, not after its 3 s,
+    // shows in what lrwatch did not say (a time bound would fail on a loaded machine).
+    let said = run.stderr_text();
+    assert!(!said.contains("was not answered"), "{said}");
 }
 
 #[test]
@@ -351,10 +353,8 @@ fn ctrl_c_waits_for_an_unanswered_subscription_a_bounded_time() {
     run.stderr_until("was not answered within 3 s");
     assert_eq!(run.wait().signal(), Some(2));
     let took = interrupted.elapsed();
-    assert!(
-        (Duration::from_millis(2900)..Duration::from_secs(6)).contains(&took),
-        "exit took {took:?}"
-    );
+    // Not before its 3 s; `wait` above fails if it never ends.
+    assert!(took >= Duration::from_millis(2900), "exit took {took:?}");
     assert!(
         hooks.seen.try_iter().all(|r| !r.starts_with("DELETE")),
         "nothing to DELETE"
@@ -478,7 +478,7 @@ fn idle_connections_to_the_listener_are_capped_and_notifications_still_arrive() 
     assert_eq!(run.json()["body"], 42);
     // The connections closed to make room end their threads as they see the close.
     let cap = before + 32 + 2;
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + BOUND;
     while run.threads() > cap && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }

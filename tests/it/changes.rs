@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use lrwatch::server::ServerConfig;
 
+use crate::gate::gate;
 use crate::harness::*;
 
 fn add(base: &str, text: &str) -> String {
@@ -117,6 +118,9 @@ fn an_expired_checkpoint_starts_over_without_duplicates() {
         ..ServerConfig::default()
     });
     let first = add(&base, "before");
+    // The client reads through a gate, so the four changes below land between two of its
+    // reads however slow the machine: two would fit in the history and expire nothing.
+    let gate = gate(&base);
     // Form B's plain `changes` link is read every --interval (no wait-min).
     let mut run = lrwatch(&[
         "--json",
@@ -124,21 +128,22 @@ fn an_expired_checkpoint_starts_over_without_duplicates() {
         "--transport",
         "changes",
         "--interval",
-        // Room for the four changes below between two reads, on a loaded machine too.
-        "2",
+        "0.2",
         "-n",
         "6",
-        &format!("{base}/items/?form=b"),
+        &format!("{}/items/?form=b", gate.base),
     ]);
     assert_eq!(run.json()["event"], "value");
-    // The first read of the checkpoint; the next comes two seconds later, after it expired.
-    run.stderr_until("/items/?since=");
+    // The next read waits at the gate: the checkpoint it holds expires meanwhile.
+    gate.close();
+    gate.wait_held();
     let ids: Vec<String> = (0..3).map(|i| add(&base, &format!("new {i}"))).collect();
     put(
         &format!("{base}/items/{first}"),
         "application/json",
         r#"{"text":"after"}"#,
     );
+    gate.open();
     let events: Vec<serde_json::Value> = (0..4).map(|_| run.json()).collect();
     run.stderr_until("the checkpoint expired");
     let added: Vec<&str> = events

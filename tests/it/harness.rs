@@ -117,6 +117,17 @@ pub fn lrwatch_command(mut cmd: Command, env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// The lines left on a reader's channel up to the end of its pipe, or those that came within
+/// BOUND if something (a grandchild) still holds the pipe open.
+fn to_end(lines: &Receiver<String>) -> Vec<String> {
+    let deadline = Instant::now() + BOUND;
+    let mut out = Vec::new();
+    while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        out.push(line);
+    }
+    out
+}
+
 fn lines(r: impl Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -197,6 +208,12 @@ impl Run {
     }
 
     fn drain_stderr(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            // Exited: everything it wrote is in the pipe; read it to its end rather than
+            // trusting a reader thread to keep up within a fixed time on a loaded machine.
+            self.stderr_seen.extend(to_end(&self.stderr));
+            return;
+        }
         while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
             self.stderr_seen.push(line);
         }
@@ -222,9 +239,10 @@ impl Run {
         }
     }
 
-    /// The rest of stdout after exit.
+    /// The rest of stdout after exit: read to its end, since the reader thread may still be
+    /// handing lines over when the process is gone.
     pub fn rest(&mut self) -> Vec<String> {
-        self.stdout.try_iter().collect()
+        to_end(&self.stdout)
     }
 
     /// Ends the process now (kill and reap), so that what it wrote can be read to the end.

@@ -9,8 +9,6 @@ use crate::harness::*;
 fn output(args: &[&str]) -> (Option<i32>, Vec<String>) {
     let mut run = lrwatch(args);
     let code = run.wait().code();
-    // The reader thread may still be handing over the last lines.
-    std::thread::sleep(std::time::Duration::from_millis(50));
     (code, run.rest())
 }
 

@@ -15,6 +15,7 @@ mod exits;
 mod faults;
 mod flood;
 mod follow;
+mod gate;
 mod harness;
 mod inspect;
 mod interop;
