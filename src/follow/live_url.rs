@@ -38,9 +38,9 @@ pub(super) fn discover(ctx: &Ctx, url: &Url) -> Result<Discovered, FetchError> {
     if live::by_scheme(url).is_some() {
         return Ok(Discovered::Live(Opened::WebSocket));
     }
-    // Each read is bounded like a stream's (the dead-connection timer) and a request's.
-    let idle = REQUEST_TIMEOUT.min(ctx.options.stream_idle());
-    let stream = ctx.http.open(url, url, &[], idle)?;
+    // Each read is bounded by the dead-connection timer, the same on every connection of a
+    // stream, this first one included.
+    let stream = ctx.http.open(url, url, &[], ctx.options.stream_idle())?;
     let kind = live::from_head(stream.status, &stream.headers);
     ctx.trace(format!(
         "{} {}: {}",
