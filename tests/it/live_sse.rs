@@ -316,3 +316,33 @@ fn errors_back_off_with_the_servers_retry_as_a_floor() {
     assert!(started.elapsed() >= Duration::from_millis(900));
     assert_eq!(run.wait().code(), Some(0));
 }
+
+#[test]
+fn an_id_that_cannot_be_a_header_is_kept_but_not_sent_and_the_stream_goes_on() {
+    // A hostile (or careless) server sets an id with an escape character in it: sending it
+    // back as Last-Event-ID would fail every reconnect, here, before a byte leaves.
+    let server = http_server(|n, _, stream| match n {
+        0 => {
+            head(&stream, 200, "text/event-stream");
+            send(&stream, b"retry: 50\nid: a\x1b[31mb\ndata: one\n\n");
+        }
+        1 => {
+            head(&stream, 200, "text/event-stream");
+            send(&stream, b"data: two\n\n");
+        }
+        _ => crate::harness::respond(&stream, 204, &[], ""),
+    });
+    let mut run = lrwatch(&["-v", "--json", &format!("{}/x", server.base)]);
+    let one = run.json();
+    // Kept as the stream set it (the envelope escapes it as JSON does).
+    assert_eq!(one["sse"]["id"], "a\u{1b}[31mb");
+    assert_eq!(run.json()["body"], "two");
+    assert_eq!(run.wait().code(), Some(0), "{}", run.stderr_text());
+    assert_eq!(server.request(1).header("last-event-id"), None);
+    let said = run.stderr_text();
+    assert_eq!(
+        said.matches("reconnecting without Last-Event-ID").count(),
+        1,
+        "{said}"
+    );
+}
