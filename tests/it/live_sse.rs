@@ -346,3 +346,40 @@ fn an_id_that_cannot_be_a_header_is_kept_but_not_sent_and_the_stream_goes_on() {
         "{said}"
     );
 }
+
+#[test]
+fn a_forced_transport_on_a_live_url_is_an_error_naming_what_it_is() {
+    let server = http_server(|_, request, stream| {
+        if !request.path.contains("lines") {
+            head(&stream, 200, "text/event-stream");
+            send(&stream, b"data: one\n\n");
+        } else {
+            head(&stream, 200, "application/x-ndjson");
+            send(&stream, b"{\"a\":1}\n");
+        }
+        hold(stream);
+    });
+    for (path, what) in [
+        ("events", "is an event stream (text/event-stream)"),
+        ("lines", "is a JSON-lines stream"),
+    ] {
+        let url = format!("{}/{path}", server.base);
+        let mut run = lrwatch(&["--transport", "value-wait", &url]);
+        assert_eq!(run.wait().code(), Some(1), "{}", run.stderr_text());
+        assert!(run.rest().is_empty(), "not followed as something else");
+        let said = run.stderr_text();
+        assert!(said.contains(what), "{said}");
+        assert!(said.contains("offers no value-wait transport"), "{said}");
+        assert!(said.contains("Leave out --transport"), "{said}");
+    }
+    // auto is no forcing.
+    let mut run = lrwatch(&[
+        "--transport",
+        "auto",
+        "-n",
+        "1",
+        &format!("{}/e", server.base),
+    ]);
+    assert_eq!(run.line(), "one");
+    assert_eq!(run.wait().code(), Some(0));
+}
