@@ -18,6 +18,7 @@ mod follow;
 mod harness;
 mod inspect;
 mod interop;
+mod library_words;
 mod limits;
 mod live_lines;
 mod live_server;
