@@ -383,3 +383,24 @@ fn a_forced_transport_on_a_live_url_is_an_error_naming_what_it_is() {
     assert_eq!(run.line(), "one");
     assert_eq!(run.wait().code(), Some(0));
 }
+
+#[test]
+fn the_first_connection_and_reconnects_have_the_same_dead_connection_timer() {
+    let server = http_server(|n, _, stream| {
+        if n > 1 {
+            return crate::harness::respond(&stream, 204, &[], "");
+        }
+        head(&stream, 200, "text/event-stream");
+        send(&stream, b"retry: 50\ndata: x\n\n");
+    });
+    // The default keep-alive (15 s): three periods, 45 s, on every connection.
+    let mut run = lrwatch(&["-v", &format!("{}/x", server.base)]);
+    assert_eq!(run.wait().code(), Some(0), "{}", run.stderr_text());
+    let said = run.stderr_text();
+    let timers: Vec<&str> = said
+        .lines()
+        .filter_map(|l| l.split("; dead after ").nth(1))
+        .collect();
+    assert_eq!(timers.len(), 3, "{said}");
+    assert!(timers.iter().all(|t| *t == "45s of silence"), "{said}");
+}
