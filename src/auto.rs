@@ -29,13 +29,42 @@ pub struct Situation {
     pub value: bool,
 }
 
+/// Why `auto` may not use an offered mechanism. The words say what is missing; which option
+/// of a program supplies it (a callback address, the changes feed) is the program's to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unusable {
+    /// A long-poll needs an ETag to wait on.
+    NoETag,
+    /// Webhooks need an address where notifications can be received ([`Situation::webhooks`]).
+    NoWebhooks,
+    /// The changes feed is followed, and the mechanism carries only the value.
+    ChangesFollowed,
+    /// There is no changes checkpoint to read from.
+    NoCheckpoint,
+    /// The value is followed, and the mechanism carries only changes ([`Situation::changes`]).
+    ValueFollowed,
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unusable::NoETag => "the resource has no ETag to wait on",
+            Unusable::NoWebhooks => "webhooks need an address to receive notifications at",
+            Unusable::ChangesFollowed => "the collection is followed by its changes",
+            Unusable::NoCheckpoint => "there is no changes checkpoint",
+            Unusable::ValueFollowed => "the value is followed, not the changes",
+        })
+    }
+}
+
 /// One mechanism as `auto` weighs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Weighed {
     /// The mechanism.
     pub mechanism: Mechanism,
     /// `Ok` when `auto` may use it, else why not.
-    pub usable: Result<(), String>,
+    pub usable: Result<(), Unusable>,
 }
 
 /// `auto`'s choice: the mechanism, and every offered mechanism it considered, in order.
@@ -118,16 +147,16 @@ pub fn usable(
     caps: &Capabilities,
     mechanism: Mechanism,
     situation: Situation,
-) -> Result<(), String> {
+) -> Result<(), Unusable> {
     if mechanism == Mechanism::ValueWait && caps.etag.is_none() {
-        return Err("the resource has no ETag to wait on".into());
+        return Err(Unusable::NoETag);
     }
     let callbacks = matches!(
         mechanism,
         Mechanism::ValueCallback | Mechanism::ChangesCallback | Mechanism::MultiplexCallbacks
     );
     if callbacks && !situation.webhooks {
-        return Err("webhooks need --callback-url or --callback-listen".into());
+        return Err(Unusable::NoWebhooks);
     }
     if follows_changes(caps, situation) {
         let value_only = matches!(
@@ -140,13 +169,13 @@ pub fn usable(
                 | Mechanism::Poll
         );
         if value_only {
-            return Err("the collection is followed by its changes".into());
+            return Err(Unusable::ChangesFollowed);
         }
         if mechanism == Mechanism::Changes && caps.offer(Mechanism::Changes).is_none() {
-            return Err("there is no changes checkpoint".into());
+            return Err(Unusable::NoCheckpoint);
         }
     } else if CHANGES_ONLY.contains(&mechanism) {
-        return Err("the value is followed, not the changes (see --changes)".into());
+        return Err(Unusable::ValueFollowed);
     }
     Ok(())
 }
@@ -230,10 +259,9 @@ mod tests {
         let why: Vec<_> = choice
             .considered
             .iter()
-            .filter_map(|w| w.usable.clone().err())
+            .filter_map(|w| w.usable.err())
             .collect();
-        assert!(why[0].contains("no ETag"), "{why:?}");
-        assert!(why[1].contains("--callback-url"), "{why:?}");
+        assert_eq!(why, [Unusable::NoETag, Unusable::NoWebhooks]);
     }
 
     #[test]
@@ -260,9 +288,10 @@ mod tests {
         let choice = choose(&values, Situation::default());
         assert!(!choice.changes);
         assert_eq!(choice.mechanism, Mechanism::ValueWait);
-        assert!(usable(&values, Mechanism::Changes, Situation::default())
-            .unwrap_err()
-            .contains("--changes"));
+        assert_eq!(
+            usable(&values, Mechanism::Changes, Situation::default()),
+            Err(Unusable::ValueFollowed)
+        );
         // An ETag on a JSON list with changes links (Express's weak ETags): a collection.
         assert!(collection(&values, Some(b"[{\"text\":\"hi\"}]")));
         assert!(collection(&values, Some(b" [] ")));

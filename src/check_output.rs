@@ -32,7 +32,7 @@ pub fn run(args: &CheckArgs, env: &Env) -> Result<Ending> {
     )?;
     crate::inspect_output::write_report(
         args.probe.json,
-        || report.to_json().to_string(),
+        || with_hints(&report).to_string(),
         || render(&report, probe.color),
     )?;
     let failed = report.count(Outcome::Fail);
@@ -80,10 +80,13 @@ pub fn render(report: &CheckReport, color: bool) -> String {
     for f in &report.findings {
         let subject = f.mechanism.map(|m| format!("{m} · ")).unwrap_or_default();
         o.push_str(&format!(
-            "{}  {subject}{}: {}\n",
+            "{}  {subject}{}: {}{}\n",
             paint(f.outcome),
             f.requirement.title(),
-            for_terminal(&f.detail, false)
+            for_terminal(&f.detail, false),
+            f.needs
+                .map(|n| format!(": {}", needs_hint(n)))
+                .unwrap_or_default()
         ));
         if !matches!(f.outcome, Outcome::Fail | Outcome::Warn) {
             continue;
@@ -126,4 +129,28 @@ pub fn render(report: &CheckReport, color: bool) -> String {
         report.budget.as_secs_f64()
     ));
     o
+}
+
+/// Which option supplies what a skipped requirement needed (the library names the need).
+fn needs_hint(needs: lrwatch::check::Needs) -> &'static str {
+    match needs {
+        lrwatch::check::Needs::Trigger => "give --trigger CMD",
+        lrwatch::check::Needs::Webhooks => {
+            "give --callback-listen ADDR (and --callback-url URL when the server must reach another address) to exercise webhooks"
+        }
+        _ => "",
+    }
+}
+
+/// The JSON report, each skipped finding that needed an option with a `hint` naming it.
+fn with_hints(report: &CheckReport) -> serde_json::Value {
+    let mut json = report.to_json();
+    if let Some(results) = json["results"].as_array_mut() {
+        for (result, finding) in results.iter_mut().zip(&report.findings) {
+            if let Some(needs) = finding.needs {
+                result["hint"] = needs_hint(needs).into();
+            }
+        }
+    }
+    json
 }

@@ -16,7 +16,11 @@ use crate::urls::{self, Names};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// One JSON envelope per line.
-    Json,
+    Json {
+        /// Whether stdout is a terminal: then what a terminal must not get raw inside the
+        /// strings (bidi overrides, invisible characters) is written as `\uXXXX` escapes.
+        terminal: bool,
+    },
     /// Each value's body on one line, for pipes.
     Lines,
     /// A header line and the pretty value, for people.
@@ -132,7 +136,9 @@ impl Config {
         };
         let color = color_on(env.stdout_is_terminal);
         let mode = if args.json {
-            Mode::Json
+            Mode::Json {
+                terminal: env.stdout_is_terminal,
+            }
         } else if env.stdout_is_terminal {
             Mode::Terminal { color }
         } else {
@@ -233,7 +239,11 @@ mod tests {
         );
         assert_eq!(
             resolve(&["l", "-j", "http://h/"], env(true, false)).mode,
-            Mode::Json
+            Mode::Json { terminal: true }
+        );
+        assert_eq!(
+            resolve(&["l", "-j", "http://h/"], env(false, false)).mode,
+            Mode::Json { terminal: false }
         );
         assert_eq!(
             resolve(&["l", "--color", "always", "http://h/"], env(true, true)).mode,

@@ -37,6 +37,16 @@ pub enum Error {
         /// What the resource does advertise, by link relation name (always ends with `poll`).
         offered: Vec<String>,
     },
+    /// The user forced a transport on a live URL given directly (an event stream, JSON lines,
+    /// a WebSocket): such a URL is followed as it is and offers no LiveResource transport.
+    TransportOnLiveUrl {
+        /// The URL.
+        url: String,
+        /// The transport that was asked for (its link relation name).
+        wanted: String,
+        /// What the URL is, in words ("an event stream (text/event-stream)").
+        what: String,
+    },
     /// The server refused a subscription over a forced transport.
     Refused {
         /// The resource URL.
@@ -103,6 +113,10 @@ impl fmt::Display for Error {
                 f,
                 "{url} does not offer the {wanted} transport; it offers: {}",
                 offered.join(", ")
+            ),
+            Error::TransportOnLiveUrl { url, wanted, what } => write!(
+                f,
+                "{url} is {what}, followed as it is: it offers no {wanted} transport"
             ),
             Error::Refused { url, transport, reason } => write!(
                 f,
@@ -186,7 +200,9 @@ impl Error {
         match self {
             Error::InvalidUrl { .. } => ErrorKind::InvalidUrl,
             Error::Unreachable { cause, .. } => cause.kind(),
-            Error::TransportNotOffered { .. } | Error::Refused { .. } => ErrorKind::Transport,
+            Error::TransportNotOffered { .. }
+            | Error::TransportOnLiveUrl { .. }
+            | Error::Refused { .. } => ErrorKind::Transport,
             Error::BodyTooLarge { .. } | Error::HeadTooLarge { .. } | Error::TooLarge { .. } => {
                 ErrorKind::Limit
             }

@@ -68,6 +68,7 @@ pub fn hint(error: &lrwatch::Error) -> Option<&'static str> {
             _ => "Check that the server is running and the address is right.",
         }),
         E::TransportNotOffered { .. } => Some("Use --transport auto or one of those."),
+        E::TransportOnLiveUrl { .. } => Some("Leave out --transport (or give auto) for it."),
         E::Refused { .. } => Some("Try --transport auto."),
         E::BodyTooLarge { .. } => Some("Raise it with --max-body if that is expected."),
         E::HeadTooLarge { .. } => Some("Raise it with --max-header if that is expected."),

@@ -607,9 +607,10 @@ fn classify(error: ureq::Error) -> Attempt {
 }
 
 /// A failed read of a [`Stream`]'s body (or a failed connect of our own), classified like
-/// ureq's failures.
+/// ureq's failures. ureq hands its own errors out of a body's reader wrapped in an I/O error
+/// (a per-read timeout among them): unwrapped first, so a timeout is classified as one.
 pub(crate) fn io_failure(error: io::Error) -> FetchError {
-    fetch_error(ureq::Error::Io(error))
+    fetch_error(ureq::Error::from(error))
 }
 
 /// ureq's error as a [`FetchError`]: a head over the limit is the caller's to report as
@@ -717,6 +718,25 @@ mod tests {
         );
         let (kind, text) = transport_kind(error);
         assert_eq!(kind, ErrorKind::TimedOut);
+        assert!(text.starts_with("timed out"), "{text}");
+    }
+
+    #[test]
+    fn a_body_that_stops_coming_is_a_timeout() {
+        // A head, the start of a chunked body, then silence past the per-read timer.
+        let port = listener(Some(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n",
+        ));
+        let url: Url = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        let stream = client(DEFAULT_MAX_HEADER)
+            .open(&url, &url, &[], Duration::from_millis(300))
+            .unwrap();
+        let mut body = Vec::new();
+        let error = stream.body.take(1024).read_to_end(&mut body).unwrap_err();
+        assert_eq!(body, b"{}");
+        let error = io_failure(error);
+        let (kind, text) = transport_kind(error);
+        assert_eq!(kind, ErrorKind::TimedOut, "{text}");
         assert!(text.starts_with("timed out"), "{text}");
     }
 

@@ -144,6 +144,8 @@ pub struct MechanismReport {
     pub usable: bool,
     /// Why (not).
     pub reason: String,
+    /// Why `auto` may not use it, as data (for a program to say which of its options helps).
+    pub unusable: Option<auto::Unusable>,
 }
 
 /// `auto`'s pick.
@@ -491,7 +493,7 @@ fn mechanisms(caps: &Capabilities, alone: Situation) -> Vec<MechanismReport> {
             let usable = offer.map(|_| auto::usable(caps, mechanism, alone));
             let reason = match (&usable, mechanism) {
                 (None, _) => "not advertised".to_string(),
-                (Some(Err(why)), _) => why.clone(),
+                (Some(Err(why)), _) => why.to_string(),
                 (Some(Ok(())), Mechanism::Poll) => poll_reason(caps),
                 (Some(Ok(())), Mechanism::MultiplexWait | Mechanism::MultiplexStream) => {
                     "usable; auto prefers it when several resources of this server are followed together"
@@ -509,6 +511,7 @@ fn mechanisms(caps: &Capabilities, alone: Situation) -> Vec<MechanismReport> {
                 reliable: offer.is_some_and(|o| o.reliable),
                 usable: matches!(usable, Some(Ok(()))),
                 reason,
+                unusable: usable.and_then(|u| u.err()),
             }
         })
         .collect()
@@ -525,7 +528,7 @@ fn poll_reason(caps: &Capabilities) -> String {
     let every = match caps.poll_interval {
         Some(d) => format!("every {}s (X-Poll-Interval)", d.as_secs_f64()),
         None => format!(
-            "every {}s unless --interval says otherwise",
+            "every {}s by default",
             crate::follow::DEFAULT_INTERVAL.as_secs()
         ),
     };

@@ -95,6 +95,16 @@ pub fn write_report(
 }
 
 /// Text from the server, safe for a terminal.
+/// Which option supplies what `auto` found missing, after the library's words for it.
+fn unusable_hint(unusable: lrwatch::auto::Unusable) -> Option<&'static str> {
+    use lrwatch::auto::Unusable as U;
+    match unusable {
+        U::NoWebhooks => Some(" (--callback-url or --callback-listen)"),
+        U::ValueFollowed => Some(" (see --changes)"),
+        _ => None,
+    }
+}
+
 fn safe(text: &str) -> String {
     for_terminal(text, false).into_owned()
 }
@@ -274,7 +284,8 @@ pub fn render(report: &Report, color: bool) -> String {
                 if m.reliable {
                     via.push_str(" (mode=reliable)");
                 }
-                line(format!("  {mark} {name}{}", safe(&m.reason)));
+                let hint = m.unusable.and_then(unusable_hint).unwrap_or_default();
+                line(format!("  {mark} {name}{}{hint}", safe(&m.reason)));
                 line(format!("      {}", dim(&via)));
             }
         }

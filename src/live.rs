@@ -13,6 +13,11 @@ use crate::http::{FetchError, Response, Stream};
 /// How long a chunked JSON answer that has sent one complete line may stay open without more
 /// before it counts as a stream: a document's server ends its body at once.
 const STILL_OPEN: Duration = Duration::from_secs(1);
+/// How long a chunked JSON answer may stay open before the first byte of its body before it
+/// counts as a stream of lines: a watch with nothing to report yet (a Kubernetes watch from a
+/// `resourceVersion` that sees no change) sends its head and then nothing, while a document's
+/// server has its body ready when it answers.
+const QUIET: Duration = Duration::from_secs(2);
 
 /// How to follow live URLs given directly (the rest of [`crate::Options`] applies too).
 #[derive(Debug, Clone, Default)]
@@ -39,7 +44,8 @@ pub enum Kind {
     JsonSeq,
     /// A chunked `application/json` answer: a document, or JSON that keeps streaming one value
     /// a line (as Kubernetes watches send); only its first bytes can tell (see
-    /// [`first_line_is_a_value`]).
+    /// [`first_line_is_a_value`]), or its silence (an answer open with nothing yet is a watch
+    /// with nothing to report).
     ChunkedJson,
     /// A `ws://` or `wss://` URL.
     WebSocket,
@@ -198,8 +204,11 @@ pub(crate) fn answer(stream: Stream, max_body: u64, wait: Duration) -> Result<An
 }
 
 /// A chunked JSON answer, read as it arrives: a stream of lines once a complete first line
-/// that is a JSON value is followed by more, or by a body that stays open; else a document,
-/// read to its end.
+/// that is a JSON value is followed by more, or by a body that stays open; a stream of lines
+/// too while nothing at all has come for [`QUIET`] (a watch with nothing to report yet); else
+/// a document, read to its end. A read that fails while it still looks like a stream (nothing
+/// received, or a complete first line) hands the stream on with its failure, for the follower
+/// to ask again as it does when any stream breaks: the server did answer.
 fn chunked_json(stream: Stream, max_body: u64, wait: Duration) -> Result<Answer, FetchError> {
     let Stream {
         status,
@@ -210,9 +219,17 @@ fn chunked_json(stream: Stream, max_body: u64, wait: Duration) -> Result<Answer,
     } = stream;
     let chunks = spawn_reader(body).map_err(crate::http::io_failure)?;
     let mut received = Vec::new();
+    let mut failed = None;
     let is_lines = loop {
         let first_complete = first_line_is_a_value(&received);
-        let silence = if first_complete { STILL_OPEN } else { wait };
+        let nothing_yet = received.trim_ascii().is_empty();
+        let silence = if first_complete {
+            STILL_OPEN
+        } else if nothing_yet {
+            QUIET
+        } else {
+            wait
+        };
         match chunks.recv_timeout(silence) {
             Ok(Ok(bytes)) if bytes.is_empty() => break false,
             Ok(Ok(bytes)) => {
@@ -224,8 +241,12 @@ fn chunked_json(stream: Stream, max_body: u64, wait: Duration) -> Result<Answer,
                     return Err(FetchError::TooLarge(max_body));
                 }
             }
+            Ok(Err(e)) if first_complete || nothing_yet => {
+                failed = Some(e);
+                break true;
+            }
             Ok(Err(e)) => return Err(crate::http::io_failure(e)),
-            Err(RecvTimeoutError::Timeout) if first_complete => break true,
+            Err(RecvTimeoutError::Timeout) if first_complete || nothing_yet => break true,
             // The reader's own reads are bounded by the request's timer.
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break false,
@@ -244,6 +265,7 @@ fn chunked_json(stream: Stream, max_body: u64, wait: Duration) -> Result<Answer,
         chunks,
         current: io::Cursor::new(Vec::new()),
         ended: false,
+        failed,
     };
     Ok(Answer::Stream {
         kind: Kind::JsonLines,
@@ -277,6 +299,8 @@ struct Chunks {
     chunks: Receiver<io::Result<Vec<u8>>>,
     current: io::Cursor<Vec<u8>>,
     ended: bool,
+    /// The failure the reader met before the body was handed on, given at its turn.
+    failed: Option<io::Error>,
 }
 
 impl Read for Chunks {
@@ -285,6 +309,10 @@ impl Read for Chunks {
             let n = self.current.read(buf)?;
             if n > 0 || self.ended || buf.is_empty() {
                 return Ok(n);
+            }
+            if let Some(e) = self.failed.take() {
+                self.ended = true;
+                return Err(e);
             }
             match self.chunks.recv() {
                 Ok(Ok(bytes)) if bytes.is_empty() => self.ended = true,
@@ -311,6 +339,7 @@ mod tests {
             chunks,
             current: io::Cursor::new(Vec::new()),
             ended: false,
+            failed: None,
         };
         let mut all = String::new();
         rest.read_to_string(&mut all).unwrap();

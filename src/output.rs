@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::config::Mode;
 pub use crate::urls::Names;
-use lrwatch::sanitize::for_terminal;
+use lrwatch::sanitize::{for_terminal, json_for_terminal};
 
 /// Writes events to `out`. The caller flushes: after each event when no other is waiting, so an
 /// event shows the moment it arrives while a burst is written in large blocks.
@@ -48,7 +48,7 @@ impl<W: Write> Printer<W> {
 
     /// What `--prefix` writes before a line of `event`, tab included; empty without it.
     fn label(&self, event: &Event) -> String {
-        if !self.prefix || self.mode == Mode::Json {
+        if !self.prefix || matches!(self.mode, Mode::Json { .. }) {
             return String::new();
         }
         let label = self.names.get(&event.uri).unwrap_or(&event.uri);
@@ -87,7 +87,17 @@ impl<W: Write> Printer<W> {
             }
         }
         match self.mode {
-            Mode::Json => write_envelope(&mut self.out, event, self.names.get(&event.uri)),
+            Mode::Json { terminal: false } => {
+                write_envelope(&mut self.out, event, self.names.get(&event.uri))
+            }
+            // On a terminal, what it must not get raw is escaped as JSON escapes: the same
+            // value, still one line of JSON.
+            Mode::Json { terminal: true } => {
+                let mut line = Vec::new();
+                write_envelope(&mut line, event, self.names.get(&event.uri))?;
+                let line = String::from_utf8_lossy(&line);
+                self.out.write_all(json_for_terminal(&line).as_bytes())
+            }
             Mode::Lines => {
                 if self.prefix {
                     let label = self.label(event);
@@ -376,16 +386,16 @@ mod tests {
             Some(("{\"b\":1,\"a\":[true]}", Some("application/json"))),
         );
         assert_eq!(
-            print(Mode::Json, &e),
+            print(Mode::Json { terminal: false }, &e),
             "{\"event\":\"value\",\"uri\":\"http://h/x\",\"etag\":\"\\\"2\\\"\",\"transport\":\"value-wait\",\"time\":\"2026-11-18T11:06:40.123Z\",\"body\":{\"b\":1,\"a\":[true]}}\n"
         );
         let r = event(EventKind::Removed, None);
         assert_eq!(
-            print(Mode::Json, &r),
+            print(Mode::Json { terminal: false }, &r),
             "{\"event\":\"removed\",\"uri\":\"http://h/x\",\"etag\":null,\"transport\":\"value-wait\",\"time\":\"2026-11-18T11:06:40.123Z\"}\n"
         );
         let t = event(EventKind::Value, Some(("hi\n", Some("text/plain"))));
-        assert!(print(Mode::Json, &t).ends_with(",\"body\":\"hi\\n\"}\n"));
+        assert!(print(Mode::Json { terminal: false }, &t).ends_with(",\"body\":\"hi\\n\"}\n"));
     }
 
     #[test]
@@ -397,7 +407,7 @@ mod tests {
         e.id = Some("7".into());
         e.transport = Mechanism::ChangesWait;
         assert_eq!(
-            print(Mode::Json, &e),
+            print(Mode::Json { terminal: false }, &e),
             "{\"event\":\"child-added\",\"uri\":\"http://h/x\",\"id\":\"7\",\"transport\":\"changes-wait\",\"time\":\"2026-11-18T11:06:40.123Z\",\"body\":{\"id\":\"7\",\"text\":\"hi\"}}\n"
         );
         let out = print(Mode::Terminal { color: false }, &e);
@@ -475,7 +485,7 @@ mod tests {
         );
         // JSON stays JSON: the name is a member, with or without --prefix.
         for prefix in [true, false] {
-            let json = printed(Mode::Json, named.clone(), prefix, &e);
+            let json = printed(Mode::Json { terminal: false }, named.clone(), prefix, &e);
             assert!(
                 json.starts_with(
                     "{\"event\":\"value\",\"uri\":\"http://h/x\",\"name\":\"n\",\"etag\""
@@ -483,7 +493,9 @@ mod tests {
                 "{json}"
             );
         }
-        assert!(!printed(Mode::Json, names(&[]), true, &e).contains("\"name\""));
+        assert!(
+            !printed(Mode::Json { terminal: false }, names(&[]), true, &e).contains("\"name\"")
+        );
     }
 
     #[test]

@@ -62,6 +62,31 @@ pub fn for_terminal(text: &str, keep_newlines: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// JSON text bound for a terminal (`--json` on one), with every character [`for_terminal`]
+/// escapes written as a `\uXXXX` escape (a surrogate pair beyond U+FFFF) — those JSON leaves
+/// raw: DEL, C1 controls, bidi overrides and isolates, invisible format characters. Such
+/// characters can only stand inside JSON's strings, so the text stays valid JSON with the
+/// same value, but none of them reaches the terminal as is. Line ends and tabs (which JSON
+/// text can only hold between tokens) are kept. In a pipe, the bytes are kept exact instead.
+pub fn json_for_terminal(json: &str) -> Cow<'_, str> {
+    let bad = |c: char| needs_escape(c, true);
+    if !json.chars().any(bad) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if !bad(c) {
+            out.push(c);
+            continue;
+        }
+        let mut units = [0u16; 2];
+        for unit in c.encode_utf16(&mut units) {
+            out.push_str(&format!("\\u{unit:04x}"));
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +144,28 @@ mod tests {
         assert_eq!(for_terminal("\"v1\u{200b}\"", false), "\"v1\\u{200b}\"");
         // A right-to-left mark moves the quote, so it is escaped too (fd does the same).
         assert_eq!(for_terminal("\u{200f}א", true), "\\u{200f}א");
+    }
+
+    #[test]
+    fn terminal_json_escapes_the_same_set_and_keeps_the_value() {
+        let text = "a\u{202e}b\u{2066}c\u{200b}\u{7f}\u{9b}\u{e0041}\x1b\n\t\"é文🦀";
+        let value = serde_json::json!({ "k\u{2067}": [text] });
+        let json = format!("{value}\n");
+        let escaped = json_for_terminal(&json);
+        assert_eq!(
+            escaped,
+            "{\"k\\u2067\":[\"a\\u202eb\\u2066c\\u200b\\u007f\\u009b\\udb40\\udc41\\u001b\\n\\t\\\"é文🦀\"]}\n"
+        );
+        // Nothing that needs escaping is left, and it reads back as the same value.
+        assert!(matches!(for_terminal(&escaped, true), Cow::Borrowed(_)));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&escaped).unwrap(),
+            value
+        );
+        assert!(matches!(
+            json_for_terminal("{\"a\":\"é\"}\n"),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -53,7 +53,7 @@ fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
             let report_to = Arc::clone(stderr);
             let report = Box::new(move |line: String| report_to.message(&line));
             let runs = exec::Runs {
-                envelope: config.mode == crate::config::Mode::Json,
+                envelope: matches!(config.mode, crate::config::Mode::Json { .. }),
                 names: Arc::clone(&config.names),
             };
             Sink::Exec(

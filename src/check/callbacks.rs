@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
+use super::report::{Needs, NO_TRIGGER};
 use super::{
     names, run_trigger, subject, uri_for, CheckOptions, Exchange, Finding, Fired, Named, Probe,
     ProbeEnv, Requirement, REQUEST_TIMEOUT, TRIGGER_TIMEOUT,
@@ -69,10 +70,11 @@ pub(super) fn skipped(caps: &Capabilities, options: &CheckOptions) -> Vec<Findin
     offered(caps)
         .into_iter()
         .map(|m| {
-            Finding::skip(
+            Finding::wanting(
                 Requirement::CallbackSubscribe,
                 Some(m),
-                "give --callback-listen ADDR (and --callback-url URL when the server must reach another address) to exercise webhooks",
+                Needs::Webhooks,
+                "no address to receive notifications at was given",
             )
         })
         .collect()
@@ -253,7 +255,7 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>) -> Vec<Finding> {
         }
     }
     probe.arm();
-    let skip_rest = |out: &mut Vec<Finding>, why: &str| {
+    let skip_rest = |out: &mut Vec<Finding>, why: &str, needs: Option<Needs>| {
         for s in &subscribed {
             let m = Some(s.mechanism);
             for r in [
@@ -261,19 +263,22 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>) -> Vec<Finding> {
                 Requirement::CallbackLocation,
                 Requirement::CallbackUnsubscribe,
             ] {
-                out.push(Finding::skip(r, m, why));
+                out.push(Finding {
+                    needs,
+                    ..Finding::skip(r, m, why)
+                });
             }
         }
     };
     let fired_at = match env.fired() {
         Fired::Changed(at) => at,
         Fired::NoTrigger => {
-            skip_rest(&mut out, "no --trigger given");
+            skip_rest(&mut out, NO_TRIGGER, Some(Needs::Trigger));
             unsubscribe_all(env, &subscribed);
             return out;
         }
         Fired::Failed(_) => {
-            skip_rest(&mut out, "the trigger failed");
+            skip_rest(&mut out, "the trigger failed", None);
             unsubscribe_all(env, &subscribed);
             return out;
         }

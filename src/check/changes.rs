@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::long_poll::{has_items, next_checkpoint};
+use super::report::{Needs, NO_TRIGGER};
 use super::{Finding, Fired, Named, Probe, ProbeEnv, Requirement, REQUEST_TIMEOUT};
 use crate::discovery::Capabilities;
 use crate::mechanism::Mechanism;
@@ -29,10 +30,11 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>) -> Vec<Finding> {
     match env.fired() {
         Fired::Changed(_) => {}
         Fired::NoTrigger => {
-            return vec![Finding::skip(
+            return vec![Finding::wanting(
                 Requirement::ChangesAdvance,
                 m,
-                "no --trigger given",
+                Needs::Trigger,
+                NO_TRIGGER,
             )]
         }
         Fired::Failed(_) => {

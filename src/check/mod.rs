@@ -46,7 +46,8 @@ use serde_json::Value;
 use url::Url;
 
 pub use options::{CheckOptions, DEFAULT_BUDGET, DEFAULT_WAIT};
-pub use report::{CheckReport, Finding, Level, Outcome, Requirement};
+use report::NO_TRIGGER;
+pub use report::{CheckReport, Finding, Level, Needs, Outcome, Requirement};
 
 use crate::discovery::Capabilities;
 use crate::error::Result;
@@ -299,10 +300,11 @@ impl Drop for Probe<'_> {
 /// The finding for a change-dependent requirement that cannot be tested, if it cannot.
 fn change_skip(env: &ProbeEnv, mechanism: Mechanism) -> Option<Finding> {
     if !env.has_trigger() {
-        return Some(Finding::skip(
+        return Some(Finding::wanting(
             Requirement::ChangeDelivered,
             Some(mechanism),
-            "no --trigger given",
+            Needs::Trigger,
+            NO_TRIGGER,
         ));
     }
     None
@@ -327,10 +329,11 @@ fn not_delivered(
             detail,
             exchange,
         ),
-        Fired::NoTrigger => Finding::skip(
+        Fired::NoTrigger => Finding::wanting(
             Requirement::ChangeDelivered,
             Some(mechanism),
-            "no --trigger given",
+            Needs::Trigger,
+            NO_TRIGGER,
         ),
         Fired::Failed(_) => Finding::skip(
             Requirement::ChangeDelivered,
@@ -352,10 +355,11 @@ fn delivered(env: &ProbeEnv, mechanism: Mechanism, what: &str, arrived: Instant)
                 arrived.saturating_duration_since(started).as_secs_f64()
             ),
         ),
-        Fired::NoTrigger => Finding::skip(
+        Fired::NoTrigger => Finding::wanting(
             Requirement::ChangeDelivered,
             Some(mechanism),
-            "no --trigger given",
+            Needs::Trigger,
+            NO_TRIGGER,
         ),
         Fired::Failed(_) => Finding::skip(
             Requirement::ChangeDelivered,
@@ -492,14 +496,16 @@ pub fn check(url: &Url, options: &CheckOptions) -> Result<CheckReport> {
     if survival::has_long_poll(&env.caps) && !pushes.is_empty() {
         match survivor {
             Some(m) => phase("survival", &[survival::probe_for(m)], &mut findings),
-            None => findings.push(Finding::skip(
+            None if env.has_trigger() => findings.push(Finding::skip(
                 Requirement::SurvivesOtherClients,
                 None,
-                if env.has_trigger() {
-                    "no push mechanism delivered a change alone"
-                } else {
-                    "no --trigger given"
-                },
+                "no push mechanism delivered a change alone",
+            )),
+            None => findings.push(Finding::wanting(
+                Requirement::SurvivesOtherClients,
+                None,
+                Needs::Trigger,
+                NO_TRIGGER,
             )),
         }
     }

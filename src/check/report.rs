@@ -266,7 +266,7 @@ impl Requirement {
                 "RFC 7240, section 2 \"The Prefer Request Header Field\" (preferences not understood are ignored); no form says more"
                     .into()
             }
-            Requirement::Trigger => "lrwatch check's own (--trigger): not a protocol rule".into(),
+            Requirement::Trigger => "lrwatch check's own (the trigger it is given): not a protocol rule".into(),
             Requirement::SseContentType => {
                 "WHATWG HTML, \"Server-sent events\" (a stream not served as text/event-stream fails the connection)".into()
             }
@@ -299,7 +299,7 @@ impl Requirement {
             | Requirement::CallbackUnsubscribe => format!(
                 "{SPEC_2014}, \"Webhooks\"; {DRAFT_2016}, \"Callbacks\"; resthooks.org"
             ),
-            Requirement::Budget => "lrwatch check's own (--budget): not a protocol rule".into(),
+            Requirement::Budget => "lrwatch check's own (its time budget): not a protocol rule".into(),
         }
     }
 }
@@ -344,7 +344,32 @@ pub struct Finding {
     pub request: Option<String>,
     /// On failure, an excerpt of the response that shows it.
     pub response: Option<String>,
+    /// For a skip: what the user could give for it to be checked (a program names its option).
+    pub needs: Option<Needs>,
 }
+
+/// What a skipped requirement needed that the run was not given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Needs {
+    /// A trigger: a way to change the resource, so that change delivery can be checked.
+    Trigger,
+    /// An address where webhook notifications can be received.
+    Webhooks,
+}
+
+impl Needs {
+    /// `trigger` or `webhooks` (the JSON report's `needs`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Needs::Trigger => "trigger",
+            Needs::Webhooks => "webhooks",
+        }
+    }
+}
+
+/// The detail of a finding skipped for want of a trigger.
+pub(super) const NO_TRIGGER: &str = "no trigger given";
 
 impl Finding {
     pub(super) fn new(
@@ -360,6 +385,7 @@ impl Finding {
             detail: detail.into(),
             request: None,
             response: None,
+            needs: None,
         }
     }
 
@@ -369,6 +395,19 @@ impl Finding {
 
     pub(super) fn skip(r: Requirement, m: Option<Mechanism>, detail: impl Into<String>) -> Finding {
         Finding::new(r, m, Outcome::Skip, detail)
+    }
+
+    /// SKIP for want of what `needs` names.
+    pub(super) fn wanting(
+        r: Requirement,
+        m: Option<Mechanism>,
+        needs: Needs,
+        detail: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            needs: Some(needs),
+            ..Finding::skip(r, m, detail)
+        }
     }
 
     pub(super) fn fail(
@@ -458,6 +497,7 @@ impl CheckReport {
                 "mechanism": f.mechanism.map(Mechanism::as_str),
                 "outcome": f.outcome.as_str().to_ascii_lowercase(),
                 "detail": f.detail,
+                "needs": f.needs.map(Needs::as_str),
                 "request": f.request,
                 "response": f.response,
             })).collect::<Vec<_>>(),

@@ -6,6 +6,7 @@ use std::io::Read;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use super::report::{Needs, NO_TRIGGER};
 use super::{
     delivered, names, not_delivered, subject, uri_for, Exchange, Finding, Named, Probe, ProbeEnv,
     Requirement,
@@ -347,14 +348,14 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Findi
         (Some(problem), _) => {
             Finding::fail(Requirement::SseFraming, m, problem.clone(), Some(&evidence))
         }
-        (None, 0) => Finding::skip(
+        (None, 0) if env.has_trigger() => {
+            Finding::skip(Requirement::SseFraming, m, "no event arrived")
+        }
+        (None, 0) => Finding::wanting(
             Requirement::SseFraming,
             m,
-            if env.has_trigger() {
-                "no event arrived"
-            } else {
-                "no event arrived without a change (give --trigger)"
-            },
+            Needs::Trigger,
+            "no event arrived without a change (no trigger given)",
         ),
         (None, n) => Finding::pass(
             Requirement::SseFraming,
@@ -370,7 +371,7 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Findi
     out.push(match delivery {
         Some(at) => delivered(env, mechanism, "an event arrived", at),
         None if !env.has_trigger() => {
-            Finding::skip(Requirement::ChangeDelivered, m, "no --trigger given")
+            Finding::wanting(Requirement::ChangeDelivered, m, Needs::Trigger, NO_TRIGGER)
         }
         None => {
             let why = if reading.ended {

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use super::report::{Needs, NO_TRIGGER};
 use super::sockets::Subscription;
 use super::streams::Listening;
 use super::{
@@ -120,7 +121,12 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Findi
             )]
         }
         (None, Fired::Changed(_)) => skip("the budget ran out before the change arrived".into()),
-        (None, Fired::NoTrigger) => skip("no --trigger given".into()),
+        (None, Fired::NoTrigger) => vec![Finding::wanting(
+            Requirement::SurvivesOtherClients,
+            m,
+            Needs::Trigger,
+            NO_TRIGGER,
+        )],
         (None, Fired::Failed(_)) => skip("the trigger failed".into()),
     }
 }

@@ -791,7 +791,7 @@ impl Ctx {
             return Err("the resource has no ETag to wait on".to_string());
         }
         if let Some(caps) = self.caps.as_ref() {
-            crate::auto::usable(caps, mechanism, self.situation())?;
+            crate::auto::usable(caps, mechanism, self.situation()).map_err(|u| u.to_string())?;
         }
         if mechanism == Mechanism::Changes
             && self.feed.as_ref().is_some_and(|f| f.checkpoint.is_none())

@@ -20,6 +20,7 @@ use crate::discovery::Capabilities;
 use crate::error::Error;
 use crate::event::Update;
 use crate::http::HttpClient;
+use crate::live::Kind;
 use crate::mechanism::Mechanism;
 
 /// Starts a follower for each URL, at most `MAX_STARTING` discovering at once; runs on a
@@ -217,13 +218,23 @@ fn describe_links(caps: &Capabilities) -> String {
         .join(", ")
 }
 
-/// Follows a live URL given directly until it is done, fails, or following stops.
+/// Follows a live URL given directly until it is done, fails, or following stops. A forced
+/// transport is an error: such a URL offers none (it is not followed as asked, silently).
 fn follow_live(ctx: Ctx, opened: live_url::Opened) {
-    let transport = match &opened {
-        live_url::Opened::WebSocket => Mechanism::WebSocket,
-        live_url::Opened::EventStream(_) => Mechanism::EventStream,
-        live_url::Opened::Lines { .. } => Mechanism::JsonLines,
+    let (transport, kind) = match &opened {
+        live_url::Opened::WebSocket => (Mechanism::WebSocket, Kind::WebSocket),
+        live_url::Opened::EventStream(_) => (Mechanism::EventStream, Kind::EventStream),
+        live_url::Opened::Lines { seq: true, .. } => (Mechanism::JsonLines, Kind::JsonSeq),
+        live_url::Opened::Lines { seq: false, .. } => (Mechanism::JsonLines, Kind::JsonLines),
     };
+    if let Some(forced) = ctx.options.transport {
+        ctx.fail(Error::TransportOnLiveUrl {
+            url: ctx.url.to_string(),
+            wanted: forced.to_string(),
+            what: kind.describe().to_string(),
+        });
+        return;
+    }
     ctx.trace(format!(
         "transport {transport} (a live URL given directly: each message is one event)"
     ));

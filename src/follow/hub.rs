@@ -26,6 +26,9 @@ pub(super) enum HubEvent {
     Hint,
     /// The server refused the subscription.
     Refused(String),
+    /// A message over the size limit (`Options::max_body`) came: reconnecting would only
+    /// read it again. In words, without the option's name (the binary adds it).
+    TooLarge(String),
     /// The connection failed; `failures` in a row so far. The hub retries with backoff.
     Down { reason: String, failures: u32 },
     /// Time for the safety-net check (`--verify`): a conditional GET of the resource.

@@ -4,7 +4,7 @@
 //! one is asked again with a backoff. A line that is not JSON is an event with a text body.
 
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::live_url::{done, emit, reopen};
 use super::{Ctx, RequestOutcome};
@@ -43,6 +43,7 @@ pub(super) fn run(mut ctx: Ctx, seq: bool, first: Box<dyn Read + Send>) {
         } else {
             Splitter::lines(max)
         };
+        let opened = Instant::now();
         let Some((events, clean, why)) = read(&mut ctx, stream, &mut splitter, &mut line) else {
             return;
         };
@@ -51,8 +52,10 @@ pub(super) fn run(mut ctx: Ctx, seq: bool, first: Box<dyn Read + Send>) {
             return;
         }
         // A response that delivered lines worked: asked again soon (a watch that timed out).
-        // One that ends or breaks without any is a failure: the backoff grows.
-        if events > 0 {
+        // So did one that stayed open a keep-alive period or more (a quiet watch that the
+        // dead-connection timer ended): the server answered. One that ends or breaks at once
+        // without any is a failure: the backoff grows.
+        if events > 0 || opened.elapsed() >= ctx.options.keepalive {
             ctx.succeeded();
             ctx.trace(format!(
                 "{why}; asking again in {:.1}s",

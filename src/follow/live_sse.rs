@@ -38,7 +38,7 @@ pub(super) fn run(mut ctx: Ctx, first: Box<dyn Read + Send>) {
     loop {
         let stream = match body.take() {
             Some(stream) => stream,
-            None => match reconnect(&mut ctx, &state.last_id, retry) {
+            None => match reconnect(&mut ctx, &mut state, retry) {
                 Reopened::Stream(stream) => stream,
                 Reopened::Again => continue,
                 Reopened::Stop => return,
@@ -84,6 +84,8 @@ struct State {
     previous_id: String,
     /// The ETag of the last LiveResource-framed event, for gap detection.
     etag: Option<String>,
+    /// The last id that could not be sent as `Last-Event-ID`, once said (under `-v`).
+    unsendable: Option<String>,
 }
 
 enum Reopened {
@@ -93,10 +95,22 @@ enum Reopened {
 }
 
 /// Asks the URL again for the stream; a 204 means it is done.
-fn reconnect(ctx: &mut Ctx, last_id: &str, retry: Duration) -> Reopened {
+fn reconnect(ctx: &mut Ctx, state: &mut State, retry: Duration) -> Reopened {
     let mut headers = vec![("Accept", "text/event-stream".to_string())];
-    if !last_id.is_empty() {
+    let last_id = state.last_id.as_str();
+    // The last event ID is kept as the stream set it (WHATWG), but one holding a character
+    // that HTTP forbids in a header value (a control character) cannot be sent: the request
+    // would fail here, every time, and a hostile server could stall the stream for good. It
+    // reconnects without one instead, as a stream that set no id does.
+    if sendable(last_id) {
         headers.push(("Last-Event-ID", last_id.to_string()));
+    } else if !last_id.is_empty() && state.unsendable.as_deref() != Some(last_id) {
+        state.unsendable = Some(last_id.to_string());
+        ctx.trace(
+            "the last event ID holds a control character, which HTTP forbids in a header: \
+             reconnecting without Last-Event-ID"
+                .to_string(),
+        );
     }
     let problem = match reopen(ctx, &headers) {
         Err(e @ (FetchError::TooLarge(_) | FetchError::HeadTooLarge(_))) => {
@@ -145,6 +159,12 @@ fn reconnect(ctx: &mut Ctx, last_id: &str, retry: Duration) -> Reopened {
         RequestOutcome::Stop => Reopened::Stop,
         _ => Reopened::Again,
     }
+}
+
+/// Whether `id` can be sent as a `Last-Event-ID` header value: not empty, and no control
+/// character (tab aside) in it.
+fn sendable(id: &str) -> bool {
+    !id.is_empty() && ureq::http::HeaderValue::from_str(id).is_ok()
 }
 
 /// Reads events until the stream ends: how many, and why it ended; `None` to stop.
@@ -259,6 +279,15 @@ mod tests {
             data: data.to_string(),
             id: String::new(),
         }
+    }
+
+    #[test]
+    fn ids_with_control_characters_are_not_sent() {
+        assert!(sendable("42"));
+        assert!(sendable("a b\té")); // Space, tab and UTF-8 are fine in a header value.
+        assert!(!sendable(""));
+        assert!(!sendable("a\u{1b}[31m"));
+        assert!(!sendable("a\u{7f}"));
     }
 
     #[test]

@@ -38,19 +38,26 @@ pub(super) fn discover(ctx: &Ctx, url: &Url) -> Result<Discovered, FetchError> {
     if live::by_scheme(url).is_some() {
         return Ok(Discovered::Live(Opened::WebSocket));
     }
-    // Each read is bounded like a stream's (the dead-connection timer) and a request's.
-    let idle = REQUEST_TIMEOUT.min(ctx.options.stream_idle());
+    // Each read is bounded by the dead-connection timer, the same on every connection of a
+    // stream, this first one included (so a document's head, which cannot be told from a
+    // stream's before it comes, is waited for as long: 45 s by default).
+    let idle = dead_after(ctx);
     let stream = ctx.http.open(url, url, &[], idle)?;
     let kind = live::from_head(stream.status, &stream.headers);
     ctx.trace(format!(
-        "{} {}: {}",
+        "{} {}: {}{}",
         stream.status,
         stream
             .headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("(no Content-Type)"),
-        kind.describe()
+        kind.describe(),
+        if kind == Kind::Document {
+            String::new()
+        } else {
+            silence(idle)
+        }
     ));
     let chunked = kind == Kind::ChunkedJson;
     match live::answer(stream, ctx.options.max_body, REQUEST_TIMEOUT)? {
@@ -105,11 +112,23 @@ pub(super) fn done(ctx: &Ctx, why: &str) {
 /// The request headers of a reconnect: `Accept` for the kind, and the caller's.
 pub(super) fn reopen(ctx: &mut Ctx, extra: &[(&str, String)]) -> Result<Stream, FetchError> {
     let url = ctx.url.clone();
+    let idle = dead_after(ctx);
     let shown: Vec<String> = extra.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    ctx.trace(
-        format!("GET {url} {}", shown.join(", "))
-            .trim_end()
-            .to_string(),
-    );
-    ctx.http.open(&url, &url, extra, ctx.options.stream_idle())
+    ctx.trace(format!(
+        "{}{}",
+        format!("GET {url} {}", shown.join(", ")).trim_end(),
+        silence(idle)
+    ));
+    ctx.http.open(&url, &url, extra, idle)
+}
+
+/// A live URL's dead-connection timer: how long any read of any of its connections may wait
+/// (three keep-alive periods).
+fn dead_after(ctx: &Ctx) -> std::time::Duration {
+    ctx.options.stream_idle()
+}
+
+/// The dead-connection timer, for the trace.
+fn silence(idle: std::time::Duration) -> String {
+    format!("; dead after {}s of silence", idle.as_secs_f64())
 }

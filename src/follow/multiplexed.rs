@@ -130,7 +130,16 @@ impl Joined {
                     super::Verified::Stop => return Some(self.leave(ctx, Next::Stop)),
                 }
             }
-            HubEvent::Refused(reason) => {
+            // Forced, a message over the limit stops with the limit named as such (the
+            // binary says which option raises it); under auto, the resource falls back.
+            HubEvent::TooLarge(what) if ctx.options.transport.is_some() => {
+                ctx.fail(Error::TooLarge {
+                    url: ctx.uri.clone(),
+                    what,
+                });
+                return Some(self.leave(ctx, Next::Stop));
+            }
+            HubEvent::Refused(reason) | HubEvent::TooLarge(reason) => {
                 if ctx.options.transport.is_some() {
                     ctx.fail(Error::Refused {
                         url: ctx.uri.clone(),

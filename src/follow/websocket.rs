@@ -467,10 +467,10 @@ fn serve(
                     }
                 }
             }
-            // A message over --max-body: reconnecting would only read it again.
+            // A message over the body limit: reconnecting would only read it again.
             Err(tungstenite::Error::Capacity(e)) => {
-                let why = format!("a WebSocket message is too large ({e}); raise --max-body");
-                members.broadcast(|| HubEvent::Refused(why.clone()));
+                let why = format!("a WebSocket message is too large for the body size limit ({e})");
+                members.broadcast(|| HubEvent::TooLarge(why.clone()));
                 return Some(why);
             }
             Err(e) => return Some(format!("the WebSocket broke ({e})")),

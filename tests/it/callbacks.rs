@@ -185,7 +185,9 @@ fn auto_uses_callbacks_only_when_asked_to_listen() {
     let url = format!("{base}/counter/auto?types=value-callback");
     let mut run = lrwatch(&["--json", "-v", "-n", "1", &url]);
     assert_eq!(run.json()["transport"], "poll");
-    run.stderr_until("not using value-callback: webhooks need --callback-url or --callback-listen");
+    run.stderr_until(
+        "not using value-callback: webhooks need an address to receive notifications at",
+    );
     assert!(run.wait().success());
 
     let mut run = lrwatch(&[

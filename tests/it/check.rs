@@ -307,13 +307,17 @@ fn without_a_trigger_change_checks_are_skipped_and_the_terminal_report_reads_wel
     // The survival check needs a change too.
     assert!(
         body.contains(
-            &"SKIP  a subscription survives other clients: no --trigger given".to_string()
+            &"SKIP  a subscription survives other clients: no trigger given: give --trigger CMD"
+                .to_string()
         ),
         "{body:#?}"
     );
 
     assert!(
-        body.contains(&"SKIP  value-wait · change delivered: no --trigger given".to_string()),
+        body.contains(
+            &"SKIP  value-wait · change delivered: no trigger given: give --trigger CMD"
+                .to_string()
+        ),
         "{body:#?}"
     );
     assert!(body.contains(&"PASS  304 on a matching If-None-Match: 304".to_string()));
@@ -484,11 +488,9 @@ fn webhooks_are_exercised_with_a_callback_listener_and_skipped_without() {
         .iter()
         .find(|r| r["requirement"] == "callback-subscribe" && r["mechanism"] == "value-callback")
         .unwrap_or_else(|| panic!("{:#}", checked.report));
+    assert_eq!(hook["needs"], "webhooks", "{hook:#}");
     assert!(
-        hook["detail"]
-            .as_str()
-            .unwrap()
-            .contains("--callback-listen"),
+        hook["hint"].as_str().unwrap().contains("--callback-listen"),
         "{hook:#}"
     );
 }

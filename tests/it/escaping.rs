@@ -162,3 +162,42 @@ fn error_lines_are_escaped() {
     assert_visible(&err);
     assert!(err.contains("h\\u{200b}st/\\u{202e}x"), "{err}");
 }
+
+/// An event stream whose event id (an entity-tag, so also the ETag) and JSON data hold a bidi
+/// override, an isolate and a zero-width space.
+fn bidi_stream() -> crate::live_server::LiveServer {
+    crate::live_server::http_server(|_, _, stream| {
+        crate::live_server::head(&stream, 200, "text/event-stream");
+        crate::live_server::send(
+            &stream,
+            "id: \"v\u{202e}1\"\ndata: {\"k\":\"a\u{2066}b\u{200b}c\"}\n\n".as_bytes(),
+        );
+        crate::live_server::hold(stream);
+    })
+}
+
+#[test]
+fn json_on_a_terminal_writes_bidi_and_invisible_characters_as_json_escapes() {
+    let server = bidi_stream();
+    let url = format!("{}/s", server.base);
+    let mut run = lrwatch_env(&["--json", "-n", "1", &url], &[("LRWATCH_TEST_TERM", "1")]);
+    let line = run.line();
+    assert!(run.wait().success());
+    for raw in ['\u{202e}', '\u{2066}', '\u{200b}'] {
+        assert!(!line.contains(raw), "U+{:04X} raw in {line}", raw as u32);
+    }
+    assert!(line.contains(r#""etag":"\"v\u202e1\"""#), "{line}");
+    assert!(line.contains(r#""id":"\"v\u202e1\"""#), "{line}");
+    assert!(line.contains(r#""k":"a\u2066b\u200bc""#), "{line}");
+    // Still JSON, with the same value.
+    let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(value["body"]["k"], "a\u{2066}b\u{200b}c");
+    assert_eq!(value["sse"]["id"], "\"v\u{202e}1\"");
+
+    // In a pipe the bytes are kept exact.
+    let mut run = lrwatch(&["--json", "-n", "1", &url]);
+    let line = run.line();
+    assert!(run.wait().success());
+    assert!(line.contains("\"k\":\"a\u{2066}b\u{200b}c\""), "{line}");
+    assert!(line.contains("\"etag\":\"\\\"v\u{202e}1\\\"\""), "{line}");
+}

@@ -116,7 +116,7 @@ fn json_in_each_form() {
     assert!(callbacks["reason"]
         .as_str()
         .unwrap()
-        .contains("--callback-url"));
+        .contains("webhooks need an address to receive notifications at"));
     assert_eq!(c["properties"][0]["name"], "wait");
     assert_eq!(c["properties"][0]["params"]["min"], "1");
     assert_eq!(c["poll_interval"], 5.0);
@@ -141,7 +141,7 @@ fn terminal_report_of_the_mixed_server() {
         "Forms: A (the 2014 specification), B (the 2016 test server and web page), C (the 2016 draft)",
         "  A      a multiplex-ws link",
         "  yes value-wait          usable",
-        "  no  value-callback      webhooks need --callback-url or --callback-listen",
+        "  no  value-callback      webhooks need an address to receive notifications at (--callback-url or --callback-listen)",
         "  -   changes             not advertised",
         "  with several resources of this server followed together: multiplex-stream",
     ] {

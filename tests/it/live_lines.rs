@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{lrwatch, respond};
+use crate::harness::{lrwatch, lrwatch_env, respond, BOUND};
 use crate::live_server::{chunk, chunked_head, head, hold, http_server, send};
 
 #[test]
@@ -179,4 +179,77 @@ fn several_clients_follow_one_watch_at_once() {
         assert_eq!(run.wait().code(), Some(0));
     }
     assert_eq!(server.requests(), 4);
+}
+
+/// Waits (bounded) until `server` has seen `n` requests.
+fn requests_reach(server: &crate::live_server::LiveServer, n: usize) -> bool {
+    let deadline = std::time::Instant::now() + BOUND;
+    while server.requests() < n && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.requests() >= n
+}
+
+#[test]
+fn a_quiet_chunked_json_watch_is_a_stream_asked_again_not_unreachable() {
+    // A watch from a resourceVersion that sees no change: the head, then nothing at all.
+    let server = http_server(|_, _, stream| {
+        chunked_head(&stream, "application/json");
+        hold(stream);
+    });
+    // Silent for 0.6 s is dead (keep-alives every 0.2 s expected): asked again, never
+    // "cannot reach" — the server answered.
+    let mut run = lrwatch_env(
+        &[
+            "-v",
+            &format!("{}/pods?watch=1&resourceVersion=7", server.base),
+        ],
+        &[("LRWATCH_KEEPALIVE", "0.2")],
+    );
+    run.stderr_until("transport json-lines");
+    assert!(requests_reach(&server, 3), "{}", run.stderr_text());
+    run.stop();
+    let said = run.stderr_text();
+    assert!(!said.contains("cannot reach"), "{said}");
+}
+
+#[test]
+fn a_quiet_chunked_json_watch_that_speaks_later_is_followed() {
+    // Quiet longer than it takes to tell (two seconds), then a line.
+    let server = http_server(|_, _, stream| {
+        chunked_head(&stream, "application/json");
+        std::thread::sleep(Duration::from_millis(2500));
+        chunk(&stream, b"{\"type\":\"ADDED\"}\n");
+        hold(stream);
+    });
+    let mut run = lrwatch(&["--json", &format!("{}/pods?watch=1", server.base)]);
+    let first = run.json();
+    assert_eq!(first["transport"], "json-lines");
+    assert_eq!(first["body"]["type"], "ADDED");
+    assert_eq!(server.requests(), 1);
+}
+
+#[test]
+fn a_json_lines_stream_that_never_sends_a_byte_is_asked_again() {
+    let server = http_server(|_, _, stream| {
+        head(&stream, 200, "application/x-ndjson");
+        hold(stream);
+    });
+    let mut run = lrwatch_env(
+        &["-v", &format!("{}/w", server.base)],
+        &[("LRWATCH_KEEPALIVE", "0.2")],
+    );
+    run.stderr_until("the response broke");
+    assert!(requests_reach(&server, 3), "{}", run.stderr_text());
+    run.stop();
+}
+
+#[test]
+fn a_quiet_chunked_json_watch_is_bounded_by_timeout() {
+    let server = http_server(|_, _, stream| {
+        chunked_head(&stream, "application/json");
+        hold(stream);
+    });
+    let mut run = lrwatch(&["--timeout", "1", &format!("{}/w", server.base)]);
+    assert_eq!(run.wait().code(), Some(124), "{}", run.stderr_text());
 }

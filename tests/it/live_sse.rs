@@ -317,3 +317,91 @@ fn errors_back_off_with_the_servers_retry_as_a_floor() {
     assert!(started.elapsed() >= Duration::from_millis(900));
     assert_eq!(run.wait().code(), Some(0));
 }
+
+#[test]
+fn an_id_that_cannot_be_a_header_is_kept_but_not_sent_and_the_stream_goes_on() {
+    // A hostile (or careless) server sets an id with an escape character in it: sending it
+    // back as Last-Event-ID would fail every reconnect, here, before a byte leaves.
+    let server = http_server(|n, _, stream| match n {
+        0 => {
+            head(&stream, 200, "text/event-stream");
+            send(&stream, b"retry: 50\nid: a\x1b[31mb\ndata: one\n\n");
+        }
+        1 => {
+            head(&stream, 200, "text/event-stream");
+            send(&stream, b"data: two\n\n");
+        }
+        _ => crate::harness::respond(&stream, 204, &[], ""),
+    });
+    let mut run = lrwatch(&["-v", "--json", &format!("{}/x", server.base)]);
+    let one = run.json();
+    // Kept as the stream set it (the envelope escapes it as JSON does).
+    assert_eq!(one["sse"]["id"], "a\u{1b}[31mb");
+    assert_eq!(run.json()["body"], "two");
+    assert_eq!(run.wait().code(), Some(0), "{}", run.stderr_text());
+    assert_eq!(server.request(1).header("last-event-id"), None);
+    let said = run.stderr_text();
+    assert_eq!(
+        said.matches("reconnecting without Last-Event-ID").count(),
+        1,
+        "{said}"
+    );
+}
+
+#[test]
+fn a_forced_transport_on_a_live_url_is_an_error_naming_what_it_is() {
+    let server = http_server(|_, request, stream| {
+        if !request.path.contains("lines") {
+            head(&stream, 200, "text/event-stream");
+            send(&stream, b"data: one\n\n");
+        } else {
+            head(&stream, 200, "application/x-ndjson");
+            send(&stream, b"{\"a\":1}\n");
+        }
+        hold(stream);
+    });
+    for (path, what) in [
+        ("events", "is an event stream (text/event-stream)"),
+        ("lines", "is a JSON-lines stream"),
+    ] {
+        let url = format!("{}/{path}", server.base);
+        let mut run = lrwatch(&["--transport", "value-wait", &url]);
+        assert_eq!(run.wait().code(), Some(1), "{}", run.stderr_text());
+        assert!(run.rest().is_empty(), "not followed as something else");
+        let said = run.stderr_text();
+        assert!(said.contains(what), "{said}");
+        assert!(said.contains("offers no value-wait transport"), "{said}");
+        assert!(said.contains("Leave out --transport"), "{said}");
+    }
+    // auto is no forcing.
+    let mut run = lrwatch(&[
+        "--transport",
+        "auto",
+        "-n",
+        "1",
+        &format!("{}/e", server.base),
+    ]);
+    assert_eq!(run.line(), "one");
+    assert_eq!(run.wait().code(), Some(0));
+}
+
+#[test]
+fn the_first_connection_and_reconnects_have_the_same_dead_connection_timer() {
+    let server = http_server(|n, _, stream| {
+        if n > 1 {
+            return crate::harness::respond(&stream, 204, &[], "");
+        }
+        head(&stream, 200, "text/event-stream");
+        send(&stream, b"retry: 50\ndata: x\n\n");
+    });
+    // The default keep-alive (15 s): three periods, 45 s, on every connection.
+    let mut run = lrwatch(&["-v", &format!("{}/x", server.base)]);
+    assert_eq!(run.wait().code(), Some(0), "{}", run.stderr_text());
+    let said = run.stderr_text();
+    let timers: Vec<&str> = said
+        .lines()
+        .filter_map(|l| l.split("; dead after ").nth(1))
+        .collect();
+    assert_eq!(timers.len(), 3, "{said}");
+    assert!(timers.iter().all(|t| *t == "45s of silence"), "{said}");
+}

@@ -244,3 +244,24 @@ fn wss_urls_are_verified_against_cacert() {
     );
     let _ = std::fs::remove_file(ca_file);
 }
+
+#[test]
+fn a_forced_transport_on_a_websocket_url_is_an_error_before_connecting() {
+    let server = ws_server(|_, _, mut ws| {
+        let _ = ws.send(Message::text("hello"));
+        let _ = ws.read();
+    });
+    let mut run = lrwatch(&[
+        "--transport",
+        "multiplex-ws",
+        &format!("{}/feed", server.base),
+    ]);
+    assert_eq!(run.wait().code(), Some(1), "{}", run.stderr_text());
+    assert!(run.rest().is_empty());
+    let said = run.stderr_text();
+    assert!(
+        said.contains("is a WebSocket, followed as it is: it offers no multiplex-ws transport"),
+        "{said}"
+    );
+    assert_eq!(server.requests(), 0);
+}

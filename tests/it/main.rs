@@ -19,6 +19,7 @@ mod gate;
 mod harness;
 mod inspect;
 mod interop;
+mod library_words;
 mod limits;
 mod live_lines;
 mod live_server;

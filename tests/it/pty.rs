@@ -139,3 +139,33 @@ fn quiet_has_no_status_line() {
         "{screen2}"
     );
 }
+
+#[test]
+fn json_on_a_terminal_escapes_bidi_overrides() {
+    if !have("tmux", "a real pseudo-terminal") {
+        return;
+    }
+    let server = crate::live_server::http_server(|_, _, stream| {
+        crate::live_server::head(&stream, 200, "text/event-stream");
+        crate::live_server::send(
+            &stream,
+            "id: x\u{2067}y\ndata: \"ab\u{202e}cd\"\n\n".as_bytes(),
+        );
+        crate::live_server::hold(stream);
+    });
+    // The pane stays after lrwatch exits, to be read.
+    let tmux = Tmux::start(&format!(
+        "{} --json -n 1 {}/s; sleep 30",
+        env!("CARGO_BIN_EXE_lrwatch"),
+        server.base
+    ));
+    let screen = tmux.until("the envelope", |s| s.contains("\"body\""));
+    // The line wraps at the pane's width.
+    let screen = screen.replace('\n', "");
+    assert!(screen.contains(r#""body":"ab\u202ecd""#), "{screen}");
+    assert!(screen.contains(r#""id":"x\u2067y""#), "{screen}");
+    assert!(
+        !screen.contains('\u{202e}') && !screen.contains('\u{2067}'),
+        "{screen}"
+    );
+}
