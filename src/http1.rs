@@ -156,6 +156,9 @@ pub(crate) type Takeover = Box<dyn FnOnce(TcpStream, Vec<u8>)>;
 pub(crate) enum Reply {
     /// An ordinary response; the connection may be kept alive.
     Full(Response),
+    /// A response, and what to do once it has been written (or could not be): a handler
+    /// that must know its answer left (the webhook receiver, before lrwatch exits).
+    Then(Response, Box<dyn FnOnce() + Send>),
     /// The connection is handed over and not used for HTTP again.
     Takeover(Takeover),
 }
@@ -169,7 +172,7 @@ impl From<Response> for Reply {
 impl std::fmt::Debug for Reply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Reply::Full(r) => r.fmt(f),
+            Reply::Full(r) | Reply::Then(r, _) => r.fmt(f),
             Reply::Takeover(_) => f.write_str("Takeover"),
         }
     }
@@ -180,7 +183,7 @@ impl Reply {
     #[cfg(test)]
     pub(crate) fn response(self) -> Response {
         match self {
-            Reply::Full(r) => r,
+            Reply::Full(r) | Reply::Then(r, _) => r,
             Reply::Takeover(_) => panic!("expected a response, got a takeover"),
         }
     }
@@ -245,8 +248,9 @@ pub(crate) fn serve_connection_with(
         };
         buf.drain(..used);
         let keep_alive = request.keep_alive();
-        let response = match handle(&request) {
-            Reply::Full(response) => response,
+        let (response, then) = match handle(&request) {
+            Reply::Full(response) => (response, None),
+            Reply::Then(response, then) => (response, Some(then)),
             Reply::Takeover(run) => {
                 let _ = stream.set_read_timeout(None);
                 run(stream, buf);
@@ -259,7 +263,11 @@ pub(crate) fn serve_connection_with(
             (true, _) => Connection::Default,
         };
         let head_only = request.method == "HEAD";
-        if write_response(&mut stream, &response, head_only, connection).is_err() {
+        let written = write_response(&mut stream, &response, head_only, connection);
+        if let Some(then) = then {
+            then();
+        }
+        if written.is_err() {
             return;
         }
         if !keep_alive {

@@ -58,6 +58,10 @@ pub(crate) struct Receiver {
     subs: Mutex<Subscriptions>,
     /// Signalled whenever a subscription in flight settles (made or given up).
     settled: Condvar,
+    /// Notifications handed to their follower whose answer is not written yet: lrwatch may
+    /// stop the moment a follower has the event (`--count`), and a sender whose connection is
+    /// cut before its `204` counts the delivery as failed.
+    answering: Arc<Answering>,
 }
 
 #[derive(Debug, Default)]
@@ -109,6 +113,7 @@ impl Receiver {
             token,
             subs: Mutex::new(Subscriptions::default()),
             settled: Condvar::new(),
+            answering: Arc::default(),
         });
         let serving = Arc::clone(&receiver);
         let connections = Arc::new(Connections::default());
@@ -210,6 +215,7 @@ impl Receiver {
     /// whose notifications fail, as they will with nobody listening). Calling it again does
     /// nothing.
     pub(crate) fn unsubscribe_all(&self, http: &HttpClient, note: &dyn Fn(Notice)) {
+        self.answering.wait(ANSWER_GRACE);
         let mut subs = self.lock();
         if subs.phase == Phase::Open {
             subs.phase = Phase::Closing;
@@ -315,9 +321,63 @@ impl Receiver {
         // back until the follower takes events again, which it may need the lock for.
         let inbox = sub.inbox.clone();
         drop(subs);
+        // Counted before the follower can have it, so that stopping waits for the answer.
+        self.answering.start();
         match inbox.send(HubEvent::Push(Box::new(push))) {
-            Ok(()) => Response::new(204).into(),
-            Err(_) => Response::error(410, "no longer followed").into(),
+            Ok(()) => {
+                let answering = Arc::clone(&self.answering);
+                Reply::Then(Response::new(204), Box::new(move || answering.done()))
+            }
+            Err(_) => {
+                self.answering.done();
+                Response::error(410, "no longer followed").into()
+            }
+        }
+    }
+}
+
+/// How long stopping waits for the answers to notifications already handed to followers.
+const ANSWER_GRACE: Duration = Duration::from_secs(1);
+
+/// How many notifications are between being handed to their follower and their answer
+/// being written.
+#[derive(Debug, Default)]
+struct Answering {
+    pending: Mutex<usize>,
+    idle: Condvar,
+}
+
+impl Answering {
+    fn lock(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn start(&self) {
+        *self.lock() += 1;
+    }
+
+    fn done(&self) {
+        let mut pending = self.lock();
+        *pending = pending.saturating_sub(1);
+        if *pending == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    /// Waits until every answer owed is written, at most `grace`.
+    fn wait(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        let mut pending = self.lock();
+        while *pending > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            pending = self
+                .idle
+                .wait_timeout(pending, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 }

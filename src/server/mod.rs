@@ -202,13 +202,15 @@ fn answer(app: &Arc<App>, peer: Option<SocketAddr>, request: &crate::http1::Requ
     let started = Instant::now();
     let log = &app.cfg.log;
     let peer_text = peer.map_or_else(|| "-".to_owned(), |p| p.to_string());
+    let finish = |response| {
+        let response = app.cfg.cors.apply(request, response);
+        let status = response.status.to_string();
+        log.request(&peer_text, request, &status, started.elapsed());
+        response
+    };
     match routes::handle(app, request) {
-        Reply::Full(response) => {
-            let response = app.cfg.cors.apply(request, response);
-            let status = response.status.to_string();
-            log.request(&peer_text, request, &status, started.elapsed());
-            response.into()
-        }
+        Reply::Full(response) => finish(response).into(),
+        Reply::Then(response, then) => Reply::Then(finish(response), then),
         Reply::Takeover(run) => {
             let upgrade = request
                 .header("upgrade")
