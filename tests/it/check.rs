@@ -4,6 +4,7 @@
 //! time (about 2.5 s) per test.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use lrwatch::server::{Fault, ServerConfig};
 use serde_json::Value;
@@ -52,7 +53,11 @@ fn check(url: &str, trigger: Option<&str>) -> Checked {
     }
     args.push(url);
     let mut run = lrwatch(&args);
-    let line = run.line();
+    // Bounded by the budget, with room to spare: a change that never comes is waited for
+    // 10 s (a changes link that keeps leading back to its checkpoint, say).
+    let line = run
+        .try_line(Duration::from_secs(35))
+        .unwrap_or_else(|| panic!("no report in 35 s: {}", run.stderr_text()));
     let code = run.wait().code();
     let report: Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));

@@ -30,6 +30,11 @@ struct Knobs {
     value_stream: bool,
     /// Offer `value-callback` at `/hooks`.
     value_callback: bool,
+    /// Offer `changes` at `/changes?after=N` (and `Changes-Id: N` on the resource, but for
+    /// [`Stays::Etag`]), answered as the protocol's test server does: `{"change":"+K"}`. Its
+    /// feed lags as the test server's 3 s tick can: the first ask at each checkpoint is
+    /// answered "nothing since", marked in this way.
+    changes: Option<Stays>,
     /// The fault.
     fault: Option<Fault>,
 }
@@ -56,6 +61,17 @@ enum Fault {
     NotifyAfterDelete,
 }
 
+/// How an answer at a changes checkpoint says "nothing since".
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Stays {
+    /// A `changes` link back to the checkpoint asked for (and its `Changes-Id`).
+    LinkBack,
+    /// No link; the `Changes-Id` the resource had at that checkpoint.
+    ChangesId,
+    /// No link, no `Changes-Id`; the `ETag` the resource had at that checkpoint.
+    Etag,
+}
+
 /// The counter and who waits on it.
 struct State {
     count: Mutex<u64>,
@@ -64,6 +80,8 @@ struct State {
     hooks: Mutex<Vec<(String, bool)>>,
     /// Bumped to tell sockets their subscriptions were forgotten.
     forgotten: Mutex<u64>,
+    /// The changes checkpoints asked for so far.
+    checkpoints: Mutex<BTreeSet<u64>>,
 }
 
 struct Req {
@@ -133,6 +151,7 @@ fn fake(knobs: Knobs) -> String {
         changed: Condvar::new(),
         hooks: Mutex::new(Vec::new()),
         forgotten: Mutex::new(0),
+        checkpoints: Mutex::new(BTreeSet::new()),
     });
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
@@ -190,6 +209,9 @@ fn serve(stream: TcpStream, k: Knobs, state: &State, authority: &str) {
         if k.value_callback {
             l.push("</hooks>; rel=value-callback".to_string());
         }
+        if k.changes.is_some() {
+            l.push(format!("</changes?after={}>; rel=changes", count(state)));
+        }
         if fault == Some(Fault::MalformedLink) {
             l.push("</other; rel=value-wait".to_string());
         }
@@ -209,6 +231,9 @@ fn serve(stream: TcpStream, k: Knobs, state: &State, authority: &str) {
         }
         for l in &links {
             h.push(("Link".into(), l.clone()));
+        }
+        if k.changes.is_some_and(|s| s != Stays::Etag) {
+            h.push(("Changes-Id".into(), n.to_string()));
         }
         h
     };
@@ -301,6 +326,29 @@ fn serve(stream: TcpStream, k: Knobs, state: &State, authority: &str) {
             } else {
                 send(304, &[], "");
             }
+        }
+        ("GET", "/changes") if k.changes.is_some() => {
+            let Some(after) = url_param(&req.query, "after").and_then(|a| a.parse::<u64>().ok())
+            else {
+                return send(400, &[], "bad after");
+            };
+            let first = state.checkpoints.lock().unwrap().insert(after);
+            // The feed's own lag: its first answer at a checkpoint is as if nothing changed.
+            let now = if first { after } else { count(state) };
+            let stays = k.changes.unwrap();
+            let mut headers = h_owned(&[("Content-Type", "application/json")]);
+            if now != after || stays == Stays::LinkBack {
+                headers.push((
+                    "Link".into(),
+                    format!("</changes?after={now}>; rel=changes"),
+                ));
+            }
+            if stays != Stays::Etag {
+                headers.push(("Changes-Id".into(), now.to_string()));
+            }
+            headers.push(("ETag".into(), format!("\"{now}\"")));
+            let body = json!({"change": format!("+{}", now - after)});
+            send(200, &headers, &body.to_string());
         }
         ("POST", "/hooks") => {
             let callback = url_param(&req.body, "callback_uri").unwrap_or_default();
@@ -530,6 +578,42 @@ fn readings_the_texts_allow_pass_form_a_multiplex_and_paths_only_sockets() {
                     && r["mechanism"] == "multiplex-ws"
                     && r["outcome"] == "pass"),
             "{requirement}: {report:#}"
+        );
+    }
+}
+
+#[test]
+fn a_changes_answer_that_stays_at_its_checkpoint_is_nothing_yet_not_a_failure() {
+    if !have("curl", "check's trigger") {
+        return;
+    }
+    // As the protocol's test server answers before its tick: `{"time:change":"+0"}`, marked
+    // as "nothing since" by a link back, a `Changes-Id` or an `ETag`; later, the change.
+    let handles: Vec<_> = [Stays::LinkBack, Stays::ChangesId, Stays::Etag]
+        .into_iter()
+        .map(|stays| {
+            std::thread::spawn(move || {
+                let base = fake(Knobs {
+                    changes: Some(stays),
+                    ..Knobs::default()
+                });
+                (stays, check(&base, &[]))
+            })
+        })
+        .collect();
+    for handle in handles {
+        let (stays, checked) = handle.join().unwrap();
+        let report = &checked.report;
+        assert_eq!(checked.code, Some(0), "{stays:?}: {report:#}");
+        assert!(checked.with("fail").is_empty(), "{stays:?}: {report:#}");
+        let advanced = checked.result("changes-advance", "pass");
+        assert_eq!(advanced["mechanism"], "changes", "{advanced:#}");
+        assert!(
+            advanced["detail"]
+                .as_str()
+                .unwrap()
+                .ends_with("/changes?after=1"),
+            "{stays:?}: {advanced:#}"
         );
     }
 }
