@@ -48,6 +48,18 @@ enum Fault {
     LateLongPoll,
     BadWait500,
     LongPollNeverDelivers,
+    /// A value long-poll with nothing new is never answered (held past any wait, until a
+    /// change); one asked across a change is answered.
+    LongPollNeverAnswered,
+    /// Multiplexed long-polls are held for their wait and answered 304, whatever the client
+    /// holds and whatever changes; a plain ask is answered.
+    MultiplexNeverDelivers,
+    /// The event stream opens, then never sends an update.
+    StreamNeverDelivers,
+    /// Socket subscriptions are acknowledged, then never pushed to.
+    SocketNeverDelivers,
+    /// Webhook subscriptions are made, then never notified.
+    HooksNeverNotified,
     MultiplexList,
     SsePingEvents,
     /// Form B updates without `Previous-ETag`.
@@ -280,6 +292,13 @@ fn serve(stream: TcpStream, k: Knobs, state: &State, authority: &str) {
                     headers.push(("ETag".into(), inm.clone().unwrap_or_default()));
                     send(304, &headers, "");
                 }
+                (Some(_), true) if fault == Some(Fault::LongPollNeverAnswered) => {
+                    // Held until a change, however long: no answer once the wait runs out.
+                    if wait_change(state, now, Duration::from_secs(60)) {
+                        let n = count(state);
+                        send(200, &value_headers(n), &n.to_string());
+                    }
+                }
                 (Some(w), true) => {
                     let wait = Duration::from_secs(w.parse().unwrap());
                     let changed = wait_change(state, now, wait);
@@ -299,6 +318,16 @@ fn serve(stream: TcpStream, k: Knobs, state: &State, authority: &str) {
                 (None, true) => send(304, &value_headers(now), ""),
                 _ => send(200, &value_headers(now), &now.to_string()),
             }
+        }
+        ("GET", "/multi")
+            if fault == Some(Fault::MultiplexNeverDelivers)
+                && req.header("wait").is_some_and(|w| w.parse::<u64>().is_ok()) =>
+        {
+            // Whatever the client holds and whatever changes: held for the wait, then
+            // "nothing new".
+            let w: u64 = req.header("wait").unwrap().parse().unwrap();
+            std::thread::sleep(Duration::from_secs(w));
+            send(304, &[], "");
         }
         ("GET", "/multi") => {
             let inm = url_param(&req.query, "inm");
@@ -386,6 +415,9 @@ fn url_param(query: &str, name: &str) -> Option<String> {
 
 /// POSTs the new value to every callback URL (deleted ones too, for that fault).
 fn notify_hooks(state: &State, k: Knobs, authority: &str, n: u64) {
+    if k.fault == Some(Fault::HooksNeverNotified) {
+        return;
+    }
     let hooks = state.hooks.lock().unwrap().clone();
     for (url, deleted) in hooks {
         if deleted && k.fault != Some(Fault::NotifyAfterDelete) {
@@ -413,6 +445,14 @@ fn stream_events(mut stream: &TcpStream, k: Knobs, state: &State) {
     let mut held = count(state);
     let until = Instant::now() + Duration::from_secs(30);
     while Instant::now() < until {
+        if k.fault == Some(Fault::StreamNeverDelivers) {
+            // Open, silent: keep-alive comments only.
+            std::thread::sleep(Duration::from_millis(500));
+            if stream.write_all(b":\n\n").is_err() {
+                return;
+            }
+            continue;
+        }
         if wait_change(state, held, Duration::from_millis(500)) {
             let previous = held;
             held = count(state);
@@ -465,6 +505,9 @@ fn socket(stream: TcpStream, k: Knobs, state: &State) {
         let now = count(state);
         if now != held {
             held = now;
+            if k.fault == Some(Fault::SocketNeverDelivers) {
+                continue;
+            }
             if let Some(uri) = &subscribed {
                 let body = if k.fault == Some(Fault::PushList) {
                     json!([now])
@@ -506,6 +549,17 @@ impl Checked {
             .iter()
             .filter(|r| r["outcome"] == outcome)
             .map(|r| r["requirement"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The mechanisms of the results with this outcome ("" for none).
+    fn mechanisms(&self, outcome: &str) -> BTreeSet<String> {
+        self.report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["outcome"] == outcome)
+            .map(|r| r["mechanism"].as_str().unwrap_or("").to_string())
             .collect()
     }
 
@@ -621,29 +675,49 @@ fn a_changes_answer_that_stays_at_its_checkpoint_is_nothing_yet_not_a_failure() 
 /// Runs check against a fake server per case, concurrently; each case must report exactly
 /// its requirement, at its level, with evidence.
 fn each_breaks_exactly(cases: Vec<(Knobs, &'static str, &'static str)>, extra: &[&str]) {
+    let cases = cases
+        .into_iter()
+        .map(|(knobs, requirement, outcome)| (knobs, requirement, None, outcome))
+        .collect();
+    each_breaks_exactly_over(cases, extra);
+}
+
+/// The same, each case also naming the one mechanism the requirement must be reported for.
+fn each_breaks_exactly_over(
+    cases: Vec<(Knobs, &'static str, Option<&'static str>, &'static str)>,
+    extra: &[&str],
+) {
     if !have("curl", "check's trigger") {
         return;
     }
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     let handles: Vec<_> = cases
         .into_iter()
-        .map(|(knobs, requirement, outcome)| {
+        .map(|(knobs, requirement, mechanism, outcome)| {
             let extra = extra.clone();
             std::thread::spawn(move || {
                 let base = fake(knobs);
                 let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-                (knobs.fault, requirement, outcome, check(&base, &extra))
+                (
+                    knobs.fault,
+                    requirement,
+                    mechanism,
+                    outcome,
+                    check(&base, &extra),
+                )
             })
         })
         .collect();
     let mut wrong = Vec::new();
     for handle in handles {
-        let (fault, requirement, outcome, checked) = handle.join().unwrap();
+        let (fault, requirement, mechanism, outcome, checked) = handle.join().unwrap();
         let other = if outcome == "fail" { "warn" } else { "fail" };
         let code = if outcome == "fail" { 1 } else { 0 };
         let ok = checked.with(outcome) == BTreeSet::from([requirement.to_string()])
             && checked.with(other).is_empty()
             && checked.code == Some(code)
+            && mechanism
+                .is_none_or(|m| checked.mechanisms(outcome) == BTreeSet::from([m.to_string()]))
             && {
                 let found = checked.result(requirement, outcome);
                 found["response"].is_string()
@@ -653,7 +727,7 @@ fn each_breaks_exactly(cases: Vec<(Knobs, &'static str, &'static str)>, extra: &
             };
         if !ok {
             wrong.push(format!(
-                "{fault:?} should {outcome} only {requirement} (exit {code}), got exit {:?}: {:#}",
+                "{fault:?} should {outcome} only {requirement} over {mechanism:?} (exit {code}), got exit {:?}: {:#}",
                 checked.code, checked.report
             ));
         }
@@ -692,6 +766,11 @@ fn each_requirement_of_resources_and_long_polls_fails_alone() {
                 "fail",
             ),
             (with(Fault::MultiplexList, mux), "multiplex-body", "fail"),
+            (
+                with(Fault::LongPollNeverAnswered, vw),
+                "long-poll-timely",
+                "warn",
+            ),
         ],
         &[],
     );
@@ -739,6 +818,56 @@ fn each_requirement_of_pushes_and_webhooks_fails_alone() {
             (
                 with(Fault::NotifyAfterDelete, hooks),
                 "callback-unsubscribe",
+                "fail",
+            ),
+        ],
+        &["--callback-listen", "127.0.0.1:0"],
+    );
+}
+
+#[test]
+fn a_change_never_delivered_fails_change_delivered_over_that_mechanism_alone() {
+    let stream = Knobs {
+        value_stream: true,
+        ..Knobs::default()
+    };
+    let ws = Knobs {
+        multiplex_ws: true,
+        ..Knobs::default()
+    };
+    let mux = Knobs {
+        multiplex_wait: true,
+        ..Knobs::default()
+    };
+    let hooks = Knobs {
+        value_callback: true,
+        ..Knobs::default()
+    };
+    let delivered = "change-delivered";
+    each_breaks_exactly_over(
+        vec![
+            (
+                with(Fault::StreamNeverDelivers, stream),
+                delivered,
+                Some("value-stream"),
+                "fail",
+            ),
+            (
+                with(Fault::SocketNeverDelivers, ws),
+                delivered,
+                Some("multiplex-ws"),
+                "fail",
+            ),
+            (
+                with(Fault::MultiplexNeverDelivers, mux),
+                delivered,
+                Some("multiplex-wait"),
+                "fail",
+            ),
+            (
+                with(Fault::HooksNeverNotified, hooks),
+                delivered,
+                Some("value-callback"),
                 "fail",
             ),
         ],
