@@ -70,6 +70,9 @@ fn stable(env: &ProbeEnv, first: &str) -> Finding {
         let (result, exchange) = env.get(&env.url, &[], REQUEST_TIMEOUT);
         let response = match result {
             Ok((r, _)) => r,
+            Err(why) if env.out_of_budget() => {
+                return super::cut_short(Requirement::EtagStable, None, &why, &exchange)
+            }
             Err(why) => {
                 return Finding::fail(
                     Requirement::EtagStable,
@@ -115,6 +118,9 @@ fn not_modified(env: &ProbeEnv, etag: &str) -> Finding {
         let (result, exchange) = env.get(&env.url, &headers, REQUEST_TIMEOUT);
         let response = match result {
             Ok((r, _)) => r,
+            Err(why) if env.out_of_budget() => {
+                return super::cut_short(Requirement::NotModified, None, &why, &exchange)
+            }
             Err(why) => {
                 return Finding::fail(
                     Requirement::NotModified,

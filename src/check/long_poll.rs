@@ -359,6 +359,9 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, kind: Kind) -> Vec<Finding> {
                     Some(&a.exchange),
                 ));
             }
+            Err((why, x)) if env.out_of_budget() => {
+                out.push(super::cut_short(Requirement::MultiplexBody, m, &why, &x));
+            }
             Err((why, x)) => out.push(Finding::fail(
                 Requirement::MultiplexBody,
                 m,
@@ -500,6 +503,9 @@ fn bad_wait(poll: &Poll<'_>, state: &State) -> Finding {
             ),
             Some(&a.exchange),
         ),
+        Err((why, x)) if poll.env.out_of_budget() => {
+            super::cut_short(Requirement::BadWaitHandled, m, &why, &x)
+        }
         Err((why, x)) => Finding::fail(
             Requirement::BadWaitHandled,
             m,

@@ -308,6 +308,26 @@ fn change_skip(env: &ProbeEnv, mechanism: Mechanism) -> Option<Finding> {
     None
 }
 
+/// The finding for a request the budget cut short, in place of `requirement`'s: it proves
+/// nothing about the server but that it was too slow for the budget, so `budget` warns
+/// (naming what was left unjudged, with what was asked) rather than `requirement` failing.
+fn cut_short(
+    requirement: Requirement,
+    mechanism: Option<Mechanism>,
+    why: &str,
+    exchange: &Exchange,
+) -> Finding {
+    Finding::fail(
+        Requirement::Budget,
+        mechanism,
+        format!(
+            "the budget ran out before {} could be judged: {why}",
+            requirement.id()
+        ),
+        Some(exchange),
+    )
+}
+
 /// The finding for a change that did not arrive: FAIL when the trigger ran, else SKIP.
 fn not_delivered(
     env: &ProbeEnv,
