@@ -32,10 +32,7 @@ pub(super) fn probe(env: &ProbeEnv, _probe: &mut Probe<'_>) -> Vec<Finding> {
             Some(&discovery),
         )
     });
-    out.push(match json_label(&env.first) {
-        Ok(label) => Finding::pass(Requirement::ContentType, None, label),
-        Err(why) => Finding::fail(Requirement::ContentType, None, why, Some(&discovery)),
-    });
+    out.push(json_label(&env.first, None, &discovery));
     let Some(etag) = env.caps.etag.clone() else {
         let collection = env.caps.offer(Mechanism::Changes).is_some();
         if collection {

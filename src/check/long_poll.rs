@@ -108,8 +108,8 @@ struct Answer {
     exchange: Exchange,
     /// Multiplexed: what is wrong with the answer's shape, if anything.
     shape: Result<String, String>,
-    /// Multiplexed: what is wrong with the answer's content type, if anything.
-    label: Result<String, String>,
+    /// Multiplexed: the `content-type` finding for the answer.
+    label: Finding,
 }
 
 impl Poll<'_> {
@@ -175,7 +175,7 @@ impl Poll<'_> {
         let (result, exchange) = self.env.get(&url, &headers, timeout);
         let (response, took) = result.map_err(|why| (why, exchange.clone()))?;
         let status = response.status;
-        let label = json_label(&response);
+        let label = json_label(&response, Some(self.mechanism()), &exchange);
         let (news, next, shape) = match (self.kind, state) {
             (Kind::Value, State::Etag(held)) => {
                 let etag = response.header("etag").map(|e| e.trim().to_string());
@@ -343,12 +343,7 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, kind: Kind) -> Vec<Finding> {
         };
         match poll.ask(&first, None, super::REQUEST_TIMEOUT) {
             Ok(a) => {
-                out.push(match &a.label {
-                    Ok(label) => Finding::pass(Requirement::ContentType, m, label.clone()),
-                    Err(why) => {
-                        Finding::fail(Requirement::ContentType, m, why.clone(), Some(&a.exchange))
-                    }
-                });
+                out.push(a.label.clone());
                 let ok = a.shape.is_ok();
                 let detail = a.shape.unwrap_or_else(|e| e);
                 out.push(Finding::judge(

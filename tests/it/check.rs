@@ -367,6 +367,23 @@ fn a_warning_shows_level_source_request_and_response_and_fails_only_when_strict(
         let stderr = run.stderr_text();
         assert_eq!(stderr.contains("1 requirement warned"), strict, "{stderr}");
     }
+    // `ok` in --json agrees with the exit status, --strict or not.
+    for strict in [false, true] {
+        let mut args = vec!["check", "--json", "--budget", "10", &url];
+        if strict {
+            args.insert(1, "--strict");
+        }
+        let mut run = lrwatch(&args);
+        let line = run
+            .try_line(Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("no report in 20 s: {}", run.stderr_text()));
+        let code = run.wait().code();
+        let report: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(report["warned"], 1, "{report:#}");
+        assert_eq!(code, Some(if strict { 1 } else { 0 }), "{report:#}");
+        assert_eq!(report["ok"], !strict, "{report:#}");
+        assert_eq!(report["strict"], strict, "{report:#}");
+    }
 }
 
 #[test]

@@ -35,6 +35,8 @@ struct Knobs {
     /// feed lags as the test server's 3 s tick can: the first ask at each checkpoint is
     /// answered "nothing since", marked in this way.
     changes: Option<Stays>,
+    /// The value is text (`count N`, `text/plain`), not JSON.
+    plain_text: bool,
     /// The fault.
     fault: Option<Fault>,
 }
@@ -45,6 +47,8 @@ enum Fault {
     MalformedLink,
     NoEtag,
     JsonAsHtml,
+    /// The value is text (`count N`) labelled `application/json`.
+    TextAsJson,
     LateLongPoll,
     BadWait500,
     LongPollNeverDelivers,
@@ -229,11 +233,22 @@ fn serve(stream: TcpStream, k: Knobs, state: &State, authority: &str) {
         }
         l
     };
+    // The value: a JSON number, or text for that knob and that fault.
+    let text = k.plain_text || fault == Some(Fault::TextAsJson);
+    let value_body = |n: u64| {
+        if text {
+            format!("count {n}")
+        } else {
+            n.to_string()
+        }
+    };
     let value_headers = |n: u64| {
         let mut h = vec![(
             "Content-Type".to_string(),
             if fault == Some(Fault::JsonAsHtml) {
                 "text/html".to_string()
+            } else if k.plain_text {
+                "text/plain".to_string()
             } else {
                 "application/json".to_string()
             },
@@ -296,7 +311,7 @@ fn serve(stream: TcpStream, k: Knobs, state: &State, authority: &str) {
                     // Held until a change, however long: no answer once the wait runs out.
                     if wait_change(state, now, Duration::from_secs(60)) {
                         let n = count(state);
-                        send(200, &value_headers(n), &n.to_string());
+                        send(200, &value_headers(n), &value_body(n));
                     }
                 }
                 (Some(w), true) => {
@@ -310,13 +325,13 @@ fn serve(stream: TcpStream, k: Knobs, state: &State, authority: &str) {
                     }
                     if changed {
                         let n = count(state);
-                        send(200, &value_headers(n), &n.to_string());
+                        send(200, &value_headers(n), &value_body(n));
                     } else {
                         send(304, &value_headers(now), "");
                     }
                 }
                 (None, true) => send(304, &value_headers(now), ""),
-                _ => send(200, &value_headers(now), &now.to_string()),
+                _ => send(200, &value_headers(now), &value_body(now)),
             }
         }
         ("GET", "/multi")
@@ -758,6 +773,7 @@ fn each_requirement_of_resources_and_long_polls_fails_alone() {
             (with(Fault::MalformedLink, vw), "links", "fail"),
             (with(Fault::NoEtag, vw), "etag-present", "fail"),
             (with(Fault::JsonAsHtml, vw), "content-type", "warn"),
+            (with(Fault::TextAsJson, vw), "content-type", "warn"),
             (with(Fault::LateLongPoll, vw), "long-poll-timely", "warn"),
             (with(Fault::BadWait500, vw), "bad-wait-handled", "warn"),
             (
@@ -826,6 +842,29 @@ fn each_requirement_of_pushes_and_webhooks_fails_alone() {
 }
 
 #[test]
+fn text_labelled_as_text_has_no_json_label_to_judge() {
+    if !have("curl", "check's trigger") {
+        return;
+    }
+    let base = fake(Knobs {
+        value_wait: true,
+        plain_text: true,
+        ..Knobs::default()
+    });
+    let checked = check(&base, &[]);
+    let report = &checked.report;
+    assert_eq!(checked.code, Some(0), "{report:#}");
+    assert!(checked.with("fail").is_empty(), "{report:#}");
+    assert!(checked.with("warn").is_empty(), "{report:#}");
+    // Not a PASS whose detail says "not JSON": the requirement has nothing to judge.
+    let label = checked.result("content-type", "skip");
+    assert_eq!(
+        label["detail"], "the content is not JSON (\"text/plain\"): nothing to label",
+        "{label:#}"
+    );
+}
+
+#[test]
 fn a_change_never_delivered_fails_change_delivered_over_that_mechanism_alone() {
     let stream = Knobs {
         value_stream: true,
@@ -876,7 +915,7 @@ fn a_change_never_delivered_fails_change_delivered_over_that_mechanism_alone() {
 }
 
 #[test]
-fn a_failing_trigger_fails_and_skips_what_needed_the_change() {
+fn a_failing_trigger_warns_skips_what_needed_the_change_and_exits_1() {
     let base = fake(Knobs {
         value_wait: true,
         ..Knobs::default()
@@ -884,11 +923,22 @@ fn a_failing_trigger_fails_and_skips_what_needed_the_change() {
     let url = format!("{base}/r");
     let mut run = lrwatch(&["check", "--json", "--trigger", "exit 3", &url]);
     let report: Value = serde_json::from_str(&report_line(&mut run)).unwrap();
+    // The user's command failed, not the server: a practice of lrwatch's own, so at most a
+    // SHOULD, and no requirement of the server fails; but what needed the change went
+    // unchecked, so the run is not ok and exits 1, --strict or not.
     assert_eq!(run.wait().code(), Some(1), "{report:#}");
+    assert!(
+        run.stderr_text().contains("the trigger failed"),
+        "{}",
+        run.stderr_text()
+    );
+    assert_eq!(report["ok"], false, "{report:#}");
+    assert_eq!(report["failed"], 0, "{report:#}");
     let results = report["results"].as_array().unwrap();
-    let failed: Vec<&Value> = results.iter().filter(|r| r["outcome"] == "fail").collect();
-    assert_eq!(failed.len(), 1, "{report:#}");
-    assert_eq!(failed[0]["requirement"], "trigger", "{report:#}");
+    let warned: Vec<&Value> = results.iter().filter(|r| r["outcome"] == "warn").collect();
+    assert_eq!(warned.len(), 1, "{report:#}");
+    assert_eq!(warned[0]["requirement"], "trigger", "{report:#}");
+    assert_eq!(warned[0]["level"], "SHOULD", "{report:#}");
     assert!(results
         .iter()
         .any(|r| r["requirement"] == "change-delivered" && r["outcome"] == "skip"));
