@@ -64,6 +64,9 @@ enum Fault {
     SocketNeverDelivers,
     /// Webhook subscriptions are made, then never notified.
     HooksNeverNotified,
+    /// The changes link is also `changes-wait`; a long-poll at it is held for its wait and
+    /// answered "nothing since" (`+0`, a link back), whatever changes.
+    ChangesWaitNeverDelivers,
     MultiplexList,
     SsePingEvents,
     /// Form B updates without `Previous-ETag`.
@@ -226,7 +229,12 @@ fn serve(stream: TcpStream, k: Knobs, state: &State, authority: &str) {
             l.push("</hooks>; rel=value-callback".to_string());
         }
         if k.changes.is_some() {
-            l.push(format!("</changes?after={}>; rel=changes", count(state)));
+            let rel = if fault == Some(Fault::ChangesWaitNeverDelivers) {
+                "\"changes changes-wait\""
+            } else {
+                "changes"
+            };
+            l.push(format!("</changes?after={}>; rel={rel}", count(state)));
         }
         if fault == Some(Fault::MalformedLink) {
             l.push("</other; rel=value-wait".to_string());
@@ -376,9 +384,23 @@ fn serve(stream: TcpStream, k: Knobs, state: &State, authority: &str) {
             else {
                 return send(400, &[], "bad after");
             };
-            let first = state.checkpoints.lock().unwrap().insert(after);
-            // The feed's own lag: its first answer at a checkpoint is as if nothing changed.
-            let now = if first { after } else { count(state) };
+            let wait = req.header("wait").and_then(|w| w.parse::<u64>().ok());
+            let now = match wait {
+                Some(w) if fault == Some(Fault::ChangesWaitNeverDelivers) => {
+                    std::thread::sleep(Duration::from_secs(w));
+                    after
+                }
+                _ => {
+                    let first = state.checkpoints.lock().unwrap().insert(after);
+                    // The feed's own lag: its first answer at a checkpoint is as if
+                    // nothing changed.
+                    if first {
+                        after
+                    } else {
+                        count(state)
+                    }
+                }
+            };
             let stays = k.changes.unwrap();
             let mut headers = h_owned(&[("Content-Type", "application/json")]);
             if now != after || stays == Stays::LinkBack {
@@ -882,6 +904,10 @@ fn a_change_never_delivered_fails_change_delivered_over_that_mechanism_alone() {
         value_callback: true,
         ..Knobs::default()
     };
+    let changes = Knobs {
+        changes: Some(Stays::LinkBack),
+        ..Knobs::default()
+    };
     let delivered = "change-delivered";
     each_breaks_exactly_over(
         vec![
@@ -907,6 +933,13 @@ fn a_change_never_delivered_fails_change_delivered_over_that_mechanism_alone() {
                 with(Fault::HooksNeverNotified, hooks),
                 delivered,
                 Some("value-callback"),
+                "fail",
+            ),
+            // Its answers at the end of each wait carry `+0`: a body, but a link back.
+            (
+                with(Fault::ChangesWaitNeverDelivers, changes),
+                delivered,
+                Some("changes-wait"),
                 "fail",
             ),
         ],
