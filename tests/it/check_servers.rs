@@ -804,11 +804,6 @@ fn each_requirement_of_resources_and_long_polls_fails_alone() {
                 "fail",
             ),
             (with(Fault::MultiplexList, mux), "multiplex-body", "fail"),
-            (
-                with(Fault::LongPollNeverAnswered, vw),
-                "long-poll-timely",
-                "warn",
-            ),
         ],
         &[],
     );
@@ -860,6 +855,51 @@ fn each_requirement_of_pushes_and_webhooks_fails_alone() {
             ),
         ],
         &["--callback-listen", "127.0.0.1:0"],
+    );
+}
+
+#[test]
+fn a_long_poll_never_answered_while_nothing_changes_is_untimely_alone() {
+    if !have("curl", "check's trigger") {
+        return;
+    }
+    let base = fake(with(
+        Fault::LongPollNeverAnswered,
+        Knobs {
+            value_wait: true,
+            ..Knobs::default()
+        },
+    ));
+    let checked = check(&base, &[]);
+    let report = &checked.report;
+    // A SHOULD: it warns, exit 0; held it was, and the change still arrives.
+    assert_eq!(checked.code, Some(0), "{report:#}");
+    assert!(checked.with("fail").is_empty(), "{report:#}");
+    assert_eq!(
+        checked.with("warn"),
+        BTreeSet::from(["long-poll-timely".to_string()]),
+        "{report:#}"
+    );
+    let late = checked.result("long-poll-timely", "warn");
+    assert_eq!(late["mechanism"], "value-wait", "{late:#}");
+    assert!(
+        late["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("no answer within 5.0s of a 2s wait"),
+        "{late:#}"
+    );
+    assert!(
+        late["request"].as_str().unwrap().contains("Wait: 2"),
+        "{late:#}"
+    );
+    assert!(
+        late["response"].as_str().unwrap().contains("no response"),
+        "{late:#}"
+    );
+    assert_eq!(
+        checked.result("change-delivered", "pass")["mechanism"],
+        "value-wait"
     );
 }
 
