@@ -8,6 +8,7 @@
 //! `200 {}`); a multiplexed answer may be labelled `application/liveresource-multiplex` (form
 //! A's own example) or any JSON type, and a mislabelled one only warns (`content-type`).
 
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use url::Url;
@@ -98,6 +99,8 @@ struct Poll<'a> {
     uri: String,
     /// Multiplexed: whether it names a changes URI.
     changes: bool,
+    /// Changes: the body of the last answer whose link led back to its checkpoint.
+    stalled: RefCell<Option<Vec<u8>>>,
 }
 
 struct Answer {
@@ -188,10 +191,23 @@ impl Poll<'_> {
             }
             (Kind::Changes, State::Checkpoint(held)) => {
                 let next = next_checkpoint(&response.headers_all_links(), &response.url);
-                // A link back to the checkpoint asked for says "nothing since", whatever
-                // the body (the test server ends a wait with `{"time:change":"+0"}`).
-                let stayed = next.as_ref() == Some(held);
-                let news = status == 200 && has_items(&response.body) && !stayed;
+                // A link back to the checkpoint asked for says "nothing since" (the test
+                // server ends a wait with `{"time:change":"+0"}`), unless the body differs
+                // from the one given there before, as the follower reads it: a server whose
+                // checkpoints never move still delivers (`changes-advance` tells that).
+                let moved_on = match &next {
+                    Some(next) if next == held => {
+                        let before = self.stalled.replace(Some(response.body.clone()));
+                        before.is_some_and(|b| b != response.body)
+                    }
+                    Some(_) => {
+                        self.stalled.replace(None);
+                        true
+                    }
+                    // No link (an error, say): nothing said about the checkpoint.
+                    None => true,
+                };
+                let news = status == 200 && has_items(&response.body) && moved_on;
                 let next = next.unwrap_or_else(|| held.clone());
                 (news, State::Checkpoint(next), Ok(String::new()))
             }
@@ -328,6 +344,7 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, kind: Kind) -> Vec<Finding> {
         offer,
         uri: uri_for(&offer.target, &subject),
         changes,
+        stalled: RefCell::new(None),
     };
     let m = Some(poll.mechanism());
     let mut out = Vec::new();
