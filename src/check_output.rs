@@ -1,5 +1,6 @@
 //! `lrwatch check`: the findings of [`lrwatch::check`], one line per requirement, for people
-//! or (`--json`) scripts. Exit 1 when a MUST failed, or with `--strict` when a SHOULD warned.
+//! or (`--json`) scripts. Exit 1 when a MUST failed or the trigger failed, or with `--strict`
+//! when a SHOULD warned: when the report's `ok` is false.
 
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ pub fn run(args: &CheckArgs, env: &Env) -> Result<Ending> {
     )?;
     crate::inspect_output::write_report(
         args.probe.json,
-        || with_hints(&report).to_string(),
+        || with_hints(&report, args.strict).to_string(),
         || render(&report, probe.color),
     )?;
     let failed = report.count(Outcome::Fail);
@@ -45,6 +46,14 @@ pub fn run(args: &CheckArgs, env: &Env) -> Result<Ending> {
             report.url
         );
     }
+    // The user's command failed, not the server: no requirement is broken, but what needed
+    // the change went unchecked, which a script must not take for a pass.
+    if report.trigger_failed() {
+        bail!(
+            "the trigger failed, so what needed a change was not checked for {}",
+            report.url
+        );
+    }
     if args.strict && warned > 0 {
         bail!(
             "{warned} requirement{} warned for {} (--strict)",
@@ -52,6 +61,7 @@ pub fn run(args: &CheckArgs, env: &Env) -> Result<Ending> {
             report.url
         );
     }
+    debug_assert!(report.ok(args.strict));
     Ok(Ending::Done)
 }
 
@@ -143,8 +153,8 @@ fn needs_hint(needs: lrwatch::check::Needs) -> &'static str {
 }
 
 /// The JSON report, each skipped finding that needed an option with a `hint` naming it.
-fn with_hints(report: &CheckReport) -> serde_json::Value {
-    let mut json = report.to_json();
+fn with_hints(report: &CheckReport, strict: bool) -> serde_json::Value {
+    let mut json = report.to_json(strict);
     if let Some(results) = json["results"].as_array_mut() {
         for (result, finding) in results.iter_mut().zip(&report.findings) {
             if let Some(needs) = finding.needs {

@@ -155,8 +155,8 @@ pub enum Command {
     /// WARN shows the request and an excerpt of the response. The whole run is bounded by
     /// --budget and says how long it took.
     ///
-    /// Exit status: 0 when no MUST failed (with --strict: and no SHOULD warned), 1 otherwise
-    /// (2 for a usage error).
+    /// Exit status: 0 when no MUST failed and the trigger (if given) ran (with --strict: and
+    /// no SHOULD warned), 1 otherwise (2 for a usage error); --json's "ok" says the same.
     ///
     /// Examples:
     ///   lrwatch check --trigger 'curl -s -X POST http://127.0.0.1:8080/counter/a' \

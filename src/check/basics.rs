@@ -32,10 +32,7 @@ pub(super) fn probe(env: &ProbeEnv, _probe: &mut Probe<'_>) -> Vec<Finding> {
             Some(&discovery),
         )
     });
-    out.push(match json_label(&env.first) {
-        Ok(label) => Finding::pass(Requirement::ContentType, None, label),
-        Err(why) => Finding::fail(Requirement::ContentType, None, why, Some(&discovery)),
-    });
+    out.push(json_label(&env.first, None, &discovery));
     let Some(etag) = env.caps.etag.clone() else {
         let collection = env.caps.offer(Mechanism::Changes).is_some();
         if collection {
@@ -70,6 +67,9 @@ fn stable(env: &ProbeEnv, first: &str) -> Finding {
         let (result, exchange) = env.get(&env.url, &[], REQUEST_TIMEOUT);
         let response = match result {
             Ok((r, _)) => r,
+            Err(why) if env.out_of_budget() => {
+                return super::cut_short(Requirement::EtagStable, None, &why, &exchange)
+            }
             Err(why) => {
                 return Finding::fail(
                     Requirement::EtagStable,
@@ -115,6 +115,9 @@ fn not_modified(env: &ProbeEnv, etag: &str) -> Finding {
         let (result, exchange) = env.get(&env.url, &headers, REQUEST_TIMEOUT);
         let response = match result {
             Ok((r, _)) => r,
+            Err(why) if env.out_of_budget() => {
+                return super::cut_short(Requirement::NotModified, None, &why, &exchange)
+            }
             Err(why) => {
                 return Finding::fail(
                     Requirement::NotModified,

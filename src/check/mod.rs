@@ -310,6 +310,26 @@ fn change_skip(env: &ProbeEnv, mechanism: Mechanism) -> Option<Finding> {
     None
 }
 
+/// The finding for a request the budget cut short, in place of `requirement`'s: it proves
+/// nothing about the server but that it was too slow for the budget, so `budget` warns
+/// (naming what was left unjudged, with what was asked) rather than `requirement` failing.
+fn cut_short(
+    requirement: Requirement,
+    mechanism: Option<Mechanism>,
+    why: &str,
+    exchange: &Exchange,
+) -> Finding {
+    Finding::fail(
+        Requirement::Budget,
+        mechanism,
+        format!(
+            "the budget ran out before {} could be judged: {why}",
+            requirement.id()
+        ),
+        Some(exchange),
+    )
+}
+
 /// The finding for a change that did not arrive: FAIL when the trigger ran, else SKIP.
 fn not_delivered(
     env: &ProbeEnv,
@@ -697,10 +717,11 @@ fn run_trigger(
     }
 }
 
-/// Whether a response whose body is JSON says so: `application/json`, any `+json` type, or
-/// form A's `application/liveresource-multiplex`. A body that is not JSON (or is empty) has
-/// nothing to say here.
-fn json_label(response: &Response) -> std::result::Result<String, String> {
+/// `content-type` for a response: a JSON body says so (`application/json`, any `+json` type,
+/// or form A's `application/liveresource-multiplex`), and a body labelled JSON is JSON; either
+/// way round, a client that goes by the label misreads it (RFC 7231: the type is what the
+/// body is). Other content (or none) has nothing to say here: SKIP.
+fn json_label(response: &Response, m: Option<Mechanism>, exchange: &Exchange) -> Finding {
     let content_type = response.header("content-type").unwrap_or("").trim();
     let media = content_type
         .split(';')
@@ -708,21 +729,42 @@ fn json_label(response: &Response) -> std::result::Result<String, String> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let body = String::from_utf8_lossy(&response.body);
-    if body.trim().is_empty() || serde_json::from_str::<Value>(body.trim()).is_err() {
-        return Ok(format!("not JSON ({})", display_type(content_type)));
-    }
-    let json = media == "application/json"
+    let labelled_json = media == "application/json"
         || media == "text/json"
         || media.ends_with("+json")
         || media == "application/liveresource-multiplex";
-    if json {
-        Ok(media)
-    } else {
-        Err(format!(
-            "JSON content labelled {}: clients that go by the label do not read it as JSON",
-            display_type(content_type)
-        ))
+    let body = String::from_utf8_lossy(&response.body);
+    let is_json = serde_json::from_str::<Value>(body.trim()).is_ok();
+    let r = Requirement::ContentType;
+    match (is_json, labelled_json) {
+        (true, true) => Finding::pass(r, m, media),
+        (true, false) => Finding::fail(
+            r,
+            m,
+            format!(
+                "JSON content labelled {}: clients that go by the label do not read it as JSON",
+                display_type(content_type)
+            ),
+            Some(exchange),
+        ),
+        (false, _) if body.trim().is_empty() => Finding::skip(r, m, "an empty body"),
+        (false, true) => Finding::fail(
+            r,
+            m,
+            format!(
+                "labelled {} but the body is not JSON: clients that go by the label cannot read it",
+                display_type(content_type)
+            ),
+            Some(exchange),
+        ),
+        (false, false) => Finding::skip(
+            r,
+            m,
+            format!(
+                "the content is not JSON ({}): nothing to label",
+                display_type(content_type)
+            ),
+        ),
     }
 }
 
@@ -819,7 +861,7 @@ mod tests {
             },
         )
         .unwrap();
-        assert!(report.passed(), "{:#}", report.to_json());
+        assert!(report.passed(), "{:#}", report.to_json(false));
         let skipped: Vec<_> = report
             .findings
             .iter()

@@ -187,7 +187,6 @@ impl Requirement {
             Requirement::Discovery
             | Requirement::Links
             | Requirement::EtagPresent
-            | Requirement::Trigger
             | Requirement::ChangeDelivered
             | Requirement::SseContentType
             | Requirement::SseFraming
@@ -207,6 +206,10 @@ impl Requirement {
             | Requirement::SubscribeAck
             | Requirement::PushIsValue
             | Requirement::GapMarkers
+            // Practices of lrwatch's own, not of the protocol: at most a SHOULD. A failed
+            // trigger is the user's command failing, not the server; the run still ends in
+            // error (see `CheckReport::ok`), since what needed the change went unchecked.
+            | Requirement::Trigger
             | Requirement::Budget => Level::Should,
         }
     }
@@ -478,11 +481,32 @@ impl CheckReport {
         self.passed() && self.count(Outcome::Warn) == 0
     }
 
-    /// The report as JSON, for scripts.
-    pub fn to_json(&self) -> Value {
+    /// Whether the `--trigger` command failed (or did not finish): the user's command, not
+    /// the server, so it only warns, but what needed the change went unchecked.
+    pub fn trigger_failed(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.requirement == Requirement::Trigger && f.outcome == Outcome::Warn)
+    }
+
+    /// The run's verdict, which the exit status tells: nothing failed, the trigger (if any)
+    /// ran, and, when `strict`, nothing warned.
+    pub fn ok(&self, strict: bool) -> bool {
+        let passed = if strict {
+            self.passed_strictly()
+        } else {
+            self.passed()
+        };
+        passed && !self.trigger_failed()
+    }
+
+    /// The report as JSON, for scripts; `ok` is [`CheckReport::ok`] with `strict`, so it
+    /// agrees with the exit status.
+    pub fn to_json(&self, strict: bool) -> Value {
         json!({
             "url": self.url.as_str(),
-            "ok": self.passed(),
+            "ok": self.ok(strict),
+            "strict": strict,
             "passed": self.count(Outcome::Pass),
             "failed": self.count(Outcome::Fail),
             "warned": self.count(Outcome::Warn),

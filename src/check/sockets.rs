@@ -277,6 +277,13 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Findi
             ));
             o
         }
+        Err((why, x)) if env.out_of_budget() => {
+            out.push(super::cut_short(Requirement::WsSubprotocol, m, &why, &x));
+            let why = "the budget ran out";
+            out.push(Finding::skip(Requirement::SubscribeAck, m, why));
+            out.push(Finding::skip(Requirement::ChangeDelivered, m, why));
+            return out;
+        }
         Err((why, x)) => {
             out.push(Finding::fail(Requirement::WsSubprotocol, m, why, Some(&x)));
             // Without the subprotocol, the rest can still be checked.

@@ -267,12 +267,16 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Findi
             };
             let x = exchange.with_text(format!("(no response: {why})"));
             return vec![
-                Finding::fail(
-                    Requirement::SseContentType,
-                    m,
-                    format!("cannot open: {why}"),
-                    Some(&x),
-                ),
+                if env.out_of_budget() {
+                    super::cut_short(Requirement::SseContentType, m, &why, &x)
+                } else {
+                    Finding::fail(
+                        Requirement::SseContentType,
+                        m,
+                        format!("cannot open: {why}"),
+                        Some(&x),
+                    )
+                },
                 Finding::skip(Requirement::SseFraming, m, "the stream did not open"),
                 Finding::skip(Requirement::ChangeDelivered, m, "the stream did not open"),
             ];

@@ -4,6 +4,7 @@
 //! time (about 2.5 s) per test.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use lrwatch::server::{Fault, ServerConfig};
 use serde_json::Value;
@@ -52,7 +53,11 @@ fn check(url: &str, trigger: Option<&str>) -> Checked {
     }
     args.push(url);
     let mut run = lrwatch(&args);
-    let line = run.line();
+    // Bounded by the budget, with room to spare: a change that never comes is waited for
+    // 10 s (a changes link that keeps leading back to its checkpoint, say).
+    let line = run
+        .try_line(Duration::from_secs(35))
+        .unwrap_or_else(|| panic!("no report in 35 s: {}", run.stderr_text()));
     let code = run.wait().code();
     let report: Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
@@ -365,6 +370,23 @@ fn a_warning_shows_level_source_request_and_response_and_fails_only_when_strict(
         );
         let stderr = run.stderr_text();
         assert_eq!(stderr.contains("1 requirement warned"), strict, "{stderr}");
+    }
+    // `ok` in --json agrees with the exit status, --strict or not.
+    for strict in [false, true] {
+        let mut args = vec!["check", "--json", "--budget", "10", &url];
+        if strict {
+            args.insert(1, "--strict");
+        }
+        let mut run = lrwatch(&args);
+        let line = run
+            .try_line(Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("no report in 20 s: {}", run.stderr_text()));
+        let code = run.wait().code();
+        let report: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(report["warned"], 1, "{report:#}");
+        assert_eq!(code, Some(if strict { 1 } else { 0 }), "{report:#}");
+        assert_eq!(report["ok"], !strict, "{report:#}");
+        assert_eq!(report["strict"], strict, "{report:#}");
     }
 }
 

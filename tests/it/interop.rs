@@ -1369,6 +1369,12 @@ fn check_finds_exactly_the_servers_real_faults() {
         );
     }
     assert!(delivered.contains(&("multiplex-body".into(), "multiplex-wait".into())));
+    // Asked before its 3 s tick, its changes link answers `{"time:change":"+0"}` with a link
+    // back to the same checkpoint: "nothing since", then the change with the next checkpoint.
+    assert!(
+        delivered.contains(&("changes-advance".into(), "changes".into())),
+        "{test_report:#}"
+    );
     // What makes its dropped pushes allowed: every update names the one before it.
     for m in ["value-stream", "changes-stream"] {
         assert!(
