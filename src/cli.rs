@@ -226,9 +226,10 @@ pub struct ServeArgs {
     pub cors: lrwatch::server::Cors,
 
     /// Log on stderr, for debugging a client: one line per request (time, peer, method,
-    /// target, the protocol headers, status, how long it was held), one per push on a stream,
-    /// per WebSocket message in or out and per webhook delivery. Without it, only start-up and
-    /// errors.
+    /// target, the protocol headers, status, how long it was held; a request refused before
+    /// routing, such as a malformed one, with what could be read of it and why), one per push
+    /// on a stream, per WebSocket message in or out and per webhook delivery. Without it, only
+    /// start-up and errors.
     #[arg(short, long)]
     pub verbose: bool,
 }
