@@ -108,9 +108,10 @@ pub enum Command {
     /// where payloads clash form A wins (value-stream events, multiplex-ws), except where the
     /// request itself is in another form (Accept on the resource URI streams form B). Any
     /// request may add ?form=a|b|c, and ?types=value-wait,... to choose the mechanisms
-    /// advertised; both are carried into every link. A multiplexed long-poll is answered in
-    /// the form of its own shape in every dialect: the query form gets JSON bodies, Uri
-    /// headers string bodies (?form= first, then the shape, then --dialect).
+    /// advertised; both are carried into every link. A request that shows its form is
+    /// answered in it in every dialect: a multiplexed long-poll's query form gets JSON bodies,
+    /// Uri headers string bodies; Accept: text/event-stream on a resource's own URI streams
+    /// form B's events, ?stream=value form A's (?form= first, then the shape, then --dialect).
     ///
     /// Browsers: every answer allows any origin (--cors) and exposes the protocol's headers;
     /// preflights are answered. GET / with Accept: text/html (a browser) is a live page that
@@ -226,9 +227,10 @@ pub struct ServeArgs {
     pub cors: lrwatch::server::Cors,
 
     /// Log on stderr, for debugging a client: one line per request (time, peer, method,
-    /// target, the protocol headers, status, how long it was held), one per push on a stream,
-    /// per WebSocket message in or out and per webhook delivery. Without it, only start-up and
-    /// errors.
+    /// target, the protocol headers, status, how long it was held; a request refused before
+    /// routing, such as a malformed one, with what could be read of it and why), one per push
+    /// on a stream, per WebSocket message in or out and per webhook delivery. Without it, only
+    /// start-up and errors.
     #[arg(short, long)]
     pub verbose: bool,
 }

@@ -8,12 +8,16 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// The largest request head read: request line and headers, with their line ends.
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
 /// The largest request body accepted.
 pub(crate) const MAX_BODY: usize = 1024 * 1024;
+/// The most of a refused request's first line looked at for its method and target: enough
+/// for any target worth showing, and a bound when the line never ended.
+const MAX_LINE_SEEN: usize = 8 * 1024;
 /// More header lines than this answers 431 too; httparse needs a fixed-size array.
 const MAX_HEADERS: usize = 128;
 /// A client that does not read its response within this time is dropped, so it cannot hold a
@@ -189,8 +193,25 @@ impl Reply {
     }
 }
 
+/// A request refused before any handler saw it (a framing error), as far as it could be read,
+/// for whoever wants to hear of it (the reference server's `-v` log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rejected {
+    /// The request line's first word, if any arrived (lossily decoded, not checked).
+    pub(crate) method: Option<String>,
+    /// The request line's second word, if any arrived (lossily decoded, not checked).
+    pub(crate) target: Option<String>,
+    /// The status answered.
+    pub(crate) status: u16,
+    /// Why, as the answer's body says it.
+    pub(crate) why: String,
+}
+
+/// Told of every request refused before routing; the reader stays ignorant of who listens.
+pub(crate) type OnRejected = Arc<dyn Fn(&Rejected) + Send + Sync>;
+
 /// How connections are served, beyond what the handler answers.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Serving {
     /// How long a connection may idle before a request head, and the most a head or a body
     /// may take to arrive.
@@ -200,14 +221,29 @@ pub(crate) struct Serving {
     /// handler's answers carry (the reference server's CORS headers: a page must be able to
     /// read why its request failed).
     pub(crate) error_headers: Vec<(String, String)>,
+    /// Called with each request refused before the handler could see it, before its answer is
+    /// written: those never reach the handler, yet they are what a client's author most needs
+    /// to see.
+    pub(crate) on_rejected: Option<OnRejected>,
+}
+
+impl std::fmt::Debug for Serving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Serving")
+            .field("idle", &self.idle)
+            .field("error_headers", &self.error_headers)
+            .field("on_rejected", &self.on_rejected.is_some())
+            .finish()
+    }
 }
 
 impl Serving {
-    /// Serving with this idle timeout and nothing added to errors.
+    /// Serving with this idle timeout, nothing added to errors, and nobody told of them.
     pub(crate) fn new(idle: Duration) -> Serving {
         Serving {
             idle,
             error_headers: Vec::new(),
+            on_rejected: None,
         }
     }
 }
@@ -237,7 +273,17 @@ pub(crate) fn serve_connection_with(
         let (request, used) = match read_request(&mut stream, &mut buf, idle) {
             Ok(read) => read,
             Err(ReadError::Closed) => return,
-            Err(ReadError::Reject(mut response)) => {
+            Err(ReadError::Reject(refusal)) => {
+                if let Some(tell) = &serving.on_rejected {
+                    let (method, target) = request_line_words(&buf);
+                    tell(&Rejected {
+                        method,
+                        target,
+                        status: refusal.status,
+                        why: refusal.why.clone(),
+                    });
+                }
+                let mut response = refusal.response();
                 response
                     .headers
                     .extend(serving.error_headers.iter().cloned());
@@ -279,13 +325,45 @@ pub(crate) fn serve_connection_with(
     }
 }
 
+/// What could be read of a refused request's line: its first two words. `buf` starts with
+/// the refused request (leading empty lines are already dropped).
+fn request_line_words(buf: &[u8]) -> (Option<String>, Option<String>) {
+    let seen = &buf[..buf.len().min(MAX_LINE_SEEN)];
+    let line = seen.split(|b| *b == b'\n').next().unwrap_or(&[]);
+    let mut words = line
+        .split(|b| *b == b' ' || *b == b'\r')
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned());
+    (words.next(), words.next())
+}
+
 /// Why no request came out of the connection.
 #[derive(Debug)]
 enum ReadError {
     /// The client went away or idled out between requests: nothing to answer.
     Closed,
     /// The bytes cannot be served: answer this, then close.
-    Reject(Response),
+    Reject(Refusal),
+}
+
+/// A request refused by the reader: the status and why, answered as a JSON error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Refusal {
+    status: u16,
+    why: String,
+}
+
+impl Refusal {
+    fn new(status: u16, why: &str) -> Refusal {
+        Refusal {
+            status,
+            why: why.to_owned(),
+        }
+    }
+
+    fn response(&self) -> Response {
+        Response::error(self.status, &self.why)
+    }
 }
 
 /// Reads one whole request; returns it with the number of bytes of `buf` it used.
@@ -314,7 +392,7 @@ fn read_request(
             Ok(0) => return Err(ReadError::Closed),
             Ok(_) => {}
             Err(e) if is_timeout(&e) && !buf.is_empty() => {
-                return Err(ReadError::Reject(Response::error(
+                return Err(ReadError::Reject(Refusal::new(
                     408,
                     "the request head did not arrive in time",
                 )))
@@ -328,7 +406,7 @@ fn read_request(
     if body_len > 0 && request.version >= 1 {
         if let Some(expect) = request.header("expect") {
             if !expect.trim().eq_ignore_ascii_case("100-continue") {
-                return Err(ReadError::Reject(Response::error(
+                return Err(ReadError::Reject(Refusal::new(
                     417,
                     "only \"Expect: 100-continue\" is supported",
                 )));
@@ -345,7 +423,7 @@ fn read_request(
             Ok(0) => return Err(ReadError::Closed),
             Ok(_) => {}
             Err(e) if is_timeout(&e) => {
-                return Err(ReadError::Reject(Response::error(
+                return Err(ReadError::Reject(Refusal::new(
                     408,
                     "the request body did not arrive in time",
                 )))
@@ -357,8 +435,8 @@ fn read_request(
     Ok((request, head_len + body_len))
 }
 
-fn head_too_large() -> Response {
-    Response::error(
+fn head_too_large() -> Refusal {
+    Refusal::new(
         431,
         "request head too large: at most 64 KiB and 128 header fields",
     )
@@ -419,7 +497,7 @@ fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
 }
 
 /// Parses a complete head (ending with its blank line) into a request without a body.
-fn parse_head(head: &[u8]) -> Result<Request, Response> {
+fn parse_head(head: &[u8]) -> Result<Request, Refusal> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     match parsed.parse(head) {
@@ -463,7 +541,7 @@ fn parse_head(head: &[u8]) -> Result<Request, Response> {
 
 /// Splits a request target into path and query: origin form (`/a?b`) or absolute form
 /// (`http://host/a?b`, which proxies send).
-fn split_target(target: &str) -> Result<(String, Option<String>), Response> {
+fn split_target(target: &str) -> Result<(String, Option<String>), Refusal> {
     let target = if target.starts_with('/') {
         target.to_owned()
     } else {
@@ -482,14 +560,14 @@ fn split_target(target: &str) -> Result<(String, Option<String>), Response> {
     })
 }
 
-fn malformed(why: &str) -> Response {
-    Response::error(400, &format!("malformed request: {why}"))
+fn malformed(why: &str) -> Refusal {
+    Refusal::new(400, &format!("malformed request: {why}"))
 }
 
 /// The body length the head announces, or the response refusing it.
-fn body_length(request: &Request) -> Result<usize, Response> {
+fn body_length(request: &Request) -> Result<usize, Refusal> {
     if request.header("transfer-encoding").is_some() {
-        return Err(Response::error(
+        return Err(Refusal::new(
             411,
             "Transfer-Encoding is not supported in requests: send Content-Length",
         ));
@@ -518,10 +596,7 @@ fn body_length(request: &Request) -> Result<usize, Response> {
     // All digits: a parse failure can only be overflow, which is too large all the same.
     match length.parse::<usize>() {
         Ok(n) if n <= MAX_BODY => Ok(n),
-        _ => Err(Response::error(
-            413,
-            "request body too large: at most 1 MiB",
-        )),
+        _ => Err(Refusal::new(413, "request body too large: at most 1 MiB")),
     }
 }
 
@@ -625,7 +700,7 @@ mod tests {
     use super::*;
     use std::time::UNIX_EPOCH;
 
-    fn head(text: &str) -> Result<Request, Response> {
+    fn head(text: &str) -> Result<Request, Refusal> {
         parse_head(text.as_bytes())
     }
 
@@ -717,6 +792,23 @@ mod tests {
         ));
         assert!(!ka("GET / HTTP/1.0\r\n\r\n"));
         assert!(ka("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_refused_request_shows_what_could_be_read_of_its_line() {
+        let words = |b: &[u8]| request_line_words(b);
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            words(b"GET /a?b HTTP/1.1\r\nHost: x\r\n"),
+            (some("GET"), some("/a?b"))
+        );
+        assert_eq!(words(b"GET\r\n"), (some("GET"), None));
+        assert_eq!(words(b"GE"), (some("GE"), None));
+        assert_eq!(words(b""), (None, None));
+        assert_eq!(words(b"GET /\xff x"), (some("GET"), some("/\u{fffd}")));
+        // A line that never ends is looked at only so far.
+        let long = [b"GET /".as_slice(), &[b'x'; 2 * MAX_LINE_SEEN]].concat();
+        assert_eq!(words(&long).1.unwrap().len(), MAX_LINE_SEEN - 4);
     }
 
     #[test]

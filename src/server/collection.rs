@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::app::App;
 use super::checks::{allowed, json_body, JSON};
 use super::conditional::held_wait;
-use super::dialect::{query_param, Fault, Form, RequestView};
+use super::dialect::{query_param, Fault, Form, RequestView, Shape};
 use super::object_response::{multiplex_links, object_response, poll_interval};
 use super::objects::object_get;
 use super::store::{StoreError, ITEMS};
@@ -185,7 +185,9 @@ fn collection_get(app: &Arc<App>, ctx: &RequestView, request: &Request) -> Reply
                 .into()
             }
             None if streams::accepts_event_stream(request) => {
-                // B's way to ask, so B's events unless the request or dialect says otherwise.
+                // B's way to ask, so B's events in every dialect unless `?form=` says
+                // otherwise, with the headers of the form answered (`Changes-Id`).
+                let ctx = &ctx.answering(ctx.answer_form(Shape::B));
                 return streams::changes_stream(&app.store, &app.cfg, ctx, request, Form::B);
             }
             None => {}

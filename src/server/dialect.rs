@@ -235,17 +235,23 @@ pub(crate) struct RequestView {
     carry: Vec<(String, String)>,
 }
 
-/// What a request's own shape says about the form it speaks, where a client builds the
-/// request itself rather than following a link of this server (a multiplexed long-poll).
+/// What a request's own shape says about the form it speaks: how a client built it (a
+/// multiplexed long-poll) or which of this server's links it followed (a value stream). See
+/// [`RequestView::answer_form`] for where a request shows its form and where it does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Shape {
     /// Form A's: query parameters (`?u=…&inm=…`).
     A,
-    /// Form B's: several resources comma-joined in one `Uri` field.
+    /// Form B's: several resources comma-joined in one `Uri` field; `Accept:
+    /// text/event-stream` on the resource's own URI (B's `value-stream` is that URI).
     B,
     /// Form C's: one `Uri` field per resource, several of them.
     C,
-    /// B's or C's, no telling which (one `Uri` field naming one resource).
+    /// A's or C's, no telling which: `?stream=value`, the target of form A's `value-stream`
+    /// link and of form C's `alternate` link (which the mixed dialect pins with `form=c`).
+    AOrC,
+    /// B's or C's, no telling which (one `Uri` field naming one resource; a
+    /// `multiplex-socket`, whose subprotocol and messages are the same in both).
     BOrC,
 }
 
@@ -318,9 +324,29 @@ impl RequestView {
     }
 
     /// The form to answer a request whose shape says `shape`: `?form=` first, then the
-    /// shape, then the dialect (which only tells B from C when the shape cannot). So a client
-    /// of form A gets JSON bodies from a server of dialect B, and a client of form B strings
-    /// from one of dialect A.
+    /// shape, then the dialect (which only chooses between the two forms a shape leaves
+    /// open). So a client of form A gets JSON bodies from a server of dialect B, and a client
+    /// of form B strings from one of dialect A.
+    ///
+    /// Where a request shows its form, and where it does not (issue 17):
+    /// - Multiplexed long-poll: the query form is A's; `Uri` fields comma-joined are B's, one
+    ///   per resource C's, a single one B's or C's. The query form wins when both are sent.
+    /// - Value stream: `Accept: text/event-stream` on the resource's own URI is B's (`open`
+    ///   and `update` events with a headers line, in every dialect); `?stream=value` is A's
+    ///   `value-stream` link or C's `alternate` link, so A's framing unless the dialect is C.
+    ///   Hint streams exist in form B only. The changes stream: `Accept` on `/items/` is B's;
+    ///   `?stream=changes` is the `changes-stream` link of A and B alike, so the dialect says.
+    /// - Not a sign: `Wait` and `Prefer: wait=N`. PROTOCOL.md has clients send both, and a
+    ///   long-poll's body is the value itself in every form; what differs is the advertising
+    ///   headers, which describe the resource: they must stay those the client discovered
+    ///   with a plain GET (no wait header), or its view of the resource would flip between
+    ///   requests. So `?form=` and the dialect decide them.
+    /// - Not a sign: a socket's subprotocol (`liveresource` in every form) and first message
+    ///   (`GET /x` in B and C alike). The endpoint is the form: `multiplex-ws` is A's (JSON),
+    ///   `multiplex-socket` B's or C's, acking `OK` or `200` as `?form=` or the dialect says; a
+    ///   message in the other endpoint's language is refused in this one's.
+    /// - Not a sign: webhook subscriptions (`POST callback_uri=…`, the same in A and C); their
+    ///   deliveries carry A's and C's gap markers both, whatever the dialect.
     pub(crate) fn answer_form(&self, shape: Shape) -> Form {
         if let Some(form) = self.explicit {
             return form;
@@ -329,6 +355,8 @@ impl RequestView {
             Shape::A => Form::A,
             Shape::B => Form::B,
             Shape::C => Form::C,
+            Shape::AOrC if self.form == Some(Form::C) => Form::C,
+            Shape::AOrC => Form::A,
             Shape::BOrC if self.form == Some(Form::C) => Form::C,
             Shape::BOrC => Form::B,
         }
@@ -514,6 +542,12 @@ mod tests {
         assert_eq!(view(Dialect::B, "").answer_form(Shape::BOrC), Form::B);
         assert_eq!(view(Dialect::A, "").answer_form(Shape::BOrC), Form::B);
         assert_eq!(view(Dialect::Mixed, "").answer_form(Shape::BOrC), Form::B);
+        // Nor A from C: only dialect C makes it C.
+        assert_eq!(view(Dialect::C, "").answer_form(Shape::AOrC), Form::C);
+        assert_eq!(view(Dialect::B, "").answer_form(Shape::AOrC), Form::A);
+        assert_eq!(view(Dialect::A, "").answer_form(Shape::AOrC), Form::A);
+        assert_eq!(view(Dialect::Mixed, "").answer_form(Shape::AOrC), Form::A);
+        assert_eq!(view(Dialect::C, "form=b").answer_form(Shape::AOrC), Form::B);
         let answering = view(Dialect::B, "form=b").answering(Form::A);
         assert_eq!(answering.form, Some(Form::A));
         assert_eq!(answering.target("/x", &[]), "/x?form=b");

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::http1::Request;
+use crate::http1::{Rejected, Request};
 use crate::sanitize::for_terminal;
 
 /// The request headers a log line shows: those the protocol and CORS are made of.
@@ -82,6 +82,14 @@ impl Log {
     pub(crate) fn request(&self, peer: &str, request: &Request, status: &str, held: Duration) {
         if self.verbose() {
             self.write(&request_line(peer, request, status, held));
+        }
+    }
+
+    /// One request the HTTP reader refused before routing (malformed, too large, too slow):
+    /// what could be read of its method and target, the status and why.
+    pub(crate) fn rejected(&self, peer: &str, rejected: &Rejected) {
+        if self.verbose() {
+            self.write(&rejected_line(peer, rejected));
         }
     }
 
@@ -175,6 +183,22 @@ fn request_line(peer: &str, request: &Request, status: &str, took: Duration) -> 
     line
 }
 
+/// `time peer METHOD target -> status rejected: why`, with `-` for what never arrived.
+fn rejected_line(peer: &str, rejected: &Rejected) -> String {
+    let word = |w: &Option<String>, max| {
+        w.as_deref()
+            .map_or_else(|| "-".to_owned(), |w| clip(w, max))
+    };
+    format!(
+        "{} {peer} {} {} -> {} rejected: {}",
+        now(),
+        word(&rejected.method, 20),
+        word(&rejected.target, MAX_FIELD),
+        rejected.status,
+        clip(&rejected.why, MAX_FIELD)
+    )
+}
+
 /// Client text, escaped for a terminal and cut to `max` characters.
 fn clip(text: &str, max: usize) -> String {
     let escaped = for_terminal(text, false);
@@ -225,6 +249,22 @@ mod tests {
             "127.0.0.1:9 GET /counter/a?form=a if-none-match=\"1\\u{202e}\" wait=5 -> 304 5.002s"
         );
         assert_eq!(clip(&"x".repeat(5), 3), "xxx…");
+    }
+
+    #[test]
+    fn a_refused_request_line_is_escaped_and_says_what_never_arrived() {
+        let rejected = Rejected {
+            method: Some("G\u{1b}T".into()),
+            target: None,
+            status: 400,
+            why: "malformed request: invalid token".into(),
+        };
+        let line = rejected_line("127.0.0.1:9", &rejected);
+        let (_, rest) = line.split_once(' ').unwrap();
+        assert_eq!(
+            rest,
+            "127.0.0.1:9 G\\x1bT - -> 400 rejected: malformed request: invalid token"
+        );
     }
 
     #[test]

@@ -171,17 +171,25 @@ impl Server {
 
     fn start_connection(&self, stream: TcpStream) {
         let app = Arc::clone(&self.app);
-        // The framing errors the reader answers itself carry the CORS headers too.
-        let serving = crate::http1::Serving {
-            idle: self.idle_timeout,
-            error_headers: self.app.cfg.cors.headers(),
-        };
+        let idle = self.idle_timeout;
         let spawned = thread::Builder::new()
             .name("lrwatch-conn".into())
             // Reserved, not committed: a parked connection costs the pages it touched.
             .stack_size(CONNECTION_STACK)
             .spawn(move || {
                 let peer = stream.peer_addr().ok();
+                // The framing errors the reader answers itself carry the CORS headers too, and
+                // are logged (`-v`) although no handler sees them.
+                let log = app.cfg.log.clone();
+                let serving = crate::http1::Serving {
+                    idle,
+                    error_headers: app.cfg.cors.headers(),
+                    on_rejected: log.verbose().then(|| {
+                        let peer_text = peer.map_or_else(|| "-".to_owned(), |p| p.to_string());
+                        Arc::new(move |r: &crate::http1::Rejected| log.rejected(&peer_text, r))
+                            as crate::http1::OnRejected
+                    }),
+                };
                 crate::http1::serve_connection_with(stream, &serving, &|request| {
                     answer(&app, peer, request)
                 })

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::app::App;
 use super::checks::json_body;
 use super::conditional::{condition, held_wait, Condition};
-use super::dialect::{Fault, RequestView};
+use super::dialect::{Fault, RequestView, Shape};
 use super::object_response::{gone, object_response};
 use super::store::{self, counter_key, object_key, Counter, Plain, Snapshot, Store, StoreError};
 use super::streams;
@@ -31,13 +31,27 @@ fn stream_kind(request: &Request) -> Result<Option<streams::Kind>, Response> {
     }
 }
 
+/// The view a value stream answers in: `?stream=value` is the link of form A's
+/// `value-stream` or form C's `alternate`; `Accept: text/event-stream` on the resource's own
+/// URI is form B's way to ask (see [`RequestView::answer_form`]). Hint streams are form B's
+/// only, whatever is asked.
+fn stream_view(ctx: &RequestView, request: &Request) -> RequestView {
+    let shape = if super::dialect::query_param(request, "stream").is_some() {
+        Shape::AOrC
+    } else {
+        Shape::B
+    };
+    ctx.answering(ctx.answer_form(shape))
+}
+
 /// GET and HEAD of an object: a stream, a long-poll, or the value now.
 pub(crate) fn object_get(app: &Arc<App>, ctx: &RequestView, request: &Request, key: &str) -> Reply {
     if request.method == "GET" {
         match stream_kind(request) {
             Err(response) => return response.into(),
             Ok(Some(kind)) => {
-                return streams::value_stream(&app.store, &app.cfg, ctx, request, key, kind)
+                let ctx = &stream_view(ctx, request);
+                return streams::value_stream(&app.store, &app.cfg, ctx, request, key, kind);
             }
             Ok(None) => {}
         }

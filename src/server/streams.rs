@@ -252,12 +252,11 @@ pub(crate) fn value_stream(
     if store.snapshot(key).is_none() {
         return Response::error(404, &format!("{key} cannot be streamed")).into();
     }
-    // B's way to ask for a stream is the resource URI with Accept; the value-stream link of the
-    // mixed dialect (`?stream=value`) answers in form A; hints exist only in form B.
+    // The caller chose the form from the request's shape (`objects::stream_view`); hints
+    // exist only in form B.
     let form = match kind {
         Kind::Hint => Form::B,
-        Kind::Value if query_param(request, "stream").is_some() => ctx.payload(Form::A),
-        Kind::Value => ctx.payload(Form::B),
+        Kind::Value => ctx.payload(Form::A),
     };
     let store = Arc::clone(store);
     let cfg = cfg.clone();

@@ -491,6 +491,47 @@ fn a_request_that_does_not_arrive_in_time_is_408_with_cors_headers() {
     }
 }
 
+/// A request that does not arrive in time is logged with `-v` like the other refusals (tested
+/// against the binary in `tests/it/serve_log.rs`), with what could be read of it.
+#[test]
+fn a_request_that_does_not_arrive_in_time_is_logged() {
+    use std::sync::{mpsc, Mutex};
+    let (tx, rx) = mpsc::channel::<String>();
+    let tx = Mutex::new(tx);
+    let config = super::ServerConfig {
+        log: super::Log::to(true, move |line| {
+            let _ = tx.lock().unwrap().send(line.to_owned());
+        }),
+        ..super::ServerConfig::default()
+    };
+    let handle = Server::bind_with("127.0.0.1:0", config)
+        .unwrap()
+        .with_idle_timeout(Duration::from_millis(200))
+        .spawn()
+        .unwrap();
+    let base = format!("http://{}", handle.local_addr());
+    for (partial, expected) in [
+        (
+            &b"GET /counter/a?x=\x1b HTTP/1.1\r\nHost: x\r\n"[..],
+            " GET /counter/a?x=\\x1b -> 408 rejected: the request head did not arrive in time",
+        ),
+        (
+            b"GE",
+            " GE - -> 408 rejected: the request head did not arrive in time",
+        ),
+        (
+            b"PUT /objects/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",
+            " PUT /objects/a -> 408 rejected: the request body did not arrive in time",
+        ),
+    ] {
+        let answer = raw(&base, partial);
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+        let line = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(line.contains(" 127.0.0.1:"), "{line}");
+        assert!(line.ends_with(expected), "{expected}: {line}");
+    }
+}
+
 // ---------------------------------------------------------------- subscriptions left behind
 //
 // These look inside the store (how many keys its subscriptions watch), which no public API

@@ -19,7 +19,7 @@ use tungstenite::{Message, WebSocket};
 
 use super::app::App;
 use super::checks::allowed;
-use super::dialect::{Form, RequestView};
+use super::dialect::{Form, RequestView, Shape};
 use super::log::Tap;
 use super::multiplex::{MuxFollow, MuxUpdate};
 use super::race_hook::{self, Point};
@@ -113,7 +113,8 @@ pub(crate) fn multiplex_ws(app: &Arc<App>, _ctx: &RequestView, request: &Request
 
 /// `GET /multiplex/socket`.
 pub(crate) fn multiplex_socket(app: &Arc<App>, ctx: &RequestView, request: &Request) -> Reply {
-    let style = match ctx.payload(Form::B) {
+    // Nothing in the handshake or the messages tells B from C (see `answer_form`).
+    let style = match ctx.answer_form(Shape::BOrC) {
         Form::C => socket::AckStyle::Status,
         _ => socket::AckStyle::Ok,
     };

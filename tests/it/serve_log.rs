@@ -176,6 +176,67 @@ fn header_values_from_clients_are_escaped() {
     assert!(!line.contains('\u{202e}'), "{line}");
 }
 
+/// Requests the HTTP/1.1 reader refuses before routing (the 408 of a slow client needs a short
+/// idle timeout: `src/server/tests.rs`), each with what the log line must say after the peer.
+fn refused() -> Vec<(Vec<u8>, &'static str)> {
+    let many: String = (0..130).map(|i| format!("X-{i}: v\r\n")).collect();
+    vec![
+        (
+            b"GET /a\x1b[2J\xe2\x80\xae HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            " GET /a\\x1b[2J\\u{202e} -> 400 rejected: malformed request: invalid token",
+        ),
+        (
+            b"GET /h HTTP/1.1\r\nHost: x\r\nBad Name: x\r\n\r\n".to_vec(),
+            " GET /h -> 400 rejected: malformed request: invalid header name",
+        ),
+        (
+            b"GET /nohost HTTP/1.1\r\n\r\n".to_vec(),
+            " GET /nohost -> 400 rejected: malformed request: an HTTP/1.1 request needs exactly one Host header",
+        ),
+        (
+            b"hello\r\n\r\n".to_vec(),
+            " hello - -> 400 rejected: malformed request: ",
+        ),
+        (
+            b"PUT /objects/te HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+            " PUT /objects/te -> 411 rejected: Transfer-Encoding is not supported",
+        ),
+        (
+            b"PUT /objects/big?x=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n".to_vec(),
+            " PUT /objects/big?x=1 -> 413 rejected: request body too large",
+        ),
+        (
+            b"PUT /objects/ex HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\n1".to_vec(),
+            " PUT /objects/ex -> 417 rejected: only \"Expect: 100-continue\" is supported",
+        ),
+        (
+            format!("GET /many HTTP/1.1\r\nHost: x\r\n{many}\r\n").into_bytes(),
+            " GET /many -> 431 rejected: request head too large",
+        ),
+    ]
+}
+
+#[test]
+fn requests_refused_before_routing_get_a_line_too() {
+    let (mut run, base) = serve(&["-v"]);
+    for (request, expected) in refused() {
+        let (mut stream, head) = raw(&base, &request);
+        let status = &expected[expected.find("-> ").unwrap() + 3..][..3];
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+        let _ = stream.read_to_end(&mut Vec::new());
+        let line = run.stderr_until(" rejected: ");
+        let (time, rest) = line.split_once(' ').unwrap();
+        assert!(time.ends_with('Z') && time.contains('T'), "{line}");
+        let peer = stream.local_addr().unwrap().to_string();
+        assert!(rest.starts_with(&peer), "{peer}: {line}");
+        assert!(
+            rest[peer.len()..].starts_with(expected),
+            "{expected}: {line}"
+        );
+        assert!(!line.contains(['\u{1b}', '\u{202e}']), "{line}");
+    }
+}
+
 #[test]
 fn without_v_only_start_up_and_errors() {
     let (mut run, base) = serve(&[]);
@@ -188,6 +249,12 @@ fn without_v_only_start_up_and_errors() {
         a.get(format!("{base}/nowhere")).call().unwrap().status(),
         404
     );
+    // Nor are requests refused before routing logged without -v.
+    for (request, _) in refused() {
+        let (mut stream, head) = raw(&base, &request);
+        assert!(head.starts_with("HTTP/1.1 4"), "{head}");
+        let _ = stream.read_to_end(&mut Vec::new());
+    }
     // Every answer is in, and a line is written before its answer: stop and read it all.
     run.stop();
     let stderr = run.stderr_text();

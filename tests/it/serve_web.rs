@@ -423,3 +423,215 @@ fn the_query_form_wins_over_uri_headers_and_form_wins_over_both() {
     let members = multiplexed(&base, "?form=a", &["</counter/m>; If-None-Match=\"0\""]);
     assert_eq!(body_of(&members, "/counter/m"), json!(1));
 }
+
+/// An open event stream, read event by event (bounded).
+struct Events(std::io::BufReader<TcpStream>);
+
+impl Events {
+    /// Asks for `target` (with `Accept: text/event-stream` when `accept`), checks the head.
+    fn open(base: &str, target: &str, accept: bool) -> Events {
+        let mut stream = TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+        stream.set_read_timeout(Some(BOUND)).unwrap();
+        let accept = if accept {
+            "Accept: text/event-stream\r\n"
+        } else {
+            ""
+        };
+        let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\n{accept}\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut events = Events(std::io::BufReader::new(stream));
+        let head = events.next();
+        assert!(head.starts_with("HTTP/1.1 200 "), "{target}: {head}");
+        assert!(head.contains("Content-Type: text/event-stream"), "{head}");
+        events
+    }
+
+    /// The next block up to a blank line (the head, then one event each), line ends as `\n`.
+    fn next(&mut self) -> String {
+        use std::io::BufRead;
+        let mut block = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(self.0.read_line(&mut line).unwrap() > 0, "stream ended");
+            let line = line.trim_end_matches(['\r', '\n']).to_owned();
+            if line.is_empty() {
+                return block.join("\n");
+            }
+            block.push(line);
+        }
+    }
+}
+
+/// The framing a value stream of `/objects/f` is written in: A for unnamed events carrying
+/// the value, B for `open`/`update` events with a headers line.
+fn value_stream_form(base: &str, target: &str, accept: bool) -> char {
+    let a = agent();
+    let put = |v: &str| {
+        let r = a
+            .put(format!("{base}/objects/f"))
+            .header("Content-Type", "application/json")
+            .send(v.to_owned())
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    };
+    put("{\"n\":1}");
+    let mut events = Events::open(base, target, accept);
+    // The opening event is written after the stream took its first look: a change made after
+    // it is pushed.
+    let open = events.next();
+    put("{\"n\":2}");
+    let update = events.next();
+    if open == ": open" {
+        assert_eq!(update, "data: {\"n\":2}", "{target}");
+        'A'
+    } else {
+        assert!(open.starts_with("event: open"), "{target}: {open}");
+        let (headers, content) = update
+            .strip_prefix("event: update\ndata: ")
+            .and_then(|u| u.split_once("\ndata: "))
+            .unwrap_or_else(|| panic!("{target}: {update}"));
+        let headers: Value = serde_json::from_str(headers).unwrap();
+        assert!(headers["Previous-ETag"].is_string(), "{headers}");
+        assert_eq!(content, "{\"n\":2}");
+        'B'
+    }
+}
+
+#[test]
+fn a_value_stream_is_framed_in_the_form_of_the_way_it_was_asked_for() {
+    for dialect in [Dialect::Mixed, Dialect::A, Dialect::B, Dialect::C] {
+        let base = start_dialect(dialect);
+        let form = |target, accept| value_stream_form(&base, target, accept);
+        // Form B's way: Accept on the resource's own URI.
+        assert_eq!(form("/objects/f", true), 'B', "{dialect}");
+        // Form A's value-stream link (form C's alternate link in dialect C, framed as B's).
+        let linked = if dialect == Dialect::C { 'B' } else { 'A' };
+        assert_eq!(form("/objects/f?stream=value", true), linked, "{dialect}");
+        assert_eq!(form("/objects/f?stream=value", false), linked, "{dialect}");
+        // ?form= outranks both.
+        assert_eq!(form("/objects/f?form=a", true), 'A', "{dialect}");
+        assert_eq!(
+            form("/objects/f?stream=value&form=b", true),
+            'B',
+            "{dialect}"
+        );
+    }
+}
+
+#[test]
+fn a_changes_stream_asked_for_with_accept_is_framed_in_form_b() {
+    for dialect in [Dialect::Mixed, Dialect::A, Dialect::B, Dialect::C] {
+        let base = start_dialect(dialect);
+        for (target, form_b) in [
+            ("/items/", true),
+            ("/items/?form=a", false),
+            // The changes-stream link is A's and B's alike: the dialect decides.
+            (
+                "/items/?stream=changes",
+                matches!(dialect, Dialect::B | Dialect::C),
+            ),
+        ] {
+            let mut events = Events::open(&base, target, true);
+            let open = events.next();
+            let r = agent()
+                .post(format!("{base}/items/"))
+                .header("Content-Type", "application/json")
+                .send("{\"text\":\"t\"}")
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            let update = events.next();
+            if form_b {
+                assert!(
+                    open.starts_with("event: open"),
+                    "{dialect} {target}: {open}"
+                );
+                let headers = update
+                    .strip_prefix("event: update\ndata: ")
+                    .and_then(|u| u.split_once('\n'))
+                    .map(|(h, _)| serde_json::from_str::<Value>(h).unwrap())
+                    .unwrap_or_else(|| panic!("{dialect} {target}: {update}"));
+                // Form B's gap markers, whatever the dialect.
+                assert!(
+                    headers["Changes-Id"].is_string(),
+                    "{dialect} {target}: {headers}"
+                );
+            } else {
+                assert_eq!(open, ": open", "{dialect} {target}");
+                assert!(
+                    update.starts_with("data: [{"),
+                    "{dialect} {target}: {update}"
+                );
+            }
+        }
+    }
+}
+
+/// The `Link` headers of a GET of `/counter/w` with `headers`, sorted.
+fn links(base: &str, headers: &[(&str, &str)]) -> Vec<String> {
+    let mut request = agent().get(format!("{base}/counter/w"));
+    for (n, v) in headers {
+        request = request.header(*n, *v);
+    }
+    let r = request.call().unwrap();
+    let mut links: Vec<String> = r
+        .headers()
+        .get_all("link")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    links.push(format!(
+        "property: {:?}",
+        header(&r, "liveresource-property")
+    ));
+    links.sort();
+    links
+}
+
+#[test]
+fn wait_headers_do_not_change_the_form_of_the_answer() {
+    // `Prefer: wait` alone is form C's way to wait, `Wait` alone A's and B's; the answer to a
+    // long-poll still advertises what the plain GET the client discovered it with did.
+    for dialect in [Dialect::Mixed, Dialect::A, Dialect::B, Dialect::C] {
+        let base = start_dialect(dialect);
+        let plain = links(&base, &[]);
+        for wait in [("Prefer", "wait=1"), ("Wait", "1")] {
+            let held = links(&base, &[("If-None-Match", "\"other\""), wait]);
+            assert_eq!(held, plain, "{dialect} {wait:?}");
+        }
+    }
+}
+
+#[test]
+fn a_text_socket_acks_as_asked_or_as_the_dialect_says() {
+    use tungstenite::client::IntoClientRequest;
+    for (dialect, query, ack) in [
+        (Dialect::Mixed, "", "OK"),
+        // Form A has no text socket: B's acks.
+        (Dialect::A, "", "OK"),
+        (Dialect::B, "", "OK"),
+        (Dialect::C, "", "200"),
+        (Dialect::C, "?form=b", "OK"),
+        (Dialect::B, "?form=c", "200"),
+    ] {
+        let base = start_dialect(dialect);
+        let url = format!(
+            "{}/multiplex/socket{query}",
+            base.replace("http://", "ws://")
+        );
+        let mut request = url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", "liveresource".parse().unwrap());
+        let tcp = TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+        tcp.set_read_timeout(Some(BOUND)).unwrap();
+        let (mut ws, _) = tungstenite::client(request, tcp).unwrap();
+        ws.send(tungstenite::Message::text("GET /counter/s"))
+            .unwrap();
+        let reply = loop {
+            if let tungstenite::Message::Text(t) = ws.read().unwrap() {
+                break t.to_string();
+            }
+        };
+        assert_eq!(reply, format!("{ack} /counter/s"), "{dialect}{query}");
+    }
+}
