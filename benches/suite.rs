@@ -193,6 +193,89 @@ fn drain_seconds(transport: &str, url: &str, events: usize) -> (f64, usize) {
     (took, printed)
 }
 
+/// A scripted server of one plain event stream (`text/event-stream` at the URL itself, no
+/// LiveResource): every connection gets `head` and then `body` sent `times` times over, then
+/// `tail`, and is closed. Returns its URL.
+fn event_stream_server(body: Vec<u8>, times: usize, tail: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/s", listener.local_addr().unwrap());
+    let (body, tail) = (std::sync::Arc::new(body), std::sync::Arc::new(tail));
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let (body, tail) = (std::sync::Arc::clone(&body), std::sync::Arc::clone(&tail));
+            // A thread per connection: lrwatch and curl read one after the other, each the
+            // whole stream, larger than the socket buffers.
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
+                if stream.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                for _ in 0..times {
+                    if stream.write_all(&body).is_err() {
+                        return;
+                    }
+                }
+                let _ = stream.write_all(&tail);
+            });
+        }
+    });
+    url
+}
+
+/// One plain event stream of `events` events (`block`, holding `per_block` events, sent over
+/// and over, then `last`, whose data holds `marker`): seconds from starting lrwatch
+/// `--json URL` to reading its last line from the pipe, asserting every event printed
+/// (a live URL's events are never coalesced); then seconds of `curl -s -N -o /dev/null URL`
+/// over the same stream. And the stream's bytes.
+fn live_stream_seconds(
+    block: &str,
+    per_block: usize,
+    times: usize,
+    last: &str,
+) -> (f64, f64, usize) {
+    let events = per_block * times + 1;
+    let bytes = block.len() * times + last.len();
+    let url = event_stream_server(block.as_bytes().to_vec(), times, last.as_bytes().to_vec());
+    let t0 = Instant::now();
+    let mut child = Command::new(LRWATCH)
+        .args(["--json", "-q", &url])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read in large blocks and count lines: the reader must not be the bottleneck.
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut lines = 0usize;
+    let mut tail: Vec<u8> = Vec::new();
+    while lines < events {
+        let n = out.read(&mut buf).unwrap();
+        assert!(n > 0, "lrwatch ended after {lines} of {events} lines");
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count();
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > 8192 {
+            tail.drain(..tail.len() - 8192);
+        }
+    }
+    let ours = t0.elapsed().as_secs_f64();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(lines, events, "one line per event");
+    let tail = String::from_utf8_lossy(&tail);
+    let last_line = tail.trim_end().rsplit('\n').next().unwrap_or("");
+    let envelope: serde_json::Value = serde_json::from_str(last_line).expect("a --json line");
+    assert_eq!(envelope["body"]["last"], true, "{last_line}");
+
+    let t0 = Instant::now();
+    let status = Command::new("curl")
+        .args(["-s", "-N", "-o", "/dev/null", &url])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    (ours, t0.elapsed().as_secs_f64(), bytes)
+}
+
 /// A server for the socket throughput: `GET /r` advertises a `multiplex-socket` at `/sock`
 /// (and answers 304 to a catch-up); the socket acknowledges the subscription, then pushes
 /// `events` updates of a small JSON value back to back. Returns its address and how many bytes
@@ -842,6 +925,54 @@ fn main() {
                 format!("{:.0}% of curl's byte rate", 100.0 * curl / ours),
             ],
         );
+
+        // A plain event stream given directly (no LiveResource): every event is printed, none
+        // coalesced. Events of about 1 KB (a JSON object with a padding string), then small ones.
+        {
+            let pad = "x".repeat(1000);
+            let block: String = (0..1000)
+                .map(|i| format!("data: {{\"i\":{i},\"pad\":\"{pad}\"}}\n\n"))
+                .collect();
+            let last = format!("data: {{\"last\":true,\"pad\":\"{pad}\"}}\n\n");
+            let times = 200;
+            let (ours, curl, bytes) = live_stream_seconds(&block, 1000, times, &last);
+            let events = 1000 * times + 1;
+            row(
+            &mut rows,
+            &[
+                format!("throughput, a plain event-stream URL, {events} JSON events of {} bytes, `--json URL` into a pipe read to the end", last.len()),
+                "≥ 50% of curl's byte rate".into(),
+                format!(
+                    "{:.0} events/s ({:.1} MB/s of stream; all printed)",
+                    events as f64 / ours,
+                    bytes as f64 / ours / 1e6
+                ),
+                format!("curl -N -o /dev/null: {:.1} MB/s", bytes as f64 / curl / 1e6),
+                format!("{:.0}% of curl's byte rate", 100.0 * curl / ours),
+            ],
+        );
+            let block: String = (0..1000)
+                .map(|i| format!("data: {{\"n\":{i}}}\n\n"))
+                .collect();
+            let last = "data: {\"last\":true}\n\n".to_string();
+            let times = 1000;
+            let (ours, curl, bytes) = live_stream_seconds(&block, 1000, times, &last);
+            let events = 1000 * times + 1;
+            row(
+            &mut rows,
+            &[
+                format!("throughput, a plain event-stream URL, {events} small JSON events, `--json URL` into a pipe read to the end"),
+                "≥ 500,000 events/s".into(),
+                format!(
+                    "{:.0} events/s ({:.1} MB/s of stream; all printed)",
+                    events as f64 / ours,
+                    bytes as f64 / ours / 1e6
+                ),
+                format!("curl -N -o /dev/null: {:.1} MB/s", bytes as f64 / curl / 1e6),
+                format!("{:.0}% of curl's byte rate", 100.0 * curl / ours),
+            ],
+        );
+        }
 
         // The same over one socket (multiplex-socket, form B): a scripted server pushes every
         // update as soon as the subscription is acknowledged.
