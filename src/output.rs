@@ -109,7 +109,11 @@ impl<W: Write> Printer<W> {
         let Some(body) = &event.body else {
             return self.out.write_all(b"\n");
         };
-        match &body.json {
+        if let Some(compact) = body.compact_json() {
+            self.out.write_all(compact)?;
+            return self.out.write_all(b"\n");
+        }
+        match body.json() {
             Some(json) => {
                 serde_json::to_writer(&mut self.out, json)?;
                 self.out.write_all(b"\n")
@@ -162,7 +166,7 @@ impl<W: Write> Printer<W> {
             (EventKind::Removed | EventKind::ChildRemoved, _) | (_, None) => {
                 writeln!(self.out, "{}", paint.fg("(removed)", Color::Red))
             }
-            (_, Some(body)) => match &body.json {
+            (_, Some(body)) => match body.json() {
                 Some(json) => {
                     let mut text = String::new();
                     pretty(json, 0, paint, &mut text);
@@ -257,7 +261,12 @@ pub fn write_envelope(out: &mut impl Write, event: &Event, name: Option<&str>) -
     }
     if let Some(body) = &event.body {
         out.write_all(b",\"body\":")?;
-        match &body.json {
+        // JSON already compact is written as it came (valid, one line): nothing to rebuild.
+        if let Some(compact) = body.compact_json() {
+            out.write_all(compact)?;
+            return out.write_all(b"}\n");
+        }
+        match body.json() {
             Some(json) => serde_json::to_writer(&mut *out, json).map_err(io::Error::from)?,
             // A binary message's bytes are not text: base64, and said so.
             None if is_binary(event) => {

@@ -287,7 +287,7 @@ mod tests {
         .unwrap();
         assert_eq!(etag.as_deref(), Some("\"2\""));
         assert_eq!(previous.as_deref(), Some("\"1\""));
-        assert_eq!(body.unwrap().json, Some(serde_json::json!({"a":1})));
+        assert_eq!(body.unwrap().json(), Some(&serde_json::json!({"a":1})));
         // Deleted: headers and no content.
         assert!(framed(&ev("update", "{\"ETag\":\"x\"}"))
             .unwrap()

@@ -118,11 +118,11 @@ fn coalescible(event: &Event) -> bool {
 }
 
 /// The memory an update holds, roughly, for the bound: its body's bytes, and a parsed JSON
-/// value as many times more (a `Value` is 32 bytes, and `[0,0,…]` takes two bytes an element).
+/// value (once built: most bodies are printed without) as many times more (a `Value` is 32 bytes, and `[0,0,…]` takes two bytes an element).
 fn size(update: &Update) -> usize {
     match update {
         Update::Event(e) => e.body.as_ref().map_or(0, |b| {
-            let parsed = if b.json.is_some() { 16 } else { 0 };
+            let parsed = if b.json_built() { 16 } else { 0 };
             b.bytes.len() * (1 + parsed)
         }),
         _ => 0,
