@@ -194,8 +194,9 @@ fn drain_seconds(transport: &str, url: &str, events: usize) -> (f64, usize) {
 }
 
 /// A scripted server of one plain event stream (`text/event-stream` at the URL itself, no
-/// LiveResource): every connection gets `head` and then `body` sent `times` times over, then
-/// `tail`, and is closed. Returns its URL.
+/// LiveResource): every connection gets `retry: 0`, then `body` sent `times` times over, then
+/// `tail`, and is closed; a reconnect with a `Last-Event-ID` (the tail's id) is answered 204,
+/// so that lrwatch, like an EventSource, is done at once. Returns its URL.
 fn event_stream_server(body: Vec<u8>, times: usize, tail: Vec<u8>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/s", listener.local_addr().unwrap());
@@ -207,8 +208,18 @@ fn event_stream_server(body: Vec<u8>, times: usize, tail: Vec<u8>) -> String {
             // whole stream, larger than the socket buffers.
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf);
-                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
+                let n = stream.read(&mut buf).unwrap_or(0);
+                if String::from_utf8_lossy(&buf[..n])
+                    .to_ascii_lowercase()
+                    .contains("last-event-id")
+                {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+                    );
+                    return;
+                }
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\nretry: 0\n\n";
                 if stream.write_all(head.as_bytes()).is_err() {
                     return;
                 }
@@ -224,17 +235,20 @@ fn event_stream_server(body: Vec<u8>, times: usize, tail: Vec<u8>) -> String {
     url
 }
 
-/// One plain event stream of `events` events (`block`, holding `per_block` events, sent over
-/// and over, then `last`, whose data holds `marker`): seconds from starting lrwatch
-/// `--json URL` to reading its last line from the pipe, asserting every event printed
-/// (a live URL's events are never coalesced); then seconds of `curl -s -N -o /dev/null URL`
-/// over the same stream. And the stream's bytes.
-fn live_stream_seconds(
-    block: &str,
-    per_block: usize,
-    times: usize,
-    last: &str,
-) -> (f64, f64, usize) {
+/// Seconds of one plain event stream of `block` (holding `per_block` events) sent `times` times
+/// over, then `last` (data `{"last":true,…}`, with an id that makes the server answer the
+/// reconnect 204): from starting lrwatch `--json URL` to reading its last line from a pipe,
+/// asserting every event printed (a live URL's events are never coalesced); lrwatch
+/// `--json URL > /dev/null` from start to exit (done at the 204); `curl -s -N -o /dev/null
+/// URL`. And the stream's bytes.
+struct LiveStreamRun {
+    pipe: f64,
+    null: f64,
+    curl: f64,
+    bytes: usize,
+}
+
+fn live_stream_seconds(block: &str, per_block: usize, times: usize, last: &str) -> LiveStreamRun {
     let events = per_block * times + 1;
     let bytes = block.len() * times + last.len();
     let url = event_stream_server(block.as_bytes().to_vec(), times, last.as_bytes().to_vec());
@@ -268,12 +282,26 @@ fn live_stream_seconds(
     assert_eq!(envelope["body"]["last"], true, "{last_line}");
 
     let t0 = Instant::now();
+    let status = Command::new(LRWATCH)
+        .args(["--json", "-q", &url])
+        .stdout(Stdio::from(std::fs::File::create("/dev/null").unwrap()))
+        .status()
+        .unwrap();
+    assert!(status.success(), "lrwatch is done at the 204");
+    let null = t0.elapsed().as_secs_f64();
+
+    let t0 = Instant::now();
     let status = Command::new("curl")
         .args(["-s", "-N", "-o", "/dev/null", &url])
         .status()
         .unwrap();
     assert!(status.success());
-    (ours, t0.elapsed().as_secs_f64(), bytes)
+    LiveStreamRun {
+        pipe: ours,
+        null,
+        curl: t0.elapsed().as_secs_f64(),
+        bytes,
+    }
 }
 
 /// A server for the socket throughput: `GET /r` advertises a `multiplex-socket` at `/sock`
@@ -933,43 +961,55 @@ fn main() {
             let block: String = (0..1000)
                 .map(|i| format!("data: {{\"i\":{i},\"pad\":\"{pad}\"}}\n\n"))
                 .collect();
-            let last = format!("data: {{\"last\":true,\"pad\":\"{pad}\"}}\n\n");
+            let last = format!("id: end\ndata: {{\"last\":true,\"pad\":\"{pad}\"}}\n\n");
             let times = 200;
-            let (ours, curl, bytes) = live_stream_seconds(&block, 1000, times, &last);
+            let run = live_stream_seconds(&block, 1000, times, &last);
             let events = 1000 * times + 1;
+            let mb_s = |seconds: f64| run.bytes as f64 / seconds / 1e6;
             row(
             &mut rows,
             &[
-                format!("throughput, a plain event-stream URL, {events} JSON events of {} bytes, `--json URL` into a pipe read to the end", last.len()),
+                format!("throughput, a plain event-stream URL, {events} JSON events of {} bytes, `--json URL` into a pipe read to the end; and `> /dev/null`", block.len() / 1000),
                 "≥ 50% of curl's byte rate".into(),
                 format!(
-                    "{:.0} events/s ({:.1} MB/s of stream; all printed)",
-                    events as f64 / ours,
-                    bytes as f64 / ours / 1e6
+                    "pipe: {:.0} events/s, {:.1} MB/s of stream (all printed); /dev/null: {:.1} MB/s",
+                    events as f64 / run.pipe,
+                    mb_s(run.pipe),
+                    mb_s(run.null)
                 ),
-                format!("curl -N -o /dev/null: {:.1} MB/s", bytes as f64 / curl / 1e6),
-                format!("{:.0}% of curl's byte rate", 100.0 * curl / ours),
+                format!("curl -N -o /dev/null: {:.1} MB/s", mb_s(run.curl)),
+                format!(
+                    "pipe {:.0}%, /dev/null {:.0}% of curl's byte rate",
+                    100.0 * run.curl / run.pipe,
+                    100.0 * run.curl / run.null
+                ),
             ],
         );
             let block: String = (0..1000)
                 .map(|i| format!("data: {{\"n\":{i}}}\n\n"))
                 .collect();
-            let last = "data: {\"last\":true}\n\n".to_string();
+            let last = "id: end\ndata: {\"last\":true}\n\n".to_string();
             let times = 1000;
-            let (ours, curl, bytes) = live_stream_seconds(&block, 1000, times, &last);
+            let run = live_stream_seconds(&block, 1000, times, &last);
             let events = 1000 * times + 1;
+            let mb_s = |seconds: f64| run.bytes as f64 / seconds / 1e6;
             row(
             &mut rows,
             &[
-                format!("throughput, a plain event-stream URL, {events} small JSON events, `--json URL` into a pipe read to the end"),
+                format!("throughput, a plain event-stream URL, {events} small JSON events, `--json URL` into a pipe read to the end; and `> /dev/null`"),
                 "≥ 500,000 events/s".into(),
                 format!(
-                    "{:.0} events/s ({:.1} MB/s of stream; all printed)",
-                    events as f64 / ours,
-                    bytes as f64 / ours / 1e6
+                    "pipe: {:.0} events/s, {:.1} MB/s (all printed); /dev/null: {:.0} events/s",
+                    events as f64 / run.pipe,
+                    mb_s(run.pipe),
+                    events as f64 / run.null
                 ),
-                format!("curl -N -o /dev/null: {:.1} MB/s", bytes as f64 / curl / 1e6),
-                format!("{:.0}% of curl's byte rate", 100.0 * curl / ours),
+                format!("curl -N -o /dev/null: {:.1} MB/s", mb_s(run.curl)),
+                format!(
+                    "pipe {:.0}%, /dev/null {:.0}% of curl's byte rate",
+                    100.0 * run.curl / run.pipe,
+                    100.0 * run.curl / run.null
+                ),
             ],
         );
         }

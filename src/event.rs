@@ -43,18 +43,20 @@ impl EventKind {
 
 /// A resource's content, as received, with its JSON reading when it is JSON.
 ///
-/// Whether the bytes are JSON is decided when the body is made (by validating them, which
-/// builds nothing); the value itself is built the first time [`Body::json`] asks for it. A fast
-/// stream printed with `--json` never needs it: JSON that is already compact is written as the
-/// bytes it came in (see [`Body::compact_json`]).
+/// Whether the bytes are JSON is decided the first time it is asked (by validating them, which
+/// builds nothing: on the printer's thread, not the network reader's), and the value is built
+/// the first time [`Body::json`] asks for it. A fast stream printed with `--json` never needs
+/// it: JSON that is already compact is written as the bytes it came in
+/// (see [`Body::compact_json`]).
 #[derive(Debug, Clone)]
 pub struct Body {
     /// The bytes exactly as the server sent them.
     pub bytes: Vec<u8>,
     /// The `Content-Type`, if any.
     pub content_type: Option<String>,
-    /// Whether `bytes` are one JSON text (validated).
-    is_json: bool,
+    /// Whether `bytes` are one JSON text: set when made for a type that is not JSON, else
+    /// validated when first asked.
+    is_json: std::sync::OnceLock<bool>,
     /// The parsed value, once asked for (`None` inside: it did not parse after all, which
     /// validation should have ruled out).
     value: std::sync::OnceLock<Option<serde_json::Value>>,
@@ -65,7 +67,7 @@ impl PartialEq for Body {
     fn eq(&self, other: &Body) -> bool {
         self.bytes == other.bytes
             && self.content_type == other.content_type
-            && self.is_json == other.is_json
+            && self.is_json() == other.is_json()
     }
 }
 
@@ -76,8 +78,8 @@ impl Body {
     pub fn new(bytes: Vec<u8>, content_type: Option<String>) -> Body {
         let json_type = content_type.as_deref().map(is_json_media_type);
         let is_json = match json_type {
-            Some(false) => false,
-            Some(true) | None => is_json_text(&bytes),
+            Some(false) => std::sync::OnceLock::from(false),
+            Some(true) | None => std::sync::OnceLock::new(),
         };
         Body {
             bytes,
@@ -92,7 +94,7 @@ impl Body {
         Body {
             bytes,
             content_type,
-            is_json: false,
+            is_json: std::sync::OnceLock::from(false),
             value: std::sync::OnceLock::new(),
         }
     }
@@ -102,7 +104,7 @@ impl Body {
         Body {
             bytes: value.to_string().into_bytes(),
             content_type: Some("application/json".to_string()),
-            is_json: true,
+            is_json: std::sync::OnceLock::from(true),
             value: std::sync::OnceLock::from(Some(value)),
         }
     }
@@ -113,7 +115,7 @@ impl Body {
     /// test server sends it as `text/html`), and an HTML page is never one.
     pub fn typed(bytes: Vec<u8>, content_type: Option<String>, json_seen: bool) -> Body {
         let mut body = Body::new(bytes, content_type);
-        if !body.is_json {
+        if !body.is_json() {
             let html = body
                 .content_type
                 .as_deref()
@@ -123,7 +125,7 @@ impl Body {
                     .ok()
                     .filter(|v: &serde_json::Value| json_seen || v.is_object() || v.is_array());
                 if value.is_some() {
-                    body.is_json = true;
+                    body.is_json = std::sync::OnceLock::from(true);
                     body.value = std::sync::OnceLock::from(value);
                 }
             }
@@ -133,7 +135,7 @@ impl Body {
 
     /// The parsed value, when the body is JSON (built on the first call).
     pub fn json(&self) -> Option<&serde_json::Value> {
-        if !self.is_json {
+        if !self.is_json() {
             return None;
         }
         self.value
@@ -143,7 +145,7 @@ impl Body {
 
     /// Whether the body is JSON, without building its value.
     pub fn is_json(&self) -> bool {
-        self.is_json
+        *self.is_json.get_or_init(|| is_json_text(&self.bytes))
     }
 
     /// Whether the value has been built (it then takes memory beside the bytes).
@@ -155,7 +157,8 @@ impl Body {
     /// strings, so one line that serde_json would write alike up to number formats and escapes
     /// (both read back the same). Printing them saves building and writing the value.
     pub fn compact_json(&self) -> Option<&[u8]> {
-        (self.is_json && crate::scan::is_compact_json(&self.bytes)).then_some(self.bytes.as_slice())
+        (self.is_json() && crate::scan::is_compact_json(&self.bytes))
+            .then_some(self.bytes.as_slice())
     }
 
     /// The body as text (invalid UTF-8 replaced), for bodies that are not JSON.

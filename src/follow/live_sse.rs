@@ -199,14 +199,16 @@ fn dispatch(ctx: &Ctx, event: Event, state: &mut State, out: &mut Vec<Update>) {
         .then(|| entity_tag(&event.id))
         .flatten();
     state.previous_id.clone_from(&event.id);
+    let framing = framed(&event);
+    // The name and id move into the event (a fast stream's allocations are its cost).
     let live = Live {
         sse: Some(SseFacts {
-            event: event.event.clone(),
-            id: (!event.id.is_empty()).then(|| event.id.clone()),
+            id: (!event.id.is_empty()).then_some(event.id),
+            event: event.event,
         }),
         binary: false,
     };
-    if let Some((etag, previous, content)) = framed(&event) {
+    if let Some((etag, previous, content)) = framing {
         let etag = etag.or(id_etag);
         if let (Some(previous), Some(held)) = (&previous, &state.etag) {
             if previous != held {
