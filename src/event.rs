@@ -58,8 +58,9 @@ pub struct Body {
     /// validated when first asked.
     is_json: std::sync::OnceLock<bool>,
     /// The parsed value, once asked for (`None` inside: it did not parse after all, which
-    /// validation should have ruled out).
-    value: std::sync::OnceLock<Option<serde_json::Value>>,
+    /// validation should have ruled out). Boxed: an event is moved several times on its way
+    /// to the printer, and a `Value` in place would more than double the bytes moved.
+    value: std::sync::OnceLock<Option<Box<serde_json::Value>>>,
 }
 
 /// Bodies are equal when their bytes and type are (the JSON reading follows from them).
@@ -105,7 +106,7 @@ impl Body {
             bytes: value.to_string().into_bytes(),
             content_type: Some("application/json".to_string()),
             is_json: std::sync::OnceLock::from(true),
-            value: std::sync::OnceLock::from(Some(value)),
+            value: std::sync::OnceLock::from(Some(Box::new(value))),
         }
     }
 
@@ -126,7 +127,7 @@ impl Body {
                     .filter(|v: &serde_json::Value| json_seen || v.is_object() || v.is_array());
                 if value.is_some() {
                     body.is_json = std::sync::OnceLock::from(true);
-                    body.value = std::sync::OnceLock::from(value);
+                    body.value = std::sync::OnceLock::from(value.map(Box::new));
                 }
             }
         }
@@ -139,8 +140,8 @@ impl Body {
             return None;
         }
         self.value
-            .get_or_init(|| serde_json::from_slice(&self.bytes).ok())
-            .as_ref()
+            .get_or_init(|| serde_json::from_slice(&self.bytes).ok().map(Box::new))
+            .as_deref()
     }
 
     /// Whether the body is JSON, without building its value.
