@@ -237,10 +237,11 @@ fn event_stream_server(body: Vec<u8>, times: usize, tail: Vec<u8>) -> String {
 
 /// Seconds of one plain event stream of `block` (holding `per_block` events) sent `times` times
 /// over, then `last` (data `{"last":true,…}`, with an id that makes the server answer the
-/// reconnect 204): from starting lrwatch `--json URL` to reading its last line from a pipe,
-/// asserting every event printed (a live URL's events are never coalesced); lrwatch
+/// reconnect 204), the best of `RUNS` rounds each (this 2-core machine is shared: the best
+/// is the least disturbed): from starting lrwatch `--json URL` to reading its last line from
+/// a pipe, asserting every event printed (a live URL's events are never coalesced); lrwatch
 /// `--json URL > /dev/null` from start to exit (done at the 204); `curl -s -N -o /dev/null
-/// URL`. And the stream's bytes.
+/// URL`. The three take turns in each round. And the stream's bytes.
 struct LiveStreamRun {
     pipe: f64,
     null: f64,
@@ -248,13 +249,46 @@ struct LiveStreamRun {
     bytes: usize,
 }
 
+/// How many rounds `live_stream_seconds` takes the best of.
+const RUNS: usize = 3;
+
 fn live_stream_seconds(block: &str, per_block: usize, times: usize, last: &str) -> LiveStreamRun {
     let events = per_block * times + 1;
     let bytes = block.len() * times + last.len();
     let url = event_stream_server(block.as_bytes().to_vec(), times, last.as_bytes().to_vec());
+    let mut best = LiveStreamRun {
+        pipe: f64::MAX,
+        null: f64::MAX,
+        curl: f64::MAX,
+        bytes,
+    };
+    for _ in 0..RUNS {
+        best.pipe = best.pipe.min(into_pipe(&url, events));
+        let t0 = Instant::now();
+        let status = Command::new(LRWATCH)
+            .args(["--json", "-q", &url])
+            .stdout(Stdio::from(std::fs::File::create("/dev/null").unwrap()))
+            .status()
+            .unwrap();
+        assert!(status.success(), "lrwatch is done at the 204");
+        best.null = best.null.min(t0.elapsed().as_secs_f64());
+        let t0 = Instant::now();
+        let status = Command::new("curl")
+            .args(["-s", "-N", "-o", "/dev/null", &url])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        best.curl = best.curl.min(t0.elapsed().as_secs_f64());
+    }
+    best
+}
+
+/// Seconds from starting lrwatch `--json URL` to reading the last of `events` lines from its
+/// pipe, which must be the stream's last event.
+fn into_pipe(url: &str, events: usize) -> f64 {
     let t0 = Instant::now();
     let mut child = Command::new(LRWATCH)
-        .args(["--json", "-q", &url])
+        .args(["--json", "-q", url])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -272,7 +306,7 @@ fn live_stream_seconds(block: &str, per_block: usize, times: usize, last: &str) 
             tail.drain(..tail.len() - 8192);
         }
     }
-    let ours = t0.elapsed().as_secs_f64();
+    let took = t0.elapsed().as_secs_f64();
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(lines, events, "one line per event");
@@ -280,28 +314,7 @@ fn live_stream_seconds(block: &str, per_block: usize, times: usize, last: &str) 
     let last_line = tail.trim_end().rsplit('\n').next().unwrap_or("");
     let envelope: serde_json::Value = serde_json::from_str(last_line).expect("a --json line");
     assert_eq!(envelope["body"]["last"], true, "{last_line}");
-
-    let t0 = Instant::now();
-    let status = Command::new(LRWATCH)
-        .args(["--json", "-q", &url])
-        .stdout(Stdio::from(std::fs::File::create("/dev/null").unwrap()))
-        .status()
-        .unwrap();
-    assert!(status.success(), "lrwatch is done at the 204");
-    let null = t0.elapsed().as_secs_f64();
-
-    let t0 = Instant::now();
-    let status = Command::new("curl")
-        .args(["-s", "-N", "-o", "/dev/null", &url])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    LiveStreamRun {
-        pipe: ours,
-        null,
-        curl: t0.elapsed().as_secs_f64(),
-        bytes,
-    }
+    took
 }
 
 /// A server for the socket throughput: `GET /r` advertises a `multiplex-socket` at `/sock`
@@ -969,7 +982,7 @@ fn main() {
             row(
             &mut rows,
             &[
-                format!("throughput, a plain event-stream URL, {events} JSON events of {} bytes, `--json URL` into a pipe read to the end; and `> /dev/null`", block.len() / 1000),
+                format!("throughput, a plain event-stream URL, {events} JSON events of {} bytes, `--json URL` into a pipe read to the end; and `> /dev/null` (best of {RUNS})", block.len() / 1000),
                 "≥ 50% of curl's byte rate".into(),
                 format!(
                     "pipe: {:.0} events/s, {:.1} MB/s of stream (all printed); /dev/null: {:.1} MB/s",
@@ -996,7 +1009,7 @@ fn main() {
             row(
             &mut rows,
             &[
-                format!("throughput, a plain event-stream URL, {events} small JSON events, `--json URL` into a pipe read to the end; and `> /dev/null`"),
+                format!("throughput, a plain event-stream URL, {events} small JSON events, `--json URL` into a pipe read to the end; and `> /dev/null` (best of {RUNS})"),
                 "≥ 500,000 events/s".into(),
                 format!(
                     "pipe: {:.0} events/s, {:.1} MB/s (all printed); /dev/null: {:.0} events/s",
