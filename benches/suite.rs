@@ -193,6 +193,130 @@ fn drain_seconds(transport: &str, url: &str, events: usize) -> (f64, usize) {
     (took, printed)
 }
 
+/// A scripted server of one plain event stream (`text/event-stream` at the URL itself, no
+/// LiveResource): every connection gets `retry: 0`, then `body` sent `times` times over, then
+/// `tail`, and is closed; a reconnect with a `Last-Event-ID` (the tail's id) is answered 204,
+/// so that lrwatch, like an EventSource, is done at once. Returns its URL.
+fn event_stream_server(body: Vec<u8>, times: usize, tail: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/s", listener.local_addr().unwrap());
+    let (body, tail) = (std::sync::Arc::new(body), std::sync::Arc::new(tail));
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let (body, tail) = (std::sync::Arc::clone(&body), std::sync::Arc::clone(&tail));
+            // A thread per connection: lrwatch and curl read one after the other, each the
+            // whole stream, larger than the socket buffers.
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                if String::from_utf8_lossy(&buf[..n])
+                    .to_ascii_lowercase()
+                    .contains("last-event-id")
+                {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+                    );
+                    return;
+                }
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\nretry: 0\n\n";
+                if stream.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                for _ in 0..times {
+                    if stream.write_all(&body).is_err() {
+                        return;
+                    }
+                }
+                let _ = stream.write_all(&tail);
+            });
+        }
+    });
+    url
+}
+
+/// Seconds of one plain event stream of `block` (holding `per_block` events) sent `times` times
+/// over, then `last` (data `{"last":true,…}`, with an id that makes the server answer the
+/// reconnect 204), the best of `RUNS` rounds each (this 2-core machine is shared: the best
+/// is the least disturbed): from starting lrwatch `--json URL` to reading its last line from
+/// a pipe, asserting every event printed (a live URL's events are never coalesced); lrwatch
+/// `--json URL > /dev/null` from start to exit (done at the 204); `curl -s -N -o /dev/null
+/// URL`. The three take turns in each round. And the stream's bytes.
+struct LiveStreamRun {
+    pipe: f64,
+    null: f64,
+    curl: f64,
+    bytes: usize,
+}
+
+/// How many rounds `live_stream_seconds` takes the best of.
+const RUNS: usize = 3;
+
+fn live_stream_seconds(block: &str, per_block: usize, times: usize, last: &str) -> LiveStreamRun {
+    let events = per_block * times + 1;
+    let bytes = block.len() * times + last.len();
+    let url = event_stream_server(block.as_bytes().to_vec(), times, last.as_bytes().to_vec());
+    let mut best = LiveStreamRun {
+        pipe: f64::MAX,
+        null: f64::MAX,
+        curl: f64::MAX,
+        bytes,
+    };
+    for _ in 0..RUNS {
+        best.pipe = best.pipe.min(into_pipe(&url, events));
+        let t0 = Instant::now();
+        let status = Command::new(LRWATCH)
+            .args(["--json", "-q", &url])
+            .stdout(Stdio::from(std::fs::File::create("/dev/null").unwrap()))
+            .status()
+            .unwrap();
+        assert!(status.success(), "lrwatch is done at the 204");
+        best.null = best.null.min(t0.elapsed().as_secs_f64());
+        let t0 = Instant::now();
+        let status = Command::new("curl")
+            .args(["-s", "-N", "-o", "/dev/null", &url])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        best.curl = best.curl.min(t0.elapsed().as_secs_f64());
+    }
+    best
+}
+
+/// Seconds from starting lrwatch `--json URL` to reading the last of `events` lines from its
+/// pipe, which must be the stream's last event.
+fn into_pipe(url: &str, events: usize) -> f64 {
+    let t0 = Instant::now();
+    let mut child = Command::new(LRWATCH)
+        .args(["--json", "-q", url])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read in large blocks and count lines: the reader must not be the bottleneck.
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut lines = 0usize;
+    let mut tail: Vec<u8> = Vec::new();
+    while lines < events {
+        let n = out.read(&mut buf).unwrap();
+        assert!(n > 0, "lrwatch ended after {lines} of {events} lines");
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count();
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > 8192 {
+            tail.drain(..tail.len() - 8192);
+        }
+    }
+    let took = t0.elapsed().as_secs_f64();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(lines, events, "one line per event");
+    let tail = String::from_utf8_lossy(&tail);
+    let last_line = tail.trim_end().rsplit('\n').next().unwrap_or("");
+    let envelope: serde_json::Value = serde_json::from_str(last_line).expect("a --json line");
+    assert_eq!(envelope["body"]["last"], true, "{last_line}");
+    took
+}
+
 /// A server for the socket throughput: `GET /r` advertises a `multiplex-socket` at `/sock`
 /// (and answers 304 to a catch-up); the socket acknowledges the subscription, then pushes
 /// `events` updates of a small JSON value back to back. Returns its address and how many bytes
@@ -842,6 +966,66 @@ fn main() {
                 format!("{:.0}% of curl's byte rate", 100.0 * curl / ours),
             ],
         );
+
+        // A plain event stream given directly (no LiveResource): every event is printed, none
+        // coalesced. Events of about 1 KB (a JSON object with a padding string), then small ones.
+        {
+            let pad = "x".repeat(1000);
+            let block: String = (0..1000)
+                .map(|i| format!("data: {{\"i\":{i},\"pad\":\"{pad}\"}}\n\n"))
+                .collect();
+            let last = format!("id: end\ndata: {{\"last\":true,\"pad\":\"{pad}\"}}\n\n");
+            let times = 200;
+            let run = live_stream_seconds(&block, 1000, times, &last);
+            let events = 1000 * times + 1;
+            let mb_s = |seconds: f64| run.bytes as f64 / seconds / 1e6;
+            row(
+            &mut rows,
+            &[
+                format!("throughput, a plain event-stream URL, {events} JSON events of {} bytes, `--json URL` into a pipe read to the end; and `> /dev/null` (best of {RUNS})", block.len() / 1000),
+                "≥ 50% of curl's byte rate".into(),
+                format!(
+                    "pipe: {:.0} events/s, {:.1} MB/s of stream (all printed); /dev/null: {:.1} MB/s",
+                    events as f64 / run.pipe,
+                    mb_s(run.pipe),
+                    mb_s(run.null)
+                ),
+                format!("curl -N -o /dev/null: {:.1} MB/s", mb_s(run.curl)),
+                format!(
+                    "pipe {:.0}%, /dev/null {:.0}% of curl's byte rate",
+                    100.0 * run.curl / run.pipe,
+                    100.0 * run.curl / run.null
+                ),
+            ],
+        );
+            let block: String = (0..1000)
+                .map(|i| format!("data: {{\"n\":{i}}}\n\n"))
+                .collect();
+            let last = "id: end\ndata: {\"last\":true}\n\n".to_string();
+            let times = 1000;
+            let run = live_stream_seconds(&block, 1000, times, &last);
+            let events = 1000 * times + 1;
+            let mb_s = |seconds: f64| run.bytes as f64 / seconds / 1e6;
+            row(
+            &mut rows,
+            &[
+                format!("throughput, a plain event-stream URL, {events} small JSON events, `--json URL` into a pipe read to the end; and `> /dev/null` (best of {RUNS})"),
+                "≥ 500,000 events/s".into(),
+                format!(
+                    "pipe: {:.0} events/s, {:.1} MB/s (all printed); /dev/null: {:.0} events/s",
+                    events as f64 / run.pipe,
+                    mb_s(run.pipe),
+                    events as f64 / run.null
+                ),
+                format!("curl -N -o /dev/null: {:.1} MB/s", mb_s(run.curl)),
+                format!(
+                    "pipe {:.0}%, /dev/null {:.0}% of curl's byte rate",
+                    100.0 * run.curl / run.pipe,
+                    100.0 * run.curl / run.null
+                ),
+            ],
+        );
+        }
 
         // The same over one socket (multiplex-socket, form B): a scripted server pushes every
         // update as soon as the subscription is acknowledged.

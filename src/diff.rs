@@ -49,7 +49,7 @@ pub fn normalized(body: Option<&Body>) -> Compared {
     let Some(body) = body else {
         return Compared::default();
     };
-    let (mut text, tree) = match &body.json {
+    let (mut text, tree) = match body.json() {
         Some(json) => {
             let mut sorted = json.clone();
             sorted.sort_all_objects();

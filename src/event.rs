@@ -42,30 +42,71 @@ impl EventKind {
 }
 
 /// A resource's content, as received, with its JSON reading when it is JSON.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Whether the bytes are JSON is decided the first time it is asked (by validating them, which
+/// builds nothing: on the printer's thread, not the network reader's), and the value is built
+/// the first time [`Body::json`] asks for it. A fast stream printed with `--json` never needs
+/// it: JSON that is already compact is written as the bytes it came in
+/// (see [`Body::compact_json`]).
+#[derive(Debug, Clone)]
 pub struct Body {
     /// The bytes exactly as the server sent them.
     pub bytes: Vec<u8>,
     /// The `Content-Type`, if any.
     pub content_type: Option<String>,
-    /// The parsed value, when the body is JSON (see [`Body::new`]).
-    pub json: Option<serde_json::Value>,
+    /// Whether `bytes` are one JSON text: set when made for a type that is not JSON, else
+    /// validated when first asked.
+    is_json: std::sync::OnceLock<bool>,
+    /// The parsed value, once asked for (`None` inside: it did not parse after all, which
+    /// validation should have ruled out). Boxed: an event is moved several times on its way
+    /// to the printer, and a `Value` in place would more than double the bytes moved.
+    value: std::sync::OnceLock<Option<Box<serde_json::Value>>>,
+}
+
+/// Bodies are equal when their bytes and type are (the JSON reading follows from them).
+impl PartialEq for Body {
+    fn eq(&self, other: &Body) -> bool {
+        self.bytes == other.bytes
+            && self.content_type == other.content_type
+            && self.is_json() == other.is_json()
+    }
 }
 
 impl Body {
-    /// Wraps received bytes, parsing them as JSON when the media type says JSON
+    /// Wraps received bytes, reading them as JSON when the media type says JSON
     /// (`application/json`, `*+json`), or when there is no `Content-Type` and the bytes parse.
     /// A body that claims JSON but does not parse stays text: it is shown, not dropped.
     pub fn new(bytes: Vec<u8>, content_type: Option<String>) -> Body {
         let json_type = content_type.as_deref().map(is_json_media_type);
-        let json = match json_type {
-            Some(false) => None,
-            Some(true) | None => serde_json::from_slice(&bytes).ok(),
+        let is_json = match json_type {
+            Some(false) => std::sync::OnceLock::from(false),
+            Some(true) | None => std::sync::OnceLock::new(),
         };
         Body {
             bytes,
             content_type,
-            json,
+            is_json,
+            value: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Bytes that are not to be read as JSON whatever they hold (a binary message).
+    pub fn opaque(bytes: Vec<u8>, content_type: Option<String>) -> Body {
+        Body {
+            bytes,
+            content_type,
+            is_json: std::sync::OnceLock::from(false),
+            value: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A JSON value as a body (`application/json`, its bytes the compact text).
+    pub fn from_json(value: serde_json::Value) -> Body {
+        Body {
+            bytes: value.to_string().into_bytes(),
+            content_type: Some("application/json".to_string()),
+            is_json: std::sync::OnceLock::from(true),
+            value: std::sync::OnceLock::from(Some(Box::new(value))),
         }
     }
 
@@ -75,24 +116,62 @@ impl Body {
     /// test server sends it as `text/html`), and an HTML page is never one.
     pub fn typed(bytes: Vec<u8>, content_type: Option<String>, json_seen: bool) -> Body {
         let mut body = Body::new(bytes, content_type);
-        if body.json.is_none() {
+        if !body.is_json() {
             let html = body
                 .content_type
                 .as_deref()
                 .is_some_and(|ct| media_essence(ct) == "text/html");
             if json_seen || html {
-                body.json = serde_json::from_slice(&body.bytes)
+                let value = serde_json::from_slice(&body.bytes)
                     .ok()
                     .filter(|v: &serde_json::Value| json_seen || v.is_object() || v.is_array());
+                if value.is_some() {
+                    body.is_json = std::sync::OnceLock::from(true);
+                    body.value = std::sync::OnceLock::from(value.map(Box::new));
+                }
             }
         }
         body
+    }
+
+    /// The parsed value, when the body is JSON (built on the first call).
+    pub fn json(&self) -> Option<&serde_json::Value> {
+        if !self.is_json() {
+            return None;
+        }
+        self.value
+            .get_or_init(|| serde_json::from_slice(&self.bytes).ok().map(Box::new))
+            .as_deref()
+    }
+
+    /// Whether the body is JSON, without building its value.
+    pub fn is_json(&self) -> bool {
+        *self.is_json.get_or_init(|| is_json_text(&self.bytes))
+    }
+
+    /// Whether the value has been built (it then takes memory beside the bytes).
+    pub fn json_built(&self) -> bool {
+        self.value.get().is_some_and(Option::is_some)
+    }
+
+    /// The bytes, when the body is JSON already written compactly: no whitespace outside
+    /// strings, so one line that serde_json would write alike up to number formats and escapes
+    /// (both read back the same). Printing them saves building and writing the value.
+    pub fn compact_json(&self) -> Option<&[u8]> {
+        (self.is_json() && crate::scan::is_compact_json(&self.bytes))
+            .then_some(self.bytes.as_slice())
     }
 
     /// The body as text (invalid UTF-8 replaced), for bodies that are not JSON.
     pub fn text(&self) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(&self.bytes)
     }
+}
+
+/// Whether `bytes` are one JSON text, checked without building a value (serde_json's raw
+/// value: the grammar, string escapes and UTF-8, nothing after the value but whitespace).
+fn is_json_text(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<&serde_json::value::RawValue>(bytes).is_ok()
 }
 
 /// Whether a `Content-Type` names JSON (`application/json`, `*+json`).
@@ -216,7 +295,8 @@ mod tests {
 
     #[test]
     fn json_detection() {
-        let j = |b: &str, ct: Option<&str>| Body::new(b.into(), ct.map(String::from)).json;
+        let j =
+            |b: &str, ct: Option<&str>| Body::new(b.into(), ct.map(String::from)).json().cloned();
         assert_eq!(j("1", Some("application/json")), Some(serde_json::json!(1)));
         assert_eq!(
             j("{\"a\":1}", Some("application/vnd.x+json; charset=utf-8")),
@@ -231,7 +311,9 @@ mod tests {
     #[test]
     fn typed_follows_the_resource_and_mislabelled_html() {
         let t = |b: &str, ct: Option<&str>, seen| {
-            Body::typed(b.into(), ct.map(String::from), seen).json
+            Body::typed(b.into(), ct.map(String::from), seen)
+                .json()
+                .cloned()
         };
         let html = Some("text/html; charset=utf-8");
         assert_eq!(

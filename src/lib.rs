@@ -22,6 +22,7 @@ pub mod live;
 pub mod mechanism;
 pub mod proxy;
 pub mod sanitize;
+mod scan;
 mod tcp;
 
 pub use error::{Error, ErrorKind, Result};

@@ -119,7 +119,11 @@ impl<W: Write> Printer<W> {
         let Some(body) = &event.body else {
             return self.out.write_all(b"\n");
         };
-        match &body.json {
+        if let Some(compact) = body.compact_json() {
+            self.out.write_all(compact)?;
+            return self.out.write_all(b"\n");
+        }
+        match body.json() {
             Some(json) => {
                 serde_json::to_writer(&mut self.out, json)?;
                 self.out.write_all(b"\n")
@@ -172,7 +176,7 @@ impl<W: Write> Printer<W> {
             (EventKind::Removed | EventKind::ChildRemoved, _) | (_, None) => {
                 writeln!(self.out, "{}", paint.fg("(removed)", Color::Red))
             }
-            (_, Some(body)) => match &body.json {
+            (_, Some(body)) => match body.json() {
                 Some(json) => {
                     let mut text = String::new();
                     pretty(json, 0, paint, &mut text);
@@ -249,12 +253,11 @@ pub fn write_envelope(out: &mut impl Write, event: &Event, name: Option<&str>) -
         }
     }
     // Kind and transport names and the timestamp are plain ASCII: nothing to escape.
-    write!(
-        out,
-        ",\"transport\":\"{}\",\"time\":\"{}\"",
-        event.transport.as_str(),
-        humantime::format_rfc3339_millis(event.time)
-    )?;
+    out.write_all(b",\"transport\":\"")?;
+    out.write_all(event.transport.as_str().as_bytes())?;
+    out.write_all(b"\",\"time\":\"")?;
+    write_time(out, event.time)?;
+    out.write_all(b"\"")?;
     if let Some(sse) = event.live.as_ref().and_then(|l| l.sse.as_ref()) {
         out.write_all(b",\"sse\":{\"event\":")?;
         string(out, &sse.event)?;
@@ -267,7 +270,12 @@ pub fn write_envelope(out: &mut impl Write, event: &Event, name: Option<&str>) -
     }
     if let Some(body) = &event.body {
         out.write_all(b",\"body\":")?;
-        match &body.json {
+        // JSON already compact is written as it came (valid, one line): nothing to rebuild.
+        if let Some(compact) = body.compact_json() {
+            out.write_all(compact)?;
+            return out.write_all(b"}\n");
+        }
+        match body.json() {
             Some(json) => serde_json::to_writer(&mut *out, json).map_err(io::Error::from)?,
             // A binary message's bytes are not text: base64, and said so.
             None if is_binary(event) => {
@@ -278,6 +286,27 @@ pub fn write_envelope(out: &mut impl Write, event: &Event, name: Option<&str>) -
         }
     }
     out.write_all(b"}\n")
+}
+
+/// Writes `time` in RFC 3339 to the millisecond. A fast stream has hundreds of events in the
+/// same millisecond: its text is formatted once and kept (per thread) for the next event.
+fn write_time(out: &mut impl Write, time: std::time::SystemTime) -> io::Result<()> {
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<(u128, String)> = const { RefCell::new((u128::MAX, String::new())) };
+    }
+    let Ok(since) = time.duration_since(std::time::UNIX_EPOCH) else {
+        return write!(out, "{}", humantime::format_rfc3339_millis(time));
+    };
+    let millis = since.as_millis();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != millis {
+            let text = humantime::format_rfc3339_millis(time).to_string();
+            *last = (millis, text);
+        }
+        out.write_all(last.1.as_bytes())
+    })
 }
 
 /// Whether the event is a binary message (a WebSocket's), whose bytes are not text.
@@ -396,6 +425,46 @@ mod tests {
         );
         let t = event(EventKind::Value, Some(("hi\n", Some("text/plain"))));
         assert!(print(Mode::Json { terminal: false }, &t).ends_with(",\"body\":\"hi\\n\"}\n"));
+    }
+
+    #[test]
+    fn compact_json_is_printed_as_it_came_and_other_json_compacted() {
+        // Compact already: the bytes as sent (a re-serialization would write 1.5 and "A").
+        let raw = "{\"n\":1.50,\"s\":\"\\u0041 b\"}";
+        let e = event(EventKind::Value, Some((raw, None)));
+        assert!(
+            print(Mode::Json, &e).ends_with(&format!(",\"body\":{raw}}}\n")),
+            "{}",
+            print(Mode::Json, &e)
+        );
+        assert_eq!(print(Mode::Lines, &e), format!("{raw}\n"));
+        // With whitespace between tokens (a line end among them): written compact.
+        let spaced = event(EventKind::Value, Some(("{ \"b\" :\n [1, 2] }", None)));
+        assert!(print(Mode::Json, &spaced).ends_with(",\"body\":{\"b\":[1,2]}}\n"));
+        assert_eq!(print(Mode::Lines, &spaced), "{\"b\":[1,2]}\n");
+    }
+
+    #[test]
+    fn times_are_written_to_the_millisecond_each_event_its_own() {
+        let at = |micros: u64| UNIX_EPOCH + Duration::from_micros(micros);
+        let text = |time| {
+            let mut out = Vec::new();
+            write_time(&mut out, time).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        // Kept within a millisecond, formatted again for the next one (and for one before).
+        for micros in [
+            1_795_000_000_123_000,
+            1_795_000_000_123_999,
+            1_795_000_000_124_000,
+            1_795_000_001_124_000,
+            1_795_000_000_123_500,
+        ] {
+            assert_eq!(
+                text(at(micros)),
+                humantime::format_rfc3339_millis(at(micros)).to_string()
+            );
+        }
     }
 
     #[test]

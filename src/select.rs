@@ -48,7 +48,7 @@ impl Selector {
         }
         let part = match (&event.kind, &event.body) {
             (EventKind::Value, Some(body)) => {
-                let Some(json) = &body.json else {
+                let Some(json) = body.json() else {
                     bail!(
                         "the value of {} is not JSON, so --select '{}' cannot apply to it",
                         event.uri,
@@ -71,11 +71,7 @@ impl Selector {
         }
         self.last.insert(event.uri.clone(), part.clone());
         if let Some(part) = part {
-            event.body = Some(Body {
-                bytes: part.to_string().into_bytes(),
-                content_type: Some("application/json".to_string()),
-                json: Some(part),
-            });
+            event.body = Some(Body::from_json(part));
         }
         Ok(Some(event))
     }

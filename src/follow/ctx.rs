@@ -188,6 +188,12 @@ impl Ctx {
         self.tx.send(update)
     }
 
+    /// Hands on updates that arrived together, in order, with one wake-up of the consumer
+    /// (see `queue::Updates::send_all`). False when the consumer is gone.
+    pub(super) fn send_all(&self, updates: impl IntoIterator<Item = Update>) -> bool {
+        self.tx.send_all(updates)
+    }
+
     pub(super) fn notice(&self, level: Level, message: String) {
         let _ = self.send(Update::Notice(Notice {
             uri: self.uri.clone(),

@@ -131,7 +131,7 @@ fn read(
             *line += 1;
             events += 1;
             let body = Body::new(record, None);
-            if body.json.is_none() {
+            if !body.is_json() {
                 ctx.trace(format!("line {line} is not JSON; passed on as text"));
             }
             let live = Live::default();

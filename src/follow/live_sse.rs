@@ -6,16 +6,18 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use super::live_url::{done, emit, reopen};
+use super::live_url::{done, event as live_event, reopen};
 use super::sse::{header, headers_and_content};
 use super::value_stream::entity_tag;
 use super::{Ctx, RequestOutcome};
-use crate::event::{Body, EventKind, Live, SseFacts};
+use crate::event::{Body, EventKind, Level, Live, Notice, SseFacts, Update};
 use crate::http::FetchError;
 use crate::mechanism::Mechanism;
 use crate::wire::sse::{Event, Parser};
 
 const SELF: Mechanism = Mechanism::EventStream;
+/// How much of the stream one read takes: the events in it go to the printer together.
+const READ_SIZE: usize = 64 * 1024;
 /// EventSource's reconnection delay until the server sets one.
 const DEFAULT_RETRY: Duration = Duration::from_secs(1);
 /// The headers a LiveResource `update` event's headers line may carry: one of them (and only
@@ -174,24 +176,27 @@ fn read(
     parser: &mut Parser,
     state: &mut State,
 ) -> Option<(u64, String)> {
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = vec![0u8; READ_SIZE];
     let mut events = 0u64;
+    // The events of one read, handed on together: one wake-up of the printer per read.
+    let mut batch = Vec::new();
+    let mut parsed = Vec::new();
     loop {
         let n = match stream.read(&mut buf) {
             Ok(0) => return Some((events, "the stream ended".to_string())),
             Ok(n) => n,
             Err(e) => return Some((events, format!("the stream broke ({e})"))),
         };
-        let mut parsed = Vec::new();
         let too_large = parser.feed_into(&buf[..n], &mut parsed).err();
-        for event in parsed {
+        for event in parsed.drain(..) {
             if events == 0 {
                 ctx.succeeded();
             }
             events += 1;
-            if !dispatch(ctx, event, state) {
-                return None;
-            }
+            dispatch(ctx, event, state, &mut batch);
+        }
+        if !batch.is_empty() && !ctx.send_all(batch.drain(..)) {
+            return None;
         }
         // Over --max-body (after the events before it): asking again would only read the same.
         if let Some(e) = too_large {
@@ -208,37 +213,52 @@ fn read(
     }
 }
 
-/// Emits one event; false when the consumer is gone.
-fn dispatch(ctx: &mut Ctx, event: Event, state: &mut State) -> bool {
-    let id_etag = (event.id != state.previous_id)
-        .then(|| entity_tag(&event.id))
-        .flatten();
+/// Adds one event (and a warning about it, if any) to `out`.
+fn dispatch(ctx: &Ctx, event: Event, state: &mut State, out: &mut Vec<Update>) {
+    // Most streams set no ids: two empty ones are told equal without a comparison call.
+    let id_changed =
+        !(event.id.is_empty() && state.previous_id.is_empty()) && event.id != state.previous_id;
+    let id_etag = id_changed.then(|| entity_tag(&event.id)).flatten();
     state.previous_id.clone_from(&event.id);
+    let framing = framed(&event);
+    // The name and id move into the event (a fast stream's allocations are its cost).
     let live = Live {
         sse: Some(SseFacts {
-            event: event.event.clone(),
-            id: (!event.id.is_empty()).then(|| event.id.clone()),
+            id: (!event.id.is_empty()).then_some(event.id),
+            event: event.event,
         }),
         binary: false,
     };
-    if let Some((etag, previous, content)) = framed(&event) {
+    if let Some((etag, previous, content)) = framing {
         let etag = etag.or(id_etag);
         if let (Some(previous), Some(held)) = (&previous, &state.etag) {
             if previous != held {
-                ctx.warn(format!(
-                    "an update was missed: this one replaces {previous}, but the last one seen was {held}"
-                ));
+                out.push(Update::Notice(Notice {
+                    uri: ctx.uri.clone(),
+                    level: Level::Warn,
+                    message: format!(
+                        "an update was missed: this one replaces {previous}, but the last one seen was {held}"
+                    ),
+                }));
             }
         }
         state.etag.clone_from(&etag);
-        return match content {
-            Some(body) => emit(ctx, EventKind::Value, SELF, Some(body), etag, live),
+        out.push(match content {
+            Some(body) => live_event(ctx, EventKind::Value, SELF, Some(body), etag, live),
             // An update without content: the resource was deleted.
-            None => emit(ctx, EventKind::Removed, SELF, None, etag, live),
-        };
+            None => live_event(ctx, EventKind::Removed, SELF, None, etag, live),
+        });
+        return;
     }
     let body = Body::new(event.data.into_bytes(), None);
-    emit(ctx, EventKind::Value, SELF, Some(body), id_etag, live)
+    out.push(live_event(
+        ctx,
+        EventKind::Value,
+        SELF,
+        Some(body),
+        id_etag,
+        live,
+    ));
 }
 
 /// A LiveResource-framed event (an `open` or `update` whose first data line is an object of
@@ -299,7 +319,7 @@ mod tests {
         .unwrap();
         assert_eq!(etag.as_deref(), Some("\"2\""));
         assert_eq!(previous.as_deref(), Some("\"1\""));
-        assert_eq!(body.unwrap().json, Some(serde_json::json!({"a":1})));
+        assert_eq!(body.unwrap().json(), Some(&serde_json::json!({"a":1})));
         // Deleted: headers and no content.
         assert!(framed(&ev("update", "{\"ETag\":\"x\"}"))
             .unwrap()

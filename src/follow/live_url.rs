@@ -88,7 +88,19 @@ pub(super) fn emit(
     etag: Option<String>,
     live: Live,
 ) -> bool {
-    ctx.send(Update::Event(Event {
+    ctx.send(event(ctx, kind, transport, body, etag, live))
+}
+
+/// One event of a live URL, to be sent (with others that came in the same read).
+pub(super) fn event(
+    ctx: &Ctx,
+    kind: EventKind,
+    transport: Mechanism,
+    body: Option<Body>,
+    etag: Option<String>,
+    live: Live,
+) -> Update {
+    Update::Event(Event {
         kind,
         uri: ctx.uri.clone(),
         id: None,
@@ -98,7 +110,7 @@ pub(super) fn emit(
         body,
         initial: false,
         live: Some(live),
-    }))
+    })
 }
 
 /// Says that this URL is done (`why`, traced): lrwatch exits once every URL is.

@@ -118,11 +118,11 @@ fn coalescible(event: &Event) -> bool {
 }
 
 /// The memory an update holds, roughly, for the bound: its body's bytes, and a parsed JSON
-/// value as many times more (a `Value` is 32 bytes, and `[0,0,…]` takes two bytes an element).
+/// value (once built: most bodies are printed without) as many times more (a `Value` is 32 bytes, and `[0,0,…]` takes two bytes an element).
 fn size(update: &Update) -> usize {
     match update {
         Update::Event(e) => e.body.as_ref().map_or(0, |b| {
-            let parsed = if b.json.is_some() { 16 } else { 0 };
+            let parsed = if b.json_built() { 16 } else { 0 };
             b.bytes.len() * (1 + parsed)
         }),
         _ => 0,
@@ -137,11 +137,40 @@ impl Updates {
     /// Queues an update, coalescing or waiting for room beyond the limit (see the module);
     /// false when the consumer is gone.
     pub(super) fn send(&self, update: Update) -> bool {
+        self.send_all(std::iter::once(update))
+    }
+
+    /// Queues updates that arrived together (the events of one read of a stream) as `send`
+    /// would one by one, but under one lock and with one wake-up of the consumer: waking it
+    /// costs a system call and a context switch, more than handling a small event.
+    pub(super) fn send_all(&self, updates: impl IntoIterator<Item = Update>) -> bool {
         let mut state = self.lock();
+        // Whether something was queued that the consumer has not been woken for.
+        let mut unwoken = false;
+        for update in updates {
+            match self.queue(state, update, &mut unwoken) {
+                Some(held) => state = held,
+                None => return false,
+            }
+        }
+        if unwoken {
+            self.wake_receiver(&state);
+        }
+        true
+    }
+
+    /// Queues one update (see `send`) holding the lock; the lock back, or `None` when the
+    /// consumer is gone. Before waiting for room, wakes the consumer for what it has not seen.
+    fn queue<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State>,
+        update: Update,
+        unwoken: &mut bool,
+    ) -> Option<MutexGuard<'a, State>> {
         let mut update = update;
         let update = loop {
             if state.closed {
-                return false;
+                return None;
             }
             if !state.full() {
                 break update;
@@ -163,9 +192,9 @@ impl Updates {
                                               latest one"
                                         .to_string(),
                                 }));
-                                self.wake_receiver(&state);
+                                *unwoken = true;
                             }
-                            return true;
+                            return Some(state);
                         }
                     }
                 }
@@ -177,13 +206,17 @@ impl Updates {
                     match waiting {
                         Some(waiting) => {
                             *waiting = status;
-                            return true;
+                            return Some(state);
                         }
                         None => break Update::Status(status),
                     }
                 }
                 news => {
-                    // Waits for the consumer (the network read waits with it).
+                    // Waits for the consumer (the network read waits with it), which must
+                    // know there is something to take.
+                    if std::mem::take(unwoken) {
+                        self.wake_receiver(&state);
+                    }
                     state.sending += 1;
                     state = self.room.wait(state).unwrap_or_else(|e| e.into_inner());
                     state.sending -= 1;
@@ -192,8 +225,8 @@ impl Updates {
             }
         };
         state.push(update);
-        self.wake_receiver(&state);
-        true
+        *unwoken = true;
+        Some(state)
     }
 
     fn wake_receiver(&self, state: &State) {
@@ -453,6 +486,39 @@ mod tests {
         let got = drain(&q);
         assert_eq!(got.len(), MAX_UPDATES);
         assert_eq!(got.last().unwrap(), "/s=last");
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_queue_wakes_the_consumer_before_it_waits() {
+        // A waiting consumer, and a batch of news (a stream's events) twice the limit: the
+        // sender must wake the consumer before waiting for room, or both wait for ever.
+        let live = |i: usize| match value("/s", &i.to_string()) {
+            Update::Event(mut e) => {
+                e.live = Some(crate::event::Live::default());
+                Update::Event(e)
+            }
+            other => other,
+        };
+        let q = Arc::new(Updates::default());
+        let consumer = Arc::clone(&q);
+        let (done, got) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut bodies = Vec::new();
+            while bodies.len() < 2 * MAX_UPDATES {
+                match consumer.recv_until(None) {
+                    Some(Update::Event(e)) => bodies.push(e.body.unwrap().text().to_string()),
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            let _ = done.send(bodies);
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        // Sent on a thread of its own, so that a sender waiting for ever fails the test.
+        std::thread::spawn(move || q.send_all((0..2 * MAX_UPDATES).map(live)));
+        let bodies = got.recv_timeout(Duration::from_secs(5)).expect("all taken");
+        let expected: Vec<String> = (0..2 * MAX_UPDATES).map(|i| i.to_string()).collect();
+        assert_eq!(bodies, expected, "every event, in order");
     }
 
     #[test]

@@ -299,11 +299,7 @@ fn serve(ctx: &mut Ctx, ws: &mut Socket) -> Option<Ended> {
         }
         messages += 1;
         let body = if binary {
-            Body {
-                bytes,
-                content_type: Some("application/octet-stream".to_string()),
-                json: None,
-            }
+            Body::opaque(bytes, Some("application/octet-stream".to_string()))
         } else {
             Body::new(bytes, None)
         };

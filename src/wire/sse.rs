@@ -206,13 +206,13 @@ impl Parser {
             }
         }
         while !rest.is_empty() {
-            match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+            match crate::scan::find(rest, |b| b == b'\n' || b == b'\r') {
                 None => {
                     self.push_bytes(rest)?;
                     break;
                 }
                 Some(end) => {
-                    self.push_bytes(&rest[..end])?;
+                    let piece = &rest[..end];
                     let cr = rest[end] == b'\r';
                     rest = &rest[end + 1..];
                     if cr {
@@ -223,8 +223,22 @@ impl Parser {
                             Some(_) => {}
                         }
                     }
-                    let line = std::mem::take(&mut self.line);
-                    if let Some(event) = self.process_line(&line)? {
+                    let event = if self.line.is_empty() {
+                        // The whole line is in this piece: read in place, not copied.
+                        if piece.len() > self.max_line {
+                            return Err(SseError::LineTooLong(self.max_line));
+                        }
+                        self.process_line(piece)?
+                    } else {
+                        self.push_bytes(piece)?;
+                        let mut line = std::mem::take(&mut self.line);
+                        let event = self.process_line(&line);
+                        // Its buffer is kept for the next line split across pieces.
+                        line.clear();
+                        self.line = line;
+                        event?
+                    };
+                    if let Some(event) = event {
                         events.push(event);
                     }
                 }
@@ -250,7 +264,11 @@ impl Parser {
         if raw.is_empty() {
             return Ok(self.dispatch());
         }
-        let line = String::from_utf8_lossy(raw);
+        // Valid UTF-8 (the rule) is checked fast; only invalid bytes take the slow replacing.
+        let line = match std::str::from_utf8(raw) {
+            Ok(line) => std::borrow::Cow::Borrowed(line),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
         if line.starts_with(':') {
             return Ok(None);
         }
@@ -264,6 +282,8 @@ impl Parser {
                 if self.data.len() + value.len() + 1 > self.max_event {
                     return Err(SseError::EventTooLarge(self.max_event));
                 }
+                // Room for the line end too: a data buffer grown twice per line is copied twice.
+                self.data.reserve(value.len() + 1);
                 self.data.push_str(value);
                 self.data.push('\n');
             }
