@@ -433,14 +433,16 @@ mod tests {
         let raw = "{\"n\":1.50,\"s\":\"\\u0041 b\"}";
         let e = event(EventKind::Value, Some((raw, None)));
         assert!(
-            print(Mode::Json, &e).ends_with(&format!(",\"body\":{raw}}}\n")),
+            print(Mode::Json { terminal: false }, &e).ends_with(&format!(",\"body\":{raw}}}\n")),
             "{}",
-            print(Mode::Json, &e)
+            print(Mode::Json { terminal: false }, &e)
         );
         assert_eq!(print(Mode::Lines, &e), format!("{raw}\n"));
         // With whitespace between tokens (a line end among them): written compact.
         let spaced = event(EventKind::Value, Some(("{ \"b\" :\n [1, 2] }", None)));
-        assert!(print(Mode::Json, &spaced).ends_with(",\"body\":{\"b\":[1,2]}}\n"));
+        assert!(
+            print(Mode::Json { terminal: false }, &spaced).ends_with(",\"body\":{\"b\":[1,2]}}\n")
+        );
         assert_eq!(print(Mode::Lines, &spaced), "{\"b\":[1,2]}\n");
     }
 
