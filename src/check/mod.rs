@@ -669,6 +669,9 @@ fn fire(env: &ProbeEnv, phase: &str) -> Option<Finding> {
 }
 
 /// Runs the trigger with `sh -c`; how long it took, or why it failed and what it printed.
+/// How long, once the trigger has exited, its error output may take to end.
+const TRIGGER_OUTPUT_GRACE: Duration = Duration::from_millis(200);
+
 fn run_trigger(
     command: &str,
     timeout: Duration,
@@ -682,18 +685,30 @@ fn run_trigger(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| (format!("cannot run sh: {e}"), String::new()))?;
+    // Read on a thread that hands what it read over as it goes: a trigger that leaves a
+    // background process holding its stderr (`curl … &`) must not hold the run past its end.
     let mut stderr = child.stderr.take();
-    let reader = std::thread::spawn(move || {
-        let mut text = Vec::new();
-        if let Some(err) = stderr.as_mut() {
-            let _ = err.take(64 * 1024).read_to_end(&mut text);
+    let text = Arc::new(Mutex::new(Vec::new()));
+    let (ended, read_all) = mpsc::channel::<()>();
+    let sink = Arc::clone(&text);
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Some(Ok(n @ 1..)) = stderr.as_mut().map(|e| e.read(&mut chunk)) {
+            let mut text = sink.lock().unwrap_or_else(|e| e.into_inner());
+            let room = (64 * 1024usize).saturating_sub(text.len());
+            text.extend_from_slice(&chunk[..n.min(room)]);
         }
-        String::from_utf8_lossy(&text).into_owned()
+        let _ = ended.send(());
     });
+    let output = move || {
+        let _ = read_all.recv_timeout(TRIGGER_OUTPUT_GRACE);
+        let text = text.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&text).into_owned()
+    };
     loop {
         match child.try_wait() {
             Ok(Some(status)) => {
-                let output = reader.join().unwrap_or_default();
+                let output = output();
                 return if status.success() {
                     Ok(started.elapsed())
                 } else {

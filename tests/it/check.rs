@@ -4,6 +4,7 @@
 //! time (about 2.5 s) per test.
 
 use std::collections::BTreeSet;
+use std::process::Command;
 use std::time::Duration;
 
 use lrwatch::server::{Fault, ServerConfig};
@@ -515,4 +516,24 @@ fn webhooks_are_exercised_with_a_callback_listener_and_skipped_without() {
         hook["hint"].as_str().unwrap().contains("--callback-listen"),
         "{hook:#}"
     );
+}
+
+/// A trigger that leaves a background process holding its stderr (`… &`) does not hold the
+/// run: its output is read for a moment after it exits, not until every holder lets go.
+#[test]
+fn a_trigger_that_leaves_a_background_process_does_not_hold_the_run() {
+    let base = reference_server();
+    let pid_file = std::env::temp_dir().join(format!("lrwatch-bg-{}", std::process::id()));
+    let trigger = format!(
+        "sleep 60 & echo $! > '{}'; {}",
+        pid_file.display(),
+        post_counter(&base, "background")
+    );
+    let checked = check(&format!("{base}/counter/background"), Some(&trigger));
+    if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+        let _ = Command::new("kill").arg(pid.trim()).status();
+        let _ = std::fs::remove_file(&pid_file);
+    }
+    assert_eq!(checked.code, Some(0), "{:#}", checked.report);
+    assert_eq!(checked.report["ok"], true, "{:#}", checked.report);
 }
