@@ -78,6 +78,27 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Waits for a change, until `deadline` if there is one: `Err` (the state, unchanged)
+    /// once it has passed.
+    fn wait<'a>(
+        &'a self,
+        state: MutexGuard<'a, State>,
+        deadline: Option<Instant>,
+    ) -> Result<MutexGuard<'a, State>, MutexGuard<'a, State>> {
+        let Some(deadline) = deadline else {
+            return Ok(self.changed.wait(state).unwrap_or_else(|e| e.into_inner()));
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(state);
+        }
+        Ok(self
+            .changed
+            .wait_timeout(state, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0)
+    }
 }
 
 #[derive(Default)]
@@ -126,23 +147,9 @@ impl Exec {
                 if state.stopped {
                     return Drained::Done;
                 }
-                state = match deadline {
-                    None => self
-                        .shared
-                        .changed
-                        .wait(state)
-                        .unwrap_or_else(|e| e.into_inner()),
-                    Some(deadline) => {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            return Drained::Deadline;
-                        }
-                        self.shared
-                            .changed
-                            .wait_timeout(state, left)
-                            .unwrap_or_else(|e| e.into_inner())
-                            .0
-                    }
+                state = match self.shared.wait(state, deadline) {
+                    Ok(state) => state,
+                    Err(_) => return Drained::Deadline,
                 };
             }
         }
@@ -169,22 +176,11 @@ impl Exec {
             if state.pending.is_empty() && !state.busy {
                 break Drained::Done;
             }
-            state = match deadline {
-                None => self
-                    .shared
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(|e| e.into_inner()),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break Drained::Deadline;
-                    }
-                    self.shared
-                        .changed
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
+            state = match self.shared.wait(state, deadline) {
+                Ok(state) => state,
+                Err(unchanged) => {
+                    state = unchanged;
+                    break Drained::Deadline;
                 }
             };
         };

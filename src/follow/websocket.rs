@@ -304,14 +304,7 @@ fn connect(shared: &Shared, endpoint: &Url, members: &mut Members) -> Result<Soc
     // User headers go along only when the endpoint shares its origin with the resources.
     {
         let origin = members.on_behalf_of();
-        for (name, value) in shared.http.headers_for(endpoint, &origin) {
-            if let (Ok(n), Ok(v)) = (
-                tungstenite::http::HeaderName::from_bytes(name.as_str().as_bytes()),
-                tungstenite::http::HeaderValue::from_bytes(value.as_bytes()),
-            ) {
-                request.headers_mut().insert(n, v);
-            }
-        }
+        add_headers(&mut request, shared.http.headers_for(endpoint, &origin));
     }
     let route = crate::proxy::Route::to(endpoint);
     if !matches!(route, crate::proxy::Route::Direct) {
@@ -615,5 +608,16 @@ fn check_together(
 fn route(members: &mut Members, uri: &str, event: impl Fn() -> HubEvent) {
     if let Some(key) = members.key_for(uri) {
         members.send(&key, event());
+    }
+}
+
+/// Puts the user's headers on a WebSocket handshake (ureq and tungstenite share the `http`
+/// crate's types).
+pub(super) fn add_headers(
+    request: &mut tungstenite::handshake::client::Request,
+    headers: &[(ureq::http::HeaderName, ureq::http::HeaderValue)],
+) {
+    for (name, value) in headers {
+        request.headers_mut().insert(name.clone(), value.clone());
     }
 }

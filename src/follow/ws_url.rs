@@ -134,14 +134,7 @@ fn connect(ctx: &Ctx) -> Result<Socket, Failed> {
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", value);
     }
-    for (name, value) in ctx.http.headers_for(url, url) {
-        if let (Ok(n), Ok(v)) = (
-            tungstenite::http::HeaderName::from_bytes(name.as_str().as_bytes()),
-            tungstenite::http::HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            request.headers_mut().insert(n, v);
-        }
-    }
+    super::websocket::add_headers(&mut request, ctx.http.headers_for(url, url));
     // Through the proxy HTTP requests to this URL would take, if any, as the protocol's
     // sockets go (said under -v when there is one); an IPv6 address without its brackets.
     let route = crate::proxy::Route::to(url);
