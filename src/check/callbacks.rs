@@ -90,6 +90,18 @@ struct Notification {
     at: Instant,
 }
 
+impl Notification {
+    /// The notification as evidence: its request line, Location and the start of its body.
+    fn shown(&self) -> String {
+        format!(
+            "POST {}\nlocation: {}\n\n{}",
+            self.path,
+            self.location.as_deref().unwrap_or("(none)"),
+            String::from_utf8_lossy(&self.body[..self.body.len().min(400)])
+        )
+    }
+}
+
 /// The listener: notifications received, until it is dropped.
 struct Inbox {
     received: Arc<Mutex<Vec<Notification>>>,
@@ -406,12 +418,7 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>) -> Vec<Finding> {
         out.push(if let Some(n) = late.first() {
             let x = Exchange {
                 request: format!("DELETE {}  (answered {status}), then the trigger", s.location),
-                response: Some(format!(
-                    "POST {}\nlocation: {}\n\n{}",
-                    n.path,
-                    n.location.as_deref().unwrap_or("(none)"),
-                    String::from_utf8_lossy(&n.body[..n.body.len().min(400)])
-                )),
+                response: Some(n.shown()),
             };
             Finding::fail(
                 Requirement::CallbackUnsubscribe,
@@ -530,12 +537,7 @@ fn location(env: &ProbeEnv, mechanism: Mechanism, n: &Notification, callback: &U
     }
     let x = Exchange {
         request: format!("(the notification to {callback})"),
-        response: Some(format!(
-            "POST {}\nlocation: {}\n\n{}",
-            n.path,
-            n.location.as_deref().unwrap_or("(none)"),
-            String::from_utf8_lossy(&n.body[..n.body.len().min(400)])
-        )),
+        response: Some(n.shown()),
     };
     Finding::fail(
         Requirement::CallbackLocation,
