@@ -635,3 +635,35 @@ fn a_text_socket_acks_as_asked_or_as_the_dialect_says() {
         assert_eq!(reply, format!("{ack} /counter/s"), "{dialect}{query}");
     }
 }
+
+/// CORS does not depend on the form the server speaks: in every dialect, a resource, its
+/// stream (the link's, and `Accept` on the resource) and a multiplexed answer are readable
+/// from another origin.
+#[test]
+fn every_dialect_answers_other_origins() {
+    for dialect in [Dialect::A, Dialect::B, Dialect::C, Dialect::Mixed] {
+        let base = start_dialect(dialect);
+        let get = agent()
+            .get(format!("{base}/counter/a"))
+            .header("Origin", "http://elsewhere.test:3000")
+            .call()
+            .unwrap();
+        assert_eq!(
+            header(&get, "access-control-allow-origin").as_deref(),
+            Some("*"),
+            "{dialect:?}"
+        );
+        assert_exposes(&get);
+        for request in [
+            "GET /counter/a?stream=value HTTP/1.1\r\nHost: x\r\nOrigin: http://o.test\r\n\r\n",
+            "GET /counter/a HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nOrigin: http://o.test\r\n\r\n",
+            "GET /multiplex/wait?u=/counter/a HTTP/1.1\r\nHost: x\r\nOrigin: http://o.test\r\n\r\n",
+        ] {
+            let head = raw_head(&base, request);
+            assert!(
+                head.contains("\r\nAccess-Control-Allow-Origin: *\r\n"),
+                "{dialect:?} {request:?}: {head}"
+            );
+        }
+    }
+}
