@@ -28,6 +28,7 @@ mod live_ws;
 mod modules;
 mod ordering;
 mod output;
+mod plain_http;
 mod prefix;
 mod proxies;
 mod pty;

@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 use lrwatch::server::{Cors, Dialect, Server, ServerConfig};
 use lrwatch::wire::multiplex::parse_answer;
 
+use crate::plain_http::{agent, header, Resp};
+
 const BOUND: Duration = Duration::from_secs(5);
 
 fn start_with(cfg: ServerConfig) -> String {
@@ -32,24 +34,6 @@ fn start_dialect(dialect: Dialect) -> String {
         dialect,
         ..ServerConfig::default()
     })
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(None)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .into()
-}
-
-type Resp = ureq::http::Response<ureq::Body>;
-
-fn header(response: &Resp, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
 }
 
 /// Sends a request by hand and reads the head of the answer (enough for streams, which do

@@ -21,6 +21,7 @@ use lrwatch::wire::sse::{Event, Parser};
 use lrwatch::wire::{socket, ws_json};
 
 use crate::harness::BOUND;
+use crate::plain_http::{agent, header, Resp};
 /// A held request's `Wait`: longer than BOUND, so an answer within BOUND came from a change,
 /// and shorter than the agent's 20 s safety net.
 const HELD_WAIT: &str = "15";
@@ -39,24 +40,6 @@ fn start() -> String {
 
 fn addr(base: &str) -> &str {
     base.trim_start_matches("http://")
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(None)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .into()
-}
-
-type Resp = ureq::http::Response<ureq::Body>;
-
-fn header(response: &Resp, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
 }
 
 /// A link as (target path and query, rels, params).
