@@ -236,14 +236,7 @@ fn pump(
                 emitted += 1;
                 if config.count.is_some_and(|n| emitted >= n) {
                     // The last run finishes, within --timeout and unless a signal comes.
-                    if let Sink::Exec(exec) = sink {
-                        return Ok(match exec.drain(deadline) {
-                            exec::Drained::Done => Ending::Done,
-                            exec::Drained::Deadline => Ending::TimedOut,
-                            exec::Drained::Woken => interrupted(caught),
-                        });
-                    }
-                    return Ok(Ending::Done);
+                    return Ok(finish(sink, deadline, caught));
                 }
             }
             Update::Notice(notice) => {
@@ -268,18 +261,24 @@ fn pump(
             Update::Done { .. } => {
                 done += 1;
                 if done >= config.urls.len() {
-                    if let Sink::Exec(exec) = sink {
-                        return Ok(match exec.drain(deadline) {
-                            exec::Drained::Done => Ending::Done,
-                            exec::Drained::Deadline => Ending::TimedOut,
-                            exec::Drained::Woken => interrupted(caught),
-                        });
-                    }
-                    return Ok(Ending::Done);
+                    return Ok(finish(sink, deadline, caught));
                 }
             }
             _ => {}
         }
+    }
+}
+
+/// How the run ends once its last event is in: with `--exec`, after the runs still queued have
+/// finished, within `--timeout` and unless a signal comes.
+fn finish(sink: &mut Sink, deadline: Option<Instant>, caught: &AtomicI32) -> Ending {
+    match sink {
+        Sink::Exec(exec) => match exec.drain(deadline) {
+            exec::Drained::Done => Ending::Done,
+            exec::Drained::Deadline => Ending::TimedOut,
+            exec::Drained::Woken => interrupted(caught),
+        },
+        _ => Ending::Done,
     }
 }
 

@@ -350,7 +350,8 @@ fn ws_config(shared: &Shared) -> tungstenite::protocol::WebSocketConfig {
         .max_frame_size(Some(max))
 }
 
-fn set_read_timeout(ws: &Socket, timeout: Duration) -> Result<(), String> {
+/// Bounds each read of a socket, plain or TLS.
+pub(super) fn set_read_timeout(ws: &Socket, timeout: Duration) -> Result<(), String> {
     let tcp = match ws.get_ref() {
         MaybeTlsStream::Plain(tcp) => tcp,
         MaybeTlsStream::Rustls(tls) => tls.get_ref(),

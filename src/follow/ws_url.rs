@@ -179,23 +179,13 @@ fn connect(ctx: &Ctx) -> Result<Socket, Failed> {
             }
         },
     )?;
-    set_read_timeout(&ws, tick(ctx))?;
+    super::websocket::set_read_timeout(&ws, tick(ctx))?;
     Ok(ws)
 }
 
 /// How often a quiet socket's loop wakes up: to notice a shutdown, ping, and tell silence.
 fn tick(ctx: &Ctx) -> Duration {
     (ctx.options.keepalive / 4).clamp(Duration::from_millis(10), Duration::from_millis(500))
-}
-
-fn set_read_timeout(ws: &Socket, timeout: Duration) -> Result<(), String> {
-    let tcp = match ws.get_ref() {
-        MaybeTlsStream::Plain(tcp) => tcp,
-        MaybeTlsStream::Rustls(tls) => tls.get_ref(),
-        _ => return Ok(()),
-    };
-    tcp.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())
 }
 
 /// Sends the user's messages, then relays what arrives until the socket ends (how), or
