@@ -2,6 +2,7 @@
 
 use std::time::SystemTime;
 
+use crate::json_text::Shape;
 use crate::mechanism::Mechanism;
 
 /// The kind of an event, named as in the contract.
@@ -44,7 +45,8 @@ impl EventKind {
 /// A resource's content, as received, with its JSON reading when it is JSON.
 ///
 /// Whether the bytes are JSON is decided the first time it is asked (by validating them, which
-/// builds nothing: on the printer's thread, not the network reader's), and the value is built
+/// builds nothing; a fast stream asks right after reading, when the bytes are in the reader's
+/// cache), and the value is built
 /// the first time [`Body::json`] asks for it. A fast stream printed with `--json` never needs
 /// it: JSON that is already compact is written as the bytes it came in
 /// (see [`Body::compact_json`]).
@@ -54,9 +56,11 @@ pub struct Body {
     pub bytes: Vec<u8>,
     /// The `Content-Type`, if any.
     pub content_type: Option<String>,
-    /// Whether `bytes` are one JSON text: set when made for a type that is not JSON, else
-    /// validated when first asked.
-    is_json: std::sync::OnceLock<bool>,
+    /// Whether `bytes` are one JSON text (`None`: not), and how it is written: set when made
+    /// for a type that is not JSON, else checked when first asked.
+    shape: std::sync::OnceLock<Option<Shape>>,
+    /// The bytes are known to be UTF-8 (they came as a `String`): the JSON check skips that.
+    utf8: bool,
     /// The parsed value, once asked for (`None` inside: it did not parse after all, which
     /// validation should have ruled out). Boxed: an event is moved several times on its way
     /// to the printer, and a `Value` in place would more than double the bytes moved.
@@ -78,15 +82,24 @@ impl Body {
     /// A body that claims JSON but does not parse stays text: it is shown, not dropped.
     pub fn new(bytes: Vec<u8>, content_type: Option<String>) -> Body {
         let json_type = content_type.as_deref().map(is_json_media_type);
-        let is_json = match json_type {
-            Some(false) => std::sync::OnceLock::from(false),
+        let shape = match json_type {
+            Some(false) => std::sync::OnceLock::from(None),
             Some(true) | None => std::sync::OnceLock::new(),
         };
         Body {
             bytes,
             content_type,
-            is_json,
+            shape,
+            utf8: false,
             value: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Like [`Body::new`], for text already decoded (an event stream's data).
+    pub fn from_text(text: String, content_type: Option<String>) -> Body {
+        Body {
+            utf8: true,
+            ..Body::new(text.into_bytes(), content_type)
         }
     }
 
@@ -95,7 +108,8 @@ impl Body {
         Body {
             bytes,
             content_type,
-            is_json: std::sync::OnceLock::from(false),
+            shape: std::sync::OnceLock::from(None),
+            utf8: false,
             value: std::sync::OnceLock::new(),
         }
     }
@@ -105,7 +119,9 @@ impl Body {
         Body {
             bytes: value.to_string().into_bytes(),
             content_type: Some("application/json".to_string()),
-            is_json: std::sync::OnceLock::from(true),
+            // Written by serde_json: compact.
+            shape: std::sync::OnceLock::from(Some(Shape::Compact)),
+            utf8: true,
             value: std::sync::OnceLock::from(Some(Box::new(value))),
         }
     }
@@ -126,7 +142,11 @@ impl Body {
                     .ok()
                     .filter(|v: &serde_json::Value| json_seen || v.is_object() || v.is_array());
                 if value.is_some() {
-                    body.is_json = std::sync::OnceLock::from(true);
+                    // It parsed, so it is JSON: its shape as written (Spaced, which is
+                    // printed by rebuilding, would do if the check ever disagreed).
+                    let shape =
+                        crate::json_text::shape(&body.bytes, body.utf8).unwrap_or(Shape::Spaced);
+                    body.shape = std::sync::OnceLock::from(Some(shape));
                     body.value = std::sync::OnceLock::from(value.map(Box::new));
                 }
             }
@@ -146,7 +166,13 @@ impl Body {
 
     /// Whether the body is JSON, without building its value.
     pub fn is_json(&self) -> bool {
-        *self.is_json.get_or_init(|| is_json_text(&self.bytes))
+        self.shape().is_some()
+    }
+
+    fn shape(&self) -> Option<Shape> {
+        *self
+            .shape
+            .get_or_init(|| crate::json_text::shape(&self.bytes, self.utf8))
     }
 
     /// Whether the value has been built (it then takes memory beside the bytes).
@@ -158,20 +184,13 @@ impl Body {
     /// strings, so one line that serde_json would write alike up to number formats and escapes
     /// (both read back the same). Printing them saves building and writing the value.
     pub fn compact_json(&self) -> Option<&[u8]> {
-        (self.is_json() && crate::scan::is_compact_json(&self.bytes))
-            .then_some(self.bytes.as_slice())
+        (self.shape() == Some(Shape::Compact)).then_some(self.bytes.as_slice())
     }
 
     /// The body as text (invalid UTF-8 replaced), for bodies that are not JSON.
     pub fn text(&self) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(&self.bytes)
     }
-}
-
-/// Whether `bytes` are one JSON text, checked without building a value (serde_json's raw
-/// value: the grammar, string escapes and UTF-8, nothing after the value but whitespace).
-fn is_json_text(bytes: &[u8]) -> bool {
-    serde_json::from_slice::<&serde_json::value::RawValue>(bytes).is_ok()
 }
 
 /// Whether a `Content-Type` names JSON (`application/json`, `*+json`).

@@ -18,11 +18,12 @@ pub mod follow;
 pub mod http;
 mod http1;
 pub mod inspect;
+mod json_text;
 pub mod live;
 pub mod mechanism;
 pub mod proxy;
 pub mod sanitize;
-mod scan;
+mod stream_buffers;
 mod tcp;
 
 pub use error::{Error, ErrorKind, Result};

@@ -230,6 +230,13 @@ fn prefixed(text: &str, label: &str, every: bool) -> String {
 /// Also what `--exec` gives CMD on stdin with `--json`.
 pub fn write_envelope(out: &mut impl Write, event: &Event, name: Option<&str>) -> io::Result<()> {
     fn string(out: &mut impl Write, s: &str) -> io::Result<()> {
+        // Most strings here (URLs, event names, ETags) hold nothing JSON escapes (a quote, a
+        // backslash, a control character): they are written as they are, in one piece.
+        if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            out.write_all(b"\"")?;
+            out.write_all(s.as_bytes())?;
+            return out.write_all(b"\"");
+        }
         serde_json::to_writer(out, s).map_err(io::Error::from)
     }
     out.write_all(b"{\"event\":\"")?;
@@ -289,23 +296,29 @@ pub fn write_envelope(out: &mut impl Write, event: &Event, name: Option<&str>) -
 }
 
 /// Writes `time` in RFC 3339 to the millisecond. A fast stream has hundreds of events in the
-/// same millisecond: its text is formatted once and kept (per thread) for the next event.
+/// same millisecond (the events of one read share one time): its text is formatted once and
+/// kept (per thread) for the next event.
 fn write_time(out: &mut impl Write, time: std::time::SystemTime) -> io::Result<()> {
     use std::cell::RefCell;
+    /// The last time written, its millisecond, and its text.
+    type Last = (Option<std::time::SystemTime>, u128, String);
     thread_local! {
-        static LAST: RefCell<(u128, String)> = const { RefCell::new((u128::MAX, String::new())) };
+        static LAST: RefCell<Last> = const { RefCell::new((None, u128::MAX, String::new())) };
     }
-    let Ok(since) = time.duration_since(std::time::UNIX_EPOCH) else {
-        return write!(out, "{}", humantime::format_rfc3339_millis(time));
-    };
-    let millis = since.as_millis();
     LAST.with(|last| {
         let mut last = last.borrow_mut();
-        if last.0 != millis {
-            let text = humantime::format_rfc3339_millis(time).to_string();
-            *last = (millis, text);
+        if last.0 != Some(time) {
+            let Ok(since) = time.duration_since(std::time::UNIX_EPOCH) else {
+                return write!(out, "{}", humantime::format_rfc3339_millis(time));
+            };
+            let millis = since.as_millis();
+            if last.1 != millis {
+                last.1 = millis;
+                last.2 = humantime::format_rfc3339_millis(time).to_string();
+            }
+            last.0 = Some(time);
         }
-        out.write_all(last.1.as_bytes())
+        out.write_all(last.2.as_bytes())
     })
 }
 

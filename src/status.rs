@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crossterm::style::Stylize;
@@ -16,6 +17,10 @@ const CLEAR: &str = "\r\x1b[2K";
 /// All writing to stderr goes through here, so messages and the status line never collide.
 pub struct Stderr {
     inner: Mutex<Inner>,
+    /// `inner.enabled`, read without the lock: printing an event asks it every time, and
+    /// without a status line (a pipe, `-q`) there is nothing else to do around it. While it
+    /// is false no status line is shown (one is cleared before it turns false).
+    line: AtomicBool,
 }
 
 struct Inner {
@@ -29,6 +34,7 @@ struct Inner {
 impl Stderr {
     pub fn new(status_line: bool, color: bool) -> Stderr {
         Stderr {
+            line: AtomicBool::new(status_line),
             inner: Mutex::new(Inner {
                 enabled: status_line,
                 color,
@@ -57,11 +63,14 @@ impl Stderr {
 
     /// Whether a status line is drawn (stderr is a terminal and not `-q`).
     pub fn draws_status(&self) -> bool {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).enabled
+        self.line.load(Ordering::Relaxed)
     }
 
     /// Runs `print` (which writes an event to stdout) with the status line out of the way.
     pub fn around_event<T>(&self, print: impl FnOnce() -> T) -> T {
+        if !self.draws_status() {
+            return print();
+        }
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut err = io::stderr().lock();
         inner.clear(&mut err);
@@ -75,6 +84,7 @@ impl Stderr {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.clear(&mut io::stderr().lock());
         inner.enabled = false;
+        self.line.store(false, Ordering::Relaxed);
     }
 }
 

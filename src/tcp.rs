@@ -1,5 +1,5 @@
 //! The HTTP client's TCP connections, which acknowledge what they receive at once (Linux
-//! `TCP_QUICKACK` before every read), so that a server answering in two writes is not held up.
+//! `TCP_QUICKACK` before reads), so that a server answering in two writes is not held up.
 //!
 //! Why: a server that writes a response's head and its body in two writes with Nagle's
 //! algorithm on (Python's `http.server`, many development servers) sends the body only once the
@@ -7,8 +7,9 @@
 //! (the connection looks interactive: each request follows an answer), so every change a
 //! long-poll delivers came about 40 ms late; a new connection (curl) starts in quick-ACK mode and
 //! sees it in about 3 ms. The kernel leaves quick-ACK mode again by itself, so it is asked for
-//! again before each read. Connection reuse is kept: over https, a TLS handshake per long-poll
-//! would cost far more on the internet than the ACK saves.
+//! again before a read (at most once a millisecond: see `QUICK_ACK_AGAIN`). Connection reuse
+//! is kept: over https, a TLS handshake per long-poll would cost far more on the internet
+//! than the ACK saves.
 //!
 //! ureq's own TCP transport keeps its socket to itself, so this module opens and drives the
 //! socket in its place (connect with a time budget per address, read and write timeouts, a
@@ -21,9 +22,16 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use ureq::unversioned::transport::{
-    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout,
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, Either, NextTimeout,
     RustlsConnector, ShutdownHandle, Transport,
 };
+
+use crate::stream_buffers::StreamBuffers;
+
+/// How long a quick-ACK request is trusted: the kernel stays in quick-ACK mode for the next
+/// several segments, so reads that follow each other closely (a stream flowing in) ask once
+/// per this interval instead of once per read, a system call saved each time.
+const QUICK_ACK_AGAIN: Duration = Duration::from_millis(1);
 
 /// ureq's default connector chain with [`QuickAckConnector`] in place of its TCP connector.
 /// (The default chain's SOCKS link only warns, as ureq is built without SOCKS support.)
@@ -55,7 +63,8 @@ impl<In: Transport> Connector<In> for QuickAckConnector {
         let config = details.config;
         let transport = QuickAckTransport {
             stream: Arc::new(stream),
-            buffers: LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size()),
+            buffers: StreamBuffers::new(config.input_buffer_size(), config.output_buffer_size()),
+            quick_acked: None,
             read_timeout: None,
             write_timeout: None,
         };
@@ -124,7 +133,9 @@ fn is_timeout(e: &io::Error) -> bool {
 pub struct QuickAckTransport {
     /// Shared (weakly) with the agent's shutdown handle, which shuts it down to end blocked I/O.
     stream: Arc<TcpStream>,
-    buffers: LazyBuffers,
+    buffers: StreamBuffers,
+    /// When quick ACKs were last asked for.
+    quick_acked: Option<Instant>,
     /// The timeouts last set on the socket, so that a syscall is made only when one changes.
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
@@ -175,7 +186,13 @@ impl Transport for QuickAckTransport {
         }
         // The point of this transport: whatever arrives during this read is acknowledged at
         // once. Best effort: if the option cannot be set, the read is only slower.
-        let _ = quick_ack(&self.stream);
+        if self
+            .quick_acked
+            .is_none_or(|at| at.elapsed() >= QUICK_ACK_AGAIN)
+        {
+            let _ = quick_ack(&self.stream);
+            self.quick_acked = Some(Instant::now());
+        }
         let started = Instant::now();
         let input = self.buffers.input_append_buf();
         let read = loop {

@@ -4,7 +4,7 @@
 //! (form B/C `open`/`update` with a headers line) keep their meaning: ETag, Previous-ETag.
 
 use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::live_url::{done, event as live_event, reopen};
 use super::sse::{header, headers_and_content};
@@ -16,8 +16,9 @@ use crate::mechanism::Mechanism;
 use crate::wire::sse::{Event, Parser};
 
 const SELF: Mechanism = Mechanism::EventStream;
-/// How much of the stream one read takes: the events in it go to the printer together.
-const READ_SIZE: usize = 64 * 1024;
+/// How much of the stream one read takes: the events in it go to the printer together. As
+/// much as the connection's buffer grows to hold (see `stream_buffers`).
+const READ_SIZE: usize = crate::stream_buffers::MAX_INPUT;
 /// EventSource's reconnection delay until the server sets one.
 const DEFAULT_RETRY: Duration = Duration::from_secs(1);
 /// The headers a LiveResource `update` event's headers line may carry: one of them (and only
@@ -187,13 +188,15 @@ fn read(
             Ok(n) => n,
             Err(e) => return Some((events, format!("the stream broke ({e})"))),
         };
+        // The events of one read were received together: one time for all of them.
+        let received = SystemTime::now();
         let too_large = parser.feed_into(&buf[..n], &mut parsed).err();
         for event in parsed.drain(..) {
             if events == 0 {
                 ctx.succeeded();
             }
             events += 1;
-            dispatch(ctx, event, state, &mut batch);
+            dispatch(ctx, event, state, &mut batch, received);
         }
         if !batch.is_empty() && !ctx.send_all(batch.drain(..)) {
             return None;
@@ -214,7 +217,13 @@ fn read(
 }
 
 /// Adds one event (and a warning about it, if any) to `out`.
-fn dispatch(ctx: &Ctx, event: Event, state: &mut State, out: &mut Vec<Update>) {
+fn dispatch(
+    ctx: &Ctx,
+    event: Event,
+    state: &mut State,
+    out: &mut Vec<Update>,
+    received: SystemTime,
+) {
     // Most streams set no ids: two empty ones are told equal without a comparison call.
     let id_changed =
         !(event.id.is_empty() && state.previous_id.is_empty()) && event.id != state.previous_id;
@@ -244,13 +253,24 @@ fn dispatch(ctx: &Ctx, event: Event, state: &mut State, out: &mut Vec<Update>) {
         }
         state.etag.clone_from(&etag);
         out.push(match content {
-            Some(body) => live_event(ctx, EventKind::Value, SELF, Some(body), etag, live),
+            Some(body) => live_event(
+                ctx,
+                EventKind::Value,
+                SELF,
+                Some(body),
+                etag,
+                live,
+                received,
+            ),
             // An update without content: the resource was deleted.
-            None => live_event(ctx, EventKind::Removed, SELF, None, etag, live),
+            None => live_event(ctx, EventKind::Removed, SELF, None, etag, live, received),
         });
         return;
     }
-    let body = Body::new(event.data.into_bytes(), None);
+    let body = Body::from_text(event.data, None);
+    // Checked here, while its bytes are in this core's cache from the copy just made: on the
+    // printer's thread the check is the first to touch them, and pays for fetching them.
+    body.is_json();
     out.push(live_event(
         ctx,
         EventKind::Value,
@@ -258,6 +278,7 @@ fn dispatch(ctx: &Ctx, event: Event, state: &mut State, out: &mut Vec<Update>) {
         Some(body),
         id_etag,
         live,
+        received,
     ));
 }
 

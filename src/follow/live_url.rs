@@ -88,7 +88,15 @@ pub(super) fn emit(
     etag: Option<String>,
     live: Live,
 ) -> bool {
-    ctx.send(event(ctx, kind, transport, body, etag, live))
+    ctx.send(event(
+        ctx,
+        kind,
+        transport,
+        body,
+        etag,
+        live,
+        SystemTime::now(),
+    ))
 }
 
 /// One event of a live URL, to be sent (with others that came in the same read).
@@ -99,6 +107,7 @@ pub(super) fn event(
     body: Option<Body>,
     etag: Option<String>,
     live: Live,
+    time: SystemTime,
 ) -> Update {
     Update::Event(Event {
         kind,
@@ -106,7 +115,7 @@ pub(super) fn event(
         id: None,
         etag,
         transport,
-        time: SystemTime::now(),
+        time,
         body,
         initial: false,
         live: Some(live),

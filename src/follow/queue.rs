@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use crate::event::{Event, EventKind, Level, Notice, Update};
 
 /// How many updates may wait before values are coalesced and news waits: enough for a burst
-/// (a few hundred resources starting at once), small enough that a consumer that fell behind
-/// is soon shown the latest value.
-const MAX_UPDATES: usize = 256;
+/// (a few hundred resources starting at once, the events of one read of a fast stream: up to
+/// 256 KiB, hundreds of events, handed on without waiting halfway), small enough that a
+/// consumer that fell behind is soon shown the latest value.
+const MAX_UPDATES: usize = 1024;
 /// How many bytes of bodies may wait (see `size`).
 const MAX_BYTES: usize = 2 * 1024 * 1024;
 
@@ -374,14 +375,15 @@ mod tests {
     #[test]
     fn beyond_it_the_latest_value_replaces_the_newest_waiting_said_once() {
         let q = full();
-        for i in 1000..1100 {
+        // Values none of those waiting has (they are 0 up to the limit).
+        for i in 10_000..10_100 {
             q.send(value("/fill", &i.to_string()));
         }
         let got = drain(&q);
         assert_eq!(got.len(), MAX_UPDATES + 1, "{got:?}");
         // In order, the latest last, and the coalescing said once.
         assert_eq!(got[MAX_UPDATES - 2], format!("/fill={}", MAX_UPDATES - 2));
-        assert_eq!(got[MAX_UPDATES - 1], "/fill=1099");
+        assert_eq!(got[MAX_UPDATES - 1], "/fill=10099");
         assert_eq!(got[MAX_UPDATES], "notice");
     }
 

@@ -206,7 +206,7 @@ impl Parser {
             }
         }
         while !rest.is_empty() {
-            match crate::scan::find(rest, |b| b == b'\n' || b == b'\r') {
+            match memchr::memchr2(b'\n', b'\r', rest) {
                 None => {
                     self.push_bytes(rest)?;
                     break;

@@ -1,0 +1,176 @@
+//! A connection's buffers for the HTTP client (ureq's `Buffers`), whose input grows while a
+//! body streams in faster than it is read.
+//!
+//! Why: every connection starts with an input buffer the size of the largest response head
+//! (a held long-poll is an open connection, and ureq's 128 KiB defaults would cost 256 KiB for
+//! each followed resource). A stream then arrives in reads of that size: on a firehose of 1 KB
+//! events, 32 KiB reads made a system call, a copy and a wake-up of the printer for every 32
+//! events (BENCHMARKS.md). A read that fills all the room there is says more was waiting: the
+//! buffer doubles for the next read, up to [`MAX_INPUT`]. It never shrinks while the connection
+//! lives; only connections that received a burst hold more.
+//!
+//! The same contract as ureq's `LazyBuffers` (allocated on first use, the unread input moved to
+//! the front once more than half the buffer is behind it, at least 10 KiB of scratch room).
+
+use ureq::unversioned::transport::Buffers;
+
+/// The most the input buffer grows to.
+pub(crate) const MAX_INPUT: usize = 256 * 1024;
+/// The scratch room `tmp_and_output` must offer (ureq's `LazyBuffers` guarantees the same).
+const MIN_TMP: usize = 10 * 1024;
+
+#[derive(Debug)]
+pub(crate) struct StreamBuffers {
+    /// The input buffer's size until it grows.
+    input_size: usize,
+    output_size: usize,
+    /// Allocated on first use; `input[consumed..filled]` is what was read and not yet used.
+    input: Vec<u8>,
+    consumed: usize,
+    filled: usize,
+    output: Vec<u8>,
+    /// The last read filled all the room it had: the next gets more.
+    grow: bool,
+    /// Whether the last `input_consume` used anything (ureq's `can_use_input`).
+    progress: bool,
+}
+
+impl StreamBuffers {
+    pub(crate) fn new(input_size: usize, output_size: usize) -> StreamBuffers {
+        StreamBuffers {
+            input_size: input_size.max(1),
+            output_size: output_size.max(1),
+            input: Vec::new(),
+            consumed: 0,
+            filled: 0,
+            output: Vec::new(),
+            grow: false,
+            progress: false,
+        }
+    }
+
+    fn ensure_allocation(&mut self) {
+        if self.output.len() < self.output_size {
+            self.output.resize(self.output_size, 0);
+        }
+        if self.input.len() < self.input_size {
+            self.input.resize(self.input_size, 0);
+        }
+        if std::mem::take(&mut self.grow) && self.input.len() < MAX_INPUT {
+            let size = (self.input.len() * 2).min(MAX_INPUT);
+            self.input.resize(size, 0);
+        }
+    }
+
+    /// Moves the unread input to the front when it is all behind, or past the middle.
+    fn shift(&mut self) {
+        if self.consumed == 0 {
+            return;
+        }
+        if self.consumed == self.filled {
+            self.consumed = 0;
+            self.filled = 0;
+        } else if self.filled > self.input.len() / 2 {
+            self.input.copy_within(self.consumed..self.filled, 0);
+            self.filled -= self.consumed;
+            self.consumed = 0;
+        }
+    }
+}
+
+impl Buffers for StreamBuffers {
+    fn output(&mut self) -> &mut [u8] {
+        self.ensure_allocation();
+        &mut self.output
+    }
+
+    fn input(&self) -> &[u8] {
+        &self.input[self.consumed..self.filled]
+    }
+
+    fn input_append_buf(&mut self) -> &mut [u8] {
+        self.ensure_allocation();
+        self.shift();
+        &mut self.input[self.filled..]
+    }
+
+    fn input_appended(&mut self, amount: usize) {
+        let room = self.input.len() - self.filled;
+        // More than the room is a caller's bug; it must not make us read past the buffer.
+        let amount = amount.min(room);
+        self.grow = amount == room && amount > 0;
+        self.filled += amount;
+    }
+
+    fn input_consume(&mut self, amount: usize) {
+        let amount = amount.min(self.filled - self.consumed);
+        self.progress = amount > 0;
+        self.consumed += amount;
+    }
+
+    fn tmp_and_output(&mut self) -> (&mut [u8], &mut [u8]) {
+        self.ensure_allocation();
+        self.shift();
+        let free = self.input.len() - self.filled;
+        if free < MIN_TMP {
+            self.input.resize(self.filled + MIN_TMP, 0);
+        }
+        (&mut self.input[self.filled..], &mut self.output)
+    }
+
+    fn can_use_input(&self) -> bool {
+        self.filled > self.consumed && self.progress
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Appends `bytes` as a transport's read would, within the room offered.
+    fn read(buffers: &mut StreamBuffers, bytes: &[u8]) -> usize {
+        let room = buffers.input_append_buf();
+        let n = bytes.len().min(room.len());
+        room[..n].copy_from_slice(&bytes[..n]);
+        buffers.input_appended(n);
+        n
+    }
+
+    #[test]
+    fn input_grows_while_reads_fill_it_and_keeps_unread_bytes() {
+        let mut b = StreamBuffers::new(1000, 100);
+        let stream: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        let (mut sent, mut got) = (0, Vec::new());
+        while got.len() < stream.len() {
+            sent += read(&mut b, &stream[sent..]);
+            // The reader takes a part and leaves the rest for later, as a body reader does.
+            let take = (b.input().len() * 2 / 3).max(1);
+            got.extend_from_slice(&b.input()[..take]);
+            b.input_consume(take);
+        }
+        assert_eq!(got, stream);
+        assert_eq!(b.input.len(), MAX_INPUT, "grew to the most, no further");
+    }
+
+    #[test]
+    fn input_stays_small_when_reads_do_not_fill_it() {
+        let mut b = StreamBuffers::new(1000, 100);
+        for _ in 0..100 {
+            read(&mut b, &[7; 300]);
+            let n = b.input().len();
+            b.input_consume(n);
+        }
+        assert_eq!(b.input.len(), 1000);
+        assert!(!b.can_use_input());
+    }
+
+    #[test]
+    fn scratch_room_is_offered_even_with_input_held() {
+        let mut b = StreamBuffers::new(1000, 100);
+        read(&mut b, &[1; 900]);
+        let (tmp, output) = b.tmp_and_output();
+        assert!(tmp.len() >= MIN_TMP);
+        assert_eq!(output.len(), 100);
+        assert_eq!(b.input(), &[1; 900][..]);
+    }
+}
