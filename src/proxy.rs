@@ -74,6 +74,16 @@ impl Route {
     }
 }
 
+impl Route {
+    /// The proxy connections go through, if they do.
+    pub fn proxy(&self) -> Option<&Proxy> {
+        match self {
+            Route::Through(proxy) => Some(proxy),
+            Route::Direct | Route::Bypassed(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for Route {
     /// What `-v` says: "directly", "directly (NO_PROXY)", "through proxy URL (from VAR)".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -210,6 +220,7 @@ pub fn connect(
 ) -> Result<Stream, String> {
     open(url, route, timeout, tls).map_err(|e| match e {
         OpenError::Unreachable(why) => format!("cannot connect to {url}: {why}"),
+        OpenError::Proxy { proxy, why } => format!("cannot connect through proxy {proxy}: {why}"),
         OpenError::Other(why) => why,
     })
 }
@@ -221,7 +232,14 @@ pub enum OpenError {
     /// (the last one's error), kept as it is so that callers classify it as they classify the
     /// HTTP client's failures.
     Unreachable(std::io::Error),
-    /// Anything else, in words: the proxy failed or refused the tunnel, or the URL has no host.
+    /// The proxy could not be reached, or failed or refused the tunnel.
+    Proxy {
+        /// Which proxy ([`Proxy`]'s words).
+        proxy: String,
+        /// What happened, in words that name the proxy as such ("the proxy refused ...").
+        why: String,
+    },
+    /// Anything else, in words: the URL has no host or port.
     Other(String),
 }
 
@@ -246,8 +264,9 @@ pub fn open(
             Ok(Stream::Tcp(tcp))
         }
         Route::Through(proxy) => {
-            let failed = |why: String| {
-                OpenError::Other(format!("cannot connect through proxy {proxy}: {why}"))
+            let failed = |why: String| OpenError::Proxy {
+                proxy: proxy.to_string(),
+                why,
             };
             match proxy.inner.protocol() {
                 ProxyProtocol::Http | ProxyProtocol::Https => {
@@ -345,8 +364,8 @@ fn set_timeouts(tcp: &TcpStream, timeout: Duration) -> Result<(), String> {
 
 /// A TCP connection to the proxy, with `timeout` set on it.
 fn connect_proxy(proxy: &Proxy, timeout: Duration) -> Result<TcpStream, String> {
-    let tcp =
-        connect_host(proxy.inner.host(), proxy.inner.port(), timeout).map_err(|e| e.to_string())?;
+    let tcp = connect_host(proxy.inner.host(), proxy.inner.port(), timeout)
+        .map_err(|e| format!("cannot connect to the proxy: {e}"))?;
     set_timeouts(&tcp, timeout)?;
     Ok(tcp)
 }
@@ -394,14 +413,16 @@ fn tunnel(
     stream
         .write_all(head.as_bytes())
         .and_then(|()| stream.flush())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("cannot send CONNECT to the proxy: {e}"))?;
     let until = Instant::now() + timeout;
     let status = read_connect_answer(&mut Timed {
         inner: &mut stream,
         until,
     })?;
     if !(200..300).contains(&status) {
-        return Err(format!("it answered CONNECT {authority} with {status}"));
+        return Err(format!(
+            "the proxy answered CONNECT {authority} with {status}"
+        ));
     }
     Ok(stream)
 }
@@ -414,16 +435,18 @@ fn read_connect_answer(stream: &mut impl Read) -> Result<u16, String> {
     while !head.ends_with(b"\r\n\r\n") {
         if head.len() >= MAX_CONNECT_HEAD {
             return Err(format!(
-                "its answer is over {} KiB",
+                "the proxy's answer is over {} KiB",
                 MAX_CONNECT_HEAD / 1024
             ));
         }
         match stream.read(&mut byte) {
-            Ok(0) => return Err("it closed the connection instead of answering".to_string()),
+            Ok(0) => return Err("the proxy closed the connection instead of answering".to_string()),
             Ok(_) => head.push(byte[0]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => return Err("it did not answer CONNECT in time".to_string()),
-            Err(e) => return Err(format!("no answer to CONNECT: {e}")),
+            Err(e) if is_timeout(&e) => {
+                return Err("the proxy did not answer CONNECT in time".to_string())
+            }
+            Err(e) => return Err(format!("no answer to CONNECT from the proxy: {e}")),
         }
     }
     let mut headers = [httparse::EMPTY_HEADER; 64];
@@ -431,8 +454,8 @@ fn read_connect_answer(stream: &mut impl Read) -> Result<u16, String> {
     match response.parse(&head) {
         Ok(httparse::Status::Complete(_)) => response
             .code
-            .ok_or_else(|| "its answer has no status".to_string()),
-        _ => Err("its answer to CONNECT is not HTTP".to_string()),
+            .ok_or_else(|| "the proxy's answer has no status".to_string()),
+        _ => Err("the proxy's answer to CONNECT is not HTTP".to_string()),
     }
 }
 
@@ -488,9 +511,9 @@ fn socks(proxy: &Proxy, host: &Host<&str>, port: u16, timeout: Duration) -> Resu
     };
     let said = socks_handshake(&mut timed, proxy, target);
     said.map_err(|e| match e.kind() {
-        _ if is_timeout(&e) => "it did not answer the SOCKS handshake in time".to_string(),
+        _ if is_timeout(&e) => "the proxy did not answer the SOCKS handshake in time".to_string(),
         io::ErrorKind::UnexpectedEof => {
-            "it closed the connection during the SOCKS handshake".to_string()
+            "the proxy closed the connection during the SOCKS handshake".to_string()
         }
         _ => e.to_string(),
     })?;
@@ -534,21 +557,21 @@ fn socks4(w: &mut (impl Read + Write), target: Target) -> io::Result<()> {
     if reply[0] != 0 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            "its answer is not SOCKS4",
+            "the proxy's answer is not SOCKS4",
         ));
     }
     match reply[1] {
         90 => Ok(()),
         91 => Err(io::Error::other(
-            "it refused the connection or could not make it",
+            "the proxy refused the connection or could not make it",
         )),
         92 | 93 => Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
-            "it refused the connection (no identd answer for the user)",
+            "the proxy refused the connection (no identd answer for the user)",
         )),
         code => Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("it answered with an unknown SOCKS4 status {code}"),
+            format!("the proxy answered with an unknown SOCKS4 status {code}"),
         )),
     }
 }
@@ -560,7 +583,12 @@ fn socks5(
     password: Option<&str>,
     target: Target,
 ) -> io::Result<()> {
-    let not_socks5 = || io::Error::new(io::ErrorKind::InvalidData, "its answer is not SOCKS5");
+    let not_socks5 = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the proxy's answer is not SOCKS5",
+        )
+    };
     // The methods offered: none (0), and a user and password (2) when there is a user.
     w.write_all(if user.is_some() {
         &[5, 2, 2, 0]
@@ -578,19 +606,19 @@ fn socks5(
         (0xff, None) => {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
-                "it wants credentials (user:password@ in the proxy URL)",
+                "the proxy wants credentials (user:password@ in its URL)",
             ))
         }
         (0xff, Some(_)) => {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
-                "it accepts neither no authentication nor a user and password",
+                "the proxy accepts neither no authentication nor a user and password",
             ))
         }
         (method, _) => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("it chose authentication method {method}, which was not offered"),
+                format!("the proxy chose authentication method {method}, which was not offered"),
             ))
         }
     }
@@ -644,7 +672,7 @@ fn socks5(
         kind => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("it answered with an unknown address type {kind}"),
+                format!("the proxy answered with an unknown address type {kind}"),
             ))
         }
     };
@@ -663,9 +691,9 @@ fn socks5_failure(status: u8) -> String {
         6 => "TTL expired",
         7 => "command not supported",
         8 => "address type not supported",
-        _ => return format!("it failed the connection (status {status})"),
+        _ => return format!("the proxy failed the connection (status {status})"),
     };
-    format!("it failed the connection: {why}")
+    format!("the proxy failed the connection: {why}")
 }
 
 /// The user and password sub-negotiation (RFC 1929).
@@ -692,13 +720,13 @@ fn authenticate(w: &mut (impl Read + Write), user: &str, password: &str) -> io::
     if reply[0] != 1 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            "its answer to the user and password is not RFC 1929",
+            "the proxy's answer to the user and password is not RFC 1929",
         ));
     }
     if reply[1] != 0 {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
-            "it refused the user name and password",
+            "the proxy refused the user name and password",
         ));
     }
     Ok(())
@@ -871,27 +899,32 @@ mod tests {
                 "socks5://u:wrong@p",
                 v4,
                 &[&[5, 2], &[1, 1]],
-                "it refused the user name and password",
+                "the proxy refused the user name and password",
             ),
             (
                 "socks5://p",
                 v4,
                 &[&[5, 0xff]],
-                "it wants credentials (user:password@ in the proxy URL)",
+                "the proxy wants credentials (user:password@ in its URL)",
             ),
             (
                 "socks5://p",
                 v4,
                 &[&[5, 2]],
-                "it chose authentication method 2, which was not offered",
+                "the proxy chose authentication method 2, which was not offered",
             ),
             (
                 "socks5://p",
                 v4,
                 &[&[5, 0], &[5, 5]],
-                "it failed the connection: connection refused",
+                "the proxy failed the connection: connection refused",
             ),
-            ("socks5://p", v4, &[&[4, 0]], "its answer is not SOCKS5"),
+            (
+                "socks5://p",
+                v4,
+                &[&[4, 0]],
+                "the proxy's answer is not SOCKS5",
+            ),
             (
                 "socks4://p",
                 Target::Addr("[::1]:80".parse().unwrap()),
@@ -902,7 +935,7 @@ mod tests {
                 "socks4://p",
                 v4,
                 &[&[0, 91, 0, 0, 0, 0, 0, 0]],
-                "it refused the connection or could not make it",
+                "the proxy refused the connection or could not make it",
             ),
         ];
         for (url, target, replies, why) in cases {
@@ -954,7 +987,7 @@ mod tests {
             let started = Instant::now();
             let err = connect(&target, &route, Duration::from_millis(300), &tls()).unwrap_err();
             assert!(
-                err.ends_with("(from TEST): it did not answer the SOCKS handshake in time"),
+                err.ends_with("(from TEST): the proxy did not answer the SOCKS handshake in time"),
                 "{what}: {err}"
             );
             assert!(
@@ -1033,7 +1066,9 @@ mod tests {
             connect(&url, &Route::Through(proxy), Duration::from_secs(5), &tls()).unwrap_err();
         assert!(
             err.starts_with("cannot connect through proxy http://127.0.0.1:")
-                && err.ends_with("(from TEST): it answered CONNECT example.test:8080 with 403"),
+                && err.ends_with(
+                    "(from TEST): the proxy answered CONNECT example.test:8080 with 403"
+                ),
             "{err}"
         );
     }

@@ -143,6 +143,10 @@ fn connect(ctx: &Ctx) -> Result<Socket, Failed> {
     let stream =
         crate::proxy::open(url, &route, CONNECT_TIMEOUT, &ctx.shared.tls).map_err(|e| match e {
             crate::proxy::OpenError::Unreachable(e) => Failed::Unreachable(e),
+            // The proxy's failure is told as the HTTP client's are: naming the proxy.
+            crate::proxy::OpenError::Proxy { why, .. } => {
+                Failed::Unreachable(std::io::Error::other(why))
+            }
             crate::proxy::OpenError::Other(why) => Failed::Other(why),
         })?;
     let tcp = stream.tcp();
