@@ -1,6 +1,7 @@
 //! The way out: every connection (HTTP requests, the protocol's WebSockets and `ws://` URLs
-//! given directly) through the proxy of the environment, with CONNECT, `NO_PROXY` honoured; and
-//! IPv6 literals (`http://[::1]:PORT/`, `ws://[::1]:PORT/`) on every transport.
+//! given directly) through the proxy of the environment, whatever its kind (`http://` and
+//! `https://` with CONNECT, SOCKS5 by a proxy written here from RFC 1928 and 1929), `NO_PROXY`
+//! honoured; and IPv6 literals (`http://[::1]:PORT/`, `ws://[::1]:PORT/`) on every transport.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -461,7 +462,8 @@ fn wss_to_an_ipv6_address_directly_and_through_the_proxy() {
     let _ = std::fs::remove_file(&ca_file);
 }
 
-/// `lrwatch check` opens its own sockets: to an IPv6 address, and through the proxy too.
+/// `lrwatch check` opens its own sockets: to an IPv6 address, and through the proxy too (a
+/// CONNECT proxy, a SOCKS5 one).
 #[test]
 fn check_sockets_reach_ipv6_and_go_through_the_proxy() {
     if let Some(base) = ipv6_reference_server() {
@@ -472,16 +474,17 @@ fn check_sockets_reach_ipv6_and_go_through_the_proxy() {
         assert!(!stderr.contains("cannot resolve"), "{stderr}");
     }
     let base = reference_server();
-    let proxy = connect_proxy();
-    let mut run = lrwatch_env(
-        &["check", "--budget", "8", &format!("{base}/counter/check")],
-        &[("HTTP_PROXY", &proxy.url)],
-    );
-    assert!(run.wait().success(), "{}", run.rest().join("\n"));
-    let tunnels = proxy.tunnels();
-    let sockets = tunnels.iter().filter(|t| t.is_websocket()).count();
-    // multiplex-ws and multiplex-socket, with and without the subprotocol offered.
-    assert!(sockets >= 2, "{tunnels:#?}");
+    for proxy in [connect_proxy(), socks_proxy()] {
+        let mut run = lrwatch_env(
+            &["check", "--budget", "8", &format!("{base}/counter/check")],
+            &[("HTTP_PROXY", &proxy.url)],
+        );
+        assert!(run.wait().success(), "{}", run.rest().join("\n"));
+        let tunnels = proxy.tunnels();
+        let sockets = tunnels.iter().filter(|t| t.is_websocket()).count();
+        // multiplex-ws and multiplex-socket, with and without the subprotocol offered.
+        assert!(sockets >= 2, "{}: {tunnels:#?}", proxy.url);
+    }
 }
 
 /// A WebSocket server that sends each connection one text message, the connection's number,
@@ -753,4 +756,97 @@ fn refused_socks_credentials_are_one_clear_line() {
     }
     assert!(proxy.tunnels().is_empty(), "{:#?}", proxy.tunnels());
     assert_eq!(server.requests(), 0);
+}
+
+/// An `https://` proxy: TLS to the proxy (verified against `--cacert`), CONNECT inside it.
+/// Requests, the protocol's sockets (wss too: TLS inside the proxy's TLS) and `ws://` URLs go
+/// through it; a proxy whose certificate is not trusted is refused, one line, exit 1.
+#[test]
+fn requests_and_sockets_go_through_an_https_proxy() {
+    let connect = connect_proxy();
+    let (proxy_ca, chain, key) = crate::tls::certificates();
+    let proxy_url = crate::tls::tls_proxy(&connect.url, chain, key);
+    let base = reference_server();
+    let (server_ca, chain, key) = crate::tls::certificates();
+    let tls_base = crate::tls::tls_proxy(&base, chain, key);
+    let ca_file = std::env::temp_dir().join(format!("lrwatch-proxy-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, format!("{proxy_ca}{server_ca}")).unwrap();
+    let ca = ca_file.to_str().unwrap();
+    let env = [("HTTPS_PROXY", proxy_url.as_str())];
+
+    for (name, resource_base, transport) in [
+        ("ws", &base, "multiplex-socket"),
+        ("wss", &tls_base, "multiplex-socket"),
+    ] {
+        let before = connect.tunnels().len();
+        let resource = format!("{resource_base}/counter/https-proxy-{name}?form=b");
+        let mut run = lrwatch_env(
+            &[
+                "-v",
+                "-n",
+                "2",
+                "--cacert",
+                ca,
+                "--transport",
+                transport,
+                &resource,
+            ],
+            &env,
+        );
+        let said = run.stderr_until("requests and WebSockets go");
+        assert!(
+            said.contains(&format!("through proxy {proxy_url} (from HTTPS_PROXY)")),
+            "{name}: {said}"
+        );
+        assert_eq!(run.line(), "0", "{name}");
+        let said = run.stderr_until("connecting to ws");
+        assert!(
+            said.contains(&format!("through proxy {proxy_url}")),
+            "{said}"
+        );
+        post(&format!("{base}/counter/https-proxy-{name}"));
+        assert_eq!(run.line(), "1", "{name}");
+        assert!(run.wait().success(), "{name}: {}", run.stderr_text());
+        let tunnels = connect.tunnels()[before..].to_vec();
+        let authority = resource_base.split("://").nth(1).unwrap();
+        assert!(
+            tunnels.len() >= 2 && tunnels.iter().all(|t| t.target == authority),
+            "{name}: {tunnels:#?}"
+        );
+        if name == "wss" {
+            assert!(
+                tunnels.iter().all(|t| t.first_request == "(TLS)"),
+                "{tunnels:#?}"
+            );
+        } else {
+            assert!(tunnels.iter().any(Tunnel::is_websocket), "{tunnels:#?}");
+        }
+    }
+
+    let server = counting_ws_server(TcpListener::bind("127.0.0.1:0").unwrap());
+    let url = format!("{}/feed", server.base);
+    let mut run = lrwatch_env(&["-n", "1", "--cacert", ca, &url], &env);
+    assert_eq!(run.line(), "0");
+    assert!(run.wait().success(), "{}", run.stderr_text());
+    assert_eq!(
+        connect.tunnels().last().unwrap().target,
+        server.base.trim_start_matches("ws://")
+    );
+
+    // The proxy's certificate is checked: without the CA, no tunnel, for requests and sockets.
+    let before = connect.tunnels().len();
+    for url in [format!("{base}/counter/untrusted"), url] {
+        let mut run = lrwatch_env(&["-n", "1", &url], &env);
+        assert_eq!(run.wait().code(), Some(1), "{url}");
+        let err = run.stderr_text();
+        assert_eq!(err.lines().count(), 1, "{url}: {err}");
+        assert!(
+            err.starts_with(&format!(
+                "lrwatch: cannot reach {url} through proxy {proxy_url} (from HTTPS_PROXY): "
+            )) && err.contains("certificate"),
+            "{url}: {err}"
+        );
+    }
+    assert_eq!(connect.tunnels().len(), before);
+    let _ = std::fs::remove_file(&ca_file);
 }
