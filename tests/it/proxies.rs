@@ -101,13 +101,7 @@ fn relay(
     if server.write_all(sent.as_bytes()).is_err() {
         return;
     }
-    let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut s2, &mut c2);
-        let _ = c2.shutdown(std::net::Shutdown::Both);
-    });
-    let _ = std::io::copy(&mut client, &mut server);
-    let _ = server.shutdown(std::net::Shutdown::Both);
+    splice(client, server);
 }
 
 /// A CONNECT proxy on loopback that records every tunnel it opens.
@@ -253,48 +247,54 @@ fn sockets_go_through_the_proxy_requests_take() {
         post(&url);
         assert_eq!(run.line(), "1");
         assert!(run.wait().success(), "{var}: {}", run.stderr_text());
-        let tunnels = proxy.tunnels();
-        assert!(
-            tunnels.iter().all(|t| t.target == authority),
-            "{var}: {tunnels:#?}"
-        );
-        assert!(
-            tunnels
-                .iter()
-                .any(|t| t.first_request.starts_with("GET /counter/proxied ")),
-            "{var}: the discovery GET went through the proxy: {tunnels:#?}"
-        );
-        assert!(
-            tunnels.iter().any(Tunnel::is_websocket),
-            "{var}: the socket went through the proxy: {tunnels:#?}"
-        );
+        assert_carried(&proxy.tunnels(), &authority, "/counter/proxied", var);
     }
 }
 
+/// Every tunnel went to `authority`, the discovery GET of `path` and a WebSocket among them.
+fn assert_carried(tunnels: &[Tunnel], authority: &str, path: &str, what: &str) {
+    assert!(
+        tunnels.iter().all(|t| t.target == authority),
+        "{what}: {tunnels:#?}"
+    );
+    assert!(
+        tunnels
+            .iter()
+            .any(|t| t.first_request.starts_with(&format!("GET {path} "))),
+        "{what}: the discovery GET went through the proxy: {tunnels:#?}"
+    );
+    assert!(
+        tunnels.iter().any(Tunnel::is_websocket),
+        "{what}: the socket went through the proxy: {tunnels:#?}"
+    );
+}
+
+/// `NO_PROXY` bypasses a CONNECT proxy and a SOCKS one alike.
 #[test]
 fn no_proxy_bypasses_it_for_requests_and_sockets() {
     let base = reference_server();
-    let proxy = connect_proxy();
     let url = format!("{base}/counter/bypassed");
-    for no_proxy in [
-        ("NO_PROXY", "127.0.0.1"),
-        ("no_proxy", "localhost,127.0.0.1"),
-    ] {
-        let mut run = lrwatch_env(
-            &["-v", "-n", "2", "--transport", "multiplex-ws", &url],
-            &[("HTTP_PROXY", &proxy.url), no_proxy],
-        );
-        let said = run.stderr_until("requests and WebSockets go");
-        assert!(
-            said.contains("directly (the host is in NO_PROXY)"),
-            "{said}"
-        );
-        let first: u64 = run.line().parse().unwrap();
-        post(&url);
-        assert_eq!(run.line(), (first + 1).to_string());
-        assert!(run.wait().success());
+    for proxy in [connect_proxy(), socks_proxy()] {
+        for no_proxy in [
+            ("NO_PROXY", "127.0.0.1"),
+            ("no_proxy", "localhost,127.0.0.1"),
+        ] {
+            let mut run = lrwatch_env(
+                &["-v", "-n", "2", "--transport", "multiplex-ws", &url],
+                &[("HTTP_PROXY", &proxy.url), no_proxy],
+            );
+            let said = run.stderr_until("requests and WebSockets go");
+            assert!(
+                said.contains("directly (the host is in NO_PROXY)"),
+                "{said}"
+            );
+            let first: u64 = run.line().parse().unwrap();
+            post(&url);
+            assert_eq!(run.line(), (first + 1).to_string());
+            assert!(run.wait().success());
+        }
+        assert!(proxy.tunnels().is_empty(), "{:#?}", proxy.tunnels());
     }
-    assert!(proxy.tunnels().is_empty(), "{:#?}", proxy.tunnels());
 }
 
 /// The reference server on the IPv6 loopback, or `None` (said) where there is none: a machine
@@ -529,24 +529,25 @@ fn ws_urls_go_through_the_proxy() {
 
 #[test]
 fn no_proxy_bypasses_it_for_ws_urls() {
-    let server = counting_ws_server(TcpListener::bind("127.0.0.1:0").unwrap());
-    let proxy = connect_proxy();
-    let url = format!("{}/feed", server.base);
-    let mut run = lrwatch_env(
-        &["-v", "-n", "1", &url],
-        &[("HTTP_PROXY", &proxy.url), ("NO_PROXY", "127.0.0.1")],
-    );
-    let said = run.stderr_until(&format!("connecting to {url} "));
-    assert!(
-        said.contains(&format!(
-            "connecting to {url} directly (the host is in NO_PROXY)"
-        )),
-        "{said}"
-    );
-    assert_eq!(run.line(), "0");
-    assert!(run.wait().success(), "{}", run.stderr_text());
-    assert!(proxy.tunnels().is_empty(), "{:#?}", proxy.tunnels());
-    assert_eq!(server.requests(), 1);
+    for proxy in [connect_proxy(), socks_proxy()] {
+        let server = counting_ws_server(TcpListener::bind("127.0.0.1:0").unwrap());
+        let url = format!("{}/feed", server.base);
+        let mut run = lrwatch_env(
+            &["-v", "-n", "1", &url],
+            &[("HTTP_PROXY", &proxy.url), ("NO_PROXY", "127.0.0.1")],
+        );
+        let said = run.stderr_until(&format!("connecting to {url} "));
+        assert!(
+            said.contains(&format!(
+                "connecting to {url} directly (the host is in NO_PROXY)"
+            )),
+            "{said}"
+        );
+        assert_eq!(run.line(), "0");
+        assert!(run.wait().success(), "{}", run.stderr_text());
+        assert!(proxy.tunnels().is_empty(), "{:#?}", proxy.tunnels());
+        assert_eq!(server.requests(), 1);
+    }
 }
 
 /// `ws://[::1]:PORT/` and `wss://[::1]:PORT/` given directly: the address is connected to as
@@ -621,21 +622,8 @@ fn requests_and_sockets_go_through_a_socks_proxy() {
         post(&resource);
         assert_eq!(run.line(), "1", "{name}");
         assert!(run.wait().success(), "{name}: {}", run.stderr_text());
-        let tunnels = proxy.tunnels()[before..].to_vec();
-        assert!(
-            tunnels.iter().all(|t| t.target == authority),
-            "{name}: {tunnels:#?}"
-        );
-        assert!(
-            tunnels.iter().any(|t| t
-                .first_request
-                .starts_with(&format!("GET /counter/socks-{name} "))),
-            "{name}: the discovery GET went through the proxy: {tunnels:#?}"
-        );
-        assert!(
-            tunnels.iter().any(Tunnel::is_websocket),
-            "{name}: the socket went through the proxy: {tunnels:#?}"
-        );
+        let path = format!("/counter/socks-{name}");
+        assert_carried(&proxy.tunnels()[before..], &authority, &path, name);
     }
 }
 
@@ -693,34 +681,6 @@ fn ws_urls_go_through_a_socks_proxy() {
     );
 }
 
-#[test]
-fn no_proxy_bypasses_a_socks_proxy() {
-    let proxy = socks_proxy();
-    let base = reference_server();
-    let resource = format!("{base}/counter/socks-bypassed");
-    let env = [("ALL_PROXY", proxy.url.as_str()), ("NO_PROXY", "127.0.0.1")];
-    let mut run = lrwatch_env(
-        &["-v", "-n", "2", "--transport", "multiplex-ws", &resource],
-        &env,
-    );
-    let said = run.stderr_until("requests and WebSockets go");
-    assert!(
-        said.contains("directly (the host is in NO_PROXY)"),
-        "{said}"
-    );
-    assert_eq!(run.line(), "0");
-    post(&resource);
-    assert_eq!(run.line(), "1");
-    assert!(run.wait().success(), "{}", run.stderr_text());
-
-    let server = counting_ws_server(TcpListener::bind("127.0.0.1:0").unwrap());
-    let mut run = lrwatch_env(&["-n", "1", &format!("{}/feed", server.base)], &env);
-    assert_eq!(run.line(), "0");
-    assert!(run.wait().success(), "{}", run.stderr_text());
-    assert!(proxy.tunnels().is_empty(), "{:#?}", proxy.tunnels());
-    assert_eq!(server.requests(), 1);
-}
-
 /// Credentials the SOCKS proxy refuses: one line that says so and names the proxy (the
 /// password not in it), exit 1, for a request and for a `ws://` URL alike.
 #[test]
@@ -774,25 +734,19 @@ fn requests_and_sockets_go_through_an_https_proxy() {
     let ca = ca_file.to_str().unwrap();
     let env = [("HTTPS_PROXY", proxy_url.as_str())];
 
-    for (name, resource_base, transport) in [
-        ("ws", &base, "multiplex-socket"),
-        ("wss", &tls_base, "multiplex-socket"),
-    ] {
+    let cacert = format!("--cacert={ca}");
+    for (name, resource_base) in [("ws", &base), ("wss", &tls_base)] {
         let before = connect.tunnels().len();
         let resource = format!("{resource_base}/counter/https-proxy-{name}?form=b");
-        let mut run = lrwatch_env(
-            &[
-                "-v",
-                "-n",
-                "2",
-                "--cacert",
-                ca,
-                "--transport",
-                transport,
-                &resource,
-            ],
-            &env,
-        );
+        let args = [
+            "-v",
+            "-n",
+            "2",
+            &cacert,
+            "--transport=multiplex-socket",
+            &resource,
+        ];
+        let mut run = lrwatch_env(&args, &env);
         let said = run.stderr_until("requests and WebSockets go");
         assert!(
             said.contains(&format!("through proxy {proxy_url} (from HTTPS_PROXY)")),
