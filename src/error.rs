@@ -24,6 +24,9 @@ pub enum Error {
     Unreachable {
         /// The resource URL.
         url: String,
+        /// The proxy the connection went through (`socks5://HOST:PORT (from ALL_PROXY)`), if
+        /// any: its failures (a refused login, a refused tunnel) surface here too.
+        proxy: Option<String>,
         /// What failed, as data: its [`TransportError::kind`] and the underlying
         /// error as its `source()`.
         cause: TransportError,
@@ -108,7 +111,16 @@ impl fmt::Display for Error {
                 f,
                 "invalid URL '{url}': {reason}. Give an absolute http:// or https:// URL."
             ),
-            Error::Unreachable { url, cause } => write!(f, "cannot reach {url}: {cause}"),
+            Error::Unreachable {
+                url,
+                proxy: None,
+                cause,
+            } => write!(f, "cannot reach {url}: {cause}"),
+            Error::Unreachable {
+                url,
+                proxy: Some(proxy),
+                cause,
+            } => write!(f, "cannot reach {url} through proxy {proxy}: {cause}"),
             Error::TransportNotOffered { url, wanted, offered } => write!(
                 f,
                 "{url} does not offer the {wanted} transport; it offers: {}",

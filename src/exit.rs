@@ -60,10 +60,14 @@ pub fn code_for_error(error: &anyhow::Error) -> i32 {
 pub fn hint(error: &lrwatch::Error) -> Option<&'static str> {
     use lrwatch::Error as E;
     match error {
-        E::Unreachable { .. } => Some(match error.kind() {
+        E::Unreachable { proxy, .. } => Some(match error.kind() {
             lrwatch::ErrorKind::HostNotFound => "Check the host name.",
             lrwatch::ErrorKind::Tls => {
                 "Check that the port speaks TLS; for a certificate of a private CA, give it with --cacert."
+            }
+            // The proxy answers for the server: it may be what failed.
+            _ if proxy.is_some() => {
+                "Check the proxy and its credentials, and that the server is running."
             }
             _ => "Check that the server is running and the address is right.",
         }),

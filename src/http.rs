@@ -86,11 +86,15 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    /// The library error for a request about `url` that failed so.
+    /// The library error for a request about `url` that failed so; a failure to connect
+    /// names the proxy the connection went through, as the HTTP client decided it.
     pub fn into_error(self, url: &Url) -> crate::Error {
+        let proxy = crate::proxy::Route::to(url)
+            .proxy()
+            .map(ToString::to_string);
         let url = url.to_string();
         match self {
-            FetchError::Transport(cause) => crate::Error::Unreachable { url, cause },
+            FetchError::Transport(cause) => crate::Error::Unreachable { url, proxy, cause },
             FetchError::TooLarge(limit) => crate::Error::BodyTooLarge { url, limit },
             FetchError::HeadTooLarge(limit) => crate::Error::HeadTooLarge { url, limit },
             FetchError::Redirect(reason) => crate::Error::Redirect { url, reason },

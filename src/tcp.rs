@@ -14,7 +14,9 @@
 //! ureq's own TCP transport keeps its socket to itself, so this module opens and drives the
 //! socket in its place (connect with a time budget per address, read and write timeouts, a
 //! reads-retried-on-EINTR loop, the pool's liveness probe, the agent's shutdown handle), and
-//! [`connector`] builds ureq's default chain around it: CONNECT proxy, this, rustls.
+//! [`connector`] builds ureq's default chain around it: SOCKS proxy, CONNECT proxy, this,
+//! rustls. (A SOCKS proxy's socket is ureq's own: behind a proxy, the ACK that matters is the
+//! proxy's.)
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use ureq::unversioned::transport::{
     Buffers, ConnectProxyConnector, ConnectionDetails, Connector, Either, NextTimeout,
-    RustlsConnector, ShutdownHandle, Transport,
+    RustlsConnector, ShutdownHandle, SocksConnector, Transport,
 };
 
 use crate::stream_buffers::StreamBuffers;
@@ -34,9 +36,9 @@ use crate::stream_buffers::StreamBuffers;
 const QUICK_ACK_AGAIN: Duration = Duration::from_millis(1);
 
 /// ureq's default connector chain with [`QuickAckConnector`] in place of its TCP connector.
-/// (The default chain's SOCKS link only warns, as ureq is built without SOCKS support.)
 pub fn connector() -> impl Connector {
-    ().chain(ConnectProxyConnector::default())
+    ().chain(SocksConnector::default())
+        .chain(ConnectProxyConnector::default())
         .chain(QuickAckConnector)
         .chain(RustlsConnector::default())
 }

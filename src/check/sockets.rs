@@ -7,7 +7,6 @@
 //! the other requirements are still checked over a connection made without offering it.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use tungstenite::protocol::Role;
@@ -21,42 +20,15 @@ use super::{
 };
 use crate::discovery::Capabilities;
 use crate::mechanism::Mechanism;
+use crate::proxy::{Stream, Timed};
 use crate::wire::{socket, ws_json};
 
-type Socket = WebSocket<MaybeTlsStream<Timed>>;
-
-/// The TCP stream under a socket, with a deadline: once it has passed, reads fail
-/// (`TimedOut`). tungstenite reads frame after frame within one `read()` for as long as bytes
-/// come, so a server sending frames that never make a message (an unfinished text frame, then
-/// empty continuation frames without end) would otherwise hold it past any read timeout, and
-/// the budget, at full speed; and a handshake answer dripped a byte at a time would hold the
-/// handshake.
-struct Timed {
-    tcp: TcpStream,
-    until: Instant,
-}
-
-impl Read for Timed {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if Instant::now() >= self.until {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "out of time",
-            ));
-        }
-        self.tcp.read(buf)
-    }
-}
-
-impl Write for Timed {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.tcp.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.tcp.flush()
-    }
-}
+/// A socket whose reads fail past a deadline (see [`Timed`]): tungstenite reads frame after
+/// frame within one `read()` for as long as bytes come, so a server sending frames that never
+/// make a message (an unfinished text frame, then empty continuation frames without end) would
+/// otherwise hold it past any read timeout, and the budget, at full speed; and a handshake
+/// answer dripped a byte at a time would hold the handshake.
+type Socket = WebSocket<MaybeTlsStream<Timed<Stream>>>;
 
 /// Reads on `socket` fail from `until` on (see [`Timed`]).
 fn read_until(socket: &mut Socket, until: Instant) {
@@ -145,22 +117,16 @@ fn connect(env: &ProbeEnv, endpoint: &Url, offer: bool) -> Result<Opened, (Strin
     let timeout = env.bounded(CONNECT_TIMEOUT);
     // Through the proxy HTTP requests take, if any; an IPv6 address without its brackets.
     let route = crate::proxy::Route::to(endpoint);
-    let tcp = crate::proxy::connect(endpoint, &route, timeout).map_err(fail)?;
+    let stream = crate::proxy::connect(endpoint, &route, timeout, &env.tls).map_err(fail)?;
+    let tcp = stream.tcp();
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_read_timeout(Some(timeout));
     let _ = tcp.set_write_timeout(Some(timeout));
-    let tcp = Timed {
-        tcp,
+    let timed = Timed {
+        inner: stream,
         until: Instant::now() + timeout,
     };
-    let mut stream = if tls {
-        let name = crate::proxy::server_name(endpoint).map_err(fail)?;
-        let conn = rustls::ClientConnection::new(std::sync::Arc::clone(&env.tls), name)
-            .map_err(|e| fail(format!("cannot set up TLS: {e}")))?;
-        MaybeTlsStream::Rustls(rustls::StreamOwned::new(conn, tcp))
-    } else {
-        MaybeTlsStream::Plain(tcp)
-    };
+    let mut stream = crate::proxy::secure(endpoint, timed, &env.tls).map_err(fail)?;
     let mut head = format!("GET {path} HTTP/1.1\r\n");
     for (n, v) in &headers {
         head.push_str(&format!("{n}: {v}\r\n"));
@@ -209,8 +175,8 @@ fn connect(env: &ProbeEnv, endpoint: &Url, offer: bool) -> Result<Opened, (Strin
         return Err(("a wrong Sec-WebSocket-Accept".into(), exchange));
     }
     let tcp = match &stream {
-        MaybeTlsStream::Plain(t) => &t.tcp,
-        MaybeTlsStream::Rustls(s) => &s.get_ref().tcp,
+        MaybeTlsStream::Plain(t) => t.inner.tcp(),
+        MaybeTlsStream::Rustls(s) => s.get_ref().inner.tcp(),
         _ => return Err(("unsupported stream".into(), exchange)),
     };
     let _ = tcp.set_read_timeout(Some(TICK));

@@ -4,7 +4,6 @@
 //! pings go out, and a silent peer is noticed.
 
 use std::collections::HashMap;
-use std::net::TcpStream;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -45,7 +44,7 @@ fn tick(shared: &Shared, since: Duration) -> Duration {
 /// Time allowed to connect and finish the opening handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
+type Socket = WebSocket<MaybeTlsStream<crate::proxy::Stream>>;
 
 /// The two message languages.
 enum Language {
@@ -315,20 +314,12 @@ fn connect(shared: &Shared, endpoint: &Url, members: &mut Members) -> Result<Soc
             );
         }
     }
-    let tcp = crate::proxy::connect(endpoint, &route, CONNECT_TIMEOUT)?;
+    let stream = crate::proxy::connect(endpoint, &route, CONNECT_TIMEOUT, &shared.tls)?;
+    let tcp = stream.tcp();
     let _ = tcp.set_nodelay(true);
     // Writes wait as long as they take, as before: the read timeout makes the tick.
     tcp.set_write_timeout(None).map_err(|e| e.to_string())?;
-    // TLS is set up here rather than by tungstenite, which takes the server name from the
-    // URL as written: an IPv6 address in brackets is no name rustls accepts.
-    let stream = if scheme == "wss" {
-        let name = crate::proxy::server_name(endpoint)?;
-        let tls = rustls::ClientConnection::new(std::sync::Arc::clone(&shared.tls), name)
-            .map_err(|e| format!("cannot set up TLS: {e}"))?;
-        MaybeTlsStream::Rustls(rustls::StreamOwned::new(tls, tcp))
-    } else {
-        MaybeTlsStream::Plain(tcp)
-    };
+    let stream = crate::proxy::secure(&ws_url, stream, &shared.tls)?;
     let (ws, _) = tungstenite::client::client_with_config(request, stream, Some(ws_config(shared)))
         .map_err(|e| match e {
             tungstenite::HandshakeError::Interrupted(_) => {
@@ -353,8 +344,8 @@ fn ws_config(shared: &Shared) -> tungstenite::protocol::WebSocketConfig {
 /// Bounds each read of a socket, plain or TLS.
 pub(super) fn set_read_timeout(ws: &Socket, timeout: Duration) -> Result<(), String> {
     let tcp = match ws.get_ref() {
-        MaybeTlsStream::Plain(tcp) => tcp,
-        MaybeTlsStream::Rustls(tls) => tls.get_ref(),
+        MaybeTlsStream::Plain(stream) => stream.tcp(),
+        MaybeTlsStream::Rustls(tls) => tls.get_ref().tcp(),
         _ => return Ok(()),
     };
     tcp.set_read_timeout(Some(timeout))

@@ -3,7 +3,6 @@
 //! gives (`--send`, after each connect), pings are answered, a silent socket is noticed, and a
 //! socket that closes or breaks is reconnected with a backoff.
 
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use tungstenite::client::IntoClientRequest;
@@ -22,7 +21,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How soon a socket that delivered messages is reconnected after it closes.
 const AGAIN_AFTER: Duration = Duration::from_millis(500);
 
-type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
+type Socket = WebSocket<MaybeTlsStream<crate::proxy::Stream>>;
 
 /// Follows the WebSocket URL until following stops or fails.
 pub(super) fn run(mut ctx: Ctx) {
@@ -141,10 +140,16 @@ fn connect(ctx: &Ctx) -> Result<Socket, Failed> {
     if !matches!(route, crate::proxy::Route::Direct) {
         ctx.trace(format!("connecting to {url} {route}"));
     }
-    let tcp = crate::proxy::open(url, &route, CONNECT_TIMEOUT).map_err(|e| match e {
-        crate::proxy::OpenError::Unreachable(e) => Failed::Unreachable(e),
-        crate::proxy::OpenError::Other(why) => Failed::Other(why),
-    })?;
+    let stream =
+        crate::proxy::open(url, &route, CONNECT_TIMEOUT, &ctx.shared.tls).map_err(|e| match e {
+            crate::proxy::OpenError::Unreachable(e) => Failed::Unreachable(e),
+            // The proxy's failure is told as the HTTP client's are: naming the proxy.
+            crate::proxy::OpenError::Proxy { why, .. } => {
+                Failed::Unreachable(std::io::Error::other(why))
+            }
+            crate::proxy::OpenError::Other(why) => Failed::Other(why),
+        })?;
+    let tcp = stream.tcp();
     let _ = tcp.set_nodelay(true);
     // Writes wait as long as they take; the read timeout bounds the handshake, then makes the
     // tick.
@@ -153,16 +158,7 @@ fn connect(ctx: &Ctx) -> Result<Socket, Failed> {
     let config = tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
-    // TLS is set up here rather than by tungstenite, which takes the server name from the
-    // URL as written: an IPv6 address in brackets is no name rustls accepts.
-    let stream = if url.scheme() == "wss" {
-        let name = crate::proxy::server_name(url)?;
-        let tls = rustls::ClientConnection::new(std::sync::Arc::clone(&ctx.shared.tls), name)
-            .map_err(|e| format!("cannot set up TLS: {e}"))?;
-        MaybeTlsStream::Rustls(rustls::StreamOwned::new(tls, tcp))
-    } else {
-        MaybeTlsStream::Plain(tcp)
-    };
+    let stream = crate::proxy::secure(url, stream, &ctx.shared.tls)?;
     let (ws, _) = tungstenite::client::client_with_config(request, stream, Some(config)).map_err(
         |e| match e {
             tungstenite::HandshakeError::Interrupted(_) => {

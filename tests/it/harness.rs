@@ -473,13 +473,7 @@ pub fn counting_proxy(upstream: &str) -> Proxy {
                 if server.write_all(&head).is_err() {
                     return;
                 }
-                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut s2, &mut c2);
-                    let _ = c2.shutdown(std::net::Shutdown::Both);
-                });
-                let _ = std::io::copy(&mut client, &mut server);
-                let _ = server.shutdown(std::net::Shutdown::Both);
+                splice(client, server);
             });
         }
     });
@@ -488,6 +482,18 @@ pub fn counting_proxy(upstream: &str) -> Proxy {
         connections,
         upgrades,
     }
+}
+
+/// Relays bytes both ways between `client` and `server` until either side closes, then shuts
+/// both down.
+pub fn splice(mut client: TcpStream, mut server: TcpStream) {
+    let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut s2, &mut c2);
+        let _ = c2.shutdown(std::net::Shutdown::Both);
+    });
+    let _ = std::io::copy(&mut client, &mut server);
+    let _ = server.shutdown(std::net::Shutdown::Both);
 }
 
 /// `lrwatch serve` as a child process, killed when dropped, so that a failing test leaves no

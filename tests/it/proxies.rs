@@ -1,6 +1,7 @@
 //! The way out: every connection (HTTP requests, the protocol's WebSockets and `ws://` URLs
-//! given directly) through the proxy of the environment, with CONNECT, `NO_PROXY` honoured; and
-//! IPv6 literals (`http://[::1]:PORT/`, `ws://[::1]:PORT/`) on every transport.
+//! given directly) through the proxy of the environment, whatever its kind (`http://` and
+//! `https://` with CONNECT, SOCKS5 by a proxy written here from RFC 1928 and 1929), `NO_PROXY`
+//! honoured; and IPv6 literals (`http://[::1]:PORT/`, `ws://[::1]:PORT/`) on every transport.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -24,13 +25,13 @@ impl Tunnel {
     }
 }
 
-/// A CONNECT proxy on loopback that records every tunnel it opens.
-struct ConnectProxy {
+/// A proxy on loopback (CONNECT or SOCKS5) that records every tunnel it opens.
+struct LoopbackProxy {
     url: String,
     tunnels: Arc<Mutex<Vec<Tunnel>>>,
 }
 
-impl ConnectProxy {
+impl LoopbackProxy {
     fn tunnels(&self) -> Vec<Tunnel> {
         self.tunnels.lock().unwrap().clone()
     }
@@ -49,9 +50,15 @@ fn read_head(stream: &mut TcpStream) -> Option<String> {
     Some(String::from_utf8_lossy(&head).into_owned())
 }
 
-fn connect_proxy() -> ConnectProxy {
+/// A proxy listening on loopback, each client served on a thread of its own by `open`, which
+/// returns the connection to the target it was asked for (`host:port`, as it was named) once
+/// it has told the client so; the tunnel is then recorded and relayed.
+fn loopback_proxy(
+    scheme: &str,
+    open: fn(&mut TcpStream) -> Option<(TcpStream, String)>,
+) -> LoopbackProxy {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let url = format!("{scheme}://{}", listener.local_addr().unwrap());
     let tunnels = Arc::new(Mutex::new(Vec::new()));
     let recorded = Arc::clone(&tunnels);
     std::thread::spawn(move || {
@@ -59,56 +66,154 @@ fn connect_proxy() -> ConnectProxy {
             let Ok(mut client) = client else { continue };
             let recorded = Arc::clone(&recorded);
             std::thread::spawn(move || {
-                let Some(head) = read_head(&mut client) else {
-                    return;
-                };
-                let Some(target) = head
-                    .strip_prefix("CONNECT ")
-                    .and_then(|rest| rest.split(' ').next())
-                    .map(str::to_string)
-                else {
-                    let _ = client.write_all(b"HTTP/1.1 405 Only CONNECT\r\n\r\n");
-                    return;
-                };
-                let Ok(mut server) = TcpStream::connect(target.as_str()) else {
-                    let _ = client.write_all(b"HTTP/1.1 502 Unreachable\r\n\r\n");
-                    return;
-                };
-                if client
-                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                    .is_err()
-                {
-                    return;
+                if let Some((server, target)) = open(&mut client) {
+                    relay(client, server, target, &recorded);
                 }
-                // A TLS record starts with 0x16 (a handshake): the head is inside, unseen.
-                let mut first = [0u8; 1];
-                let first_request = match client.peek(&mut first) {
-                    Ok(1) if first[0] == 0x16 => "(TLS)".to_string(),
-                    _ => read_head(&mut client).unwrap_or_default(),
-                };
-                recorded.lock().unwrap().push(Tunnel {
-                    target,
-                    first_request: first_request.clone(),
-                });
-                let sent = if first_request == "(TLS)" {
-                    ""
-                } else {
-                    &first_request
-                };
-                if server.write_all(sent.as_bytes()).is_err() {
-                    return;
-                }
-                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut s2, &mut c2);
-                    let _ = c2.shutdown(std::net::Shutdown::Both);
-                });
-                let _ = std::io::copy(&mut client, &mut server);
-                let _ = server.shutdown(std::net::Shutdown::Both);
             });
         }
     });
-    ConnectProxy { url, tunnels }
+    LoopbackProxy { url, tunnels }
+}
+
+/// Records the tunnel (its target and the head of its first request, "(TLS)" when it opens
+/// with a TLS handshake), then relays both ways until either side closes.
+fn relay(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    target: String,
+    recorded: &Mutex<Vec<Tunnel>>,
+) {
+    // A TLS record starts with 0x16 (a handshake): the head is inside, unseen.
+    let mut first = [0u8; 1];
+    let first_request = match client.peek(&mut first) {
+        Ok(1) if first[0] == 0x16 => "(TLS)".to_string(),
+        _ => read_head(&mut client).unwrap_or_default(),
+    };
+    recorded.lock().unwrap().push(Tunnel {
+        target,
+        first_request: first_request.clone(),
+    });
+    let sent = if first_request == "(TLS)" {
+        ""
+    } else {
+        &first_request
+    };
+    if server.write_all(sent.as_bytes()).is_err() {
+        return;
+    }
+    splice(client, server);
+}
+
+/// A CONNECT proxy on loopback that records every tunnel it opens.
+fn connect_proxy() -> LoopbackProxy {
+    loopback_proxy("http", |client| {
+        let head = read_head(client)?;
+        let Some(target) = head
+            .strip_prefix("CONNECT ")
+            .and_then(|rest| rest.split(' ').next())
+            .map(str::to_string)
+        else {
+            let _ = client.write_all(b"HTTP/1.1 405 Only CONNECT\r\n\r\n");
+            return None;
+        };
+        let Ok(server) = TcpStream::connect(target.as_str()) else {
+            let _ = client.write_all(b"HTTP/1.1 502 Unreachable\r\n\r\n");
+            return None;
+        };
+        client
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .ok()?;
+        Some((server, target))
+    })
+}
+
+/// The user and password the SOCKS proxy of [`socks_proxy_with_login`] wants.
+const SOCKS_LOGIN: (&str, &str) = ("lr-user", "s3cret");
+
+/// A SOCKS5 proxy on loopback (RFC 1928: no authentication, CONNECT to an IPv4 address, a
+/// name or an IPv6 address), recording every tunnel it opens (its target named as the client
+/// named it: `1.2.3.4:80`, `name:80` or `[::1]:80`).
+fn socks_proxy() -> LoopbackProxy {
+    loopback_proxy("socks5", |client| socks_session(client, None))
+}
+
+/// [`socks_proxy`], that wants the user and password [`SOCKS_LOGIN`] (RFC 1929).
+fn socks_proxy_with_login() -> LoopbackProxy {
+    loopback_proxy("socks5", |client| socks_session(client, Some(SOCKS_LOGIN)))
+}
+
+/// `n` bytes from `client`.
+fn take(client: &mut TcpStream, n: usize) -> Option<Vec<u8>> {
+    let mut bytes = vec![0u8; n];
+    client.read_exact(&mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// One SOCKS5 client, up to its tunnel: the method negotiation (no authentication, or
+/// `login`), then the CONNECT request; its target reached, or `None` (told to the client).
+fn socks_session(
+    client: &mut TcpStream,
+    login: Option<(&str, &str)>,
+) -> Option<(TcpStream, String)> {
+    client.set_read_timeout(Some(BOUND)).ok()?;
+    // Version 5, the methods offered; the one wanted chosen, or none acceptable (0xff).
+    let greeting = take(client, 2)?;
+    let methods = take(client, usize::from(greeting[1]))?;
+    let wanted = if login.is_some() { 2 } else { 0 };
+    if greeting[0] != 5 || !methods.contains(&wanted) {
+        let _ = client.write_all(&[5, 0xff]);
+        return None;
+    }
+    client.write_all(&[5, wanted]).ok()?;
+    if let Some((user, password)) = login {
+        // Version 1, the user and the password, each after its length.
+        let version = take(client, 2)?;
+        let given_user = take(client, usize::from(version[1]))?;
+        let len = take(client, 1)?;
+        let given_password = take(client, usize::from(len[0]))?;
+        let ok = version[0] == 1
+            && given_user == user.as_bytes()
+            && given_password == password.as_bytes();
+        client.write_all(&[1, if ok { 0 } else { 1 }]).ok()?;
+        if !ok {
+            return None;
+        }
+    }
+    // Version, command, reserved, the address's type; the address; the port.
+    let failed = |client: &mut TcpStream, status: u8| {
+        let _ = client.write_all(&[5, status, 0, 1, 0, 0, 0, 0, 0, 0]);
+        None
+    };
+    let request = take(client, 4)?;
+    if request[0] != 5 || request[1] != 1 {
+        return failed(client, 7);
+    }
+    let host = match request[3] {
+        1 => {
+            let ip: [u8; 4] = take(client, 4)?.try_into().ok()?;
+            std::net::Ipv4Addr::from(ip).to_string()
+        }
+        3 => {
+            let len = take(client, 1)?;
+            String::from_utf8(take(client, usize::from(len[0]))?).ok()?
+        }
+        4 => {
+            let ip: [u8; 16] = take(client, 16)?.try_into().ok()?;
+            format!("[{}]", std::net::Ipv6Addr::from(ip))
+        }
+        _ => return failed(client, 8),
+    };
+    let port = take(client, 2)?;
+    let target = format!("{host}:{}", u16::from_be_bytes([port[0], port[1]]));
+    let Ok(server) = TcpStream::connect(target.as_str()) else {
+        return failed(client, 5);
+    };
+    let bound = server.local_addr().ok()?;
+    let mut reply = vec![5, 0, 0, 1, 127, 0, 0, 1];
+    reply.extend_from_slice(&bound.port().to_be_bytes());
+    client.write_all(&reply).ok()?;
+    client.set_read_timeout(None).ok()?;
+    Some((server, target))
 }
 
 #[test]
@@ -142,48 +247,54 @@ fn sockets_go_through_the_proxy_requests_take() {
         post(&url);
         assert_eq!(run.line(), "1");
         assert!(run.wait().success(), "{var}: {}", run.stderr_text());
-        let tunnels = proxy.tunnels();
-        assert!(
-            tunnels.iter().all(|t| t.target == authority),
-            "{var}: {tunnels:#?}"
-        );
-        assert!(
-            tunnels
-                .iter()
-                .any(|t| t.first_request.starts_with("GET /counter/proxied ")),
-            "{var}: the discovery GET went through the proxy: {tunnels:#?}"
-        );
-        assert!(
-            tunnels.iter().any(Tunnel::is_websocket),
-            "{var}: the socket went through the proxy: {tunnels:#?}"
-        );
+        assert_carried(&proxy.tunnels(), &authority, "/counter/proxied", var);
     }
 }
 
+/// Every tunnel went to `authority`, the discovery GET of `path` and a WebSocket among them.
+fn assert_carried(tunnels: &[Tunnel], authority: &str, path: &str, what: &str) {
+    assert!(
+        tunnels.iter().all(|t| t.target == authority),
+        "{what}: {tunnels:#?}"
+    );
+    assert!(
+        tunnels
+            .iter()
+            .any(|t| t.first_request.starts_with(&format!("GET {path} "))),
+        "{what}: the discovery GET went through the proxy: {tunnels:#?}"
+    );
+    assert!(
+        tunnels.iter().any(Tunnel::is_websocket),
+        "{what}: the socket went through the proxy: {tunnels:#?}"
+    );
+}
+
+/// `NO_PROXY` bypasses a CONNECT proxy and a SOCKS one alike.
 #[test]
 fn no_proxy_bypasses_it_for_requests_and_sockets() {
     let base = reference_server();
-    let proxy = connect_proxy();
     let url = format!("{base}/counter/bypassed");
-    for no_proxy in [
-        ("NO_PROXY", "127.0.0.1"),
-        ("no_proxy", "localhost,127.0.0.1"),
-    ] {
-        let mut run = lrwatch_env(
-            &["-v", "-n", "2", "--transport", "multiplex-ws", &url],
-            &[("HTTP_PROXY", &proxy.url), no_proxy],
-        );
-        let said = run.stderr_until("requests and WebSockets go");
-        assert!(
-            said.contains("directly (the host is in NO_PROXY)"),
-            "{said}"
-        );
-        let first: u64 = run.line().parse().unwrap();
-        post(&url);
-        assert_eq!(run.line(), (first + 1).to_string());
-        assert!(run.wait().success());
+    for proxy in [connect_proxy(), socks_proxy()] {
+        for no_proxy in [
+            ("NO_PROXY", "127.0.0.1"),
+            ("no_proxy", "localhost,127.0.0.1"),
+        ] {
+            let mut run = lrwatch_env(
+                &["-v", "-n", "2", "--transport", "multiplex-ws", &url],
+                &[("HTTP_PROXY", &proxy.url), no_proxy],
+            );
+            let said = run.stderr_until("requests and WebSockets go");
+            assert!(
+                said.contains("directly (the host is in NO_PROXY)"),
+                "{said}"
+            );
+            let first: u64 = run.line().parse().unwrap();
+            post(&url);
+            assert_eq!(run.line(), (first + 1).to_string());
+            assert!(run.wait().success());
+        }
+        assert!(proxy.tunnels().is_empty(), "{:#?}", proxy.tunnels());
     }
-    assert!(proxy.tunnels().is_empty(), "{:#?}", proxy.tunnels());
 }
 
 /// The reference server on the IPv6 loopback, or `None` (said) where there is none: a machine
@@ -351,7 +462,8 @@ fn wss_to_an_ipv6_address_directly_and_through_the_proxy() {
     let _ = std::fs::remove_file(&ca_file);
 }
 
-/// `lrwatch check` opens its own sockets: to an IPv6 address, and through the proxy too.
+/// `lrwatch check` opens its own sockets: to an IPv6 address, and through the proxy too (a
+/// CONNECT proxy, a SOCKS5 one).
 #[test]
 fn check_sockets_reach_ipv6_and_go_through_the_proxy() {
     if let Some(base) = ipv6_reference_server() {
@@ -362,16 +474,17 @@ fn check_sockets_reach_ipv6_and_go_through_the_proxy() {
         assert!(!stderr.contains("cannot resolve"), "{stderr}");
     }
     let base = reference_server();
-    let proxy = connect_proxy();
-    let mut run = lrwatch_env(
-        &["check", "--budget", "8", &format!("{base}/counter/check")],
-        &[("HTTP_PROXY", &proxy.url)],
-    );
-    assert!(run.wait().success(), "{}", run.rest().join("\n"));
-    let tunnels = proxy.tunnels();
-    let sockets = tunnels.iter().filter(|t| t.is_websocket()).count();
-    // multiplex-ws and multiplex-socket, with and without the subprotocol offered.
-    assert!(sockets >= 2, "{tunnels:#?}");
+    for proxy in [connect_proxy(), socks_proxy()] {
+        let mut run = lrwatch_env(
+            &["check", "--budget", "8", &format!("{base}/counter/check")],
+            &[("HTTP_PROXY", &proxy.url)],
+        );
+        assert!(run.wait().success(), "{}", run.rest().join("\n"));
+        let tunnels = proxy.tunnels();
+        let sockets = tunnels.iter().filter(|t| t.is_websocket()).count();
+        // multiplex-ws and multiplex-socket, with and without the subprotocol offered.
+        assert!(sockets >= 2, "{}: {tunnels:#?}", proxy.url);
+    }
 }
 
 /// A WebSocket server that sends each connection one text message, the connection's number,
@@ -416,24 +529,25 @@ fn ws_urls_go_through_the_proxy() {
 
 #[test]
 fn no_proxy_bypasses_it_for_ws_urls() {
-    let server = counting_ws_server(TcpListener::bind("127.0.0.1:0").unwrap());
-    let proxy = connect_proxy();
-    let url = format!("{}/feed", server.base);
-    let mut run = lrwatch_env(
-        &["-v", "-n", "1", &url],
-        &[("HTTP_PROXY", &proxy.url), ("NO_PROXY", "127.0.0.1")],
-    );
-    let said = run.stderr_until(&format!("connecting to {url} "));
-    assert!(
-        said.contains(&format!(
-            "connecting to {url} directly (the host is in NO_PROXY)"
-        )),
-        "{said}"
-    );
-    assert_eq!(run.line(), "0");
-    assert!(run.wait().success(), "{}", run.stderr_text());
-    assert!(proxy.tunnels().is_empty(), "{:#?}", proxy.tunnels());
-    assert_eq!(server.requests(), 1);
+    for proxy in [connect_proxy(), socks_proxy()] {
+        let server = counting_ws_server(TcpListener::bind("127.0.0.1:0").unwrap());
+        let url = format!("{}/feed", server.base);
+        let mut run = lrwatch_env(
+            &["-v", "-n", "1", &url],
+            &[("HTTP_PROXY", &proxy.url), ("NO_PROXY", "127.0.0.1")],
+        );
+        let said = run.stderr_until(&format!("connecting to {url} "));
+        assert!(
+            said.contains(&format!(
+                "connecting to {url} directly (the host is in NO_PROXY)"
+            )),
+            "{said}"
+        );
+        assert_eq!(run.line(), "0");
+        assert!(run.wait().success(), "{}", run.stderr_text());
+        assert!(proxy.tunnels().is_empty(), "{:#?}", proxy.tunnels());
+        assert_eq!(server.requests(), 1);
+    }
 }
 
 /// `ws://[::1]:PORT/` and `wss://[::1]:PORT/` given directly: the address is connected to as
@@ -463,5 +577,230 @@ fn ws_urls_to_an_ipv6_address() {
     let mut run = lrwatch(&["-n", "1", "--cacert", ca_file.to_str().unwrap(), &url]);
     assert_eq!(run.line(), "1", "{}", run.stderr_text());
     assert!(run.wait().success(), "{}", run.stderr_text());
+    let _ = std::fs::remove_file(&ca_file);
+}
+
+/// The proxy's URL with `user:password@`.
+fn with_login(url: &str, (user, password): (&str, &str)) -> String {
+    url.replacen("://", &format!("://{user}:{password}@"), 1)
+}
+
+/// A protocol socket and the requests around it go through a SOCKS5 proxy, without
+/// authentication or with a user and password, whether the proxy or lrwatch resolves names.
+#[test]
+fn requests_and_sockets_go_through_a_socks_proxy() {
+    let open = socks_proxy();
+    let login = socks_proxy_with_login();
+    for (name, proxy, url) in [
+        ("socks5", &open, open.url.clone()),
+        (
+            "socks5h",
+            &open,
+            open.url.replace("socks5://", "socks5h://"),
+        ),
+        ("socks", &open, open.url.replace("socks5://", "socks://")),
+        ("login", &login, with_login(&login.url, SOCKS_LOGIN)),
+    ] {
+        let before = proxy.tunnels().len();
+        let base = reference_server();
+        let authority = base.trim_start_matches("http://").to_string();
+        let resource = format!("{base}/counter/socks-{name}");
+        let mut run = lrwatch_env(
+            &["-v", "-n", "2", "--transport", "multiplex-ws", &resource],
+            &[("ALL_PROXY", &url)],
+        );
+        let said = run.stderr_until("requests and WebSockets go");
+        // The scheme as written, the credentials never.
+        let shown = url.replace(&format!("{}:{}@", SOCKS_LOGIN.0, SOCKS_LOGIN.1), "");
+        assert!(
+            said.contains(&format!("through proxy {shown} (from ALL_PROXY)")),
+            "{name}: {said}"
+        );
+        assert_eq!(run.line(), "0", "{name}");
+        let said = run.stderr_until("connecting to ws://");
+        assert!(said.contains(&format!("through proxy {shown}")), "{said}");
+        post(&resource);
+        assert_eq!(run.line(), "1", "{name}");
+        assert!(run.wait().success(), "{name}: {}", run.stderr_text());
+        let path = format!("/counter/socks-{name}");
+        assert_carried(&proxy.tunnels()[before..], &authority, &path, name);
+    }
+}
+
+/// socks5h hands the proxy the host's name, for requests and sockets alike: the proxy is the
+/// one that resolves it.
+#[test]
+fn socks5h_sends_the_name_unresolved() {
+    let proxy = socks_proxy();
+    let base = reference_server();
+    let port = base.rsplit(':').next().unwrap().to_string();
+    let resource = format!("http://localhost:{port}/counter/by-name");
+    let socks5h = proxy.url.replace("socks5://", "socks5h://");
+    let mut run = lrwatch_env(
+        &["-n", "2", "--transport", "multiplex-ws", &resource],
+        &[("HTTPS_PROXY", &socks5h)],
+    );
+    assert_eq!(run.line(), "0");
+    post(&format!("{base}/counter/by-name"));
+    assert_eq!(run.line(), "1");
+    assert!(run.wait().success(), "{}", run.stderr_text());
+    let tunnels = proxy.tunnels();
+    assert!(
+        tunnels.len() >= 2
+            && tunnels
+                .iter()
+                .all(|t| t.target == format!("localhost:{port}")),
+        "{tunnels:#?}"
+    );
+    assert!(tunnels.iter().any(Tunnel::is_websocket), "{tunnels:#?}");
+}
+
+/// A `ws://` URL given directly goes through the SOCKS proxy too.
+#[test]
+fn ws_urls_go_through_a_socks_proxy() {
+    let server = counting_ws_server(TcpListener::bind("127.0.0.1:0").unwrap());
+    let proxy = socks_proxy();
+    let url = format!("{}/feed", server.base);
+    let mut run = lrwatch_env(&["-v", "-n", "1", &url], &[("all_proxy", &proxy.url)]);
+    let said = run.stderr_until(&format!("connecting to {url} "));
+    assert!(
+        said.contains(&format!(
+            "connecting to {url} through proxy {} (from all_proxy)",
+            proxy.url
+        )),
+        "{said}"
+    );
+    assert_eq!(run.line(), "0");
+    assert!(run.wait().success(), "{}", run.stderr_text());
+    let tunnels = proxy.tunnels();
+    assert_eq!(tunnels.len(), 1, "{tunnels:#?}");
+    assert_eq!(tunnels[0].target, server.base.trim_start_matches("ws://"));
+    assert!(
+        tunnels[0].is_websocket() && tunnels[0].first_request.starts_with("GET /feed "),
+        "{tunnels:#?}"
+    );
+}
+
+/// Credentials the SOCKS proxy refuses: one line that says so and names the proxy (the
+/// password not in it), exit 1, for a request and for a `ws://` URL alike.
+#[test]
+fn refused_socks_credentials_are_one_clear_line() {
+    let proxy = socks_proxy_with_login();
+    let wrong = with_login(&proxy.url, (SOCKS_LOGIN.0, "wr0ng"));
+    let base = reference_server();
+    let server = counting_ws_server(TcpListener::bind("127.0.0.1:0").unwrap());
+    for url in [
+        format!("{base}/counter/refused"),
+        format!("{}/feed", server.base),
+    ] {
+        let mut run = lrwatch_env(&["-n", "1", &url], &[("ALL_PROXY", &wrong)]);
+        assert_eq!(run.wait().code(), Some(1), "{url}: {}", run.stderr_text());
+        let err = run.stderr_text();
+        assert_eq!(err.lines().count(), 1, "{url}: {err}");
+        // The proxy named (its credentials never), what it said, what to check.
+        assert!(
+            err.starts_with(&format!(
+                "lrwatch: cannot reach {url} through proxy {} (from ALL_PROXY): ",
+                proxy.url
+            )) && err.ends_with(
+                ". Check the proxy and its credentials, and that the server is running."
+            ),
+            "{url}: {err}"
+        );
+        assert!(
+            err.contains("refused the user name and password")
+                || err.contains("password authentication failed"),
+            "{url}: {err}"
+        );
+        assert!(!err.contains("wr0ng"), "{url}: {err}");
+    }
+    assert!(proxy.tunnels().is_empty(), "{:#?}", proxy.tunnels());
+    assert_eq!(server.requests(), 0);
+}
+
+/// An `https://` proxy: TLS to the proxy (verified against `--cacert`), CONNECT inside it.
+/// Requests, the protocol's sockets (wss too: TLS inside the proxy's TLS) and `ws://` URLs go
+/// through it; a proxy whose certificate is not trusted is refused, one line, exit 1.
+#[test]
+fn requests_and_sockets_go_through_an_https_proxy() {
+    let connect = connect_proxy();
+    let (proxy_ca, chain, key) = crate::tls::certificates();
+    let proxy_url = crate::tls::tls_proxy(&connect.url, chain, key);
+    let base = reference_server();
+    let (server_ca, chain, key) = crate::tls::certificates();
+    let tls_base = crate::tls::tls_proxy(&base, chain, key);
+    let ca_file = std::env::temp_dir().join(format!("lrwatch-proxy-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, format!("{proxy_ca}{server_ca}")).unwrap();
+    let ca = ca_file.to_str().unwrap();
+    let env = [("HTTPS_PROXY", proxy_url.as_str())];
+
+    let cacert = format!("--cacert={ca}");
+    for (name, resource_base) in [("ws", &base), ("wss", &tls_base)] {
+        let before = connect.tunnels().len();
+        let resource = format!("{resource_base}/counter/https-proxy-{name}?form=b");
+        let args = [
+            "-v",
+            "-n",
+            "2",
+            &cacert,
+            "--transport=multiplex-socket",
+            &resource,
+        ];
+        let mut run = lrwatch_env(&args, &env);
+        let said = run.stderr_until("requests and WebSockets go");
+        assert!(
+            said.contains(&format!("through proxy {proxy_url} (from HTTPS_PROXY)")),
+            "{name}: {said}"
+        );
+        assert_eq!(run.line(), "0", "{name}");
+        let said = run.stderr_until("connecting to ws");
+        assert!(
+            said.contains(&format!("through proxy {proxy_url}")),
+            "{said}"
+        );
+        post(&format!("{base}/counter/https-proxy-{name}"));
+        assert_eq!(run.line(), "1", "{name}");
+        assert!(run.wait().success(), "{name}: {}", run.stderr_text());
+        let tunnels = connect.tunnels()[before..].to_vec();
+        let authority = resource_base.split("://").nth(1).unwrap();
+        assert!(
+            tunnels.len() >= 2 && tunnels.iter().all(|t| t.target == authority),
+            "{name}: {tunnels:#?}"
+        );
+        if name == "wss" {
+            assert!(
+                tunnels.iter().all(|t| t.first_request == "(TLS)"),
+                "{tunnels:#?}"
+            );
+        } else {
+            assert!(tunnels.iter().any(Tunnel::is_websocket), "{tunnels:#?}");
+        }
+    }
+
+    let server = counting_ws_server(TcpListener::bind("127.0.0.1:0").unwrap());
+    let url = format!("{}/feed", server.base);
+    let mut run = lrwatch_env(&["-n", "1", "--cacert", ca, &url], &env);
+    assert_eq!(run.line(), "0");
+    assert!(run.wait().success(), "{}", run.stderr_text());
+    assert_eq!(
+        connect.tunnels().last().unwrap().target,
+        server.base.trim_start_matches("ws://")
+    );
+
+    // The proxy's certificate is checked: without the CA, no tunnel, for requests and sockets.
+    let before = connect.tunnels().len();
+    for url in [format!("{base}/counter/untrusted"), url] {
+        let mut run = lrwatch_env(&["-n", "1", &url], &env);
+        assert_eq!(run.wait().code(), Some(1), "{url}");
+        let err = run.stderr_text();
+        assert_eq!(err.lines().count(), 1, "{url}: {err}");
+        assert!(
+            err.starts_with(&format!(
+                "lrwatch: cannot reach {url} through proxy {proxy_url} (from HTTPS_PROXY): "
+            )) && err.contains("certificate"),
+            "{url}: {err}"
+        );
+    }
+    assert_eq!(connect.tunnels().len(), before);
     let _ = std::fs::remove_file(&ca_file);
 }
