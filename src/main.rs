@@ -16,11 +16,6 @@ mod watch;
 
 use std::io::Write;
 
-// mimalloc: events are allocated on a follower's thread and freed on the printer's, which
-// glibc's allocator serialises on a lock (see Cargo.toml).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 // In the library, which escapes the server's log lines with it too.
 use lrwatch::sanitize;
 

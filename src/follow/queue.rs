@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 use crate::event::{Event, EventKind, Level, Notice, Update};
 
 /// How many updates may wait before values are coalesced and news waits: enough for a burst
-/// (a few hundred resources starting at once, the events of one read of a fast stream: up to
-/// 256 KiB, hundreds of events, handed on without waiting halfway), small enough that a
-/// consumer that fell behind is soon shown the latest value.
-const MAX_UPDATES: usize = 1024;
+/// (a few hundred resources starting at once), small enough that a consumer that fell behind
+/// is soon shown the latest value.
+const MAX_UPDATES: usize = 256;
 /// How many bytes of bodies may wait (see `size`).
 const MAX_BYTES: usize = 2 * 1024 * 1024;
 
