@@ -6,11 +6,14 @@
 //! each followed resource). A stream then arrives in reads of that size: on a firehose of 1 KB
 //! events, 32 KiB reads made a system call, a copy and a wake-up of the printer for every 32
 //! events (BENCHMARKS.md). A read that fills all the room there is says more was waiting: the
-//! buffer doubles for the next read, up to [`MAX_INPUT`]. It never shrinks while the connection
-//! lives; only connections that received a burst hold more.
+//! buffer doubles for the next read, up to [`MAX_INPUT`]. Once the burst is over ([`QUIET`]
+//! reads in a row that fill less than a quarter of the room, everything read used), it goes
+//! back to its first size: a pooled connection or a held long-poll does not keep a burst's
+//! buffer.
 //!
 //! The same contract as ureq's `LazyBuffers` (allocated on first use, the unread input moved to
-//! the front once more than half the buffer is behind it, at least 10 KiB of scratch room).
+//! the front when it is all used or fills more than half the buffer, at least 10 KiB of
+//! scratch room).
 
 use ureq::unversioned::transport::Buffers;
 
@@ -18,6 +21,9 @@ use ureq::unversioned::transport::Buffers;
 pub(crate) const MAX_INPUT: usize = 256 * 1024;
 /// The scratch room `tmp_and_output` must offer (ureq's `LazyBuffers` guarantees the same).
 const MIN_TMP: usize = 10 * 1024;
+/// How many small reads in a row end a burst (hysteresis: a stream that is read a little
+/// faster than it comes does not shrink and grow its buffer over and over).
+pub(crate) const QUIET: u32 = 16;
 
 #[derive(Debug)]
 pub(crate) struct StreamBuffers {
@@ -31,6 +37,8 @@ pub(crate) struct StreamBuffers {
     output: Vec<u8>,
     /// The last read filled all the room it had: the next gets more.
     grow: bool,
+    /// Reads in a row that filled less than a quarter of the room.
+    small_reads: u32,
     /// Whether the last `input_consume` used anything (ureq's `can_use_input`).
     progress: bool,
 }
@@ -45,6 +53,7 @@ impl StreamBuffers {
             filled: 0,
             output: Vec::new(),
             grow: false,
+            small_reads: 0,
             progress: false,
         }
     }
@@ -99,6 +108,11 @@ impl Buffers for StreamBuffers {
         // More than the room is a caller's bug; it must not make us read past the buffer.
         let amount = amount.min(room);
         self.grow = amount == room && amount > 0;
+        self.small_reads = if amount < room / 4 {
+            self.small_reads.saturating_add(1)
+        } else {
+            0
+        };
         self.filled += amount;
     }
 
@@ -106,6 +120,16 @@ impl Buffers for StreamBuffers {
         let amount = amount.min(self.filled - self.consumed);
         self.progress = amount > 0;
         self.consumed += amount;
+        // A burst is over and all of it used: back to the first size.
+        if self.consumed == self.filled
+            && self.small_reads >= QUIET
+            && self.input.len() > self.input_size
+        {
+            self.consumed = 0;
+            self.filled = 0;
+            self.input.truncate(self.input_size);
+            self.input.shrink_to_fit();
+        }
     }
 
     fn tmp_and_output(&mut self) -> (&mut [u8], &mut [u8]) {
@@ -150,6 +174,35 @@ mod tests {
         }
         assert_eq!(got, stream);
         assert_eq!(b.input.len(), MAX_INPUT, "grew to the most, no further");
+    }
+
+    #[test]
+    fn a_grown_input_goes_back_to_its_first_size_once_the_burst_is_over() {
+        let mut b = StreamBuffers::new(1000, 100);
+        while b.input.len() < MAX_INPUT {
+            read(&mut b, &vec![1; MAX_INPUT]);
+            let n = b.input().len();
+            b.input_consume(n);
+        }
+        // A few small reads are not yet the end of the burst.
+        for _ in 1..QUIET {
+            read(&mut b, &[2; 10]);
+            b.input_consume(10);
+        }
+        assert_eq!(b.input.len(), MAX_INPUT);
+        read(&mut b, &[3; 10]);
+        // Not while something read is still unused.
+        b.input_consume(5);
+        assert_eq!(b.input.len(), MAX_INPUT);
+        assert_eq!(b.input(), &[3; 5][..]);
+        b.input_consume(5);
+        assert_eq!(b.input.len(), 1000);
+        assert!(b.input.capacity() < MAX_INPUT, "the memory is given back");
+        // And it grows again for the next burst.
+        read(&mut b, &vec![4; 5000]);
+        b.input_consume(1000);
+        read(&mut b, &vec![4; 5000]);
+        assert!(b.input.len() > 1000);
     }
 
     #[test]

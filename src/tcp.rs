@@ -30,9 +30,10 @@ use ureq::unversioned::transport::{
 
 use crate::stream_buffers::StreamBuffers;
 
-/// How long a quick-ACK request is trusted: the kernel stays in quick-ACK mode for the next
-/// several segments, so reads that follow each other closely (a stream flowing in) ask once
-/// per this interval instead of once per read, a system call saved each time.
+/// How long a quick-ACK request is trusted between reads with nothing sent in between: the
+/// kernel stays in quick-ACK mode for the next several segments, so reads that follow each
+/// other closely (a stream flowing in) ask once per this interval instead of once per read, a
+/// system call saved each time. A write ends the trust (see `transmit_output`).
 const QUICK_ACK_AGAIN: Duration = Duration::from_millis(1);
 
 /// ureq's default connector chain with [`QuickAckConnector`] in place of its TCP connector.
@@ -165,6 +166,9 @@ impl Transport for QuickAckTransport {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        // Sending puts Linux back into delayed ACKs (the connection looks interactive again):
+        // the read after a request must ask for quick ACKs however recently the last one did.
+        self.quick_acked = None;
         let timeout = timeout.for_write();
         let wanted = socket_timeout(timeout)?;
         if wanted != self.write_timeout {

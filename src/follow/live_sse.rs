@@ -16,9 +16,11 @@ use crate::mechanism::Mechanism;
 use crate::wire::sse::{Event, Parser};
 
 const SELF: Mechanism = Mechanism::EventStream;
-/// How much of the stream one read takes: the events in it go to the printer together. As
-/// much as the connection's buffer grows to hold (see `stream_buffers`).
-const READ_SIZE: usize = crate::stream_buffers::MAX_INPUT;
+/// How much of the stream one read takes at first: the events in it go to the printer
+/// together. A read that fills it doubles it, up to as much as the connection's buffer grows
+/// to hold (see `stream_buffers`): a firehose is read in large pieces, while thousands of
+/// quiet streams each keep a small buffer.
+const READ_SIZE: usize = 16 * 1024;
 /// EventSource's reconnection delay until the server sets one.
 const DEFAULT_RETRY: Duration = Duration::from_secs(1);
 /// The headers a LiveResource `update` event's headers line may carry: one of them (and only
@@ -188,6 +190,7 @@ fn read(
             Ok(n) => n,
             Err(e) => return Some((events, format!("the stream broke ({e})"))),
         };
+        let full = n == buf.len();
         // The events of one read were received together: one time for all of them.
         let received = SystemTime::now();
         let too_large = parser.feed_into(&buf[..n], &mut parsed).err();
@@ -200,6 +203,9 @@ fn read(
         }
         if !batch.is_empty() && !ctx.send_all(batch.drain(..)) {
             return None;
+        }
+        if full && buf.len() < crate::stream_buffers::MAX_INPUT {
+            buf.resize(buf.len() * 2, 0);
         }
         // Over --max-body (after the events before it): asking again would only read the same.
         if let Some(e) = too_large {
