@@ -23,6 +23,9 @@ use lrwatch::sanitize::for_terminal;
 
 /// The longest a printed event waits in the buffer while more keep coming.
 const HOLD_AT_MOST: Duration = Duration::from_millis(50);
+/// How many printed events are handed back to the followers at once (also whenever the queue
+/// runs dry): one lock for many.
+const RECYCLE_EVERY: usize = 64;
 
 /// Where events go: stdout, or a command.
 enum Sink {
@@ -190,6 +193,8 @@ fn pump(
     let mut flush_by = Instant::now() + HOLD_AT_MOST;
     // Live URLs that are done; each follower says so once.
     let mut done = 0usize;
+    // Events printed, to hand back to the followers together.
+    let mut printed: Vec<Event> = Vec::with_capacity(RECYCLE_EVERY);
     loop {
         // Take what is waiting without blocking; only before waiting is stdout flushed. An
         // event shows the moment it arrives, yet a burst goes out in large writes (the buffer
@@ -198,6 +203,7 @@ fn pump(
             Some(update) => Some(update),
             None => {
                 flush_first(sink)?;
+                follow.recycle(&mut printed);
                 flush_by = Instant::now() + HOLD_AT_MOST;
                 match deadline {
                     None => follow.recv(),
@@ -241,6 +247,11 @@ fn pump(
                                 Ok::<_, io::Error>(())
                             })
                             .context("cannot write to stdout")?;
+                        // Printed: back to the followers to free (see `Follow::recycle`).
+                        printed.push(event);
+                        if printed.len() >= RECYCLE_EVERY {
+                            follow.recycle(&mut printed);
+                        }
                     }
                     Sink::Exec(exec) => match exec.push(event, deadline) {
                         exec::Drained::Done => {}

@@ -33,7 +33,14 @@ pub(super) struct Updates {
     ready: Condvar,
     /// Senders of news wait here for room.
     room: Condvar,
+    /// Events the consumer is done with, handed back (see `recycle`), and their body bytes.
+    spent: Mutex<(Vec<Event>, usize)>,
 }
+
+/// The most events, and body bytes, waiting to be freed by a follower; beyond either the
+/// consumer frees them itself.
+const MAX_SPENT: usize = 4 * MAX_UPDATES;
+const MAX_SPENT_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, Default)]
 struct State {
@@ -156,7 +163,36 @@ impl Updates {
         if unwoken {
             self.wake_receiver(&state);
         }
+        drop(state);
+        // Frees what the consumer handed back, here on a follower's thread (see `recycle`).
+        let spent = std::mem::take(&mut self.spent.lock().unwrap_or_else(|e| e.into_inner()).0);
+        drop(spent);
         true
+    }
+
+    /// Takes back events the consumer is done with, to be freed by the next follower that
+    /// hands on a batch (`send_all`, a fast stream's reader). Why: the reader allocates each
+    /// event and the consumer frees it, and glibc's allocator serialises such frees on the
+    /// allocating thread's arena lock (a tenth of the printer's time on a stream of 1 KB
+    /// events, BENCHMARKS.md); freed where they were made, they cost no lock contention and
+    /// the reader's next allocations reuse them. `events` is left empty; beyond `MAX_SPENT`
+    /// waiting (no fast reader takes them), they are freed here.
+    pub(super) fn recycle(&self, events: &mut Vec<Event>) {
+        let bytes: usize = events
+            .iter()
+            .map(|e| e.body.as_ref().map_or(0, |b| b.bytes.len()))
+            .sum();
+        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
+        if spent.0.is_empty() {
+            spent.1 = 0;
+        }
+        if spent.0.len() + events.len() <= MAX_SPENT && spent.1 + bytes <= MAX_SPENT_BYTES {
+            spent.0.append(events);
+            spent.1 += bytes;
+            return;
+        }
+        drop(spent);
+        events.clear();
     }
 
     /// Queues one update (see `send`) holding the lock; the lock back, or `None` when the
@@ -359,6 +395,35 @@ mod tests {
             assert!(q.send(value("/fill", &i.to_string())));
         }
         q
+    }
+
+    #[test]
+    fn events_handed_back_are_freed_by_the_next_sender_within_bounds() {
+        let q = Updates::default();
+        let events = |n: usize, body: &str| -> Vec<Event> {
+            (0..n)
+                .map(|_| match value("/r", body) {
+                    Update::Event(e) => e,
+                    _ => unreachable!(),
+                })
+                .collect()
+        };
+        let spent = |q: &Updates| q.spent.lock().unwrap().0.len();
+        let mut printed = events(10, "1");
+        q.recycle(&mut printed);
+        assert!(printed.is_empty());
+        assert_eq!(spent(&q), 10, "held for a follower");
+        assert!(q.send(value("/r", "2")));
+        assert_eq!(spent(&q), 0, "freed by the sender");
+        // Over the bounds, the consumer frees them itself: nothing grows without a sender.
+        let mut many = events(MAX_SPENT + 1, "1");
+        q.recycle(&mut many);
+        assert!(many.is_empty());
+        assert_eq!(spent(&q), 0);
+        let big = "x".repeat(MAX_SPENT_BYTES / 2 + 1);
+        q.recycle(&mut events(1, &big));
+        q.recycle(&mut events(1, &big));
+        assert_eq!(spent(&q), 1, "the second is over the byte bound");
     }
 
     #[test]
