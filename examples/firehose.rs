@@ -1,8 +1,9 @@
 //! A firehose for measuring by hand (BENCHMARKS.md): serves one plain `text/event-stream` of
 //! `TIMES` thousand JSON events, 1 KB each (`small`: `{"n":N}`), then a last event with an id;
-//! a reconnect carrying that id is answered 204, so `lrwatch URL` is done and exits.
+//! a reconnect carrying that id is answered 204, so `lrwatch URL` is done and exits. With
+//! `lines`, the same 1 KB values as one finite NDJSON response (a line each), which ends.
 //!
-//!     cargo run --release --example firehose -- 1000 [small]   # prints its URL, serves until killed
+//!     cargo run --release --example firehose -- 1000 [small|lines]   # prints its URL
 //!     time lrwatch --json -q URL > /dev/null
 //!     time curl -s -N -o /dev/null URL
 
@@ -18,12 +19,15 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let small = args.next().as_deref() == Some("small");
+    let mode = args.next().unwrap_or_default();
+    let (small, lines) = (mode == "small", mode == "lines");
     let pad = "x".repeat(1000);
     let block: String = (0..1000)
         .map(|i| {
             if small {
                 format!("data: {{\"n\":{i}}}\n\n")
+            } else if lines {
+                format!("{{\"i\":{i},\"pad\":\"{pad}\"}}\n")
             } else {
                 format!("data: {{\"i\":{i},\"pad\":\"{pad}\"}}\n\n")
             }
@@ -42,8 +46,13 @@ fn main() {
                 let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
                 return;
             }
-            let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
-                        Connection: close\r\n\r\nretry: 0\n\n";
+            let head = if lines {
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n\
+                 Connection: close\r\n\r\n"
+            } else {
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                 Connection: close\r\n\r\nretry: 0\n\n"
+            };
             if stream.write_all(head.as_bytes()).is_err() {
                 return;
             }
@@ -52,7 +61,12 @@ fn main() {
                     return;
                 }
             }
-            let _ = stream.write_all(b"id: end\ndata: {\"last\":true}\n\n");
+            let last: &[u8] = if lines {
+                b"{\"last\":true}\n"
+            } else {
+                b"id: end\ndata: {\"last\":true}\n\n"
+            };
+            let _ = stream.write_all(last);
         });
     }
 }

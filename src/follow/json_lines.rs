@@ -4,11 +4,11 @@
 //! one is asked again with a backoff. A line that is not JSON is an event with a text body.
 
 use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use super::live_url::{done, emit, reopen};
+use super::live_url::{done, event, reopen};
 use super::{Ctx, RequestOutcome};
-use crate::event::{Body, EventKind, Live};
+use crate::event::{Body, EventKind, Level, Live, Notice, Update};
 use crate::http::FetchError;
 use crate::live::Kind;
 use crate::mechanism::Mechanism;
@@ -18,6 +18,9 @@ const SELF: Mechanism = Mechanism::JsonLines;
 /// How soon a response that delivered lines is asked again after it ends (`--reconnect`) or
 /// breaks.
 const AGAIN_AFTER: Duration = Duration::from_millis(500);
+/// How much of the response one read takes at first; a read that fills it doubles it, up to
+/// what the connection's buffer grows to (as for event streams, see `live_sse`).
+const READ_SIZE: usize = 16 * 1024;
 
 /// Follows the stream whose first response body is `first` (RFC 7464 records when `seq`).
 pub(super) fn run(mut ctx: Ctx, seq: bool, first: Box<dyn Read + Send>) {
@@ -109,17 +112,22 @@ fn read(
     splitter: &mut Splitter,
     line: &mut u64,
 ) -> Option<(u64, bool, String)> {
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = vec![0u8; READ_SIZE];
     let mut events = 0u64;
+    let mut records = Vec::new();
+    // The events of one read, handed on together (one wake-up of the printer per read), a
+    // line that is not JSON said in its place among them.
+    let mut batch = Vec::new();
     loop {
-        let mut records = Vec::new();
         let mut too_long = None;
+        let mut full = false;
         let ended = match stream.read(&mut buf) {
             Ok(0) => {
                 records.extend(splitter.finish());
                 true
             }
             Ok(n) => {
+                full = n == buf.len();
                 too_long = splitter.feed(&buf[..n], &mut records).err();
                 false
             }
@@ -127,17 +135,34 @@ fn read(
                 return Some((events, false, format!("the response broke ({e})")));
             }
         };
-        for record in records {
+        let received = SystemTime::now();
+        for record in records.drain(..) {
             *line += 1;
             events += 1;
             let body = Body::new(record, None);
             if !body.is_json() {
-                ctx.trace(format!("line {line} is not JSON; passed on as text"));
+                batch.push(Update::Notice(Notice {
+                    uri: ctx.uri.clone(),
+                    level: Level::Trace,
+                    message: format!("line {line} is not JSON; passed on as text"),
+                }));
             }
             let live = Live::default();
-            if !emit(ctx, EventKind::Value, SELF, Some(body), None, live) {
-                return None;
-            }
+            batch.push(event(
+                ctx,
+                EventKind::Value,
+                SELF,
+                Some(body),
+                None,
+                live,
+                received,
+            ));
+        }
+        if !batch.is_empty() && !ctx.send_all(batch.drain(..)) {
+            return None;
+        }
+        if full && buf.len() < crate::stream_buffers::MAX_INPUT {
+            buf.resize(buf.len() * 2, 0);
         }
         // Over --max-body (after the lines before it): asking again would only read the same.
         if let Some(e) = too_long {

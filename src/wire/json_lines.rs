@@ -56,7 +56,7 @@ impl Splitter {
     pub fn feed(&mut self, bytes: &[u8], records: &mut Vec<Vec<u8>>) -> Result<(), TooLong> {
         let end = if self.seq { RS } else { b'\n' };
         let mut rest = bytes;
-        while let Some(at) = rest.iter().position(|&b| b == end) {
+        while let Some(at) = memchr::memchr(end, rest) {
             self.take(&rest[..at])?;
             self.finish_record(records);
             rest = &rest[at + 1..];
