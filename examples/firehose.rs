@@ -15,7 +15,7 @@ fn main() {
     let times: usize = match args.next().map(|a| a.parse()) {
         Some(Ok(n)) => n,
         _ => {
-            eprintln!("usage: firehose TIMES [small]  (TIMES thousand events)");
+            eprintln!("usage: firehose TIMES [small|lines]  (TIMES thousand events)");
             std::process::exit(2);
         }
     };

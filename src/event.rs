@@ -187,6 +187,14 @@ impl Body {
         (self.shape() == Some(Shape::Compact)).then_some(self.bytes.as_slice())
     }
 
+    /// The memory it holds, roughly, for bounds on what waits: its bytes, and a parsed JSON
+    /// value (once built: most bodies are printed without) as sixteen times as many (a
+    /// `Value` is 32 bytes, and `[0,0,…]` takes two bytes an element).
+    pub(crate) fn size(&self) -> usize {
+        let parsed = if self.json_built() { 16 } else { 0 };
+        self.bytes.len() * (1 + parsed)
+    }
+
     /// The body as text (invalid UTF-8 replaced), for bodies that are not JSON.
     pub fn text(&self) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(&self.bytes)

@@ -147,6 +147,58 @@ impl Buffers for StreamBuffers {
     }
 }
 
+/// A follower's own read buffer for a stream's body, sized as the connection's buffers are:
+/// it doubles while reads fill it, up to [`MAX_INPUT`], and goes back to its first size after
+/// [`QUIET`] small reads (a catch-up burst, then a quiet stream, keeps no large buffer).
+#[derive(Debug)]
+pub(crate) struct ReadBuffer {
+    buf: Vec<u8>,
+    first: usize,
+    /// The size the next read gets (decided after a read, applied before the next: the
+    /// bytes of the last read stay where they are until then).
+    next: usize,
+    small_reads: u32,
+}
+
+impl ReadBuffer {
+    pub(crate) fn new(first: usize) -> ReadBuffer {
+        let first = first.max(1);
+        ReadBuffer {
+            buf: vec![0; first],
+            first,
+            next: first,
+            small_reads: 0,
+        }
+    }
+
+    /// Reads once from `from`; the bytes are `self.bytes(n)`.
+    pub(crate) fn read(&mut self, from: &mut dyn std::io::Read) -> std::io::Result<usize> {
+        if self.next != self.buf.len() {
+            self.buf.resize(self.next, 0);
+            self.buf.shrink_to_fit();
+        }
+        let n = from.read(&mut self.buf)?;
+        let len = self.buf.len();
+        if n == len {
+            self.small_reads = 0;
+            self.next = (len * 2).min(MAX_INPUT.max(self.first));
+        } else if n < len / 4 {
+            self.small_reads = self.small_reads.saturating_add(1);
+            if self.small_reads >= QUIET {
+                self.next = self.first;
+            }
+        } else {
+            self.small_reads = 0;
+        }
+        Ok(n)
+    }
+
+    /// The first `n` bytes, what the last read put there.
+    pub(crate) fn bytes(&self, n: usize) -> &[u8] {
+        &self.buf[..n.min(self.buf.len())]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +255,27 @@ mod tests {
         b.input_consume(1000);
         read(&mut b, &vec![4; 5000]);
         assert!(b.input.len() > 1000);
+    }
+
+    #[test]
+    fn a_read_buffer_grows_while_full_and_shrinks_once_quiet() {
+        let mut r = ReadBuffer::new(1000);
+        let mut burst: &[u8] = &[7; 1_000_000];
+        let mut sizes = Vec::new();
+        for _ in 0..12 {
+            let n = r.read(&mut burst).unwrap();
+            assert!(r.bytes(n).iter().all(|&b| b == 7));
+            sizes.push(n);
+        }
+        assert_eq!(&sizes[..4], [1000, 2000, 4000, 8000], "doubles while full");
+        assert_eq!(*sizes.iter().max().unwrap(), MAX_INPUT, "no further");
+        let mut quiet: &[u8] = &[];
+        for _ in 0..QUIET {
+            assert_eq!(r.read(&mut quiet).unwrap(), 0);
+        }
+        r.read(&mut quiet).unwrap();
+        assert_eq!(r.buf.len(), 1000, "back to its first size");
+        assert!(r.buf.capacity() < MAX_INPUT);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::live_sse::MAX_BATCH;
 use super::live_url::{done, event, reopen};
 use super::{Ctx, RequestOutcome};
 use crate::event::{Body, EventKind, Level, Live, Notice, Update};
@@ -18,8 +19,8 @@ const SELF: Mechanism = Mechanism::JsonLines;
 /// How soon a response that delivered lines is asked again after it ends (`--reconnect`) or
 /// breaks.
 const AGAIN_AFTER: Duration = Duration::from_millis(500);
-/// How much of the response one read takes at first; a read that fills it doubles it, up to
-/// what the connection's buffer grows to (as for event streams, see `live_sse`).
+/// How much of the response one read takes at first; reads that fill it double it, and a
+/// quiet spell shrinks it again (as for event streams, see `stream_buffers::ReadBuffer`).
 const READ_SIZE: usize = 16 * 1024;
 
 /// Follows the stream whose first response body is `first` (RFC 7464 records when `seq`).
@@ -112,7 +113,7 @@ fn read(
     splitter: &mut Splitter,
     line: &mut u64,
 ) -> Option<(u64, bool, String)> {
-    let mut buf = vec![0u8; READ_SIZE];
+    let mut buf = crate::stream_buffers::ReadBuffer::new(READ_SIZE);
     let mut events = 0u64;
     let mut records = Vec::new();
     // The events of one read, handed on together (one wake-up of the printer per read), a
@@ -120,15 +121,13 @@ fn read(
     let mut batch = Vec::new();
     loop {
         let mut too_long = None;
-        let mut full = false;
-        let ended = match stream.read(&mut buf) {
+        let ended = match buf.read(&mut stream) {
             Ok(0) => {
                 records.extend(splitter.finish());
                 true
             }
             Ok(n) => {
-                full = n == buf.len();
-                too_long = splitter.feed(&buf[..n], &mut records).err();
+                too_long = splitter.feed(buf.bytes(n), &mut records).err();
                 false
             }
             Err(e) => {
@@ -157,13 +156,16 @@ fn read(
                 live,
                 received,
             ));
+            // A read of tiny lines holds tens of thousands: a queue's worth at a time.
+            if batch.len() >= MAX_BATCH && !ctx.send_all(batch.drain(..)) {
+                return None;
+            }
         }
         if !batch.is_empty() && !ctx.send_all(batch.drain(..)) {
             return None;
         }
-        if full && buf.len() < crate::stream_buffers::MAX_INPUT {
-            buf.resize(buf.len() * 2, 0);
-        }
+        records.shrink_to(MAX_BATCH);
+        batch.shrink_to(MAX_BATCH);
         // Over --max-body (after the lines before it): asking again would only read the same.
         if let Some(e) = too_long {
             let url = ctx.url.to_string();

@@ -17,10 +17,12 @@ use crate::wire::sse::{Event, Parser};
 
 const SELF: Mechanism = Mechanism::EventStream;
 /// How much of the stream one read takes at first: the events in it go to the printer
-/// together. A read that fills it doubles it, up to as much as the connection's buffer grows
-/// to hold (see `stream_buffers`): a firehose is read in large pieces, while thousands of
-/// quiet streams each keep a small buffer.
+/// together. Reads that fill it double it, up to as much as the connection's buffer grows to
+/// hold, and a quiet spell shrinks it again (see `stream_buffers::ReadBuffer`): a firehose is
+/// read in large pieces, while quiet streams each keep a small buffer.
 const READ_SIZE: usize = 16 * 1024;
+/// The most events handed on at once (the queue's own limit, see `queue::MAX_UPDATES`).
+pub(super) const MAX_BATCH: usize = 256;
 /// EventSource's reconnection delay until the server sets one.
 const DEFAULT_RETRY: Duration = Duration::from_secs(1);
 /// The headers a LiveResource `update` event's headers line may carry: one of them (and only
@@ -179,34 +181,36 @@ fn read(
     parser: &mut Parser,
     state: &mut State,
 ) -> Option<(u64, String)> {
-    let mut buf = vec![0u8; READ_SIZE];
+    let mut buf = crate::stream_buffers::ReadBuffer::new(READ_SIZE);
     let mut events = 0u64;
     // The events of one read, handed on together: one wake-up of the printer per read.
     let mut batch = Vec::new();
     let mut parsed = Vec::new();
     loop {
-        let n = match stream.read(&mut buf) {
+        let n = match buf.read(&mut stream) {
             Ok(0) => return Some((events, "the stream ended".to_string())),
             Ok(n) => n,
             Err(e) => return Some((events, format!("the stream broke ({e})"))),
         };
-        let full = n == buf.len();
         // The events of one read were received together: one time for all of them.
         let received = SystemTime::now();
-        let too_large = parser.feed_into(&buf[..n], &mut parsed).err();
+        let too_large = parser.feed_into(buf.bytes(n), &mut parsed).err();
         for event in parsed.drain(..) {
             if events == 0 {
                 ctx.succeeded();
             }
             events += 1;
             dispatch(ctx, event, state, &mut batch, received);
+            // A read of tiny events holds tens of thousands: handed on a queue's worth at a
+            // time, so that what waits stays within the queue's bounds.
+            if batch.len() >= MAX_BATCH && !ctx.send_all(batch.drain(..)) {
+                return None;
+            }
         }
         if !batch.is_empty() && !ctx.send_all(batch.drain(..)) {
             return None;
         }
-        if full && buf.len() < crate::stream_buffers::MAX_INPUT {
-            buf.resize(buf.len() * 2, 0);
-        }
+        parsed.shrink_to(MAX_BATCH);
         // Over --max-body (after the events before it): asking again would only read the same.
         if let Some(e) = too_large {
             let url = ctx.url.to_string();

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::event::{Event, EventKind, Level, Notice, Update};
+use crate::event::{Body, Event, EventKind, Level, Notice, Update};
 
 /// How many updates may wait before values are coalesced and news waits: enough for a burst
 /// (a few hundred resources starting at once), small enough that a consumer that fell behind
@@ -124,14 +124,10 @@ fn coalescible(event: &Event) -> bool {
     matches!(event.kind, EventKind::Value | EventKind::Removed) && event.live.is_none()
 }
 
-/// The memory an update holds, roughly, for the bound: its body's bytes, and a parsed JSON
-/// value (once built: most bodies are printed without) as many times more (a `Value` is 32 bytes, and `[0,0,…]` takes two bytes an element).
+/// The memory an update holds, roughly, for the bound (see `Body::size`).
 fn size(update: &Update) -> usize {
     match update {
-        Update::Event(e) => e.body.as_ref().map_or(0, |b| {
-            let parsed = if b.json_built() { 16 } else { 0 };
-            b.bytes.len() * (1 + parsed)
-        }),
+        Update::Event(e) => e.body.as_ref().map_or(0, Body::size),
         _ => 0,
     }
 }
@@ -171,16 +167,18 @@ impl Updates {
     }
 
     /// Takes back events the consumer is done with, to be freed by the next follower that
-    /// hands on a batch (`send_all`, a fast stream's reader). Why: the reader allocates each
-    /// event and the consumer frees it, and glibc's allocator serialises such frees on the
-    /// allocating thread's arena lock (a tenth of the printer's time on a stream of 1 KB
-    /// events, BENCHMARKS.md); freed where they were made, they cost no lock contention and
-    /// the reader's next allocations reuse them. `events` is left empty; beyond `MAX_SPENT`
-    /// waiting (no fast reader takes them), they are freed here.
+    /// sends anything (`send_all`). Why: a fast stream's reader allocates each event and the
+    /// consumer frees it, and glibc's allocator serialises such frees on the allocating
+    /// thread's arena lock (a tenth of the printer's time on a stream of 1 KB events,
+    /// BENCHMARKS.md); freed by the reader (with one stream, where they were made; with
+    /// several, by whichever sends next), they cost no lock contention and its next
+    /// allocations reuse them. `events` is left empty. At most `MAX_SPENT` events and
+    /// `MAX_SPENT_BYTES` (as the queue counts bytes: parsed JSON values included) wait;
+    /// beyond that they are freed here. What waits while no follower sends stays bounded so.
     pub(super) fn recycle(&self, events: &mut Vec<Event>) {
         let bytes: usize = events
             .iter()
-            .map(|e| e.body.as_ref().map_or(0, |b| b.bytes.len()))
+            .map(|e| e.body.as_ref().map_or(0, Body::size))
             .sum();
         let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
         if spent.0.is_empty() {
@@ -340,9 +338,11 @@ impl Updates {
         state.updates.clear();
         state.bytes = 0;
         drop(state);
-        self.taken().clear();
+        // Woken first: a consumer waiting in `recv_until` holds `taken` while it waits, and
+        // lets it go only once woken to find the queue closed.
         self.room.notify_all();
         self.ready.notify_all();
+        self.taken().clear();
     }
 }
 
