@@ -427,6 +427,23 @@ mod tests {
     }
 
     #[test]
+    fn closing_from_another_thread_ends_a_waiting_receive() {
+        let q = Arc::new(Updates::default());
+        let consumer = Arc::clone(&q);
+        let waiting = std::thread::spawn(move || consumer.recv_until(None).is_none());
+        // Closed once the consumer waits (or before: either way it must end).
+        std::thread::sleep(Duration::from_millis(50));
+        let closer = Arc::clone(&q);
+        let closing = std::thread::spawn(move || closer.close());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !(waiting.is_finished() && closing.is_finished()) {
+            assert!(Instant::now() < deadline, "close and receive wait for each other");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(waiting.join().unwrap(), "the receive ends with nothing");
+    }
+
+    #[test]
     fn below_the_limit_every_update_is_kept() {
         let q = Updates::default();
         for i in 0..10 {
