@@ -437,7 +437,10 @@ mod tests {
         let closing = std::thread::spawn(move || closer.close());
         let deadline = Instant::now() + Duration::from_secs(5);
         while !(waiting.is_finished() && closing.is_finished()) {
-            assert!(Instant::now() < deadline, "close and receive wait for each other");
+            assert!(
+                Instant::now() < deadline,
+                "close and receive wait for each other"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(waiting.join().unwrap(), "the receive ends with nothing");
