@@ -25,6 +25,48 @@ const MIN_TMP: usize = 10 * 1024;
 /// faster than it comes does not shrink and grow its buffer over and over).
 pub(crate) const QUIET: u32 = 16;
 
+/// What a buffer does before its next read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resize {
+    Keep,
+    /// Doubles, up to [`MAX_INPUT`].
+    Grow,
+    /// Goes back to its first size (once what it holds is used).
+    Shrink,
+}
+
+/// When the buffers here grow and when they go back, told read by read: a read that fills
+/// all the room there is says more was waiting; [`QUIET`] reads in a row that fill less than
+/// a quarter of it say the burst is over.
+#[derive(Debug, Default)]
+struct Growth {
+    small_reads: u32,
+}
+
+impl Growth {
+    fn after_read(&mut self, amount: usize, room: usize) -> Resize {
+        if amount == room && amount > 0 {
+            self.small_reads = 0;
+            Resize::Grow
+        } else if amount < room / 4 {
+            self.small_reads = self.small_reads.saturating_add(1);
+            if self.small_reads >= QUIET {
+                Resize::Shrink
+            } else {
+                Resize::Keep
+            }
+        } else {
+            self.small_reads = 0;
+            Resize::Keep
+        }
+    }
+}
+
+/// The size a buffer of `len` bytes grows to.
+fn grown(len: usize) -> usize {
+    (len * 2).min(MAX_INPUT).max(len)
+}
+
 #[derive(Debug)]
 pub(crate) struct StreamBuffers {
     /// The input buffer's size until it grows.
@@ -35,10 +77,9 @@ pub(crate) struct StreamBuffers {
     consumed: usize,
     filled: usize,
     output: Vec<u8>,
-    /// The last read filled all the room it had: the next gets more.
-    grow: bool,
-    /// Reads in a row that filled less than a quarter of the room.
-    small_reads: u32,
+    growth: Growth,
+    /// What the last read says the input buffer should do.
+    resize: Resize,
     /// Whether the last `input_consume` used anything (ureq's `can_use_input`).
     progress: bool,
 }
@@ -52,8 +93,8 @@ impl StreamBuffers {
             consumed: 0,
             filled: 0,
             output: Vec::new(),
-            grow: false,
-            small_reads: 0,
+            growth: Growth::default(),
+            resize: Resize::Keep,
             progress: false,
         }
     }
@@ -65,9 +106,9 @@ impl StreamBuffers {
         if self.input.len() < self.input_size {
             self.input.resize(self.input_size, 0);
         }
-        if std::mem::take(&mut self.grow) && self.input.len() < MAX_INPUT {
-            let size = (self.input.len() * 2).min(MAX_INPUT);
-            self.input.resize(size, 0);
+        if self.resize == Resize::Grow {
+            self.resize = Resize::Keep;
+            self.input.resize(grown(self.input.len()), 0);
         }
     }
 
@@ -107,12 +148,7 @@ impl Buffers for StreamBuffers {
         let room = self.input.len() - self.filled;
         // More than the room is a caller's bug; it must not make us read past the buffer.
         let amount = amount.min(room);
-        self.grow = amount == room && amount > 0;
-        self.small_reads = if amount < room / 4 {
-            self.small_reads.saturating_add(1)
-        } else {
-            0
-        };
+        self.resize = self.growth.after_read(amount, room);
         self.filled += amount;
     }
 
@@ -121,10 +157,8 @@ impl Buffers for StreamBuffers {
         self.progress = amount > 0;
         self.consumed += amount;
         // A burst is over and all of it used: back to the first size.
-        if self.consumed == self.filled
-            && self.small_reads >= QUIET
-            && self.input.len() > self.input_size
-        {
+        if self.consumed == self.filled && self.resize == Resize::Shrink {
+            self.resize = Resize::Keep;
             self.consumed = 0;
             self.filled = 0;
             self.input.truncate(self.input_size);
@@ -154,10 +188,10 @@ impl Buffers for StreamBuffers {
 pub(crate) struct ReadBuffer {
     buf: Vec<u8>,
     first: usize,
-    /// The size the next read gets (decided after a read, applied before the next: the
-    /// bytes of the last read stay where they are until then).
-    next: usize,
-    small_reads: u32,
+    growth: Growth,
+    /// What the last read says the buffer should do, done before the next read (the bytes of
+    /// the last read stay where they are until then).
+    resize: Resize,
 }
 
 impl ReadBuffer {
@@ -166,30 +200,23 @@ impl ReadBuffer {
         ReadBuffer {
             buf: vec![0; first],
             first,
-            next: first,
-            small_reads: 0,
+            growth: Growth::default(),
+            resize: Resize::Keep,
         }
     }
 
     /// Reads once from `from`; the bytes are `self.bytes(n)`.
     pub(crate) fn read(&mut self, from: &mut dyn std::io::Read) -> std::io::Result<usize> {
-        if self.next != self.buf.len() {
-            self.buf.resize(self.next, 0);
-            self.buf.shrink_to_fit();
+        match std::mem::replace(&mut self.resize, Resize::Keep) {
+            Resize::Grow => self.buf.resize(grown(self.buf.len()), 0),
+            Resize::Shrink if self.buf.len() > self.first => {
+                self.buf.truncate(self.first);
+                self.buf.shrink_to_fit();
+            }
+            _ => {}
         }
         let n = from.read(&mut self.buf)?;
-        let len = self.buf.len();
-        if n == len {
-            self.small_reads = 0;
-            self.next = (len * 2).min(MAX_INPUT.max(self.first));
-        } else if n < len / 4 {
-            self.small_reads = self.small_reads.saturating_add(1);
-            if self.small_reads >= QUIET {
-                self.next = self.first;
-            }
-        } else {
-            self.small_reads = 0;
-        }
+        self.resize = self.growth.after_read(n, self.buf.len());
         Ok(n)
     }
 

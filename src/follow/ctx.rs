@@ -188,18 +188,32 @@ impl Ctx {
         self.tx.send(update)
     }
 
-    /// Hands on updates that arrived together, in order, with one wake-up of the consumer
-    /// (see `queue::Updates::send_all`). False when the consumer is gone.
-    pub(super) fn send_all(&self, updates: impl IntoIterator<Item = Update>) -> bool {
-        self.tx.send_all(updates)
+    /// Hands on the updates of `batch` (emptied), in order, with one wake-up of the consumer
+    /// (see `queue::Updates::send_all`); false when the consumer is gone. The events of one read of a fast stream go so.
+    pub(super) fn hand_on(&self, batch: &mut Vec<Update>) -> bool {
+        let sent = batch.is_empty() || self.tx.send_all(batch.drain(..));
+        // A read of tiny events made a large batch once: its room is not kept.
+        batch.shrink_to(queue::MAX_UPDATES);
+        sent
     }
 
-    pub(super) fn notice(&self, level: Level, message: String) {
-        let _ = self.send(Update::Notice(Notice {
+    /// Hands on `batch` once it holds a queue's worth (see `hand_on`): a read of tiny events
+    /// holds tens of thousands, and what waits must stay within the queue's bounds.
+    pub(super) fn hand_on_if_full(&self, batch: &mut Vec<Update>) -> bool {
+        batch.len() < queue::MAX_UPDATES || self.hand_on(batch)
+    }
+
+    /// A notice about this follower's resource, to send now or with a batch.
+    pub(super) fn notice_of(&self, level: Level, message: String) -> Update {
+        Update::Notice(Notice {
             uri: self.uri.clone(),
             level,
             message,
-        }));
+        })
+    }
+
+    pub(super) fn notice(&self, level: Level, message: String) {
+        let _ = self.send(self.notice_of(level, message));
     }
 
     pub(super) fn trace(&self, message: String) {

@@ -6,10 +6,9 @@
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::live_sse::MAX_BATCH;
 use super::live_url::{done, event, reopen};
 use super::{Ctx, RequestOutcome};
-use crate::event::{Body, EventKind, Level, Live, Notice, Update};
+use crate::event::{Body, EventKind, Level, Live};
 use crate::http::FetchError;
 use crate::live::Kind;
 use crate::mechanism::Mechanism;
@@ -140,11 +139,10 @@ fn read(
             events += 1;
             let body = Body::new(record, None);
             if !body.is_json() {
-                batch.push(Update::Notice(Notice {
-                    uri: ctx.uri.clone(),
-                    level: Level::Trace,
-                    message: format!("line {line} is not JSON; passed on as text"),
-                }));
+                batch.push(ctx.notice_of(
+                    Level::Trace,
+                    format!("line {line} is not JSON; passed on as text"),
+                ));
             }
             let live = Live::default();
             batch.push(event(
@@ -156,16 +154,14 @@ fn read(
                 live,
                 received,
             ));
-            // A read of tiny lines holds tens of thousands: a queue's worth at a time.
-            if batch.len() >= MAX_BATCH && !ctx.send_all(batch.drain(..)) {
+            if !ctx.hand_on_if_full(&mut batch) {
                 return None;
             }
         }
-        if !batch.is_empty() && !ctx.send_all(batch.drain(..)) {
+        if !ctx.hand_on(&mut batch) {
             return None;
         }
-        records.shrink_to(MAX_BATCH);
-        batch.shrink_to(MAX_BATCH);
+        records.shrink_to(super::queue::MAX_UPDATES);
         // Over --max-body (after the lines before it): asking again would only read the same.
         if let Some(e) = too_long {
             let url = ctx.url.to_string();

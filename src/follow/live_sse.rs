@@ -10,7 +10,7 @@ use super::live_url::{done, event as live_event, reopen};
 use super::sse::{header, headers_and_content};
 use super::value_stream::entity_tag;
 use super::{Ctx, RequestOutcome};
-use crate::event::{Body, EventKind, Level, Live, Notice, SseFacts, Update};
+use crate::event::{Body, EventKind, Level, Live, SseFacts, Update};
 use crate::http::FetchError;
 use crate::mechanism::Mechanism;
 use crate::wire::sse::{Event, Parser};
@@ -21,8 +21,6 @@ const SELF: Mechanism = Mechanism::EventStream;
 /// hold, and a quiet spell shrinks it again (see `stream_buffers::ReadBuffer`): a firehose is
 /// read in large pieces, while quiet streams each keep a small buffer.
 const READ_SIZE: usize = 16 * 1024;
-/// The most events handed on at once (the queue's own limit, see `queue::MAX_UPDATES`).
-pub(super) const MAX_BATCH: usize = 256;
 /// EventSource's reconnection delay until the server sets one.
 const DEFAULT_RETRY: Duration = Duration::from_secs(1);
 /// The headers a LiveResource `update` event's headers line may carry: one of them (and only
@@ -201,16 +199,14 @@ fn read(
             }
             events += 1;
             dispatch(ctx, event, state, &mut batch, received);
-            // A read of tiny events holds tens of thousands: handed on a queue's worth at a
-            // time, so that what waits stays within the queue's bounds.
-            if batch.len() >= MAX_BATCH && !ctx.send_all(batch.drain(..)) {
+            if !ctx.hand_on_if_full(&mut batch) {
                 return None;
             }
         }
-        if !batch.is_empty() && !ctx.send_all(batch.drain(..)) {
+        if !ctx.hand_on(&mut batch) {
             return None;
         }
-        parsed.shrink_to(MAX_BATCH);
+        parsed.shrink_to(super::queue::MAX_UPDATES);
         // Over --max-body (after the events before it): asking again would only read the same.
         if let Some(e) = too_large {
             let url = ctx.url.to_string();
@@ -252,13 +248,12 @@ fn dispatch(
         let etag = etag.or(id_etag);
         if let (Some(previous), Some(held)) = (&previous, &state.etag) {
             if previous != held {
-                out.push(Update::Notice(Notice {
-                    uri: ctx.uri.clone(),
-                    level: Level::Warn,
-                    message: format!(
+                out.push(ctx.notice_of(
+                    Level::Warn,
+                    format!(
                         "an update was missed: this one replaces {previous}, but the last one seen was {held}"
                     ),
-                }));
+                ));
             }
         }
         state.etag.clone_from(&etag);

@@ -17,7 +17,7 @@ use crate::event::{Body, Event, EventKind, Level, Notice, Update};
 /// How many updates may wait before values are coalesced and news waits: enough for a burst
 /// (a few hundred resources starting at once), small enough that a consumer that fell behind
 /// is soon shown the latest value.
-const MAX_UPDATES: usize = 256;
+pub(super) const MAX_UPDATES: usize = 256;
 /// How many bytes of bodies may wait (see `size`).
 const MAX_BYTES: usize = 2 * 1024 * 1024;
 
@@ -161,7 +161,7 @@ impl Updates {
         }
         drop(state);
         // Frees what the consumer handed back, here on a follower's thread (see `recycle`).
-        let spent = std::mem::take(&mut self.spent.lock().unwrap_or_else(|e| e.into_inner()).0);
+        let spent = std::mem::take(&mut *self.spent.lock().unwrap_or_else(|e| e.into_inner()));
         drop(spent);
         true
     }
@@ -181,9 +181,6 @@ impl Updates {
             .map(|e| e.body.as_ref().map_or(0, Body::size))
             .sum();
         let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
-        if spent.0.is_empty() {
-            spent.1 = 0;
-        }
         if spent.0.len() + events.len() <= MAX_SPENT && spent.1 + bytes <= MAX_SPENT_BYTES {
             spent.0.append(events);
             spent.1 += bytes;

@@ -205,25 +205,6 @@ fn a_name_that_does_not_resolve_is_exit_1_with_a_clear_message() {
     assert!(err.ends_with(". Check the host name."), "{err}");
 }
 
-/// A server that answers every request with `head` and then `chunk` forever.
-fn endless(head: &'static str, chunk: &'static [u8]) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf);
-                if stream.write_all(head.as_bytes()).is_err() {
-                    return;
-                }
-                while stream.write_all(chunk).is_ok() {}
-            });
-        }
-    });
-    base
-}
-
 #[test]
 fn limits_stop_endless_bodies_and_lines() {
     let base = endless(

@@ -533,3 +533,23 @@ impl Drop for Served {
         let _ = self.0.wait();
     }
 }
+
+/// A server that answers every request with `head` and then `chunk` over and over, as fast as
+/// the client reads, until it goes. Its base URL.
+pub fn endless(head: &'static str, chunk: &'static [u8]) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                if stream.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                while stream.write_all(chunk).is_ok() {}
+            });
+        }
+    });
+    base
+}
