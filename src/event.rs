@@ -1,5 +1,6 @@
 //! What followers report: events (the resource's values) and notices (what the follower is doing).
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::json_text::Shape;
@@ -223,7 +224,7 @@ pub struct Event {
     /// What happened.
     pub kind: EventKind,
     /// The URL the user asked to follow, exactly as given (after parsing).
-    pub uri: String,
+    pub uri: Arc<str>,
     /// The item's id, for child events.
     pub id: Option<String>,
     /// The `ETag` as the server sent it (quotes included), if any.
@@ -255,7 +256,7 @@ pub struct Live {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseFacts {
     /// The event type (`message` when the event named none).
-    pub event: String,
+    pub event: std::borrow::Cow<'static, str>,
     /// The stream's last event id when it was dispatched (what a reconnect sends as
     /// `Last-Event-ID`); `None` when no id was set.
     pub id: Option<String>,
@@ -274,7 +275,7 @@ pub enum Level {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
     /// The resource it is about.
-    pub uri: String,
+    pub uri: Arc<str>,
     /// How much it matters.
     pub level: Level,
     /// One line, in words.
@@ -285,7 +286,7 @@ pub struct Notice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     /// The resource it is about.
-    pub uri: String,
+    pub uri: Arc<str>,
     /// The mechanism it follows over (or is trying to).
     pub transport: Mechanism,
     /// Since when it has followed over this mechanism without failing.
@@ -312,7 +313,7 @@ pub enum Update {
     /// "do not reconnect"), or a JSON-lines response ended and `--reconnect` was not given.
     Done {
         /// The URL the user asked to follow.
-        uri: String,
+        uri: Arc<str>,
     },
 }
 

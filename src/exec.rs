@@ -298,13 +298,13 @@ fn start(
     sh.arg("-c")
         .arg(command)
         .env("LRWATCH_EVENT", event.kind.as_str())
-        .env("LRWATCH_URI", &event.uri)
+        .env("LRWATCH_URI", &*event.uri)
         .env("LRWATCH_ETAG", event.etag.as_deref().unwrap_or(""))
         .env("LRWATCH_TRANSPORT", event.transport.as_str())
         .env("LRWATCH_ID", event.id.as_deref().unwrap_or(""))
         .env("LRWATCH_NAME", name.unwrap_or(""))
         // An event stream's event name and id (empty otherwise).
-        .env("LRWATCH_SSE_EVENT", sse.map_or("", |s| s.event.as_str()))
+        .env("LRWATCH_SSE_EVENT", sse.map_or("", |s| &*s.event))
         .env(
             "LRWATCH_SSE_ID",
             sse.and_then(|s| s.id.as_deref()).unwrap_or(""),

@@ -28,7 +28,7 @@ pub fn check_pointer(pointer: &str) -> Result<(), UsageError> {
 /// Narrows events to the selected part, remembering the last part seen per resource.
 pub struct Selector {
     pointer: String,
-    last: HashMap<String, Option<Value>>,
+    last: HashMap<std::sync::Arc<str>, Option<Value>>,
 }
 
 impl Selector {

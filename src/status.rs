@@ -27,7 +27,7 @@ struct Inner {
     /// Whether to draw a status line at all (stderr is a terminal, not `-q`).
     enabled: bool,
     color: bool,
-    statuses: BTreeMap<String, Status>,
+    statuses: BTreeMap<std::sync::Arc<str>, Status>,
     shown: bool,
 }
 
@@ -118,7 +118,7 @@ impl Inner {
 }
 
 /// The status line's text: the resource in trouble if any, else the one followed the longest.
-pub fn status_text(statuses: &BTreeMap<String, Status>) -> Option<String> {
+pub fn status_text(statuses: &BTreeMap<std::sync::Arc<str>, Status>) -> Option<String> {
     let worst = statuses
         .values()
         .max_by_key(|s| (s.retries, std::cmp::Reverse(s.since)))?;

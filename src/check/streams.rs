@@ -90,7 +90,7 @@ fn framing_problem(
             )),
         }
     };
-    match (mechanism, event.event.as_str()) {
+    match (mechanism, &*event.event) {
         (Mechanism::MultiplexStream, "message") => {
             match serde_json::from_str::<serde_json::Value>(&event.data) {
                 Ok(serde_json::Value::Object(o)) if o.get("uri").is_some_and(|u| u.is_string()) => {
@@ -497,7 +497,7 @@ mod tests {
 
     fn event(name: &str, data: &str) -> Event {
         Event {
-            event: name.into(),
+            event: name.to_string().into(),
             data: data.into(),
             id: String::new(),
         }

@@ -224,7 +224,7 @@ impl Receiver {
         if subs.phase == Phase::Closing && in_flight(&subs) {
             for sub in subs.by_id.values().filter(|s| s.location.is_none()) {
                 note(Notice {
-                    uri: sub.resource.to_string(),
+                    uri: sub.resource.as_str().into(),
                     level: Level::Trace,
                     message: format!(
                         "waiting up to {} s for the webhook subscription being made at {}, to remove it",
@@ -247,7 +247,7 @@ impl Receiver {
             }
             for sub in subs.by_id.values().filter(|s| s.location.is_none()) {
                 note(Notice {
-                    uri: sub.resource.to_string(),
+                    uri: sub.resource.as_str().into(),
                     level: Level::Warn,
                     message: format!(
                         "the webhook subscription at {} was not answered within {} s; if the server made it, it stays there until the server drops it",
@@ -615,7 +615,7 @@ pub(super) fn run(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
         receiver.forget(id);
         if ctx.options.transport.is_some() {
             return ctx.fail(Error::Refused {
-                url: ctx.uri.clone(),
+                url: ctx.uri.to_string(),
                 transport: mechanism.to_string(),
                 reason,
             });

@@ -501,7 +501,7 @@ pub(super) fn run_wait(ctx: &mut Ctx, mechanism: Mechanism) -> Next {
 pub(super) fn run_stream(ctx: &mut Ctx) -> Next {
     const SELF: Mechanism = Mechanism::ChangesStream;
     sse::run(ctx, SELF, |ctx, event: SseEvent| {
-        let keep_going = match event.event.as_str() {
+        let keep_going = match &*event.event {
             "message" => {
                 event.data.is_empty()
                     || ctx.apply_changes_push(Markers::default(), event.data.as_bytes(), None, SELF)

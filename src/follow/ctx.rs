@@ -81,7 +81,8 @@ pub(super) enum Next {
 
 /// One resource's follower state, shared by its transports.
 pub(super) struct Ctx {
-    pub(super) uri: String,
+    /// The URL the user gave, as events name it: shared by every event (not copied).
+    pub(super) uri: std::sync::Arc<str>,
     /// The URL the user gave: the key the follower is known by, and what events name.
     pub(super) url: Url,
     /// Where the resource lives: the final URL of its latest full response, after redirects.

@@ -39,7 +39,7 @@ pub(super) fn launch(
             return;
         }
         let ctx = Ctx {
-            uri: url.to_string(),
+            uri: url.as_str().into(),
             url: url.clone(),
             location: url.clone(),
             moved_for_good: false,

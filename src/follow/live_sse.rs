@@ -290,7 +290,7 @@ fn dispatch(
 /// A LiveResource-framed event (an `open` or `update` whose first data line is an object of
 /// protocol headers): its ETag, Previous-ETag and content.
 fn framed(event: &Event) -> Option<(Option<String>, Option<String>, Option<Body>)> {
-    if !matches!(event.event.as_str(), "open" | "update") {
+    if !matches!(&*event.event, "open" | "update") {
         return None;
     }
     let (headers, content) = headers_and_content(&event.data)?;
@@ -321,7 +321,7 @@ mod tests {
 
     fn ev(name: &str, data: &str) -> Event {
         Event {
-            event: name.to_string(),
+            event: name.to_string().into(),
             data: data.to_string(),
             id: String::new(),
         }

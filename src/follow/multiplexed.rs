@@ -134,7 +134,7 @@ impl Joined {
             // binary says which option raises it); under auto, the resource falls back.
             HubEvent::TooLarge(what) if ctx.options.transport.is_some() => {
                 ctx.fail(Error::TooLarge {
-                    url: ctx.uri.clone(),
+                    url: ctx.uri.to_string(),
                     what,
                 });
                 return Some(self.leave(ctx, Next::Stop));
@@ -142,7 +142,7 @@ impl Joined {
             HubEvent::Refused(reason) | HubEvent::TooLarge(reason) => {
                 if ctx.options.transport.is_some() {
                     ctx.fail(Error::Refused {
-                        url: ctx.uri.clone(),
+                        url: ctx.uri.to_string(),
                         transport: mechanism.to_string(),
                         reason,
                     });

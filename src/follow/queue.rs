@@ -110,7 +110,7 @@ impl State {
         let at = self
             .updates
             .range(..before)
-            .rposition(|u| matches!(u, Update::Event(e) if e.uri == uri))?;
+            .rposition(|u| matches!(u, Update::Event(e) if &*e.uri == uri))?;
         match &self.updates[at] {
             Update::Event(e) if coalescible(e) => Some(at),
             _ => None,
@@ -354,7 +354,7 @@ mod tests {
     fn event(uri: &str, kind: EventKind, body: &str) -> Update {
         Update::Event(Event {
             kind,
-            uri: uri.to_string(),
+            uri: uri.into(),
             id: None,
             etag: None,
             transport: Mechanism::ValueStream,

@@ -37,7 +37,7 @@ pub(super) fn entity_tag(id: &str) -> Option<String> {
 
 /// `etag`: the entity-tag the event's own id carries, if any.
 fn handle(ctx: &mut Ctx, event: Event, etag: Option<String>) -> Flow {
-    let keep_going = match event.event.as_str() {
+    let keep_going = match &*event.event {
         "message" if event.data.is_empty() => ctx.apply_push(
             Push {
                 etag,

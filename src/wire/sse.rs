@@ -92,8 +92,9 @@ fn split_lines(data: &str) -> Vec<&str> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// The event type: the last `event:` field, or `message` when there was none (an unnamed
-    /// event, as form A sends).
-    pub event: String,
+    /// event, as form A sends). Borrowed for `message`: a firehose of unnamed events allocates
+    /// no name for each.
+    pub event: std::borrow::Cow<'static, str>,
     /// The data lines joined with LF. Empty for an event whose data lines were all empty.
     pub data: String,
     /// The last event id at dispatch (the stream's, not only this event's): what a reconnecting
@@ -308,9 +309,9 @@ impl Parser {
         data.pop(); // the LF every data line added; the buffer is not empty, so there is one
         Some(Event {
             event: if event.is_empty() {
-                "message".to_owned()
+                "message".into()
             } else {
-                event
+                event.into()
             },
             data,
             id: self.last_id.clone(),
@@ -328,7 +329,7 @@ mod tests {
 
     fn ev(event: &str, data: &str, id: &str) -> Event {
         Event {
-            event: event.into(),
+            event: event.to_string().into(),
             data: data.into(),
             id: id.into(),
         }

@@ -393,10 +393,10 @@ fn value_stream_form_a_sends_values_and_empty_data_for_deleted() {
     let mut s = sse(&base, "/objects/v?stream=value", &[]);
     put(&format!("{base}/objects/v"), "[1]");
     let e = s.next();
-    assert_eq!((e.event.as_str(), e.data.as_str()), ("message", "[1]"));
+    assert_eq!((&*e.event, e.data.as_str()), ("message", "[1]"));
     agent().delete(&format!("{base}/objects/v")).call().unwrap();
     let e = s.next();
-    assert_eq!((e.event.as_str(), e.data.as_str()), ("message", ""));
+    assert_eq!((&*e.event, e.data.as_str()), ("message", ""));
     assert_eq!(e.id, "", "no ids outside reliable mode");
 }
 
@@ -406,7 +406,7 @@ fn value_stream_form_b_has_open_then_updates_with_headers() {
     // B's way: the resource URI with Accept.
     let mut s = sse(&base, "/counter/b", &[("Accept", "text/event-stream")]);
     let open = s.next();
-    assert_eq!((open.event.as_str(), open.data.as_str()), ("open", ""));
+    assert_eq!((&*open.event, open.data.as_str()), ("open", ""));
     let first = post(&format!("{base}/counter/b"));
     let etag1 = header(&first, "etag").unwrap();
     let e = s.next();
@@ -513,7 +513,7 @@ fn hint_stream_sends_bare_updates() {
     assert_eq!(s.next().event, "open");
     post(&format!("{base}/counter/h"));
     let e = s.next();
-    assert_eq!((e.event.as_str(), e.data.as_str()), ("update", ""));
+    assert_eq!((&*e.event, e.data.as_str()), ("update", ""));
 }
 
 #[test]
