@@ -1,10 +1,11 @@
 //! The way out: every connection (HTTP requests, the protocol's WebSockets and `ws://` URLs
 //! given directly) through the proxy of the environment, whatever its kind (`http://` and
-//! `https://` with CONNECT, SOCKS5 by a proxy written here from RFC 1928 and 1929), `NO_PROXY`
-//! honoured; and IPv6 literals (`http://[::1]:PORT/`, `ws://[::1]:PORT/`) on every transport.
+//! `https://` with CONNECT; SOCKS5 by a proxy written here from RFC 1928 and 1929, SOCKS4 and
+//! SOCKS4a by one written here too), `NO_PROXY` honoured; and IPv6 literals
+//! (`http://[::1]:PORT/`, `ws://[::1]:PORT/`) on every transport.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 
 use crate::harness::*;
@@ -142,11 +143,45 @@ fn socks_proxy_with_login() -> LoopbackProxy {
     loopback_proxy("socks5", |client| socks_session(client, Some(SOCKS_LOGIN)))
 }
 
+/// A SOCKS4 proxy on loopback that takes SOCKS4a too (a name for it to resolve), and nothing
+/// else (a SOCKS5 greeting is refused): every tunnel it records was asked for in SOCKS4, its
+/// target named as the client named it (`1.2.3.4:80`, or `name:80` by SOCKS4a).
+fn socks4_proxy() -> LoopbackProxy {
+    loopback_proxy("socks4", socks4_session)
+}
+
 /// `n` bytes from `client`.
 fn take(client: &mut TcpStream, n: usize) -> Option<Vec<u8>> {
     let mut bytes = vec![0u8; n];
     client.read_exact(&mut bytes).ok()?;
     Some(bytes)
+}
+
+/// The bytes from `client` up to a NUL (taken, not kept), at most 255 of them.
+fn take_until_nul(client: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    loop {
+        match take(client, 1)?[0] {
+            0 => return Some(bytes),
+            _ if bytes.len() == 255 => return None,
+            byte => bytes.push(byte),
+        }
+    }
+}
+
+/// The end of a SOCKS session, whatever its version: connects to `target` (`host:port`) and
+/// tells the client how that went by `answer` (given the proxy's port toward the target, or
+/// `None` when unreachable); the connection and its target, or `None`.
+fn reach(
+    client: &mut TcpStream,
+    target: String,
+    answer: fn(Option<u16>) -> Vec<u8>,
+) -> Option<(TcpStream, String)> {
+    let server = TcpStream::connect(target.as_str()).ok();
+    let bound = server.as_ref().and_then(|s| s.local_addr().ok());
+    client.write_all(&answer(bound.map(|b| b.port()))).ok()?;
+    client.set_read_timeout(None).ok()?;
+    Some((server?, target))
 }
 
 /// One SOCKS5 client, up to its tunnel: the method negotiation (no authentication, or
@@ -205,15 +240,36 @@ fn socks_session(
     };
     let port = take(client, 2)?;
     let target = format!("{host}:{}", u16::from_be_bytes([port[0], port[1]]));
-    let Ok(server) = TcpStream::connect(target.as_str()) else {
-        return failed(client, 5);
+    // Succeeded (bound to 127.0.0.1 and the port), or the host unreachable (5).
+    reach(client, target, |bound| match bound {
+        Some(port) => [&[5, 0, 0, 1, 127, 0, 0, 1][..], &port.to_be_bytes()].concat(),
+        None => vec![5, 5, 0, 1, 0, 0, 0, 0, 0, 0],
+    })
+}
+
+/// One SOCKS4 client, up to its tunnel: version 4, CONNECT, the port, the address, a user id
+/// ended by a NUL; for SOCKS4a the address 0.0.0.x (x not 0) and the name after the user id,
+/// ended by a NUL. Its target reached, or `None` (told to the client).
+fn socks4_session(client: &mut TcpStream) -> Option<(TcpStream, String)> {
+    client.set_read_timeout(Some(BOUND)).ok()?;
+    let request = take(client, 2)?;
+    if request != [4, 1] {
+        let _ = client.write_all(&[0, 91, 0, 0, 0, 0, 0, 0]);
+        return None;
+    }
+    let port = take(client, 2)?;
+    let ip: [u8; 4] = take(client, 4)?.try_into().ok()?;
+    take_until_nul(client)?;
+    let host = match ip {
+        [0, 0, 0, x] if x != 0 => String::from_utf8(take_until_nul(client)?).ok()?,
+        ip => std::net::Ipv4Addr::from(ip).to_string(),
     };
-    let bound = server.local_addr().ok()?;
-    let mut reply = vec![5, 0, 0, 1, 127, 0, 0, 1];
-    reply.extend_from_slice(&bound.port().to_be_bytes());
-    client.write_all(&reply).ok()?;
-    client.set_read_timeout(None).ok()?;
-    Some((server, target))
+    let target = format!("{host}:{}", u16::from_be_bytes([port[0], port[1]]));
+    // Granted (90, then the port and address bound to), or rejected or failed (91).
+    reach(client, target, |bound| match bound {
+        Some(port) => [&[0, 90][..], &port.to_be_bytes(), &[127, 0, 0, 1]].concat(),
+        None => vec![0, 91, 0, 0, 0, 0, 0, 0],
+    })
 }
 
 #[test]
@@ -653,6 +709,109 @@ fn socks5h_sends_the_name_unresolved() {
         "{tunnels:#?}"
     );
     assert!(tunnels.iter().any(Tunnel::is_websocket), "{tunnels:#?}");
+}
+
+/// socks4:// and socks4a://: the discovery request and the protocol socket go through a proxy
+/// that speaks only SOCKS4, and a `ws://` URL given directly too. socks4 hands it the address
+/// (the URL's, 127.0.0.1); socks4a hands it the host's name (`localhost`), for it to resolve.
+#[test]
+fn requests_and_sockets_go_through_a_socks4_proxy() {
+    let proxy = socks4_proxy();
+    let base = reference_server();
+    let port = base.rsplit(':').next().unwrap().to_string();
+    let ws_server = counting_ws_server(TcpListener::bind("127.0.0.1:0").unwrap());
+    let ws_port = ws_server.base.rsplit(':').next().unwrap().to_string();
+    for (n, (scheme, host)) in [("socks4", "127.0.0.1"), ("socks4a", "localhost")]
+        .into_iter()
+        .enumerate()
+    {
+        let url = proxy.url.replace("socks4://", &format!("{scheme}://"));
+        let before = proxy.tunnels().len();
+        let resource = format!("http://{host}:{port}/counter/{scheme}");
+        let mut run = lrwatch_env(
+            &["-v", "-n", "2", "--transport", "multiplex-ws", &resource],
+            &[("ALL_PROXY", &url)],
+        );
+        let said = run.stderr_until("requests and WebSockets go");
+        assert!(
+            said.contains(&format!("through proxy {url} (from ALL_PROXY)")),
+            "{scheme}: {said}"
+        );
+        assert_eq!(run.line(), "0", "{scheme}");
+        let said = run.stderr_until("connecting to ws://");
+        assert!(said.contains(&format!("through proxy {url}")), "{said}");
+        post(&format!("{base}/counter/{scheme}"));
+        assert_eq!(run.line(), "1", "{scheme}");
+        assert!(run.wait().success(), "{scheme}: {}", run.stderr_text());
+        // Every tunnel asked for in SOCKS4, to the host as the scheme says to name it.
+        let path = format!("/counter/{scheme}");
+        let authority = format!("{host}:{port}");
+        assert_carried(&proxy.tunnels()[before..], &authority, &path, scheme);
+
+        let before = proxy.tunnels().len();
+        let feed = format!("ws://{host}:{ws_port}/feed");
+        let mut run = lrwatch_env(&["-v", "-n", "1", &feed], &[("ALL_PROXY", &url)]);
+        let said = run.stderr_until(&format!("connecting to {feed} "));
+        assert!(
+            said.contains(&format!(
+                "connecting to {feed} through proxy {url} (from ALL_PROXY)"
+            )),
+            "{scheme}: {said}"
+        );
+        assert_eq!(run.line(), n.to_string(), "{scheme}");
+        assert!(run.wait().success(), "{scheme}: {}", run.stderr_text());
+        let tunnels = &proxy.tunnels()[before..];
+        assert_eq!(tunnels.len(), 1, "{scheme}: {tunnels:#?}");
+        assert_eq!(tunnels[0].target, format!("{host}:{ws_port}"), "{scheme}");
+        assert!(
+            tunnels[0].is_websocket() && tunnels[0].first_request.starts_with("GET /feed "),
+            "{scheme}: {tunnels:#?}"
+        );
+    }
+    assert_eq!(ws_server.requests(), 2);
+}
+
+/// socks5:// (and socks://, and socks4://) resolve the host's name here: the proxy is asked
+/// for the address `localhost` resolves to first (where the server listens), never the name,
+/// for requests and sockets alike.
+#[test]
+fn socks5_resolves_the_name_here() {
+    let first = ("localhost", 0).to_socket_addrs().unwrap().next().unwrap();
+    let handle = lrwatch::server::Server::bind(&first.to_string())
+        .and_then(|s| s.spawn())
+        .expect("start the reference server where localhost resolves to");
+    let addr = handle.local_addr();
+    std::mem::forget(handle);
+    let socks5 = socks_proxy();
+    let socks4 = socks4_proxy();
+    let mut schemes = vec![
+        ("socks5", &socks5, socks5.url.clone()),
+        (
+            "socks",
+            &socks5,
+            socks5.url.replace("socks5://", "socks://"),
+        ),
+    ];
+    // SOCKS4 carries no IPv6 address.
+    if addr.is_ipv4() {
+        schemes.push(("socks4", &socks4, socks4.url.clone()));
+    } else {
+        eprintln!("socks4 skipped: localhost resolves to {} first", addr.ip());
+    }
+    for (scheme, proxy, url) in schemes {
+        let before = proxy.tunnels().len();
+        let resource = format!("http://localhost:{}/counter/here-{scheme}", addr.port());
+        let mut run = lrwatch_env(
+            &["-n", "2", "--transport", "multiplex-ws", &resource],
+            &[("HTTP_PROXY", &url)],
+        );
+        assert_eq!(run.line(), "0", "{scheme}");
+        post(&format!("http://{addr}/counter/here-{scheme}"));
+        assert_eq!(run.line(), "1", "{scheme}");
+        assert!(run.wait().success(), "{scheme}: {}", run.stderr_text());
+        let path = format!("/counter/here-{scheme}");
+        assert_carried(&proxy.tunnels()[before..], &addr.to_string(), &path, scheme);
+    }
 }
 
 /// A `ws://` URL given directly goes through the SOCKS proxy too.
