@@ -1,6 +1,8 @@
 //! What followers report: events (the resource's values) and notices (what the follower is doing).
 
 use std::sync::Arc;
+
+use bytes::Bytes;
 use std::time::SystemTime;
 
 use crate::json_text::Shape;
@@ -53,8 +55,9 @@ impl EventKind {
 /// (see [`Body::compact_json`]).
 #[derive(Debug, Clone)]
 pub struct Body {
-    /// The bytes exactly as the server sent them.
-    pub bytes: Vec<u8>,
+    /// The bytes exactly as the server sent them (perhaps a slice of the read they came in,
+    /// shared with the other events made of it).
+    pub bytes: Bytes,
     /// The `Content-Type`, if any.
     pub content_type: Option<String>,
     /// Whether `bytes` are one JSON text (`None`: not), and how it is written: set when made
@@ -81,14 +84,14 @@ impl Body {
     /// Wraps received bytes, reading them as JSON when the media type says JSON
     /// (`application/json`, `*+json`), or when there is no `Content-Type` and the bytes parse.
     /// A body that claims JSON but does not parse stays text: it is shown, not dropped.
-    pub fn new(bytes: Vec<u8>, content_type: Option<String>) -> Body {
+    pub fn new(bytes: impl Into<Bytes>, content_type: Option<String>) -> Body {
         let json_type = content_type.as_deref().map(is_json_media_type);
         let shape = match json_type {
             Some(false) => std::sync::OnceLock::from(None),
             Some(true) | None => std::sync::OnceLock::new(),
         };
         Body {
-            bytes,
+            bytes: bytes.into(),
             content_type,
             shape,
             utf8: false,
@@ -96,18 +99,35 @@ impl Body {
         }
     }
 
-    /// Like [`Body::new`], for text already decoded (an event stream's data).
-    pub fn from_text(text: String, content_type: Option<String>) -> Body {
+    /// An event's data as it came (no type): JSON when it is one JSON text, else text, its
+    /// invalid UTF-8 replaced as EventSource decodes it. Checked here, at once: a fast stream
+    /// reads this on the thread that read the bytes, while they are in its core's cache (the
+    /// printer would be the first to touch them, and pay for fetching them).
+    pub fn from_stream_data(data: Bytes) -> Body {
+        // Set, not left to be found on first use: a fast stream makes a million of these a
+        // second, and a lock's first use costs more than a set value.
+        let shape = crate::json_text::shape(&data, false);
+        let data = match shape {
+            // JSON is UTF-8: the check found it so.
+            Some(_) => data,
+            None => match std::str::from_utf8(&data) {
+                Ok(_) => data,
+                Err(_) => Bytes::from(String::from_utf8_lossy(&data).into_owned()),
+            },
+        };
         Body {
+            bytes: data,
+            content_type: None,
+            shape: std::sync::OnceLock::from(shape),
             utf8: true,
-            ..Body::new(text.into_bytes(), content_type)
+            value: std::sync::OnceLock::new(),
         }
     }
 
     /// Bytes that are not to be read as JSON whatever they hold (a binary message).
-    pub fn opaque(bytes: Vec<u8>, content_type: Option<String>) -> Body {
+    pub fn opaque(bytes: impl Into<Bytes>, content_type: Option<String>) -> Body {
         Body {
-            bytes,
+            bytes: bytes.into(),
             content_type,
             shape: std::sync::OnceLock::from(None),
             utf8: false,
@@ -118,7 +138,7 @@ impl Body {
     /// A JSON value as a body (`application/json`, its bytes the compact text).
     pub fn from_json(value: serde_json::Value) -> Body {
         Body {
-            bytes: value.to_string().into_bytes(),
+            bytes: value.to_string().into(),
             content_type: Some("application/json".to_string()),
             // Written by serde_json: compact.
             shape: std::sync::OnceLock::from(Some(Shape::Compact)),
@@ -131,7 +151,7 @@ impl Body {
     /// representation of the same resource was labelled JSON), or when it is labelled
     /// `text/html` but is a JSON object or array: servers mislabel JSON (the protocol's public
     /// test server sends it as `text/html`), and an HTML page is never one.
-    pub fn typed(bytes: Vec<u8>, content_type: Option<String>, json_seen: bool) -> Body {
+    pub fn typed(bytes: impl Into<Bytes>, content_type: Option<String>, json_seen: bool) -> Body {
         let mut body = Body::new(bytes, content_type);
         if !body.is_json() {
             let html = body
@@ -185,7 +205,7 @@ impl Body {
     /// strings, so one line that serde_json would write alike up to number formats and escapes
     /// (both read back the same). Printing them saves building and writing the value.
     pub fn compact_json(&self) -> Option<&[u8]> {
-        (self.shape() == Some(Shape::Compact)).then_some(self.bytes.as_slice())
+        (self.shape() == Some(Shape::Compact)).then_some(&self.bytes[..])
     }
 
     /// The memory it holds, roughly, for bounds on what waits: its bytes, and a parsed JSON
@@ -323,8 +343,11 @@ mod tests {
 
     #[test]
     fn json_detection() {
-        let j =
-            |b: &str, ct: Option<&str>| Body::new(b.into(), ct.map(String::from)).json().cloned();
+        let j = |b: &str, ct: Option<&str>| {
+            Body::new(b.to_string(), ct.map(String::from))
+                .json()
+                .cloned()
+        };
         assert_eq!(j("1", Some("application/json")), Some(serde_json::json!(1)));
         assert_eq!(
             j("{\"a\":1}", Some("application/vnd.x+json; charset=utf-8")),
@@ -339,7 +362,7 @@ mod tests {
     #[test]
     fn typed_follows_the_resource_and_mislabelled_html() {
         let t = |b: &str, ct: Option<&str>, seen| {
-            Body::typed(b.into(), ct.map(String::from), seen)
+            Body::typed(b.to_string(), ct.map(String::from), seen)
                 .json()
                 .cloned()
         };

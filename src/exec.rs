@@ -323,7 +323,7 @@ fn start(
         let mut line = Vec::new();
         // Writing to memory cannot fail.
         let _ = crate::output::write_envelope(&mut line, event, name);
-        line
+        bytes::Bytes::from(line)
     } else {
         event
             .body

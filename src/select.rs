@@ -114,7 +114,7 @@ mod tests {
     fn only_changes_of_the_part_are_events() {
         let mut s = Selector::new("/count".into());
         let first = s.apply(value(r#"{"count":1,"other":1}"#)).unwrap().unwrap();
-        assert_eq!(first.body.unwrap().bytes, b"1");
+        assert_eq!(first.body.unwrap().bytes, &b"1"[..]);
         assert!(s
             .apply(value(r#"{"count":1,"other":2}"#))
             .unwrap()
@@ -123,7 +123,7 @@ mod tests {
             .apply(value(r#"{"count":{"x":[2]},"other":2}"#))
             .unwrap()
             .unwrap();
-        assert_eq!(next.body.unwrap().bytes, br#"{"x":[2]}"#);
+        assert_eq!(next.body.unwrap().bytes, &br#"{"x":[2]}"#[..]);
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //! the front when it is all used or fills more than half the buffer, at least 10 KiB of
 //! scratch room).
 
+use std::sync::Arc;
+
+use bytes::Bytes;
 use ureq::unversioned::transport::Buffers;
 
 /// The most the input buffer grows to.
@@ -184,9 +187,17 @@ impl Buffers for StreamBuffers {
 /// A follower's own read buffer for a stream's body, sized as the connection's buffers are:
 /// it doubles while reads fill it, up to [`MAX_INPUT`], and goes back to its first size after
 /// [`QUIET`] small reads (a catch-up burst, then a quiet stream, keeps no large buffer).
+///
+/// Each read is handed out as [`Bytes`] that events can keep slices of, so a fast stream's
+/// event bodies are not copied out of it one allocation each (BENCHMARKS.md). A buffer is read
+/// into again once nothing holds a slice of it; while the printer still holds some, the next
+/// read goes into another of at most [`POOL`] buffers, or a new one.
 #[derive(Debug)]
 pub(crate) struct ReadBuffer {
-    buf: Vec<u8>,
+    /// The buffers reads went into, each shared with the slices of its last read still held.
+    chunks: Vec<Arc<Vec<u8>>>,
+    /// The size the next read gets.
+    size: usize,
     first: usize,
     growth: Growth,
     /// What the last read says the buffer should do, done before the next read (the bytes of
@@ -194,35 +205,67 @@ pub(crate) struct ReadBuffer {
     resize: Resize,
 }
 
+/// How many buffers a stream keeps for reuse: enough for the reads whose events wait in the
+/// queue and among the printed ones handed back, beyond which a new buffer is allocated (and
+/// the oldest kept one left to the slices that hold it).
+const POOL: usize = 8;
+
+/// A read, shared by the slices made of it: what keeps its buffer from being read into again.
+struct Lease(Arc<Vec<u8>>, usize);
+
+impl AsRef<[u8]> for Lease {
+    fn as_ref(&self) -> &[u8] {
+        &self.0[..self.1]
+    }
+}
+
 impl ReadBuffer {
     pub(crate) fn new(first: usize) -> ReadBuffer {
         let first = first.max(1);
         ReadBuffer {
-            buf: vec![0; first],
+            chunks: Vec::new(),
+            size: first,
             first,
             growth: Growth::default(),
             resize: Resize::Keep,
         }
     }
 
-    /// Reads once from `from`; the bytes are `self.bytes(n)`.
-    pub(crate) fn read(&mut self, from: &mut dyn std::io::Read) -> std::io::Result<usize> {
+    /// Reads once from `from`, into a buffer nothing else holds: the bytes read (empty at the
+    /// end of the stream).
+    pub(crate) fn read(&mut self, from: &mut dyn std::io::Read) -> std::io::Result<Bytes> {
         match std::mem::replace(&mut self.resize, Resize::Keep) {
-            Resize::Grow => self.buf.resize(grown(self.buf.len()), 0),
-            Resize::Shrink if self.buf.len() > self.first => {
-                self.buf.truncate(self.first);
-                self.buf.shrink_to_fit();
+            Resize::Grow => self.size = grown(self.size),
+            Resize::Shrink if self.size > self.first => {
+                self.size = self.first;
+                // The burst's buffers are given back (those still held, once let go).
+                self.chunks.truncate(1);
             }
             _ => {}
         }
-        let n = from.read(&mut self.buf)?;
-        self.resize = self.growth.after_read(n, self.buf.len());
-        Ok(n)
-    }
-
-    /// The first `n` bytes, what the last read put there.
-    pub(crate) fn bytes(&self, n: usize) -> &[u8] {
-        &self.buf[..n.min(self.buf.len())]
+        let free = match self
+            .chunks
+            .iter_mut()
+            .position(|c| Arc::get_mut(c).is_some())
+        {
+            Some(i) => i,
+            None => {
+                if self.chunks.len() >= POOL {
+                    self.chunks.remove(0);
+                }
+                self.chunks.push(Arc::new(Vec::new()));
+                self.chunks.len() - 1
+            }
+        };
+        let chunk = &mut self.chunks[free];
+        let buf = Arc::get_mut(chunk).expect("a buffer nothing else holds");
+        if buf.len() != self.size {
+            buf.resize(self.size, 0);
+            buf.shrink_to_fit();
+        }
+        let n = from.read(buf)?.min(buf.len());
+        self.resize = self.growth.after_read(n, buf.len());
+        Ok(Bytes::from_owner(Lease(Arc::clone(chunk), n)))
     }
 }
 
@@ -290,19 +333,44 @@ mod tests {
         let mut burst: &[u8] = &[7; 1_000_000];
         let mut sizes = Vec::new();
         for _ in 0..12 {
-            let n = r.read(&mut burst).unwrap();
-            assert!(r.bytes(n).iter().all(|&b| b == 7));
-            sizes.push(n);
+            let read = r.read(&mut burst).unwrap();
+            assert!(read.iter().all(|&b| b == 7));
+            sizes.push(read.len());
         }
         assert_eq!(&sizes[..4], [1000, 2000, 4000, 8000], "doubles while full");
         assert_eq!(*sizes.iter().max().unwrap(), MAX_INPUT, "no further");
         let mut quiet: &[u8] = &[];
         for _ in 0..QUIET {
-            assert_eq!(r.read(&mut quiet).unwrap(), 0);
+            assert!(r.read(&mut quiet).unwrap().is_empty());
         }
         r.read(&mut quiet).unwrap();
-        assert_eq!(r.buf.len(), 1000, "back to its first size");
-        assert!(r.buf.capacity() < MAX_INPUT);
+        assert_eq!(r.chunks.len(), 1);
+        assert_eq!(r.chunks[0].len(), 1000, "back to its first size");
+        assert!(r.chunks[0].capacity() < MAX_INPUT);
+    }
+
+    #[test]
+    fn a_read_buffer_is_read_into_again_only_once_nothing_holds_it() {
+        let mut r = ReadBuffer::new(4);
+        let mut stream: &[u8] = b"aaaabbbbccccdddd";
+        let first = r.read(&mut stream).unwrap();
+        let kept = first.slice(1..3);
+        drop(first);
+        // A slice of the first read is held: the second (grown, as the first was full) goes
+        // into another buffer, and the slice is not overwritten.
+        let second = r.read(&mut stream).unwrap();
+        assert_eq!((&kept[..], &second[..]), (&b"aa"[..], &b"bbbbcccc"[..]));
+        assert_eq!(r.chunks.len(), 2);
+        drop((kept, second));
+        // Nothing held: a buffer is reused, none added.
+        assert_eq!(&r.read(&mut stream).unwrap()[..], b"dddd");
+        assert_eq!(r.chunks.len(), 2);
+        // Held past the pool's size, the oldest buffers are left to their slices.
+        let held: Vec<Bytes> = (0..POOL + 3)
+            .map(|_| r.read(&mut &b"eeee"[..]).unwrap())
+            .collect();
+        assert!(held.iter().all(|b| &b[..] == b"eeee"));
+        assert_eq!(r.chunks.len(), POOL);
     }
 
     #[test]

@@ -92,7 +92,7 @@ fn framing_problem(
     };
     match (mechanism, &*event.event) {
         (Mechanism::MultiplexStream, "message") => {
-            match serde_json::from_str::<serde_json::Value>(&event.data) {
+            match serde_json::from_str::<serde_json::Value>(&event.text()) {
                 Ok(serde_json::Value::Object(o)) if o.get("uri").is_some_and(|u| u.is_string()) => {
                     let uri = o["uri"].as_str().unwrap_or("");
                     (!asked(uri))
@@ -110,11 +110,11 @@ fn framing_problem(
         )),
         (_, "message") => {
             let valid = event.data.is_empty()
-                || serde_json::from_str::<serde_json::Value>(&event.data).is_ok();
+                || serde_json::from_str::<serde_json::Value>(&event.text()).is_ok();
             (!valid).then(|| "an unnamed event's data is not a JSON value".to_string())
         }
         (_, "open" | "update") if event.data.is_empty() => None,
-        (_, "open" | "update") => headers_line(&event.data),
+        (_, "open" | "update") => headers_line(&event.text()),
         (_, other) => Some(format!(
             "events are unnamed (form A) or named open and update (forms B, C); got {other:?}"
         )),
@@ -406,7 +406,8 @@ fn gap_markers(
     if rel == "alternate" || event.event != "update" || event.data.is_empty() {
         return None;
     }
-    let first = event.data.split('\n').next().unwrap_or("");
+    let text = event.text();
+    let first = text.split('\n').next().unwrap_or("");
     let headers = serde_json::from_str::<serde_json::Value>(first).ok()?;
     let named = headers
         .as_object()?
@@ -498,7 +499,7 @@ mod tests {
     fn event(name: &str, data: &str) -> Event {
         Event {
             event: name.to_string().into(),
-            data: data.into(),
+            data: data.to_string().into(),
             id: String::new(),
         }
     }

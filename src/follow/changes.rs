@@ -504,11 +504,16 @@ pub(super) fn run_stream(ctx: &mut Ctx) -> Next {
         let keep_going = match &*event.event {
             "message" => {
                 event.data.is_empty()
-                    || ctx.apply_changes_push(Markers::default(), event.data.as_bytes(), None, SELF)
+                    || ctx.apply_changes_push(
+                        Markers::default(),
+                        event.text().as_bytes(),
+                        None,
+                        SELF,
+                    )
             }
             "open" if event.data.is_empty() => true,
             "update" if event.data.is_empty() => ctx.resync(SELF),
-            "open" | "update" => match headers_and_content(&event.data) {
+            "open" | "update" => match headers_and_content(&event.text()) {
                 Some((headers, content)) => {
                     let pairs: Vec<(&str, &str)> = headers
                         .iter()

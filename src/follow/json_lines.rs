@@ -121,12 +121,12 @@ fn read(
     loop {
         let mut too_long = None;
         let ended = match buf.read(&mut stream) {
-            Ok(0) => {
+            Ok(piece) if piece.is_empty() => {
                 records.extend(splitter.finish());
                 true
             }
-            Ok(n) => {
-                too_long = splitter.feed(buf.bytes(n), &mut records).err();
+            Ok(piece) => {
+                too_long = splitter.feed(&piece, &mut records).err();
                 false
             }
             Err(e) => {

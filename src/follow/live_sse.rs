@@ -185,14 +185,17 @@ fn read(
     let mut batch = Vec::new();
     let mut parsed = Vec::new();
     loop {
-        let n = match buf.read(&mut stream) {
-            Ok(0) => return Some((events, "the stream ended".to_string())),
-            Ok(n) => n,
+        let piece = match buf.read(&mut stream) {
+            Ok(piece) if piece.is_empty() => {
+                return Some((events, "the stream ended".to_string()));
+            }
+            Ok(piece) => piece,
             Err(e) => return Some((events, format!("the stream broke ({e})"))),
         };
         // The events of one read were received together: one time for all of them.
         let received = SystemTime::now();
-        let too_large = parser.feed_into(buf.bytes(n), &mut parsed).err();
+        let too_large = parser.feed_shared(&piece, &mut parsed).err();
+        unpin(&mut parsed, piece.len());
         for event in parsed.drain(..) {
             if events == 0 {
                 ctx.succeeded();
@@ -218,6 +221,19 @@ fn read(
         }
         if !ctx.running() {
             return None;
+        }
+    }
+}
+
+/// Copies the data of `events` out of the read they were sliced from, unless they make up half
+/// of its `read` bytes at least: an event keeps the whole read it is a slice of from being
+/// reused or freed, and a server that pads a few bytes of events with a read's worth of
+/// comments must not make each waiting event hold a read's worth of memory.
+fn unpin(events: &mut [Event], read: usize) {
+    let data: usize = events.iter().map(|e| e.data.len()).sum();
+    if data * 2 < read {
+        for event in events {
+            event.data = bytes::Bytes::copy_from_slice(&event.data);
         }
     }
 }
@@ -272,10 +288,7 @@ fn dispatch(
         });
         return;
     }
-    let body = Body::from_text(event.data, None);
-    // Checked here, while its bytes are in this core's cache from the copy just made: on the
-    // printer's thread the check is the first to touch them, and pays for fetching them.
-    body.is_json();
+    let body = Body::from_stream_data(event.data);
     out.push(live_event(
         ctx,
         EventKind::Value,
@@ -293,7 +306,8 @@ fn framed(event: &Event) -> Option<(Option<String>, Option<String>, Option<Body>
     if !matches!(&*event.event, "open" | "update") {
         return None;
     }
-    let (headers, content) = headers_and_content(&event.data)?;
+    let text = event.text();
+    let (headers, content) = headers_and_content(&text)?;
     let protocol = !headers.is_empty()
         && headers.iter().all(|(k, v)| {
             v.is_string() && FRAMING_HEADERS.contains(&k.to_ascii_lowercase().as_str())
@@ -322,9 +336,26 @@ mod tests {
     fn ev(name: &str, data: &str) -> Event {
         Event {
             event: name.to_string().into(),
-            data: data.to_string(),
+            data: data.to_string().into(),
             id: String::new(),
         }
+    }
+
+    #[test]
+    fn events_that_are_a_small_part_of_their_read_are_copied_out_of_it() {
+        let parse = |text: String| {
+            let piece = bytes::Bytes::from(text);
+            let mut events = Vec::new();
+            Parser::new().feed_shared(&piece, &mut events).unwrap();
+            unpin(&mut events, piece.len());
+            let inside = |e: &Event| piece.as_ptr_range().contains(&e.data.as_ptr());
+            (events.len(), events.iter().filter(|e| inside(e)).count())
+        };
+        // Mostly events: they stay slices of the read.
+        assert_eq!(parse("data: 0123456789\n\n".repeat(100)), (100, 100));
+        // A few bytes of events padded with a comment: each would hold the whole read.
+        let padded = format!(":{}\ndata: 1\n\ndata: 2\n\n", "x".repeat(10_000));
+        assert_eq!(parse(padded), (2, 0));
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub(super) fn run(
             }
             Some(HubInput::Stream(g, event)) if g == generation => {
                 delivered = true;
-                deliver(&mut members, &event.data);
+                deliver(&mut members, &event.text());
             }
             Some(HubInput::StreamEnded(g, reason)) if g == generation => {
                 let worked =

@@ -48,7 +48,7 @@ fn handle(ctx: &mut Ctx, event: Event, etag: Option<String>) -> Flow {
         "message" => ctx.apply_push(
             Push {
                 etag,
-                body: Some((event.data.into_bytes(), None)),
+                body: Some((event.into_text().into(), None)),
                 ..Push::default()
             },
             SELF,
@@ -56,7 +56,7 @@ fn handle(ctx: &mut Ctx, event: Event, etag: Option<String>) -> Flow {
         // An `open` without data only starts the stream; the catch-up at connect covers it.
         "open" if event.data.is_empty() => true,
         "update" if event.data.is_empty() => ctx.catch_up(SELF),
-        "open" | "update" => match headers_and_content(&event.data) {
+        "open" | "update" => match headers_and_content(&event.text()) {
             Some((headers, content)) => {
                 let push = Push {
                     headers: Vec::new(),

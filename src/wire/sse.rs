@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use bytes::Bytes;
+
 /// The longest line the parser accepts by default, in bytes.
 pub const DEFAULT_MAX_LINE: usize = 1024 * 1024;
 /// The most `data` bytes one event may gather by default.
@@ -95,11 +97,44 @@ pub struct Event {
     /// event, as form A sends). Borrowed for `message`: a firehose of unnamed events allocates
     /// no name for each.
     pub event: std::borrow::Cow<'static, str>,
-    /// The data lines joined with LF. Empty for an event whose data lines were all empty.
-    pub data: String,
+    /// The data lines joined with LF, as received: empty for an event whose data lines were
+    /// all empty. UTF-8 unless the server sent otherwise; [`Event::text`] decodes it as
+    /// EventSource does. One data line read whole in one piece given by
+    /// [`Parser::feed_shared`] is a slice of that piece, not a copy.
+    pub data: Bytes,
     /// The last event id at dispatch (the stream's, not only this event's): what a reconnecting
     /// client sends as `Last-Event-ID`. Empty when none was set or it was reset.
     pub id: String,
+}
+
+impl Event {
+    /// The data as text, invalid UTF-8 replaced (EventSource decodes the stream so).
+    #[must_use]
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.data)
+    }
+
+    /// The data as UTF-8 bytes: as received when valid (still shared), else decoded as
+    /// [`Event::text`] does.
+    #[must_use]
+    pub fn into_text(self) -> Bytes {
+        match std::str::from_utf8(&self.data) {
+            Ok(_) => self.data,
+            Err(_) => Bytes::from(String::from_utf8_lossy(&self.data).into_owned()),
+        }
+    }
+}
+
+/// The data lines of the event being assembled.
+#[derive(Debug, Clone, Default)]
+enum Data {
+    /// No data line yet: nothing to dispatch.
+    #[default]
+    None,
+    /// One line (perhaps empty), kept as it came: the common event, dispatched without a copy.
+    One(Bytes),
+    /// Two lines or more, joined with LF.
+    Many(Vec<u8>),
 }
 
 /// Why the stream cannot be parsed further. The client should drop the connection.
@@ -135,7 +170,9 @@ pub struct Parser {
     after_cr: bool,
     /// Still at the very start of the stream, where one BOM is skipped.
     at_start: bool,
-    data: String,
+    data: Data,
+    /// The data's length as EventSource counts it (each line and its LF), for the limit.
+    data_len: usize,
     event: String,
     last_id: String,
     retry: Option<u64>,
@@ -163,7 +200,8 @@ impl Parser {
             line: Vec::new(),
             after_cr: false,
             at_start: true,
-            data: String::new(),
+            data: Data::None,
+            data_len: 0,
             event: String::new(),
             last_id: String::new(),
             retry: None,
@@ -196,6 +234,22 @@ impl Parser {
     /// Like [`Parser::feed`], adding the events to `events`: after an error, those completed
     /// before it are there (a client shows them before it stops).
     pub fn feed_into(&mut self, bytes: &[u8], events: &mut Vec<Event>) -> Result<(), SseError> {
+        self.feed_from(bytes, None, events)
+    }
+
+    /// Like [`Parser::feed_into`], for a piece that events may share: the data of an event
+    /// that is one line within it is a slice of `piece`, not a copy.
+    pub fn feed_shared(&mut self, piece: &Bytes, events: &mut Vec<Event>) -> Result<(), SseError> {
+        self.feed_from(piece, Some(piece), events)
+    }
+
+    /// Parses `bytes`, which are `shared` when given.
+    fn feed_from(
+        &mut self,
+        bytes: &[u8],
+        shared: Option<&Bytes>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), SseError> {
         let mut rest = bytes;
         // An empty piece must keep the pending CR: clearing it here made the LF in the piece
         // after it a second line end, dispatching an event early (found by fuzzing; see
@@ -229,11 +283,11 @@ impl Parser {
                         if piece.len() > self.max_line {
                             return Err(SseError::LineTooLong(self.max_line));
                         }
-                        self.process_line(piece)?
+                        self.process_line(piece, shared)?
                     } else {
                         self.push_bytes(piece)?;
                         let mut line = std::mem::take(&mut self.line);
-                        let event = self.process_line(&line);
+                        let event = self.process_line(&line, None);
                         // Its buffer is kept for the next line split across pieces.
                         line.clear();
                         self.line = line;
@@ -256,7 +310,17 @@ impl Parser {
         Ok(())
     }
 
-    fn process_line(&mut self, raw: &[u8]) -> Result<Option<Event>, SseError> {
+    /// One line, without its line end; `shared` holds it when it can be sliced from.
+    ///
+    /// Fields are told apart by their bytes and only the values of `event` and `id` are
+    /// decoded: a data line's bytes are kept as they came (see [`Event::text`]). That is what
+    /// decoding the whole stream first, as the rules say, comes to: a line end or a colon is
+    /// never part of a UTF-8 sequence, and a field name that is not valid UTF-8 matches none.
+    fn process_line(
+        &mut self,
+        raw: &[u8],
+        shared: Option<&Bytes>,
+    ) -> Result<Option<Event>, SseError> {
         let mut raw = raw;
         if self.at_start {
             self.at_start = false;
@@ -265,33 +329,48 @@ impl Parser {
         if raw.is_empty() {
             return Ok(self.dispatch());
         }
-        // Valid UTF-8 (the rule) is checked fast; only invalid bytes take the slow replacing.
-        let line = match std::str::from_utf8(raw) {
-            Ok(line) => std::borrow::Cow::Borrowed(line),
-            Err(_) => String::from_utf8_lossy(raw),
-        };
-        if line.starts_with(':') {
+        if raw[0] == b':' {
             return Ok(None);
         }
-        let (field, value) = match line.split_once(':') {
-            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-            None => (line.as_ref(), ""),
+        let (field, value) = match memchr::memchr(b':', raw) {
+            Some(colon) => {
+                let value = &raw[colon + 1..];
+                (&raw[..colon], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (raw, &raw[raw.len()..]),
         };
         match field {
-            "event" => self.event = value.to_owned(),
-            "data" => {
-                if self.data.len() + value.len() + 1 > self.max_event {
+            b"event" => self.event = String::from_utf8_lossy(value).into_owned(),
+            b"data" => {
+                if self.data_len + value.len() + 1 > self.max_event {
                     return Err(SseError::EventTooLarge(self.max_event));
                 }
-                // Room for the line end too: a data buffer grown twice per line is copied twice.
-                self.data.reserve(value.len() + 1);
-                self.data.push_str(value);
-                self.data.push('\n');
+                self.data_len += value.len() + 1;
+                self.data = match std::mem::take(&mut self.data) {
+                    Data::None => Data::One(match shared {
+                        Some(piece) => piece.slice_ref(value),
+                        None => Bytes::copy_from_slice(value),
+                    }),
+                    Data::One(first) => {
+                        let mut joined = Vec::with_capacity(first.len() + value.len() + 1);
+                        joined.extend_from_slice(&first);
+                        joined.push(b'\n');
+                        joined.extend_from_slice(value);
+                        Data::Many(joined)
+                    }
+                    Data::Many(mut joined) => {
+                        joined.push(b'\n');
+                        joined.extend_from_slice(value);
+                        Data::Many(joined)
+                    }
+                };
             }
-            "id" if !value.contains('\0') => self.last_id = value.to_owned(),
-            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+            b"id" if !value.contains(&0) => {
+                self.last_id = String::from_utf8_lossy(value).into_owned();
+            }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 // Digits too many to fit are not a delay anyone meant: ignore them.
-                if let Ok(ms) = value.parse() {
+                if let Some(ms) = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()) {
                     self.retry = Some(ms);
                 }
             }
@@ -302,11 +381,12 @@ impl Parser {
 
     fn dispatch(&mut self) -> Option<Event> {
         let event = std::mem::take(&mut self.event);
-        if self.data.is_empty() {
-            return None;
-        }
-        let mut data = std::mem::take(&mut self.data);
-        data.pop(); // the LF every data line added; the buffer is not empty, so there is one
+        self.data_len = 0;
+        let data = match std::mem::take(&mut self.data) {
+            Data::None => return None,
+            Data::One(line) => line,
+            Data::Many(joined) => Bytes::from(joined),
+        };
         Some(Event {
             event: if event.is_empty() {
                 "message".into()
@@ -330,7 +410,7 @@ mod tests {
     fn ev(event: &str, data: &str, id: &str) -> Event {
         Event {
             event: event.to_string().into(),
-            data: data.into(),
+            data: data.to_string().into(),
             id: id.into(),
         }
     }
@@ -518,7 +598,36 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_replaced_not_fatal() {
-        let got = Parser::new().feed(b"data: \xff\xfe\n\n").unwrap();
-        assert_eq!(got[0].data, "\u{fffd}\u{fffd}");
+        let got = Parser::new()
+            .feed(b"event: a\xffb\nid: \xfe1\ndata: \xff\xfe\ndata: \xc3\n\n")
+            .unwrap();
+        // Data keeps its bytes; read as text, it is what decoding the stream first gives.
+        assert_eq!(got[0].text(), "\u{fffd}\u{fffd}\n\u{fffd}");
+        assert_eq!(got[0].clone().into_text(), "\u{fffd}\u{fffd}\n\u{fffd}");
+        assert_eq!(
+            (&*got[0].event, got[0].id.as_str()),
+            ("a\u{fffd}b", "\u{fffd}1")
+        );
+        // A field name that is not UTF-8 is no field.
+        let got = Parser::new().feed(b"dat\xe1: 1\ndata: 2\n\n").unwrap();
+        assert_eq!(got[0].data, "2");
+    }
+
+    #[test]
+    fn shared_pieces_are_sliced_not_copied() {
+        let piece = Bytes::from_static(b"data: one\n\ndata: a\ndata: b\n\ndata: spl");
+        let mut p = Parser::new();
+        let mut got = Vec::new();
+        p.feed_shared(&piece, &mut got).unwrap();
+        assert_eq!(
+            (&got[0].data[..], &got[1].data[..]),
+            (&b"one"[..], &b"a\nb"[..])
+        );
+        // One line, whole in the piece: a slice of it.
+        assert_eq!(got[0].data.as_ptr(), piece[6..].as_ptr());
+        // A line split across pieces is joined (and copied).
+        p.feed_shared(&Bytes::from_static(b"it\n\n"), &mut got)
+            .unwrap();
+        assert_eq!(&got[2].data[..], b"split");
     }
 }

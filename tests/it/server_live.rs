@@ -393,10 +393,10 @@ fn value_stream_form_a_sends_values_and_empty_data_for_deleted() {
     let mut s = sse(&base, "/objects/v?stream=value", &[]);
     put(&format!("{base}/objects/v"), "[1]");
     let e = s.next();
-    assert_eq!((&*e.event, e.data.as_str()), ("message", "[1]"));
+    assert_eq!((&*e.event, &*e.text()), ("message", "[1]"));
     agent().delete(&format!("{base}/objects/v")).call().unwrap();
     let e = s.next();
-    assert_eq!((&*e.event, e.data.as_str()), ("message", ""));
+    assert_eq!((&*e.event, &*e.text()), ("message", ""));
     assert_eq!(e.id, "", "no ids outside reliable mode");
 }
 
@@ -406,21 +406,21 @@ fn value_stream_form_b_has_open_then_updates_with_headers() {
     // B's way: the resource URI with Accept.
     let mut s = sse(&base, "/counter/b", &[("Accept", "text/event-stream")]);
     let open = s.next();
-    assert_eq!((&*open.event, open.data.as_str()), ("open", ""));
+    assert_eq!((&*open.event, &*open.text()), ("open", ""));
     let first = post(&format!("{base}/counter/b"));
     let etag1 = header(&first, "etag").unwrap();
     let e = s.next();
     assert_eq!(e.event, "update");
-    let (h, content) = split_update(&e.data);
+    let (h, content) = split_update(&e.text());
     assert_eq!(h["ETag"], json!(etag1));
     assert_eq!(h["Previous-ETag"], json!("\"0\""));
     assert_eq!(content.as_deref(), Some("1"));
     post(&format!("{base}/counter/b"));
-    let (h, content) = split_update(&s.next().data);
+    let (h, content) = split_update(&s.next().text());
     assert_eq!(h["Previous-ETag"], json!(etag1));
     assert_eq!(content.as_deref(), Some("2"));
     agent().delete(&format!("{base}/counter/b")).call().unwrap();
-    let (h, content) = split_update(&s.next().data);
+    let (h, content) = split_update(&s.next().text());
     assert!(h["ETag"].is_string());
     assert_eq!(content, None, "deleted: headers only");
 }
@@ -436,7 +436,7 @@ fn alternate_link_streams_in_form_c() {
     put(&format!("{base}/objects/c"), "2");
     let e = s.next();
     assert_eq!(e.event, "update");
-    assert_eq!(split_update(&e.data).1.as_deref(), Some("2"));
+    assert_eq!(split_update(&e.text()).1.as_deref(), Some("2"));
 }
 
 #[test]
@@ -449,7 +449,7 @@ fn reliable_mode_has_retry_ids_and_resumes_from_last_event_id() {
     let mut s = sse(&base, "/counter/r?stream=value&mode=reliable", &[]);
     let first = s.next();
     assert_eq!(s.parser.retry(), Some(2000));
-    assert_eq!((first.data.as_str(), first.id.as_str()), ("1", id.as_str()));
+    assert_eq!((&*first.text(), first.id.as_str()), ("1", id.as_str()));
     post(&url);
     let second = s.next();
     assert_eq!(second.data, "2");
@@ -477,7 +477,7 @@ fn reliable_mode_has_retry_ids_and_resumes_from_last_event_id() {
     );
     let open = b.next();
     assert_eq!(open.event, "open");
-    assert_eq!(split_update(&open.data).1.as_deref(), Some("3"));
+    assert_eq!(split_update(&open.text()).1.as_deref(), Some("3"));
     assert!(!open.id.is_empty());
 }
 
@@ -513,7 +513,7 @@ fn hint_stream_sends_bare_updates() {
     assert_eq!(s.next().event, "open");
     post(&format!("{base}/counter/h"));
     let e = s.next();
-    assert_eq!((&*e.event, e.data.as_str()), ("update", ""));
+    assert_eq!((&*e.event, &*e.text()), ("update", ""));
 }
 
 #[test]
@@ -522,7 +522,7 @@ fn time_streams_every_second() {
     let mut s = sse(&base, "/time?stream=value", &[]);
     // Nothing but the ticker sends on this stream; `next` fails after BOUND without a tick.
     let e = s.next();
-    assert!(e.data.contains("\"time\""), "{e:?}");
+    assert!(e.text().contains("\"time\""), "{e:?}");
 }
 
 #[test]
@@ -771,12 +771,12 @@ fn changes_stream_in_forms_a_and_b_with_resume() {
     let e = a.next();
     assert_eq!(e.event, "message");
     assert_eq!(
-        serde_json::from_str::<Value>(&e.data).unwrap(),
+        serde_json::from_str::<Value>(&e.text()).unwrap(),
         json!([{"id": id, "text": "x"}])
     );
     let e = b.next();
     assert_eq!(e.event, "update");
-    let (h, content) = split_update(&e.data);
+    let (h, content) = split_update(&e.text());
     assert_eq!(h["Changes-Id"], json!("2"));
     assert_eq!(h["Previous-Changes-Id"], json!("1"));
     assert!(h["Link"]
@@ -792,7 +792,7 @@ fn changes_stream_in_forms_a_and_b_with_resume() {
     );
     let e = r.next();
     assert_eq!(e.id, "2");
-    assert!(e.data.contains("\"x\""));
+    assert!(e.text().contains("\"x\""));
     let bad = agent()
         .get(format!("{base}/items/?stream=changes&mode=reliable"))
         .header("Last-Event-ID", "abc")
@@ -926,14 +926,14 @@ fn multiplex_stream_pushes_uri_and_body() {
     post(&format!("{base}/counter/s1"));
     let e = s.next();
     assert_eq!(
-        serde_json::from_str::<Value>(&e.data).unwrap(),
+        serde_json::from_str::<Value>(&e.text()).unwrap(),
         json!({"uri": "/counter/s1", "body": 1})
     );
     put(&format!("{base}/objects/s2"), "\"x\"");
     agent().delete(format!("{base}/objects/s2")).call().unwrap();
     // The put and the delete may coalesce into one push; the last is the delete: null.
     loop {
-        let e: Value = serde_json::from_str(&s.next().data).unwrap();
+        let e: Value = serde_json::from_slice(&s.next().data).unwrap();
         assert_eq!(e["uri"], "/objects/s2");
         if e["body"].is_null() {
             break;
@@ -1129,7 +1129,7 @@ fn changes_uris_with_a_checkpoint_catch_up_first() {
     let base = start();
     let id = add_item(&base, "early");
     let mut s = sse(&base, "/multiplex/stream?u=%2Fitems%2F%3Fsince%3D0", &[]);
-    let e: Value = serde_json::from_str(&s.next().data).unwrap();
+    let e: Value = serde_json::from_slice(&s.next().data).unwrap();
     assert_eq!(
         e,
         json!({"uri": "/items/?since=0", "body": [{"id": id, "text": "early"}]})
@@ -1152,7 +1152,7 @@ fn changes_uris_with_a_checkpoint_catch_up_first() {
     add_item(&base, "later");
     let e = b.next();
     assert_eq!(e.event, "update");
-    assert_eq!(split_update(&e.data).0["Previous-Changes-Id"], json!("1"));
+    assert_eq!(split_update(&e.text()).0["Previous-Changes-Id"], json!("1"));
 }
 
 #[test]
