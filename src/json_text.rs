@@ -50,13 +50,16 @@ struct Text<'a> {
 /// How many bytes of a string are looked at together for one that ends plain ASCII.
 const BLOCK: usize = 32;
 
-/// Whether `block` holds a byte that plain ASCII string content does not: a quote, a
-/// backslash, a control character, or one of a multi-byte character. Without branches, so
-/// that the compiler makes it a few vector instructions.
+/// Whether `b` is plain ASCII string content: not a quote, a backslash, a control character
+/// or a byte of a multi-byte character.
+fn plain(b: u8) -> bool {
+    b != b'"' && b != b'\\' && (0x20..0x80).contains(&b)
+}
+
+/// Whether `block` holds a byte that is not [`plain`]. Without branches, so that the compiler
+/// makes it a few vector instructions.
 fn special(block: &[u8; BLOCK]) -> bool {
-    block.iter().fold(false, |s, &b| {
-        s | (b == b'"') | (b == b'\\') | (b < 0x20) | (b >= 0x80)
-    })
+    block.iter().fold(false, |s, &b| s | !plain(b))
 }
 
 /// Where the containers around the cursor are: a bit per level (set for an object) for the
@@ -192,7 +195,7 @@ impl Text<'_> {
             // Then byte by byte, up to the first that is not plain ASCII.
             let b = loop {
                 let b = self.peek()?;
-                if b == b'"' || b == b'\\' || b < 0x20 || b >= 0x80 {
+                if !plain(b) {
                     break b;
                 }
                 self.at += 1;

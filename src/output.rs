@@ -18,7 +18,7 @@ pub struct Printer<W: Write> {
     out: W,
     mode: Mode,
     /// With `--diff`: each resource's last value, normalized, and its ETag.
-    previous: Option<HashMap<std::sync::Arc<str>, (crate::diff::Compared, Option<String>)>>,
+    previous: Option<HashMap<Arc<str>, (crate::diff::Compared, Option<String>)>>,
     /// The names of `NAME=URL` arguments: `--prefix` labels, the envelope's `name`.
     names: Arc<Names>,
     /// `--prefix`: lines start with the resource's name (else its URL) and a tab.
