@@ -12,13 +12,16 @@ use crate::config::Mode;
 pub use crate::urls::Names;
 use lrwatch::sanitize::{for_terminal, json_for_terminal};
 
+/// A resource's last value under `--diff`, normalized, and its ETag.
+type Previous = (crate::diff::Compared, Option<String>);
+
 /// Writes events to `out`. The caller flushes: after each event when no other is waiting, so an
 /// event shows the moment it arrives while a burst is written in large blocks.
 pub struct Printer<W: Write> {
     out: W,
     mode: Mode,
     /// With `--diff`: each resource's last value, normalized, and its ETag.
-    previous: Option<HashMap<Arc<str>, (crate::diff::Compared, Option<String>)>>,
+    previous: Option<HashMap<Arc<str>, Previous>>,
     /// The names of `NAME=URL` arguments: `--prefix` labels, the envelope's `name`.
     names: Arc<Names>,
     /// `--prefix`: lines start with the resource's name (else its URL) and a tab.
