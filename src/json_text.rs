@@ -7,9 +7,9 @@
 //! (BENCHMARKS.md). This pass accepts exactly what that validation did (the unit tests compare
 //! the two on many inputs): RFC 8259's grammar, valid UTF-8, any nesting depth, any number's
 //! size, `\u` escapes not checked for surrogate pairs. Strings, most of a body's bytes, are
-//! passed over a block at a time, with one look for whatever ends plain ASCII (a quote, a
-//! backslash, a control character, a byte of a multi-byte character); that stands in for a
-//! separate UTF-8 check too, as JSON outside strings is ASCII by its grammar.
+//! passed over with `memchr` and a vectorized look for control characters and bytes past
+//! ASCII; only strings with the latter are checked for UTF-8, which stands in for a check of
+//! the whole text, as JSON outside strings is ASCII by its grammar.
 
 /// How a JSON text is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,21 +45,6 @@ struct Text<'a> {
     spaced: bool,
     /// The bytes are known to be UTF-8: characters in strings need no check.
     utf8: bool,
-}
-
-/// How many bytes of a string are looked at together for one that ends plain ASCII.
-const BLOCK: usize = 32;
-
-/// Whether `b` is plain ASCII string content: not a quote, a backslash, a control character
-/// or a byte of a multi-byte character.
-fn plain(b: u8) -> bool {
-    b != b'"' && b != b'\\' && (0x20..0x80).contains(&b)
-}
-
-/// Whether `block` holds a byte that is not [`plain`]. Without branches, so that the compiler
-/// makes it a few vector instructions.
-fn special(block: &[u8; BLOCK]) -> bool {
-    block.iter().fold(false, |s, &b| s | !plain(b))
 }
 
 /// Where the containers around the cursor are: a bit per level (set for an object) for the
@@ -184,48 +169,26 @@ impl Text<'_> {
     /// The rest of a string, after its opening quote.
     fn string(&mut self) -> Option<()> {
         loop {
-            // Blocks of plain ASCII are passed over whole.
-            while let Some(block) = self.bytes.get(self.at..self.at + BLOCK) {
-                let block: &[u8; BLOCK] = block.try_into().ok()?;
-                if special(block) {
-                    break;
-                }
-                self.at += BLOCK;
+            let rest = &self.bytes[self.at..];
+            let end = memchr::memchr2(b'"', b'\\', rest)?;
+            let span = &rest[..end];
+            // The least and greatest byte before it (reductions the compiler vectorizes): no
+            // raw control character, and only a span with a byte past ASCII is checked for
+            // UTF-8 (it is whole characters: a quote or backslash is never part of one).
+            let (least, greatest) = span
+                .iter()
+                .fold((u8::MAX, 0), |(lo, hi), &b| (lo.min(b), hi.max(b)));
+            if least < 0x20
+                || (greatest >= 0x80 && !self.utf8 && std::str::from_utf8(span).is_err())
+            {
+                return None;
             }
-            // Then byte by byte, up to the first that is not plain ASCII.
-            let b = loop {
-                let b = self.peek()?;
-                if !plain(b) {
-                    break b;
-                }
-                self.at += 1;
-            };
-            self.at += 1;
-            match b {
-                b'"' => return Some(()),
-                b'\\' => self.escape()?,
-                0..=0x1f => return None,
-                _ => self.character(b)?,
+            self.at += end + 1;
+            if rest[end] == b'"' {
+                return Some(());
             }
+            self.escape()?;
         }
-    }
-
-    /// The rest of a multi-byte character whose first byte, `first`, was just passed: checked
-    /// unless the text is known to be UTF-8 (overlong forms and surrogates are not).
-    fn character(&mut self, first: u8) -> Option<()> {
-        if self.utf8 {
-            return Some(());
-        }
-        let len = match first {
-            0xc2..=0xdf => 2,
-            0xe0..=0xef => 3,
-            0xf0..=0xf4 => 4,
-            _ => return None,
-        };
-        let start = self.at - 1;
-        std::str::from_utf8(self.bytes.get(start..start + len)?).ok()?;
-        self.at = start + len;
-        Some(())
     }
 
     /// The rest of an escape, after its backslash.
