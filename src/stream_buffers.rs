@@ -269,6 +269,20 @@ impl ReadBuffer {
     }
 }
 
+/// Copies `parts` (each `slice` of an item) out of the read of `read` bytes they were sliced
+/// from, unless they make up half of it at least: a slice keeps the whole read from being
+/// reused or freed, and a server that pads a few bytes of events with a read's worth of
+/// comments or blank space must not make each waiting event hold a read's worth of memory.
+pub(crate) fn unpin<T>(parts: &mut [T], read: usize, slice: impl Fn(&mut T) -> &mut Bytes) {
+    let used: usize = parts.iter_mut().map(|p| slice(p).len()).sum();
+    if used * 2 < read {
+        for part in parts {
+            let bytes = slice(part);
+            *bytes = Bytes::copy_from_slice(bytes);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,7 +126,8 @@ fn read(
                 true
             }
             Ok(piece) => {
-                too_long = splitter.feed(&piece, &mut records).err();
+                too_long = splitter.feed_shared(&piece, &mut records).err();
+                crate::stream_buffers::unpin(&mut records, piece.len(), |r| r);
                 false
             }
             Err(e) => {

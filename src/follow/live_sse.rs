@@ -195,7 +195,7 @@ fn read(
         // The events of one read were received together: one time for all of them.
         let received = SystemTime::now();
         let too_large = parser.feed_shared(&piece, &mut parsed).err();
-        unpin(&mut parsed, piece.len());
+        crate::stream_buffers::unpin(&mut parsed, piece.len(), |e| &mut e.data);
         for event in parsed.drain(..) {
             if events == 0 {
                 ctx.succeeded();
@@ -221,19 +221,6 @@ fn read(
         }
         if !ctx.running() {
             return None;
-        }
-    }
-}
-
-/// Copies the data of `events` out of the read they were sliced from, unless they make up half
-/// of its `read` bytes at least: an event keeps the whole read it is a slice of from being
-/// reused or freed, and a server that pads a few bytes of events with a read's worth of
-/// comments must not make each waiting event hold a read's worth of memory.
-fn unpin(events: &mut [Event], read: usize) {
-    let data: usize = events.iter().map(|e| e.data.len()).sum();
-    if data * 2 < read {
-        for event in events {
-            event.data = bytes::Bytes::copy_from_slice(&event.data);
         }
     }
 }
@@ -347,7 +334,7 @@ mod tests {
             let piece = bytes::Bytes::from(text);
             let mut events = Vec::new();
             Parser::new().feed_shared(&piece, &mut events).unwrap();
-            unpin(&mut events, piece.len());
+            crate::stream_buffers::unpin(&mut events, piece.len(), |e| &mut e.data);
             let inside = |e: &Event| piece.as_ptr_range().contains(&e.data.as_ptr());
             (events.len(), events.iter().filter(|e| inside(e)).count())
         };

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use bytes::Bytes;
+
 /// The record separator of RFC 7464.
 const RS: u8 = 0x1E;
 /// White space held after a record beyond the limit, before the record's end.
@@ -53,12 +55,41 @@ impl Splitter {
     /// Takes the next piece of the body; adds the records it completed to `records`, white
     /// space around each trimmed, empty ones skipped. After an error, the records completed
     /// before the one over the limit are there; the splitter is then of no further use.
-    pub fn feed(&mut self, bytes: &[u8], records: &mut Vec<Vec<u8>>) -> Result<(), TooLong> {
+    pub fn feed(&mut self, bytes: &[u8], records: &mut Vec<Bytes>) -> Result<(), TooLong> {
+        self.feed_from(bytes, None, records)
+    }
+
+    /// Like [`Splitter::feed`], for a piece that records may share: a record that lies whole
+    /// in it is a slice of `piece`, not a copy.
+    pub fn feed_shared(&mut self, piece: &Bytes, records: &mut Vec<Bytes>) -> Result<(), TooLong> {
+        self.feed_from(piece, Some(piece), records)
+    }
+
+    /// Splits `bytes`, which are `shared` when given.
+    fn feed_from(
+        &mut self,
+        bytes: &[u8],
+        shared: Option<&Bytes>,
+        records: &mut Vec<Bytes>,
+    ) -> Result<(), TooLong> {
         let end = if self.seq { RS } else { b'\n' };
         let mut rest = bytes;
         while let Some(at) = memchr::memchr(end, rest) {
-            self.take(&rest[..at])?;
-            self.finish_record(records);
+            match shared {
+                // Whole in the piece: checked as `take` would, and sliced.
+                Some(piece) if self.pending.is_empty() => {
+                    let record = rest[..at].trim_ascii_start();
+                    self.check(record.len(), record.trim_ascii_end().len())?;
+                    let record = record.trim_ascii_end();
+                    if !record.is_empty() {
+                        records.push(piece.slice_ref(record));
+                    }
+                }
+                _ => {
+                    self.take(&rest[..at])?;
+                    self.finish_record(records);
+                }
+            }
             rest = &rest[at + 1..];
         }
         self.take(rest)
@@ -66,7 +97,7 @@ impl Splitter {
 
     /// At a clean end of the body: the last record, when it was not ended (a last line
     /// without its LF; in a sequence, the last record, which RS does not end).
-    pub fn finish(&mut self) -> Option<Vec<u8>> {
+    pub fn finish(&mut self) -> Option<Bytes> {
         let mut records = Vec::new();
         self.finish_record(&mut records);
         records.pop()
@@ -78,27 +109,33 @@ impl Splitter {
         if self.pending.is_empty() {
             bytes = bytes.trim_ascii_start();
         }
-        let held = self.pending.len() + bytes.len();
-        if held > self.max {
-            let content = self.pending.len() + bytes.trim_ascii_end().len();
-            if content > self.max || held > self.max.saturating_add(PADDING) {
-                return Err(TooLong(self.max));
-            }
-        }
+        self.check(
+            self.pending.len() + bytes.len(),
+            self.pending.len() + bytes.trim_ascii_end().len(),
+        )?;
         self.pending.extend_from_slice(bytes);
         Ok(())
     }
 
-    fn finish_record(&mut self, records: &mut Vec<Vec<u8>>) {
+    /// Whether a record of `held` bytes, `content` of them before white space at its end, is
+    /// within the limit.
+    fn check(&self, held: usize, content: usize) -> Result<(), TooLong> {
+        if held > self.max && (content > self.max || held > self.max.saturating_add(PADDING)) {
+            return Err(TooLong(self.max));
+        }
+        Ok(())
+    }
+
+    fn finish_record(&mut self, records: &mut Vec<Bytes>) {
         let record = std::mem::take(&mut self.pending);
         let trimmed = record.trim_ascii();
         if trimmed.is_empty() {
             return;
         }
         if trimmed.len() == record.len() {
-            records.push(record);
+            records.push(Bytes::from(record));
         } else {
-            records.push(trimmed.to_vec());
+            records.push(Bytes::copy_from_slice(trimmed));
         }
     }
 }
@@ -114,8 +151,48 @@ mod tests {
         }
         out.extend(s.finish());
         out.into_iter()
-            .map(|r| String::from_utf8(r).unwrap())
+            .map(|r| String::from_utf8(r.to_vec()).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn shared_pieces_split_as_copied_ones_do() {
+        // Pieces cut at every place of texts of records, blank space, CRLF and over-long
+        // records: slices of a shared piece are the records, and the errors, of copies.
+        let texts: [&[u8]; 4] = [
+            b"{\"a\":1}\r\n\n  {\"b\"  :2}\n  \n3",
+            b"\x1e{\"a\":1}\n\x1e[1,\n2]\n\x1e\"x\"\n",
+            b"12345\n1\n",
+            b"1234      \n1234\n",
+        ];
+        for (i, text) in texts.iter().enumerate() {
+            let make = || match i {
+                1 => Splitter::json_seq(6),
+                _ => Splitter::lines(4),
+            };
+            for cut in 0..=text.len() {
+                let run = |shared: bool| {
+                    let (mut s, mut out) = (make(), Vec::new());
+                    let mut errors = Vec::new();
+                    for piece in [&text[..cut], &text[cut..]] {
+                        let result = if shared {
+                            s.feed_shared(&Bytes::copy_from_slice(piece), &mut out)
+                        } else {
+                            s.feed(piece, &mut out)
+                        };
+                        errors.push(result);
+                    }
+                    out.extend(s.finish());
+                    (out, errors)
+                };
+                assert_eq!(run(true), run(false), "{i} cut at {cut}");
+            }
+        }
+        let piece = Bytes::from_static(b"1\n  [2]  \n3");
+        let mut out = Vec::new();
+        Splitter::lines(10).feed_shared(&piece, &mut out).unwrap();
+        assert_eq!(out, [&b"1"[..], b"[2]"]);
+        assert_eq!(out[1].as_ptr(), piece[4..].as_ptr(), "a slice, not a copy");
     }
 
     #[test]
