@@ -198,6 +198,8 @@ pub(crate) struct ReadBuffer {
     chunks: Vec<Arc<Vec<u8>>>,
     /// The size the next read gets.
     size: usize,
+    /// The size of the buffer the last read went into: what a slice of that read keeps alive.
+    room: usize,
     first: usize,
     growth: Growth,
     /// What the last read says the buffer should do, done before the next read (the bytes of
@@ -225,6 +227,7 @@ impl ReadBuffer {
         ReadBuffer {
             chunks: Vec::new(),
             size: first,
+            room: 0,
             first,
             growth: Growth::default(),
             resize: Resize::Keep,
@@ -263,9 +266,16 @@ impl ReadBuffer {
             buf.resize(self.size, 0);
             buf.shrink_to_fit();
         }
+        self.room = buf.len();
         let n = from.read(buf)?.min(buf.len());
         self.resize = self.growth.after_read(n, buf.len());
         Ok(Bytes::from_owner(Lease(Arc::clone(chunk), n)))
+    }
+
+    /// The size of the buffer the last read went into: the memory a slice of it keeps alive,
+    /// however few bytes the read brought.
+    pub(crate) fn room(&self) -> usize {
+        self.room
     }
 }
 

@@ -195,7 +195,7 @@ fn read(
         // The events of one read were received together: one time for all of them.
         let received = SystemTime::now();
         let too_large = parser.feed_shared(&piece, &mut parsed).err();
-        unpin(&mut parsed, piece.len());
+        unpin(&mut parsed, &piece, buf.room());
         for event in parsed.drain(..) {
             if events == 0 {
                 ctx.succeeded();
@@ -225,14 +225,20 @@ fn read(
     }
 }
 
-/// Copies the data of `events` out of the read they were sliced from, unless they make up half
-/// of its `read` bytes at least: an event keeps the whole read it is a slice of from being
-/// reused or freed, and a server that pads a few bytes of events with a read's worth of
-/// comments must not make each waiting event hold a read's worth of memory.
-fn unpin(events: &mut [Event], read: usize) {
-    let data: usize = events.iter().map(|e| e.data.len()).sum();
-    if data * 2 < read {
-        for event in events {
+/// Copies the data of `events` sliced from `piece` out of it, unless they make up half of the
+/// `room` of the buffer it was read into at least: an event keeps that whole buffer from being
+/// reused or freed, whatever the size of the read, so neither a server that pads a few bytes
+/// of events with a read's worth of comments nor one that sends small events one read each
+/// (into a buffer grown by a burst) may make each waiting event hold a buffer's worth of memory.
+fn unpin(events: &mut [Event], piece: &bytes::Bytes, room: usize) {
+    let inside = |e: &Event| piece.as_ptr_range().contains(&e.data.as_ptr());
+    let data: usize = events
+        .iter()
+        .filter(|e| inside(e))
+        .map(|e| e.data.len())
+        .sum();
+    if data * 2 < room {
+        for event in events.iter_mut().filter(|e| inside(e)) {
             event.data = bytes::Bytes::copy_from_slice(&event.data);
         }
     }
@@ -347,7 +353,7 @@ mod tests {
             let piece = bytes::Bytes::from(text);
             let mut events = Vec::new();
             Parser::new().feed_shared(&piece, &mut events).unwrap();
-            unpin(&mut events, piece.len());
+            unpin(&mut events, &piece, piece.len());
             let inside = |e: &Event| piece.as_ptr_range().contains(&e.data.as_ptr());
             (events.len(), events.iter().filter(|e| inside(e)).count())
         };
@@ -356,6 +362,29 @@ mod tests {
         // A few bytes of events padded with a comment: each would hold the whole read.
         let padded = format!(":{}\ndata: 1\n\ndata: 2\n\n", "x".repeat(10_000));
         assert_eq!(parse(padded), (2, 0));
+    }
+
+    #[test]
+    fn a_small_read_into_a_large_buffer_is_copied_out_of_it() {
+        // One small event a read: each would keep the whole buffer (16 KiB here, up to
+        // MAX_INPUT once a burst grew it) alive while it waits, though it is most of its read.
+        let mut buf = crate::stream_buffers::ReadBuffer::new(READ_SIZE);
+        let piece = buf.read(&mut &b"data: 0123456789\n\n"[..]).unwrap();
+        let mut events = Vec::new();
+        Parser::new().feed_shared(&piece, &mut events).unwrap();
+        unpin(&mut events, &piece, buf.room());
+        assert_eq!(events[0].data, "0123456789");
+        assert!(!piece.as_ptr_range().contains(&events[0].data.as_ptr()));
+        // A read that fills most of its buffer stays shared.
+        let mut buf = crate::stream_buffers::ReadBuffer::new(128);
+        let event = format!("data: {}\n\n", "x".repeat(50));
+        let piece = buf.read(&mut event.repeat(2).as_bytes()).unwrap();
+        let mut events = Vec::new();
+        Parser::new().feed_shared(&piece, &mut events).unwrap();
+        unpin(&mut events, &piece, buf.room());
+        assert!(events
+            .iter()
+            .all(|e| piece.as_ptr_range().contains(&e.data.as_ptr())));
     }
 
     #[test]
