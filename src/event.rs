@@ -106,13 +106,18 @@ impl Body {
     pub fn from_stream_data(data: Bytes) -> Body {
         // Set, not left to be found on first use: a fast stream makes a million of these a
         // second, and a lock's first use costs more than a set value.
-        let shape = crate::json_text::shape(&data, false);
-        let data = match shape {
+        let (data, shape) = match crate::json_text::shape(&data, false) {
             // JSON is UTF-8: the check found it so.
-            Some(_) => data,
+            Some(shape) => (data, Some(shape)),
             None => match std::str::from_utf8(&data) {
-                Ok(_) => data,
-                Err(_) => Bytes::from(String::from_utf8_lossy(&data).into_owned()),
+                Ok(_) => (data, None),
+                // Read as EventSource reads it, decoded first: a string's invalid bytes
+                // replaced may make it JSON (as `from_text` of the decoded data found it).
+                Err(_) => {
+                    let text = Bytes::from(String::from_utf8_lossy(&data).into_owned());
+                    let shape = crate::json_text::shape(&text, true);
+                    (text, shape)
+                }
             },
         };
         Body {
@@ -340,6 +345,15 @@ pub enum Update {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_data_is_json_when_its_decoded_text_is() {
+        // EventSource decodes first: `{"a":"\xff"}` is the JSON text {"a":"\u{fffd}"}, as
+        // `Body::from_text` of the decoded data found it before.
+        let body = Body::from_stream_data(Bytes::from_static(b"{\"a\":\"\xff\"}"));
+        assert_eq!(body.json(), Some(&serde_json::json!({"a": "\u{fffd}"})));
+        assert_eq!(&body.bytes[..], "{\"a\":\"\u{fffd}\"}".as_bytes());
+    }
 
     #[test]
     fn json_detection() {

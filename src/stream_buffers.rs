@@ -198,6 +198,8 @@ pub(crate) struct ReadBuffer {
     chunks: Vec<Arc<Vec<u8>>>,
     /// The size the next read gets.
     size: usize,
+    /// The size of the buffer the last read went into: what a slice of that read keeps alive.
+    room: usize,
     first: usize,
     growth: Growth,
     /// What the last read says the buffer should do, done before the next read (the bytes of
@@ -207,7 +209,9 @@ pub(crate) struct ReadBuffer {
 
 /// How many buffers a stream keeps for reuse: enough for the reads whose events wait in the
 /// queue and among the printed ones handed back, beyond which a new buffer is allocated (and
-/// the oldest kept one left to the slices that hold it).
+/// the oldest kept one left to the slices that hold it). The cost: a stream that goes quiet
+/// right after a burst keeps up to this many buffers of the burst's size (2 MiB at most) until
+/// its reads tell it the burst is over, where a single buffer kept 256 KiB.
 const POOL: usize = 8;
 
 /// A read, shared by the slices made of it: what keeps its buffer from being read into again.
@@ -225,6 +229,7 @@ impl ReadBuffer {
         ReadBuffer {
             chunks: Vec::new(),
             size: first,
+            room: 0,
             first,
             growth: Growth::default(),
             resize: Resize::Keep,
@@ -263,22 +268,45 @@ impl ReadBuffer {
             buf.resize(self.size, 0);
             buf.shrink_to_fit();
         }
+        self.room = buf.len();
         let n = from.read(buf)?.min(buf.len());
         self.resize = self.growth.after_read(n, buf.len());
         Ok(Bytes::from_owner(Lease(Arc::clone(chunk), n)))
     }
+
+    /// The size of the buffer the last read went into: the memory a slice of it keeps alive,
+    /// however few bytes the read brought.
+    pub(crate) fn room(&self) -> usize {
+        self.room
+    }
 }
 
-/// Copies `parts` (each `slice` of an item) out of the read of `read` bytes they were sliced
-/// from, unless they make up half of it at least: a slice keeps the whole read from being
-/// reused or freed, and a server that pads a few bytes of events with a read's worth of
-/// comments or blank space must not make each waiting event hold a read's worth of memory.
-pub(crate) fn unpin<T>(parts: &mut [T], read: usize, slice: impl Fn(&mut T) -> &mut Bytes) {
-    let used: usize = parts.iter_mut().map(|p| slice(p).len()).sum();
-    if used * 2 < read {
+/// Copies `parts` (each `slice` of an item) that are slices of `piece` out of it, unless they
+/// make up half of the `room` of the buffer it was read into at least ([`ReadBuffer::room`]):
+/// a slice keeps that whole buffer from being reused or freed, whatever the size of the read,
+/// so neither a server that pads a few bytes of events with a read's worth of comments nor one
+/// that sends small events one read each (into a buffer grown by a burst) may make each
+/// waiting event hold a buffer's worth of memory.
+pub(crate) fn unpin<T>(
+    parts: &mut [T],
+    piece: &Bytes,
+    room: usize,
+    slice: impl Fn(&mut T) -> &mut Bytes,
+) {
+    let range = piece.as_ptr_range();
+    let mut used = 0;
+    for part in parts.iter_mut() {
+        let bytes = slice(part);
+        if range.contains(&bytes.as_ptr()) {
+            used += bytes.len();
+        }
+    }
+    if used * 2 < room {
         for part in parts {
             let bytes = slice(part);
-            *bytes = Bytes::copy_from_slice(bytes);
+            if range.contains(&bytes.as_ptr()) {
+                *bytes = Bytes::copy_from_slice(bytes);
+            }
         }
     }
 }

@@ -127,7 +127,7 @@ fn read(
             }
             Ok(piece) => {
                 too_long = splitter.feed_shared(&piece, &mut records).err();
-                crate::stream_buffers::unpin(&mut records, piece.len(), |r| r);
+                crate::stream_buffers::unpin(&mut records, &piece, buf.room(), |r| r);
                 false
             }
             Err(e) => {

@@ -195,7 +195,7 @@ fn read(
         // The events of one read were received together: one time for all of them.
         let received = SystemTime::now();
         let too_large = parser.feed_shared(&piece, &mut parsed).err();
-        crate::stream_buffers::unpin(&mut parsed, piece.len(), |e| &mut e.data);
+        crate::stream_buffers::unpin(&mut parsed, &piece, buf.room(), |e| &mut e.data);
         for event in parsed.drain(..) {
             if events == 0 {
                 ctx.succeeded();
@@ -328,13 +328,17 @@ mod tests {
         }
     }
 
+    fn unpin(events: &mut [Event], piece: &bytes::Bytes, room: usize) {
+        crate::stream_buffers::unpin(events, piece, room, |e| &mut e.data);
+    }
+
     #[test]
     fn events_that_are_a_small_part_of_their_read_are_copied_out_of_it() {
         let parse = |text: String| {
             let piece = bytes::Bytes::from(text);
             let mut events = Vec::new();
             Parser::new().feed_shared(&piece, &mut events).unwrap();
-            crate::stream_buffers::unpin(&mut events, piece.len(), |e| &mut e.data);
+            unpin(&mut events, &piece, piece.len());
             let inside = |e: &Event| piece.as_ptr_range().contains(&e.data.as_ptr());
             (events.len(), events.iter().filter(|e| inside(e)).count())
         };
@@ -343,6 +347,29 @@ mod tests {
         // A few bytes of events padded with a comment: each would hold the whole read.
         let padded = format!(":{}\ndata: 1\n\ndata: 2\n\n", "x".repeat(10_000));
         assert_eq!(parse(padded), (2, 0));
+    }
+
+    #[test]
+    fn a_small_read_into_a_large_buffer_is_copied_out_of_it() {
+        // One small event a read: each would keep the whole buffer (16 KiB here, up to
+        // MAX_INPUT once a burst grew it) alive while it waits, though it is most of its read.
+        let mut buf = crate::stream_buffers::ReadBuffer::new(READ_SIZE);
+        let piece = buf.read(&mut &b"data: 0123456789\n\n"[..]).unwrap();
+        let mut events = Vec::new();
+        Parser::new().feed_shared(&piece, &mut events).unwrap();
+        unpin(&mut events, &piece, buf.room());
+        assert_eq!(events[0].data, "0123456789");
+        assert!(!piece.as_ptr_range().contains(&events[0].data.as_ptr()));
+        // A read that fills most of its buffer stays shared.
+        let mut buf = crate::stream_buffers::ReadBuffer::new(128);
+        let event = format!("data: {}\n\n", "x".repeat(50));
+        let piece = buf.read(&mut event.repeat(2).as_bytes()).unwrap();
+        let mut events = Vec::new();
+        Parser::new().feed_shared(&piece, &mut events).unwrap();
+        unpin(&mut events, &piece, buf.room());
+        assert!(events
+            .iter()
+            .all(|e| piece.as_ptr_range().contains(&e.data.as_ptr())));
     }
 
     #[test]

@@ -299,6 +299,14 @@ impl Parser {
                 }
             }
         }
+        // A data line still pending is copied out of the piece: an event dispatched by a later
+        // piece would otherwise keep this one (a whole read buffer) alive, unseen by the
+        // caller's check of how much of its read an event is (`live_sse::unpin`).
+        if let (Some(piece), Data::One(line)) = (shared, &mut self.data) {
+            if piece.as_ptr_range().contains(&line.as_ptr()) {
+                *line = Bytes::copy_from_slice(line);
+            }
+        }
         Ok(())
     }
 
@@ -629,5 +637,18 @@ mod tests {
         p.feed_shared(&Bytes::from_static(b"it\n\n"), &mut got)
             .unwrap();
         assert_eq!(&got[2].data[..], b"split");
+    }
+
+    #[test]
+    fn pending_data_is_not_a_slice_of_an_earlier_piece() {
+        // A data line at the end of one piece, the blank line in the next: the event must not
+        // keep the earlier piece (a whole read buffer) alive once that piece is done.
+        let first = Bytes::from(b"data: pending\n".to_vec());
+        let mut p = Parser::new();
+        let mut got = Vec::new();
+        p.feed_shared(&first, &mut got).unwrap();
+        p.feed_shared(&Bytes::from_static(b"\n"), &mut got).unwrap();
+        assert_eq!(got[0].data, "pending");
+        assert!(!first.as_ptr_range().contains(&got[0].data.as_ptr()));
     }
 }
