@@ -288,6 +288,13 @@ fn run(env: &ProbeEnv, probe: &mut Probe<'_>, mechanism: Mechanism) -> Vec<Findi
             sub.close();
             return out;
         }
+        // Cut short by the budget, the silence proves nothing about the server.
+        Err(Unacked::Silent(why, exchange)) if env.out_of_budget() => out.push(super::cut_short(
+            Requirement::SubscribeAck,
+            m,
+            &why,
+            &exchange,
+        )),
         // The texts do not make a client wait for the ack: the change may still come.
         Err(Unacked::Silent(why, exchange)) => out.push(Finding::fail(
             Requirement::SubscribeAck,

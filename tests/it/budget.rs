@@ -59,13 +59,25 @@ fn a_socket_message_that_never_ends_does_not_outlast_the_budget() {
     let origin = scripted(move |_, _| (200, h(&[("ETag", "\"1\""), ("Link", &link)]), "1".into()));
     let (code, report, took) = check_for_2s(&format!("{}/r", origin.base));
     assert!(took < Duration::from_secs(10), "took {took:?}");
-    // An ack is a SHOULD: its absence warns, and exits 0 without --strict.
+    // The wait for the ack was cut short by the budget: that proves nothing about the
+    // server's acks, so it is a `budget` warning naming what was left unjudged (exit 0
+    // without --strict), not a subscribe-ack finding.
     assert_eq!(code, Some(0), "{report:#}");
-    let ack = result(&report, "subscribe-ack", Some("multiplex-socket"));
-    assert_eq!(ack["outcome"], "warn", "{ack:#}");
+    let cut = result(&report, "budget", Some("multiplex-socket"));
+    assert_eq!(cut["outcome"], "warn", "{cut:#}");
+    let detail = cut["detail"].as_str().unwrap();
     assert!(
-        ack["detail"].as_str().unwrap().contains("budget ran out"),
-        "{ack:#}"
+        detail.contains("budget ran out before subscribe-ack could be judged"),
+        "{cut:#}"
+    );
+    let judged = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["requirement"] == "subscribe-ack" && r["mechanism"] == "multiplex-socket");
+    assert!(
+        !judged,
+        "subscribe-ack judged though its wait was cut: {report:#}"
     );
     assert!(report["took"].as_f64().unwrap() < 3.0, "{report:#}");
 }
