@@ -204,8 +204,9 @@ fn serve(ctx: &mut Ctx, ws: &mut Socket) -> Option<Ended> {
     let mut last_ping = Instant::now();
     loop {
         let (bytes, binary) = match ws.read() {
-            Ok(Message::Text(text)) => (text.as_bytes().to_vec(), false),
-            Ok(Message::Binary(bytes)) => (bytes.to_vec(), true),
+            // Kept as tungstenite read them (shared bytes), not copied.
+            Ok(Message::Text(text)) => (bytes::Bytes::from(text), false),
+            Ok(Message::Binary(bytes)) => (bytes, true),
             Ok(Message::Close(frame)) => {
                 let (error, why) = match frame {
                     Some(frame) => {
