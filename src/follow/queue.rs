@@ -20,13 +20,6 @@ use crate::event::{Body, Event, EventKind, Level, Notice, Update};
 pub(super) const MAX_UPDATES: usize = 256;
 /// How many bytes of bodies may wait (see `size`).
 const MAX_BYTES: usize = 2 * 1024 * 1024;
-/// A consumer that last took a burst (this many updates at once: a fast stream) and finds the
-/// queue empty first waits `LINGER` without asking to be woken: the next burst is usually there
-/// by then, and a sender that need not wake the consumer saves a system call and, with the
-/// consumer's core idle, an interrupt to it: a tenth of a firehose's reading time
-/// (BENCHMARKS.md). An update that comes just after a burst is shown at most `LINGER` later.
-const BURST: usize = 64;
-const LINGER: Duration = Duration::from_micros(200);
 
 /// The queue: senders are the followers (any thread), the receiver the consumer.
 #[derive(Debug, Default)]
@@ -62,8 +55,6 @@ struct State {
     sending: usize,
     /// Whether the consumer was told that values are being coalesced.
     told: bool,
-    /// How many updates the consumer took the last time it found some.
-    last_take: usize,
 }
 
 impl State {
@@ -294,7 +285,6 @@ impl Updates {
             return Some(update);
         }
         let mut state = self.lock();
-        let mut lingered = false;
         loop {
             self.take(&mut state, &mut taken);
             if let Some(update) = taken.pop_front() {
@@ -302,17 +292,6 @@ impl Updates {
             }
             if state.closed {
                 return None;
-            }
-            if !lingered && state.last_take >= BURST {
-                lingered = true;
-                let left = deadline.map_or(LINGER, |d| d.saturating_duration_since(Instant::now()));
-                // Not `receiving`: senders do not wake it (`close` does).
-                state = self
-                    .ready
-                    .wait_timeout(state, left.min(LINGER))
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-                continue;
             }
             state.receiving = true;
             state = match deadline {
@@ -343,7 +322,6 @@ impl Updates {
             return;
         }
         std::mem::swap(&mut state.updates, taken);
-        state.last_take = taken.len();
         state.bytes = 0;
         if state.sending > 0 {
             self.room.notify_all();
@@ -646,31 +624,6 @@ mod tests {
         let state = q.lock();
         assert!(state.bytes <= MAX_BYTES + big.len() + 2, "{}", state.bytes);
         assert!(state.updates.len() <= 6, "{}", state.updates.len());
-    }
-
-    #[test]
-    fn after_a_burst_the_consumer_waits_a_moment_before_asking_to_be_woken() {
-        let q = Arc::new(Updates::default());
-        assert!(q.send_all((0..BURST).map(|i| value(&format!("/{i}"), "1"))));
-        assert!((0..BURST).all(|_| q.try_recv().is_some()));
-        let consumer = Arc::clone(&q);
-        let (started, start) = std::sync::mpsc::channel();
-        let got = std::thread::spawn(move || {
-            started.send(Instant::now()).unwrap();
-            consumer.recv_until(None)
-        });
-        let t0 = start.recv().unwrap();
-        let deadline = t0 + Duration::from_secs(5);
-        while !q.lock().receiving {
-            assert!(Instant::now() < deadline, "never asked to be woken");
-            std::thread::yield_now();
-        }
-        assert!(
-            t0.elapsed() >= LINGER,
-            "asked to be woken at once after a burst"
-        );
-        assert!(q.send(value("/x", "2")));
-        assert!(got.join().unwrap().is_some());
     }
 
     #[test]
