@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use std::time::SystemTime;
 
@@ -65,6 +67,9 @@ pub struct Body {
     shape: std::sync::OnceLock<Option<Shape>>,
     /// The bytes are known to be UTF-8 (they came as a `String`): the JSON check skips that.
     utf8: bool,
+    /// The bytes are text whatever they hold (an event stream's data): given out with invalid
+    /// UTF-8 replaced ([`Body::content`]), and JSON when the text so decoded is.
+    text: bool,
     /// The parsed value, once asked for (`None` inside: it did not parse after all, which
     /// validation should have ruled out). Boxed: an event is moved several times on its way
     /// to the printer, and a `Value` in place would more than double the bytes moved.
@@ -95,37 +100,19 @@ impl Body {
             content_type,
             shape,
             utf8: false,
+            text: false,
             value: std::sync::OnceLock::new(),
         }
     }
 
-    /// An event's data as it came (no type): JSON when it is one JSON text, else text, its
-    /// invalid UTF-8 replaced as EventSource decodes it. Checked here, at once: a fast stream
-    /// reads this on the thread that read the bytes, while they are in its core's cache (the
-    /// printer would be the first to touch them, and pay for fetching them).
+    /// An event's data as it came (no type): text, read as EventSource reads it (decoded
+    /// first, invalid UTF-8 replaced), and JSON when that text is one JSON text. Nothing is
+    /// checked here: a fast stream's reader hands its events on at once, and the printer,
+    /// which touches the bytes anyway, checks them (BENCHMARKS.md).
     pub fn from_stream_data(data: Bytes) -> Body {
-        // Set, not left to be found on first use: a fast stream makes a million of these a
-        // second, and a lock's first use costs more than a set value.
-        let (data, shape) = match crate::json_text::shape(&data, false) {
-            // JSON is UTF-8: the check found it so.
-            Some(shape) => (data, Some(shape)),
-            None => match std::str::from_utf8(&data) {
-                Ok(_) => (data, None),
-                // Read as EventSource reads it, decoded first: a string's invalid bytes
-                // replaced may make it JSON (as `from_text` of the decoded data found it).
-                Err(_) => {
-                    let text = Bytes::from(String::from_utf8_lossy(&data).into_owned());
-                    let shape = crate::json_text::shape(&text, true);
-                    (text, shape)
-                }
-            },
-        };
         Body {
-            bytes: data,
-            content_type: None,
-            shape: std::sync::OnceLock::from(shape),
-            utf8: true,
-            value: std::sync::OnceLock::new(),
+            text: true,
+            ..Body::new(data, None)
         }
     }
 
@@ -136,6 +123,7 @@ impl Body {
             content_type,
             shape: std::sync::OnceLock::from(None),
             utf8: false,
+            text: false,
             value: std::sync::OnceLock::new(),
         }
     }
@@ -148,6 +136,7 @@ impl Body {
             // Written by serde_json: compact.
             shape: std::sync::OnceLock::from(Some(Shape::Compact)),
             utf8: true,
+            text: false,
             value: std::sync::OnceLock::from(Some(Box::new(value))),
         }
     }
@@ -186,7 +175,7 @@ impl Body {
             return None;
         }
         self.value
-            .get_or_init(|| serde_json::from_slice(&self.bytes).ok().map(Box::new))
+            .get_or_init(|| serde_json::from_slice(&self.content()).ok().map(Box::new))
             .as_deref()
     }
 
@@ -196,9 +185,17 @@ impl Body {
     }
 
     fn shape(&self) -> Option<Shape> {
-        *self
-            .shape
-            .get_or_init(|| crate::json_text::shape(&self.bytes, self.utf8))
+        *self.shape.get_or_init(|| {
+            match crate::json_text::shape(&self.bytes, self.utf8) {
+                // Text is decoded first: a string's invalid bytes replaced may make it JSON,
+                // printed from its value (its bytes are not that text).
+                None if self.text => match self.content() {
+                    Cow::Owned(text) => crate::json_text::shape(&text, true).map(|_| Shape::Spaced),
+                    Cow::Borrowed(_) => None,
+                },
+                shape => shape,
+            }
+        })
     }
 
     /// Whether the value has been built (it then takes memory beside the bytes).
@@ -222,8 +219,20 @@ impl Body {
     }
 
     /// The body as text (invalid UTF-8 replaced), for bodies that are not JSON.
-    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+    pub fn text(&self) -> Cow<'_, str> {
         String::from_utf8_lossy(&self.bytes)
+    }
+
+    /// The bytes to give out as the content (stdin of `--exec`, a plain line): as received,
+    /// but for text ([`Body::from_stream_data`]) invalid UTF-8 replaced.
+    pub fn content(&self) -> Cow<'_, [u8]> {
+        if !self.text {
+            return Cow::Borrowed(&self.bytes);
+        }
+        match String::from_utf8_lossy(&self.bytes) {
+            Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+            Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+        }
     }
 }
 
@@ -352,7 +361,22 @@ mod tests {
         // `Body::from_text` of the decoded data found it before.
         let body = Body::from_stream_data(Bytes::from_static(b"{\"a\":\"\xff\"}"));
         assert_eq!(body.json(), Some(&serde_json::json!({"a": "\u{fffd}"})));
-        assert_eq!(&body.bytes[..], "{\"a\":\"\u{fffd}\"}".as_bytes());
+        assert_eq!(
+            body.compact_json(),
+            None,
+            "printed from its value, not its bytes"
+        );
+        assert_eq!(&body.content()[..], "{\"a\":\"\u{fffd}\"}".as_bytes());
+        // Text that is not JSON is given out decoded; valid text as it came.
+        let body = Body::from_stream_data(Bytes::from_static(b"a\xffb"));
+        assert!(!body.is_json());
+        assert_eq!(&body.content()[..], "a\u{fffd}b".as_bytes());
+        let body = Body::from_stream_data(Bytes::from_static(b"{\"a\":1}"));
+        assert_eq!(body.compact_json(), Some(&b"{\"a\":1}"[..]));
+        assert!(matches!(body.content(), Cow::Borrowed(_)));
+        // Bytes that are not text are given out as they came.
+        let body = Body::new(Bytes::from_static(b"a\xffb"), None);
+        assert_eq!(&body.content()[..], b"a\xffb");
     }
 
     #[test]

@@ -328,7 +328,11 @@ fn start(
         event
             .body
             .as_ref()
-            .map(|b| b.bytes.clone())
+            .map(|b| match b.content() {
+                // The bytes as received: shared, not copied.
+                std::borrow::Cow::Borrowed(_) => b.bytes.clone(),
+                std::borrow::Cow::Owned(text) => bytes::Bytes::from(text),
+            })
             .unwrap_or_default()
     };
     let writer = std::thread::spawn(move || {

@@ -141,7 +141,8 @@ impl<W: Write> Printer<W> {
                 // lines is written as a JSON string (`jq -r .` reads it back), so a line
                 // reader never sees an event that did not happen. A final line end is the
                 // line's own, as text files end.
-                let bytes = &body.bytes;
+                let content = body.content();
+                let bytes = &content[..];
                 let own_end = bytes
                     .strip_suffix(b"\r\n")
                     .or_else(|| bytes.strip_suffix(b"\n"))

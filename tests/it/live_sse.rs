@@ -294,6 +294,36 @@ fn invalid_utf8_is_replaced_not_fatal() {
     assert_eq!(run.wait().code(), Some(0));
 }
 
+/// Every way out gives the data as EventSource decodes it: a plain line, `--exec`'s stdin,
+/// and JSON whose string held an invalid byte (JSON once decoded).
+#[test]
+fn invalid_utf8_is_replaced_in_every_output() {
+    let stream = || {
+        http_server(|n, _, stream| {
+            if n > 0 {
+                return crate::harness::respond(&stream, 204, &[], "");
+            }
+            head(&stream, 200, "text/event-stream");
+            send(&stream, b"data: a\xffb\n\ndata: {\"s\":\"x\xffy\"}\n\n");
+        })
+    };
+    let server = stream();
+    let mut run = lrwatch(&[&format!("{}/x", server.base)]);
+    assert_eq!(run.line(), "a\u{fffd}b");
+    assert_eq!(run.line(), "{\"s\":\"x\u{fffd}y\"}");
+    assert_eq!(run.wait().code(), Some(0));
+    let server = stream();
+    let mut run = lrwatch(&["--exec", "cat; echo", &format!("{}/x", server.base)]);
+    assert_eq!(run.line(), "a\u{fffd}b");
+    assert_eq!(run.line(), "{\"s\":\"x\u{fffd}y\"}");
+    assert_eq!(run.wait().code(), Some(0));
+    let server = stream();
+    let mut run = lrwatch(&["--json", &format!("{}/x", server.base)]);
+    run.json();
+    assert_eq!(run.json()["body"], serde_json::json!({"s": "x\u{fffd}y"}));
+    assert_eq!(run.wait().code(), Some(0));
+}
+
 #[test]
 fn errors_back_off_with_the_servers_retry_as_a_floor() {
     let server = http_server(|n, _, stream| match n {
