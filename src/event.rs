@@ -50,11 +50,10 @@ impl EventKind {
 /// A resource's content, as received, with its JSON reading when it is JSON.
 ///
 /// Whether the bytes are JSON is decided the first time it is asked (by validating them, which
-/// builds nothing; a fast stream asks right after reading, when the bytes are in the reader's
-/// cache), and the value is built
-/// the first time [`Body::json`] asks for it. A fast stream printed with `--json` never needs
-/// it: JSON that is already compact is written as the bytes it came in
-/// (see [`Body::compact_json`]).
+/// builds nothing; for a fast stream, on the printer's thread, leaving the reader free to
+/// read), and the value is built the first time [`Body::json`] asks for it. A fast stream
+/// printed with `--json` never needs it: JSON that is already compact is written as the bytes
+/// it came in (see [`Body::compact_json`]).
 #[derive(Debug, Clone)]
 pub struct Body {
     /// The bytes exactly as the server sent them (perhaps a slice of the read they came in,
