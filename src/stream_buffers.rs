@@ -209,9 +209,8 @@ pub(crate) struct ReadBuffer {
 
 /// How many buffers a stream keeps for reuse: enough for the reads whose events wait in the
 /// queue and among the printed ones handed back, beyond which a new buffer is allocated (and
-/// the oldest kept one left to the slices that hold it). The cost: a stream that goes quiet
-/// right after a burst keeps up to this many buffers of the burst's size (2 MiB at most) until
-/// its reads tell it the burst is over, where a single buffer kept 256 KiB.
+/// the oldest kept one left to the slices that hold it). A read that fills less than a quarter
+/// of its buffer gives the others back: a stream that goes quiet after a burst keeps one.
 const POOL: usize = 8;
 
 /// A read, shared by the slices made of it: what keeps its buffer from being read into again.
@@ -270,8 +269,15 @@ impl ReadBuffer {
         }
         self.room = buf.len();
         let n = from.read(buf)?.min(buf.len());
-        self.resize = self.growth.after_read(n, buf.len());
-        Ok(Bytes::from_owner(Lease(Arc::clone(chunk), n)))
+        self.resize = self.growth.after_read(n, self.room);
+        let lease = Lease(Arc::clone(chunk), n);
+        if n < self.room / 4 {
+            // A quiet moment: the other buffers a burst kept are given back (those still held,
+            // once let go), so that a stream that then goes silent keeps one.
+            self.chunks.swap(0, free);
+            self.chunks.truncate(1);
+        }
+        Ok(Bytes::from_owner(lease))
     }
 
     /// The size of the buffer the last read went into: the memory a slice of it keeps alive,
@@ -408,11 +414,16 @@ mod tests {
         assert_eq!(&r.read(&mut stream).unwrap()[..], b"dddd");
         assert_eq!(r.chunks.len(), 2);
         // Held past the pool's size, the oldest buffers are left to their slices.
+        let mut r = ReadBuffer::new(4);
         let held: Vec<Bytes> = (0..POOL + 3)
             .map(|_| r.read(&mut &b"eeee"[..]).unwrap())
             .collect();
         assert!(held.iter().all(|b| &b[..] == b"eeee"));
         assert_eq!(r.chunks.len(), POOL);
+        // A small read (a quiet moment) gives the others back, held or not.
+        drop(held);
+        assert_eq!(&r.read(&mut &b"e"[..]).unwrap()[..], b"e");
+        assert_eq!(r.chunks.len(), 1);
     }
 
     #[test]
