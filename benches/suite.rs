@@ -168,9 +168,14 @@ fn peak_rss_kb(pid: u32) -> u64 {
 /// is printed: the seconds it took, and how many events were printed. A printer that falls
 /// behind is shown the latest value (older ones coalesced), so fewer may be printed than came.
 fn drain_seconds(transport: &str, url: &str, events: usize) -> (f64, usize) {
+    drain_args(&["--json", "-q", "--transport", transport, url], events)
+}
+
+/// Like `drain_seconds`, for lrwatch run with `args`.
+fn drain_args(args: &[&str], events: usize) -> (f64, usize) {
     let t0 = Instant::now();
     let mut child = Command::new(LRWATCH)
-        .args(["--json", "-q", "--transport", transport, url])
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -321,6 +326,32 @@ fn into_pipe(url: &str, events: usize) -> f64 {
 /// (and answers 304 to a catch-up); the socket acknowledges the subscription, then pushes
 /// `events` updates of a small JSON value back to back. Returns its address and how many bytes
 /// of messages the updates are.
+/// A plain WebSocket server: every connection gets `events` text messages `{"n":N}` at once,
+/// then is held open. Returns its address and the bytes of the messages.
+fn ws_url_server(events: usize) -> (std::net::SocketAddr, usize) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let bytes = (1..=events).map(|i| format!("{{\"n\":{i}}}").len()).sum();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let Ok(mut ws) = tungstenite::accept(stream) else {
+                    return;
+                };
+                for i in 1..=events {
+                    let message = tungstenite::Message::text(format!("{{\"n\":{i}}}"));
+                    if ws.write(message).is_err() {
+                        return;
+                    }
+                }
+                let _ = ws.flush();
+                while ws.read().is_ok() {}
+            });
+        }
+    });
+    (addr, bytes)
+}
+
 fn socket_server(events: usize) -> (std::net::SocketAddr, usize) {
     use lrwatch::wire::socket::ServerMessage;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1039,6 +1070,24 @@ fn main() {
                 "≥ 100,000 events/s".into(),
                 format!(
                     "{:.0} events/s ({:.1} MB/s of messages; {printed} printed, the rest coalesced)",
+                    events as f64 / ours,
+                    bytes as f64 / ours / 1e6
+                ),
+                "— (curl does not speak WebSocket)".into(),
+                "—".into(),
+            ],
+        );
+
+        // A `ws://` URL given directly: a server sends every message as soon as it connects.
+        let (addr, bytes) = ws_url_server(events);
+        let (ours, printed) = drain_args(&["--json", "-q", &format!("ws://{addr}/feed")], events);
+        row(
+            &mut rows,
+            &[
+                format!("throughput, a ws:// URL, {events} small JSON messages, --json into a pipe read to the last"),
+                "—".into(),
+                format!(
+                    "{:.0} events/s ({:.1} MB/s of messages; {printed} printed)",
                     events as f64 / ours,
                     bytes as f64 / ours / 1e6
                 ),

@@ -125,6 +125,29 @@ fn a_close_with_an_error_code_is_said_and_reconnected_with_backoff() {
     assert_eq!(run.line(), "1");
 }
 
+/// Messages that arrive together are handed on together: every one of a burst is printed, in
+/// order, before the close that came right after it is said.
+#[test]
+fn a_burst_then_a_close_prints_every_message_in_order_first() {
+    let server = ws_server(|n, _, mut ws| {
+        if n == 0 {
+            for i in 0..1000 {
+                ws.write(Message::text(format!("{{\"i\":{i}}}"))).unwrap();
+            }
+            let _ = ws.close(Some(CloseFrame {
+                code: CloseCode::Error,
+                reason: "after the burst".into(),
+            }));
+        }
+        while ws.read().is_ok() {}
+    });
+    let mut run = lrwatch(&["--json", &format!("{}/burst", server.base)]);
+    for i in 0..1000 {
+        assert_eq!(run.json()["body"], serde_json::json!({ "i": i }));
+    }
+    run.stderr_until("after the burst");
+}
+
 #[test]
 fn pings_are_answered_and_silence_is_noticed() {
     let (got, pongs) = mpsc::channel();
