@@ -62,8 +62,9 @@ pub struct Body {
     /// The `Content-Type`, if any.
     pub content_type: Option<String>,
     /// Whether `bytes` are one JSON text (`None`: not), and how it is written: set when made
-    /// for a type that is not JSON, else checked when first asked.
-    shape: std::sync::OnceLock<Option<Shape>>,
+    /// for a type that is not JSON, else checked when first asked. `true` beside it: that is
+    /// of the text decoded ([`Body::content`]), not of the bytes (text with invalid UTF-8).
+    shape: std::sync::OnceLock<Option<(Shape, bool)>>,
     /// The bytes are known to be UTF-8 (they came as a `String`): the JSON check skips that.
     utf8: bool,
     /// The bytes are text whatever they hold (an event stream's data): given out with invalid
@@ -133,7 +134,7 @@ impl Body {
             bytes: value.to_string().into(),
             content_type: Some("application/json".to_string()),
             // Written by serde_json: compact.
-            shape: std::sync::OnceLock::from(Some(Shape::Compact)),
+            shape: std::sync::OnceLock::from(Some((Shape::Compact, false))),
             utf8: true,
             text: false,
             value: std::sync::OnceLock::from(Some(Box::new(value))),
@@ -160,7 +161,7 @@ impl Body {
                     // printed by rebuilding, would do if the check ever disagreed).
                     let shape =
                         crate::json_text::shape(&body.bytes, body.utf8).unwrap_or(Shape::Spaced);
-                    body.shape = std::sync::OnceLock::from(Some(shape));
+                    body.shape = std::sync::OnceLock::from(Some((shape, false)));
                     body.value = std::sync::OnceLock::from(value.map(Box::new));
                 }
             }
@@ -174,7 +175,15 @@ impl Body {
             return None;
         }
         self.value
-            .get_or_init(|| serde_json::from_slice(&self.content()).ok().map(Box::new))
+            .get_or_init(|| {
+                let decoded = matches!(self.form(), Some((_, true)));
+                let text = if decoded {
+                    self.content()
+                } else {
+                    Cow::Borrowed(&self.bytes[..])
+                };
+                serde_json::from_slice(&text).ok().map(Box::new)
+            })
             .as_deref()
     }
 
@@ -184,15 +193,21 @@ impl Body {
     }
 
     fn shape(&self) -> Option<Shape> {
+        self.form().map(|(shape, _)| shape)
+    }
+
+    /// The shape, and whether it is that of the decoded text rather than of the bytes.
+    fn form(&self) -> Option<(Shape, bool)> {
         *self.shape.get_or_init(|| {
             match crate::json_text::shape(&self.bytes, self.utf8) {
-                // Text is decoded first: a string's invalid bytes replaced may make it JSON,
-                // printed from its value (its bytes are not that text).
+                Some(shape) => Some((shape, false)),
+                // Text is decoded first: a string's invalid bytes replaced may make it JSON
+                // (its bytes are not that text: given out decoded, see `compact_json`).
                 None if self.text => match self.content() {
-                    Cow::Owned(text) => crate::json_text::shape(&text, true).map(|_| Shape::Spaced),
+                    Cow::Owned(text) => crate::json_text::shape(&text, true).map(|s| (s, true)),
                     Cow::Borrowed(_) => None,
                 },
-                shape => shape,
+                None => None,
             }
         })
     }
@@ -205,8 +220,14 @@ impl Body {
     /// The bytes, when the body is JSON already written compactly: no whitespace outside
     /// strings, so one line that serde_json would write alike up to number formats and escapes
     /// (both read back the same). Printing them saves building and writing the value.
-    pub fn compact_json(&self) -> Option<&[u8]> {
-        (self.shape() == Some(Shape::Compact)).then_some(&self.bytes[..])
+    /// Text decoded to be JSON (invalid UTF-8 in a string) is given decoded, as it is then
+    /// written: printed as the same JSON with valid bytes would be, not rebuilt.
+    pub fn compact_json(&self) -> Option<Cow<'_, [u8]>> {
+        match self.form() {
+            Some((Shape::Compact, false)) => Some(Cow::Borrowed(&self.bytes[..])),
+            Some((Shape::Compact, true)) => Some(self.content()),
+            _ => None,
+        }
     }
 
     /// The memory it holds, roughly, for bounds on what waits: its bytes, and a parsed JSON
@@ -361,9 +382,9 @@ mod tests {
         let body = Body::from_stream_data(Bytes::from_static(b"{\"a\":\"\xff\"}"));
         assert_eq!(body.json(), Some(&serde_json::json!({"a": "\u{fffd}"})));
         assert_eq!(
-            body.compact_json(),
-            None,
-            "printed from its value, not its bytes"
+            body.compact_json().as_deref(),
+            Some("{\"a\":\"\u{fffd}\"}".as_bytes()),
+            "printed as its decoded text, not rebuilt from its value"
         );
         assert_eq!(&body.content()[..], "{\"a\":\"\u{fffd}\"}".as_bytes());
         // Text that is not JSON is given out decoded; valid text as it came.
@@ -371,7 +392,7 @@ mod tests {
         assert!(!body.is_json());
         assert_eq!(&body.content()[..], "a\u{fffd}b".as_bytes());
         let body = Body::from_stream_data(Bytes::from_static(b"{\"a\":1}"));
-        assert_eq!(body.compact_json(), Some(&b"{\"a\":1}"[..]));
+        assert_eq!(body.compact_json().as_deref(), Some(&b"{\"a\":1}"[..]));
         assert!(matches!(body.content(), Cow::Borrowed(_)));
         // Bytes that are not text are given out as they came.
         let body = Body::new(Bytes::from_static(b"a\xffb"), None);

@@ -123,7 +123,7 @@ impl<W: Write> Printer<W> {
             return self.out.write_all(b"\n");
         };
         if let Some(compact) = body.compact_json() {
-            self.out.write_all(compact)?;
+            self.out.write_all(&compact)?;
             return self.out.write_all(b"\n");
         }
         match body.json() {
@@ -283,7 +283,7 @@ pub fn write_envelope(out: &mut impl Write, event: &Event, name: Option<&str>) -
         out.write_all(b",\"body\":")?;
         // JSON already compact is written as it came (valid, one line): nothing to rebuild.
         if let Some(compact) = body.compact_json() {
-            out.write_all(compact)?;
+            out.write_all(&compact)?;
             return out.write_all(b"}\n");
         }
         match body.json() {

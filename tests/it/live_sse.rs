@@ -324,6 +324,47 @@ fn invalid_utf8_is_replaced_in_every_output() {
     assert_eq!(run.wait().code(), Some(0));
 }
 
+/// Compact JSON that holds an invalid byte is printed as its decoded text, as the same JSON
+/// without it is printed as it came: not rebuilt from its value (`1e2` stays `1e2`, an escape
+/// stays an escape, a lone surrogate, which serde_json refuses, stays JSON).
+#[test]
+fn compact_json_with_invalid_utf8_is_printed_as_decoded_not_rebuilt() {
+    let stream = || {
+        http_server(|n, _, stream| {
+            if n > 0 {
+                return crate::harness::respond(&stream, 204, &[], "");
+            }
+            head(&stream, 200, "text/event-stream");
+            send(
+                &stream,
+                b"data: {\"n\":1e2,\"e\":\"\\u0041\",\"s\":\"x\xffy\"}\n\n\
+                  data: {\"u\":\"\\ud800\",\"s\":\"\xff\"}\n\n",
+            );
+        })
+    };
+    let server = stream();
+    let mut run = lrwatch(&[&format!("{}/x", server.base)]);
+    assert_eq!(
+        run.line(),
+        "{\"n\":1e2,\"e\":\"\\u0041\",\"s\":\"x\u{fffd}y\"}"
+    );
+    assert_eq!(run.line(), "{\"u\":\"\\ud800\",\"s\":\"\u{fffd}\"}");
+    assert_eq!(run.wait().code(), Some(0));
+    let server = stream();
+    let mut run = lrwatch(&["--json", &format!("{}/x", server.base)]);
+    let first = run.line();
+    assert!(
+        first.contains(",\"body\":{\"n\":1e2,\"e\":\"\\u0041\",\"s\":\"x\u{fffd}y\"}}"),
+        "{first}"
+    );
+    let second = run.line();
+    assert!(
+        second.contains(",\"body\":{\"u\":\"\\ud800\",\"s\":\"\u{fffd}\"}}"),
+        "{second}"
+    );
+    assert_eq!(run.wait().code(), Some(0));
+}
+
 #[test]
 fn errors_back_off_with_the_servers_retry_as_a_floor() {
     let server = http_server(|n, _, stream| match n {
