@@ -210,7 +210,8 @@ pub(crate) struct ReadBuffer {
 /// How many buffers a stream keeps for reuse: enough for the reads whose events wait in the
 /// queue and among the printed ones handed back, beyond which a new buffer is allocated (and
 /// the oldest kept one left to the slices that hold it). A read that fills less than a quarter
-/// of its buffer gives the others back: a stream that goes quiet after a burst keeps one.
+/// of its buffer, once the other reads are let go, gives the others back: a stream that goes
+/// quiet after a burst keeps one.
 const POOL: usize = 8;
 
 /// A read, shared by the slices made of it: what keeps its buffer from being read into again.
@@ -271,9 +272,13 @@ impl ReadBuffer {
         let n = from.read(buf)?.min(buf.len());
         self.resize = self.growth.after_read(n, self.room);
         let lease = Lease(Arc::clone(chunk), n);
-        if n < self.room / 4 {
-            // A quiet moment: the other buffers a burst kept are given back (those still held,
-            // once let go), so that a stream that then goes silent keeps one.
+        // A quiet moment, the other reads all let go (the printer has caught up): the other
+        // buffers a burst kept are given back, so that a stream that then goes silent keeps
+        // one. Not while the printer holds some: a stream read a little faster than it comes
+        // has small reads among large ones, and would allocate a buffer for most reads.
+        let others_free =
+            (self.chunks.iter().enumerate()).all(|(i, c)| i == free || Arc::strong_count(c) == 1);
+        if n < self.room / 4 && others_free {
             self.chunks.swap(0, free);
             self.chunks.truncate(1);
         }
@@ -373,6 +378,39 @@ mod tests {
         b.input_consume(1000);
         read(&mut b, &vec![4; 5000]);
         assert!(b.input.len() > 1000);
+    }
+
+    #[test]
+    fn small_reads_among_large_ones_reuse_the_pool_while_reads_are_held() {
+        let mut r = ReadBuffer::new(1000);
+        let mut burst: &[u8] = &[7; 4_000_000];
+        for _ in 0..12 {
+            r.read(&mut burst).unwrap();
+        }
+        // Two large reads and a small one, the printer holding the last four large reads (a
+        // small read's events are copied out, see `unpin`).
+        let mut held = std::collections::VecDeque::new();
+        let mut allocated = 0;
+        for i in 0..300 {
+            let n = if i % 3 == 2 { 10_000 } else { 200_000 };
+            let before: Vec<*const Vec<u8>> = r.chunks.iter().map(Arc::as_ptr).collect();
+            let read = r.read(&mut &vec![1; n][..]).unwrap();
+            allocated += usize::from(r.chunks.iter().any(|c| !before.contains(&Arc::as_ptr(c))));
+            if n > 100_000 {
+                held.push_back(read);
+                if held.len() > 4 {
+                    held.pop_front();
+                }
+            }
+        }
+        assert!(
+            allocated <= POOL,
+            "{allocated} buffers allocated for 300 reads"
+        );
+        // Let go, a small read gives the others back.
+        held.clear();
+        r.read(&mut &b"x"[..]).unwrap();
+        assert_eq!(r.chunks.len(), 1);
     }
 
     #[test]
