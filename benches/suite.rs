@@ -322,10 +322,6 @@ fn into_pipe(url: &str, events: usize) -> f64 {
     took
 }
 
-/// A server for the socket throughput: `GET /r` advertises a `multiplex-socket` at `/sock`
-/// (and answers 304 to a catch-up); the socket acknowledges the subscription, then pushes
-/// `events` updates of a small JSON value back to back. Returns its address and how many bytes
-/// of messages the updates are.
 /// A plain WebSocket server: every connection gets `events` text messages `{"n":N}` at once,
 /// then is held open. Returns its address and the bytes of the messages.
 fn ws_url_server(events: usize) -> (std::net::SocketAddr, usize) {
@@ -352,6 +348,10 @@ fn ws_url_server(events: usize) -> (std::net::SocketAddr, usize) {
     (addr, bytes)
 }
 
+/// A server for the socket throughput: `GET /r` advertises a `multiplex-socket` at `/sock`
+/// (and answers 304 to a catch-up); the socket acknowledges the subscription, then pushes
+/// `events` updates of a small JSON value back to back. Returns its address and how many bytes
+/// of messages the updates are.
 fn socket_server(events: usize) -> (std::net::SocketAddr, usize) {
     use lrwatch::wire::socket::ServerMessage;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -404,7 +404,7 @@ impl Subscription {
         let ack = loop {
             let Some(text) = next_text(&mut self.socket, until) else {
                 break Err(if env.out_of_budget() {
-                    "no acknowledgement before the budget ran out".to_string()
+                    "no acknowledgement yet".to_string()
                 } else {
                     "no acknowledgement".to_string()
                 });
