@@ -279,15 +279,20 @@ fn an_event_over_max_body_stops_with_exit_1() {
     );
 }
 
-#[test]
-fn invalid_utf8_is_replaced_not_fatal() {
-    let server = http_server(|n, _, stream| {
+/// An event stream of `events` once; a reconnect is answered 204, so lrwatch is then done.
+fn once(events: &'static [u8]) -> crate::live_server::LiveServer {
+    http_server(move |n, _, stream| {
         if n > 0 {
             return crate::harness::respond(&stream, 204, &[], "");
         }
         head(&stream, 200, "text/event-stream");
-        send(&stream, b"data: a\xffb\n\ndata: ok\n\n");
-    });
+        send(&stream, events);
+    })
+}
+
+#[test]
+fn invalid_utf8_is_replaced_not_fatal() {
+    let server = once(b"data: a\xffb\n\ndata: ok\n\n");
     let mut run = lrwatch(&["--json", &format!("{}/x", server.base)]);
     assert_eq!(run.json()["body"], "a\u{fffd}b");
     assert_eq!(run.json()["body"], "ok");
@@ -298,15 +303,7 @@ fn invalid_utf8_is_replaced_not_fatal() {
 /// and JSON whose string held an invalid byte (JSON once decoded).
 #[test]
 fn invalid_utf8_is_replaced_in_every_output() {
-    let stream = || {
-        http_server(|n, _, stream| {
-            if n > 0 {
-                return crate::harness::respond(&stream, 204, &[], "");
-            }
-            head(&stream, 200, "text/event-stream");
-            send(&stream, b"data: a\xffb\n\ndata: {\"s\":\"x\xffy\"}\n\n");
-        })
-    };
+    let stream = || once(b"data: a\xffb\n\ndata: {\"s\":\"x\xffy\"}\n\n");
     let server = stream();
     let mut run = lrwatch(&[&format!("{}/x", server.base)]);
     assert_eq!(run.line(), "a\u{fffd}b");
@@ -330,17 +327,10 @@ fn invalid_utf8_is_replaced_in_every_output() {
 #[test]
 fn compact_json_with_invalid_utf8_is_printed_as_decoded_not_rebuilt() {
     let stream = || {
-        http_server(|n, _, stream| {
-            if n > 0 {
-                return crate::harness::respond(&stream, 204, &[], "");
-            }
-            head(&stream, 200, "text/event-stream");
-            send(
-                &stream,
-                b"data: {\"n\":1e2,\"e\":\"\\u0041\",\"s\":\"x\xffy\"}\n\n\
-                  data: {\"u\":\"\\ud800\",\"s\":\"\xff\"}\n\n",
-            );
-        })
+        once(
+            b"data: {\"n\":1e2,\"e\":\"\\u0041\",\"s\":\"x\xffy\"}\n\n\
+              data: {\"u\":\"\\ud800\",\"s\":\"\xff\"}\n\n",
+        )
     };
     let server = stream();
     let mut run = lrwatch(&[&format!("{}/x", server.base)]);
