@@ -39,6 +39,7 @@ pub(super) fn run(mut ctx: Ctx, first: Box<dyn Read + Send>) {
     ctx.enter(SELF);
     let mut state = State::default();
     let mut retry = DEFAULT_RETRY;
+    let mut quick_ends = super::sse::QuickEnds::default();
     let mut body = Some(first);
     loop {
         let stream = match body.take() {
@@ -65,11 +66,12 @@ pub(super) fn run(mut ctx: Ctx, first: Box<dyn Read + Send>) {
         // delay; one that ends before any event, at once and again, backs off (retry a floor).
         if events > 0 || opened.elapsed() >= ctx.options.keepalive {
             ctx.succeeded();
+            let delay = quick_ends.delay(retry, opened.elapsed());
             ctx.trace(format!(
                 "{why}; reconnecting in {:.1}s",
-                retry.as_secs_f64()
+                delay.as_secs_f64()
             ));
-            if !ctx.sleep(retry) {
+            if !ctx.sleep(delay) {
                 return;
             }
         } else if let RequestOutcome::Stop =

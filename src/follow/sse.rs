@@ -13,6 +13,43 @@ use crate::wire::sse::{Event, Parser};
 /// The reconnection delay when the server did not set one.
 const DEFAULT_RETRY: Duration = Duration::from_secs(1);
 
+/// A stream that ends sooner than this after it opened ended quickly (see [`QuickEnds`]).
+const QUICK: Duration = Duration::from_secs(1);
+/// How many quick ends in a row are reconnected after the server's `retry` alone.
+const QUICK_FREE: u32 = 2;
+/// The least delay after the next quick end, doubling with each one more...
+const QUICK_FLOOR: Duration = Duration::from_millis(100);
+/// ... up to this: at most two reconnects a second, as Firefox's EventSource floors `retry`
+/// (500 ms) and as a WebSocket or JSON-lines URL is asked again.
+const QUICK_FLOOR_MOST: Duration = Duration::from_millis(500);
+
+/// The delay before reconnecting a stream that delivered events and ended: the server's
+/// `retry`, unless streams keep ending quickly. Why: a server that answers `retry: 0`, sends
+/// an event and closes, every time, had lrwatch reconnect thousands of times a second (7,490
+/// connections in 3 s, each event news). One quick end, or two (a finite stream, then the
+/// 204 that says it is done), costs nothing; after that the delay grows from 100 ms to
+/// 500 ms, and a stream that stays open a second starts the count over.
+#[derive(Debug, Default)]
+pub(super) struct QuickEnds {
+    in_a_row: u32,
+}
+
+impl QuickEnds {
+    /// The delay before reconnecting a stream that stayed open for `lived`, given `retry`.
+    pub(super) fn delay(&mut self, retry: Duration, lived: Duration) -> Duration {
+        if lived >= QUICK {
+            self.in_a_row = 0;
+            return retry;
+        }
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        let Some(over) = self.in_a_row.checked_sub(QUICK_FREE + 1) else {
+            return retry;
+        };
+        let floor = QUICK_FLOOR.saturating_mul(1 << over.min(8));
+        retry.max(floor.min(QUICK_FLOOR_MOST))
+    }
+}
+
 /// What an event handler wants next.
 pub(super) enum Flow {
     Continue,
@@ -30,6 +67,7 @@ pub(super) fn run(
     let mut retry = DEFAULT_RETRY;
     let mut failures = 0u32;
     let mut connects = 0u32;
+    let mut quick_ends = QuickEnds::default();
     loop {
         if !ctx.running() {
             return Next::Stop;
@@ -121,12 +159,13 @@ pub(super) fn run(
                     if events > 0 || ended.ours || opened.elapsed() >= ctx.options.keepalive {
                         failures = 0;
                         ctx.succeeded();
+                        let delay = quick_ends.delay(retry, opened.elapsed());
                         ctx.trace(format!(
                             "{}; reconnecting in {:.1}s",
                             ended.why,
-                            retry.as_secs_f64()
+                            delay.as_secs_f64()
                         ));
-                        if !ctx.sleep(retry) {
+                        if !ctx.sleep(delay) {
                             return Next::Stop;
                         }
                         continue;
@@ -303,6 +342,26 @@ pub(super) fn header<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quick_ends_past_two_in_a_row_are_slowed_to_two_a_second_and_a_long_stream_starts_over() {
+        let ms = Duration::from_millis;
+        let mut q = QuickEnds::default();
+        let quick: Vec<_> = (0..8).map(|_| q.delay(ms(0), ms(10))).collect();
+        assert_eq!(
+            quick,
+            [0, 0, 100, 200, 400, 500, 500, 500].map(ms),
+            "free twice, then from 100 ms doubling to 500 ms"
+        );
+        // A stream that stayed open a second: its own delay is the server's, and the count
+        // starts over.
+        assert_eq!(q.delay(ms(0), QUICK), ms(0));
+        assert_eq!(q.delay(ms(0), ms(10)), ms(0));
+        assert_eq!(q.delay(ms(0), ms(10)), ms(0));
+        assert_eq!(q.delay(ms(0), ms(10)), ms(100));
+        // A server's retry longer than the floor is kept.
+        assert_eq!(q.delay(ms(3000), ms(10)), ms(3000));
+    }
 
     #[test]
     fn update_data_splits() {

@@ -137,6 +137,49 @@ fn a_forced_stream_that_keeps_closing_is_not_a_storm() {
     assert_eq!(lines_with(&err, "retrying in"), 1, "{err}");
 }
 
+/// A server whose event streams each send one event (a new value each time) with `retry: 0`
+/// and end: at `/s`, a LiveResource `value-stream` of the resource `/r`; at `/plain`, a plain
+/// event-stream URL. Stream requests are timed.
+fn one_event_then_close_server() -> (Scripted, Times) {
+    let times: Times = Arc::default();
+    let t = Arc::clone(&times);
+    let server = scripted(move |_, seen| {
+        let links = h(&[("ETag", "\"1\""), ("Link", "</s>; rel=value-stream")]);
+        match seen.path.as_str() {
+            "/s" | "/plain" => {
+                let n = {
+                    let mut t = t.lock().unwrap();
+                    t.push(Instant::now());
+                    t.len()
+                };
+                let event = format!("retry: 0\ndata: {n}\n\n");
+                (200, h(&[("Content-Type", "text/event-stream")]), event)
+            }
+            _ if seen.header("if-none-match").is_some() => (304, links, String::new()),
+            _ => (200, links, "0".into()),
+        }
+    });
+    (server, times)
+}
+
+#[test]
+fn streams_that_each_deliver_an_event_and_close_are_not_a_storm() {
+    // The same server behaviour followed as a LiveResource value-stream and as a plain
+    // event-stream URL (two loops in lrwatch).
+    for path in ["/r", "/plain"] {
+        let (server, streams) = one_event_then_close_server();
+        let url = format!("{}{path}", server.base);
+        let mut run = lrwatch(&["--transport", "auto", "-t", "3", &url]);
+        run.line();
+        assert_eq!(run.wait().code(), Some(124), "{path}");
+        // Reconnected as asked twice, then from 100 ms doubling to 500 ms: about ten
+        // streams in 3 s (thousands without it; each one's event is news, so no failure
+        // backoff applies).
+        let n = count(&streams);
+        assert!((4..=15).contains(&n), "{path}: {n} stream requests");
+    }
+}
+
 /// How a socket server ends a connection after acknowledging the subscription.
 #[derive(Clone, Copy)]
 enum Ending {
