@@ -11,6 +11,7 @@ mod output;
 mod reference;
 mod select;
 mod status;
+mod stdout;
 mod urls;
 mod watch;
 

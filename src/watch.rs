@@ -19,6 +19,7 @@ use crate::exit::Ending;
 use crate::output::Printer;
 use crate::select::Selector;
 use crate::status::Stderr;
+use crate::stdout::{GiveUp, Interruptible, Nudger};
 use lrwatch::sanitize::for_terminal;
 
 /// The longest a printed event waits in the buffer while more keep coming.
@@ -27,9 +28,14 @@ const HOLD_AT_MOST: Duration = Duration::from_millis(50);
 /// runs dry): one lock for many.
 const RECYCLE_EVERY: usize = 64;
 
+/// How long the last flush of stdout may wait for a reader once the run has ended, however
+/// it ended: what was printed is not lost to a reader that is merely slow, and a reader that
+/// never reads does not hold the exit.
+const LAST_FLUSH: Duration = Duration::from_secs(1);
+
 /// Where events go: stdout, or a command.
 enum Sink {
-    Print(Printer<BufWriter<std::fs::File>>),
+    Print(Printer<BufWriter<Interruptible<std::fs::File>>>),
     Exec(Exec),
 }
 
@@ -63,6 +69,10 @@ fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
     }
     let client = Client::new(config.options.clone())?;
     let follow = client.follow(config.urls.iter().cloned());
+    let deadline = config.timeout.map(|t| Instant::now() + t);
+    let caught = Arc::new(AtomicI32::new(0));
+    // A write to stdout that waits for its reader gives up at --timeout or a signal.
+    let give_up = GiveUp::new(Arc::clone(&caught), deadline);
 
     let mut sink = match &config.exec {
         Some(command) => {
@@ -80,32 +90,61 @@ fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
         None => Sink::Print(
             Printer::new(
                 // Large enough that a burst of small events costs few writes.
-                BufWriter::with_capacity(64 * 1024, stdout_file()?),
+                BufWriter::with_capacity(
+                    64 * 1024,
+                    Interruptible::new(stdout_file()?, give_up.clone()),
+                ),
                 config.mode,
                 config.diff,
             )
             .labelled(Arc::clone(&config.names), config.prefix),
         ),
     };
-    let waker = match &sink {
-        Sink::Exec(exec) => Some(exec.waker()),
-        Sink::Print(_) => None,
+    let (waker, nudger) = match &sink {
+        Sink::Exec(exec) => (Some(exec.waker()), None),
+        Sink::Print(_) => (
+            None,
+            Some(Nudger::start(give_up.clone()).context("cannot start the stdout nudger")?),
+        ),
     };
-    let caught = catch_signals(follow.interrupter(), waker)?;
+    let nudge = nudger.as_ref().and_then(Nudger::waker);
+    catch_signals(follow.interrupter(), waker, nudge, Arc::clone(&caught))?;
     let mut selector = config.select.clone().map(Selector::new);
-    let ending = pump(config, stderr, &follow, &mut sink, &mut selector, &caught);
+    let ending = pump(
+        config,
+        stderr,
+        &follow,
+        &mut sink,
+        &mut selector,
+        deadline,
+        &caught,
+    );
     // A command still running when the run ends early (--timeout, an error, a signal) is
     // stopped, with whatever it started: nothing is left behind.
     if let Sink::Exec(exec) = &mut sink {
         exec.stop();
     }
-    // Whatever ended the run, what was printed reaches stdout first.
-    if let Sink::Print(printer) = &mut sink {
-        let flushed = printer.flush().context("cannot write to stdout");
-        if ending.is_ok() {
-            flushed?;
+    // Whatever ended the run, what was printed reaches stdout first. A run that is done waits
+    // for its reader as long as the run may last (until --timeout or a signal); one ended by
+    // either gives a reader that does not read a moment, then goes.
+    let ending = match &mut sink {
+        Sink::Print(printer) => {
+            if !matches!(ending, Ok(Ending::Done)) {
+                give_up.only_at(Instant::now() + LAST_FLUSH);
+            }
+            let flushed = printer.flush().context("cannot write to stdout");
+            match (ending, flushed) {
+                (Ok(Ending::Done), Err(e)) => gave_up(e, &caught),
+                (ending, _) => ending,
+            }
         }
-    }
+        Sink::Exec(_) => ending,
+    };
+    // The printer goes (its buffer's own flush, if the last one gave up, gives up too), then
+    // the nudges stop: what follows (webhook subscriptions deleted over HTTP) is not to be
+    // interrupted.
+    drop(sink);
+    drop(nudger);
     // Webhook subscriptions are removed now (dropping `follow` would too, silently): a
     // subscription still being made is waited for a moment, which the user is told about.
     follow.close_noting(&|notice| {
@@ -148,25 +187,32 @@ fn trace_proxies(config: &Config, stderr: &Stderr) {
 /// Ctrl-C, SIGTERM and SIGHUP arrive as an update in the same loop as events (and wake an
 /// `--exec` drain), so shutdown is orderly: subscriptions are deleted, what was received is
 /// flushed, the command running is stopped, then the process dies by the same signal (see
-/// exit::code_for_ending). Returns where the signal's number is put.
-fn catch_signals(interrupter: Interrupter, waker: Option<exec::Waker>) -> Result<Arc<AtomicI32>> {
-    let caught = Arc::new(AtomicI32::new(0));
+/// exit::code_for_ending). The signal's number is put in `caught` (which also makes a wait for
+/// stdout give up, see `stdout`).
+fn catch_signals(
+    interrupter: Interrupter,
+    waker: Option<exec::Waker>,
+    nudger: Option<std::thread::Thread>,
+    caught: Arc<AtomicI32>,
+) -> Result<()> {
     let mut signals =
         Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install the signal handlers")?;
-    let seen = Arc::clone(&caught);
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
-                seen.store(signal, Ordering::SeqCst);
+                caught.store(signal, Ordering::SeqCst);
                 interrupter.interrupt();
                 if let Some(waker) = waker {
                     waker.wake();
                 }
+                if let Some(nudger) = nudger {
+                    nudger.unpark();
+                }
             }
         })
         .context("cannot start the signal thread")?;
-    Ok(caught)
+    Ok(())
 }
 
 /// The signal that interrupted the run (SIGINT if somehow none was recorded).
@@ -184,9 +230,37 @@ fn pump(
     follow: &Follow,
     sink: &mut Sink,
     selector: &mut Option<Selector>,
+    deadline: Option<Instant>,
     caught: &AtomicI32,
 ) -> Result<Ending> {
-    let deadline = config.timeout.map(|t| Instant::now() + t);
+    pump_until_error(config, stderr, follow, sink, selector, deadline, caught)
+        .or_else(|e| gave_up(e, caught))
+}
+
+/// A write to stdout that gave up because nobody read it (see `stdout`) ends the run as what
+/// made it give up: a signal, or else `--timeout`. Any other error stays one.
+fn gave_up(e: anyhow::Error, caught: &AtomicI32) -> Result<Ending> {
+    let stalled = e.chain().any(|e| {
+        e.downcast_ref::<io::Error>()
+            .and_then(|e| e.get_ref())
+            .is_some_and(|e| e.is::<crate::stdout::Stalled>())
+    });
+    match (stalled, caught.load(Ordering::SeqCst)) {
+        (false, _) => Err(e),
+        (true, 0) => Ok(Ending::TimedOut),
+        (true, _) => Ok(interrupted(caught)),
+    }
+}
+
+fn pump_until_error(
+    config: &Config,
+    stderr: &Stderr,
+    follow: &Follow,
+    sink: &mut Sink,
+    selector: &mut Option<Selector>,
+    deadline: Option<Instant>,
+    caught: &AtomicI32,
+) -> Result<Ending> {
     let mut emitted = 0u64;
     // When stdout is flushed next even if the queue never runs dry (a deadline compared with
     // the clock, cheaper for each event than an elapsed time).
@@ -200,6 +274,10 @@ fn pump(
         // event shows the moment it arrives, yet a burst goes out in large writes (the buffer
         // also flushes itself whenever it fills).
         let update = match follow.try_recv() {
+            // A stream that never lets the queue run dry still ends at --timeout.
+            Some(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                return Ok(Ending::TimedOut);
+            }
             Some(update) => Some(update),
             None => {
                 flush_first(sink)?;
@@ -209,6 +287,11 @@ fn pump(
                     None => follow.recv(),
                     Some(deadline) => {
                         let left = deadline.saturating_duration_since(Instant::now());
+                        // Past the deadline, a wait of nothing would still take an update
+                        // that is there: under a flood, one always is.
+                        if left.is_zero() {
+                            return Ok(Ending::TimedOut);
+                        }
                         match follow.recv_timeout(left) {
                             Ok(update) => Some(update),
                             Err(RecvTimeoutError::Timeout) => return Ok(Ending::TimedOut),

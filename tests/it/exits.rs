@@ -234,3 +234,92 @@ fn sigterm_and_sighup_shut_down_cleanly_and_end_by_that_signal() {
         );
     }
 }
+
+/// lrwatch on a flood of events, its stdout a pipe that is never read (as `lrwatch URL |
+/// sleep 30`), stderr collected; the pipe's reading end is returned, to hold it open.
+fn flooding_a_pipe_nobody_reads(args: &[&str]) -> (std::process::Child, std::process::ChildStdout) {
+    let base = endless(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n",
+        b"data: {\"n\":1}\n\n",
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lrwatch"));
+    without_proxy(&mut cmd)
+        .args(args)
+        .arg(format!("{base}/s"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("spawn lrwatch");
+    let unread = child.stdout.take().unwrap();
+    (child, unread)
+}
+
+/// Whether a thread of process `pid` waits in a write to a pipe (its wchan is `pipe_write`, or `anon_pipe_write` on newer kernels).
+fn writing_into_a_full_pipe(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("wchan")).is_ok_and(|w| w.ends_with("pipe_write"))
+    })
+}
+
+/// The exit status of `child` within BOUND, else it is killed and the test fails.
+fn exits_within_bound(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("lrwatch did not exit within {BOUND:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Before the stdout writer had a thread of its own, a write into a full pipe held the run:
+/// neither --timeout nor a signal ended it (it ran until killed).
+#[test]
+fn timeout_and_signals_end_the_run_while_stdout_is_not_read() {
+    let (mut run, _unread) = flooding_a_pipe_nobody_reads(&["-t", "1"]);
+    assert_eq!(exits_within_bound(&mut run).code(), Some(124));
+
+    let (mut run, _unread) = flooding_a_pipe_nobody_reads(&[]);
+    // The signal comes once a write into the full pipe waits (a thread of lrwatch in the
+    // kernel's pipe_write).
+    let deadline = Instant::now() + BOUND;
+    while !writing_into_a_full_pipe(run.id()) {
+        assert!(Instant::now() < deadline, "stdout never filled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(exits_within_bound(&mut run).signal(), Some(15));
+}
+
+/// A flood of events slower to print than they come (`--diff` of 50 KB documents): --timeout
+/// still ends the run. It ran on until killed: the deadline was looked at only when the queue
+/// ran dry, and a wait of nothing past it still took the update that, under a flood, was there.
+#[test]
+fn timeout_ends_a_flood_that_never_lets_the_queue_run_dry() {
+    let items: Vec<String> = (0..1000)
+        .map(|i| format!("{{\"k\":{i},\"v\":\"{}\"}}", "x".repeat(40)))
+        .collect();
+    let event = format!("data: {{\"items\":[{}]}}\n\n", items.join(","));
+    let base = endless(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n",
+        Box::leak(event.into_bytes().into_boxed_slice()),
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lrwatch"));
+    without_proxy(&mut cmd)
+        .args(["--diff", "-t", "1", &format!("{base}/s")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut run = cmd.spawn().expect("spawn lrwatch");
+    assert_eq!(exits_within_bound(&mut run).code(), Some(124));
+}
