@@ -342,8 +342,9 @@ pub struct FollowArgs {
     /// same line --json would print); LRWATCH_EVENT, LRWATCH_URI, LRWATCH_ETAG (empty when
     /// none), LRWATCH_TRANSPORT, LRWATCH_NAME (the NAME of a NAME=URL argument, empty when
     /// none), for a collection's items LRWATCH_ID, and for an event stream's events
-    /// LRWATCH_SSE_EVENT and LRWATCH_SSE_ID describe the event. The content is never put on
-    /// the command line. One run at a time: events arriving during a run are coalesced, so the
+    /// LRWATCH_SSE_EVENT and LRWATCH_SSE_ID describe the event (those from the server with
+    /// NUL bytes replaced by U+FFFD and cut to 4 KiB). The content is never put on the
+    /// command line. One run at a time: events arriving during a run are coalesced, so the
     /// next run sees the latest value of each resource (a live URL's events each get their
     /// run). A failing CMD is reported on stderr and
     /// following goes on; with --count, lrwatch exits when the last run has finished (within

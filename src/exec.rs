@@ -299,15 +299,27 @@ fn start(
         .arg(command)
         .env("LRWATCH_EVENT", event.kind.as_str())
         .env("LRWATCH_URI", &*event.uri)
-        .env("LRWATCH_ETAG", event.etag.as_deref().unwrap_or(""))
+        // The ETag, the item's id and an event stream's event name and id are the server's
+        // words: made fit for the environment (see `env_value`). The URL and the name are the
+        // user's.
+        .env(
+            "LRWATCH_ETAG",
+            env_value(event.etag.as_deref().unwrap_or("")).as_ref(),
+        )
         .env("LRWATCH_TRANSPORT", event.transport.as_str())
-        .env("LRWATCH_ID", event.id.as_deref().unwrap_or(""))
+        .env(
+            "LRWATCH_ID",
+            env_value(event.id.as_deref().unwrap_or("")).as_ref(),
+        )
         .env("LRWATCH_NAME", name.unwrap_or(""))
         // An event stream's event name and id (empty otherwise).
-        .env("LRWATCH_SSE_EVENT", sse.map_or("", |s| &*s.event))
+        .env(
+            "LRWATCH_SSE_EVENT",
+            env_value(sse.map_or("", |s| &*s.event)).as_ref(),
+        )
         .env(
             "LRWATCH_SSE_ID",
-            sse.and_then(|s| s.id.as_deref()).unwrap_or(""),
+            env_value(sse.and_then(|s| s.id.as_deref()).unwrap_or("")).as_ref(),
         )
         .stdin(Stdio::piped());
     #[cfg(unix)]
@@ -341,6 +353,42 @@ fn start(
         }
     });
     Ok((child, writer))
+}
+
+/// The most bytes of one `LRWATCH_*` value taken from the server. Why a bound: Linux refuses
+/// to start a program when any one environment string is over 128 KiB (E2BIG), and a server's
+/// 140 KB event id, which stays the stream's id for every event after it, kept the command
+/// from running for all of them. 4 KiB is far more than names, ids and ETags take, and keeps
+/// the four such values within 16 KiB together, well inside the whole environment's limit
+/// (a quarter of the stack limit, 2 MiB by default, and never under 128 KiB).
+pub const ENV_VALUE_MAX: usize = 4096;
+
+/// `value` as it can go into the environment: a NUL (which no environment string can hold,
+/// so that the run could not start) becomes U+FFFD, as undecodable bytes do elsewhere, and the
+/// value is cut to [`ENV_VALUE_MAX`] bytes at a character boundary. The whole value is still
+/// in the `--json` envelope on stdin.
+fn env_value(value: &str) -> std::borrow::Cow<'_, str> {
+    // Cut first so that a huge value is not copied whole, then again after the replacement
+    // (one byte becomes three).
+    let value = cut(value, ENV_VALUE_MAX);
+    if !value.contains('\0') {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let replaced = value.replace('\0', "\u{FFFD}");
+    std::borrow::Cow::Owned(cut(&replaced, ENV_VALUE_MAX).to_string())
+}
+
+/// The longest start of `s` of at most `max` bytes that ends at a character boundary
+/// (`str::floor_char_boundary` is newer than the crate's minimum Rust).
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 #[derive(Clone, Copy)]
@@ -412,4 +460,24 @@ fn signal_group(_group: u32, _signal: Signal) {}
 #[cfg(not(unix))]
 fn group_exists(_group: u32) -> bool {
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_values_lose_their_nuls_and_are_cut_at_a_character_boundary() {
+        assert_eq!(env_value("tick"), "tick");
+        assert_eq!(env_value("a\0b\0"), "a\u{FFFD}b\u{FFFD}");
+        assert_eq!(env_value(&"I".repeat(140_000)).len(), ENV_VALUE_MAX);
+        // 'é' is two bytes: one at the bound is left out whole, not split.
+        let long = format!("{}é", "x".repeat(ENV_VALUE_MAX - 1));
+        assert_eq!(env_value(&long), "x".repeat(ENV_VALUE_MAX - 1));
+        // Replacing NULs lengthens the value: it is cut again, still whole characters.
+        let nuls = "\0".repeat(ENV_VALUE_MAX);
+        let fit = env_value(&nuls);
+        assert!(fit.len() <= ENV_VALUE_MAX && fit.chars().all(|c| c == '\u{FFFD}'));
+        assert_eq!(fit.len(), ENV_VALUE_MAX / 3 * 3);
+    }
 }

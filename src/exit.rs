@@ -73,6 +73,11 @@ pub fn hint(error: &lrwatch::Error) -> Option<&'static str> {
         }),
         E::TransportNotOffered { .. } => Some("Use --transport auto or one of those."),
         E::TransportOnLiveUrl { .. } => Some("Leave out --transport (or give auto) for it."),
+        // A ws:// URL given directly is followed as a WebSocket and nothing else (another
+        // --transport is a usage error): the handshake failed, so the server is what to check.
+        E::Refused { url, .. } if url.starts_with("ws://") || url.starts_with("wss://") => {
+            Some("Check that a WebSocket server answers at that URL.")
+        }
         E::Refused { .. } => Some("Try --transport auto."),
         E::BodyTooLarge { .. } => Some("Raise it with --max-body if that is expected."),
         E::HeadTooLarge { .. } => Some("Raise it with --max-header if that is expected."),
@@ -160,6 +165,20 @@ mod tests {
             message(&redirect),
             "cannot follow the redirects of http://h/: more than 10 redirects"
         );
+        let refused = |url: &str| {
+            message(&anyhow::Error::new(lrwatch::Error::Refused {
+                url: url.into(),
+                transport: "websocket".into(),
+                reason: "the WebSocket handshake was refused (HTTP 404)".into(),
+            }))
+        };
+        assert!(refused("http://h/r").ends_with(". Try --transport auto."));
+        for url in ["ws://h/s", "wss://h/s"] {
+            assert!(
+                refused(url).ends_with(". Check that a WebSocket server answers at that URL."),
+                "{url}"
+            );
+        }
         let bad = lrwatch::Error::InvalidUrl {
             url: "u".into(),
             reason: "r".into(),

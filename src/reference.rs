@@ -77,12 +77,12 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ("LRWATCH_TEST_TERM", "1: stdout counts as a terminal (header lines, pretty-printing, color), so that tests can check terminal output without a pseudo-terminal."),
     ("LRWATCH_EVENT", "Set for each --exec command: the event (value, removed, changes, child-added, child-changed, child-removed)."),
     ("LRWATCH_URI", "Set for each --exec command: the URL as given on the command line."),
-    ("LRWATCH_ETAG", "Set for each --exec command: the value's ETag, empty when it has none."),
+    ("LRWATCH_ETAG", "Set for each --exec command: the value's ETag, empty when it has none. NUL bytes become U+FFFD; cut to 4 KiB."),
     ("LRWATCH_TRANSPORT", "Set for each --exec command: the mechanism that delivered the event."),
-    ("LRWATCH_ID", "Set for each --exec command: the item's id for child-* events, else empty."),
+    ("LRWATCH_ID", "Set for each --exec command: the item's id for child-* events, else empty. NUL bytes become U+FFFD; cut to 4 KiB."),
     ("LRWATCH_NAME", "Set for each --exec command: the NAME of a NAME=URL argument (or --urls line), else empty."),
-    ("LRWATCH_SSE_EVENT", "Set for each --exec command: an event stream's event name (message when it named none), else empty."),
-    ("LRWATCH_SSE_ID", "Set for each --exec command: an event stream's last event id, else empty."),
+    ("LRWATCH_SSE_EVENT", "Set for each --exec command: an event stream's event name (message when it named none), else empty. NUL bytes become U+FFFD; cut to 4 KiB."),
+    ("LRWATCH_SSE_ID", "Set for each --exec command: an event stream's last event id, else empty. NUL bytes become U+FFFD; cut to 4 KiB."),
 ];
 
 /// Escapes text for a roff line: backslashes, and a leading `.` or `'` (control characters).

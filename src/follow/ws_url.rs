@@ -27,6 +27,10 @@ type Socket = WebSocket<MaybeTlsStream<crate::proxy::Stream>>;
 pub(super) fn run(mut ctx: Ctx) {
     ctx.enter(SELF);
     let mut connected_once = false;
+    // The last connection that delivered messages ended in trouble before it had stayed open
+    // a keep-alive period: the next one's messages do not count as it working until it has
+    // (see `serve`).
+    let mut probation = false;
     loop {
         if !ctx.running() {
             return;
@@ -60,12 +64,13 @@ pub(super) fn run(mut ctx: Ctx) {
         };
         connected_once = true;
         ctx.trace("WebSocket open".to_string());
-        let ended = serve(&mut ctx, &mut ws);
+        let ended = serve(&mut ctx, &mut ws, probation);
         let _ = ws.close(None);
         let Some(ended) = ended else {
             return;
         };
         if ended.messages > 0 && !ended.error {
+            probation = false;
             ctx.succeeded();
             ctx.trace(format!(
                 "{}; reconnecting in {:.1}s",
@@ -75,13 +80,24 @@ pub(super) fn run(mut ctx: Ctx) {
             if !ctx.sleep(AGAIN_AFTER) {
                 return;
             }
-        } else {
-            if ended.messages > 0 {
+            continue;
+        }
+        // Trouble. A connection that delivered messages worked only if it stayed open a
+        // keep-alive period; else the backoff goes on growing from where it was and the next
+        // connection is on probation. Why: a server that sent a message and then closed with
+        // 1011 (or dropped the connection), every time, was reconnected every 0.25-0.5 s
+        // forever with a stderr line each time, each message having started the backoff and
+        // its "N more times" over.
+        if ended.messages > 0 {
+            let stayed = ended.lived >= ctx.options.keepalive;
+            probation = !stayed;
+            if stayed {
+                // Said by `serve` already, mostly: then this changes nothing.
                 ctx.succeeded();
             }
-            if let RequestOutcome::Stop = ctx.retry_later(&ended.why) {
-                return;
-            }
+        }
+        if let RequestOutcome::Stop = ctx.retry_later(&ended.why) {
+            return;
         }
     }
 }
@@ -94,6 +110,8 @@ struct Ended {
     /// Whether it ended in trouble (an error close code, a break, silence) rather than a
     /// normal close.
     error: bool,
+    /// How long it was open.
+    lived: Duration,
 }
 
 /// Why a connect failed.
@@ -185,14 +203,19 @@ fn tick(ctx: &Ctx) -> Duration {
 }
 
 /// Sends the user's messages, then relays what arrives until the socket ends (how), or
-/// following stops (`None`).
-fn serve(ctx: &mut Ctx, ws: &mut Socket) -> Option<Ended> {
+/// following stops (`None`). The connection counts as working (`Ctx::succeeded`: the backoff
+/// starts over, failures said so far are summed up) at its first message; on `probation`,
+/// only once it has delivered one and stayed open a keep-alive period.
+fn serve(ctx: &mut Ctx, ws: &mut Socket, probation: bool) -> Option<Ended> {
+    let opened = Instant::now();
     let mut messages = 0u64;
+    let mut counted = false;
     let ended = |why: String, messages: u64, error: bool| {
         Some(Ended {
             why,
             messages,
             error,
+            lived: opened.elapsed(),
         })
     };
     for text in ctx.options.live.send.clone() {
@@ -240,6 +263,11 @@ fn serve(ctx: &mut Ctx, ws: &mut Socket) -> Option<Ended> {
                 if !ctx.running() {
                     return None;
                 }
+                // A quiet connection on probation that has now stayed open long enough.
+                if messages > 0 && !counted && opened.elapsed() >= ctx.options.keepalive {
+                    ctx.succeeded();
+                    counted = true;
+                }
                 let dead_after = ctx.options.socket_dead_after();
                 if last_heard.elapsed() > dead_after {
                     return ended(
@@ -274,10 +302,11 @@ fn serve(ctx: &mut Ctx, ws: &mut Socket) -> Option<Ended> {
             Err(e) => return ended(format!("the WebSocket broke ({e})"), messages, true),
         };
         last_heard = Instant::now();
-        if messages == 0 {
-            ctx.succeeded();
-        }
         messages += 1;
+        if !counted && (!probation || opened.elapsed() >= ctx.options.keepalive) {
+            ctx.succeeded();
+            counted = true;
+        }
         let body = if binary {
             Body::opaque(bytes, Some("application/octet-stream".to_string()))
         } else {

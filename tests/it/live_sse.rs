@@ -466,3 +466,47 @@ fn the_first_connection_and_reconnects_have_the_same_dead_connection_timer() {
     assert_eq!(timers.len(), 3, "{said}");
     assert!(timers.iter().all(|t| *t == "45s of silence"), "{said}");
 }
+
+/// What a server puts in an event's name, id or ETag cannot keep `--exec` from running: a NUL
+/// (no environment string can hold one) or an id over Linux's 128 KiB per-string limit (it
+/// stays the stream's id for the events after it) made every such run fail to start. Each
+/// value is given with its NULs replaced and cut to 4 KiB; the command runs for every event.
+#[test]
+fn exec_runs_for_every_event_whatever_its_name_id_or_etag_holds() {
+    let server = http_server(|_, _, stream| {
+        head(&stream, 200, "text/event-stream");
+        send(&stream, b"event: a\0b\ndata: 1\n\n");
+        // LiveResource framing: the first data line's headers give the event its ETag.
+        send(
+            &stream,
+            b"event: update\ndata: {\"ETag\":\"\\\"x\\u0000y\\\"\"}\ndata: 2\n\n",
+        );
+        let id = format!("id: {}\ndata: 3\n\ndata: 4\n\n", "I".repeat(140_000));
+        send(&stream, id.as_bytes());
+        let name = format!("event: {}\ndata: 5\n\n", "E".repeat(200_000));
+        send(&stream, name.as_bytes());
+        hold(stream);
+    });
+    // body|event name (its start)|its length|the id's length|ETag, in bytes.
+    let command = "len() { printf %s \"$1\" | wc -c | tr -d ' '; }; \
+        printf '%s|%s|%s|%s|%s\\n' \"$(cat)\" \"$(printf %s \"$LRWATCH_SSE_EVENT\" | head -c 12)\" \
+        \"$(len \"$LRWATCH_SSE_EVENT\")\" \"$(len \"$LRWATCH_SSE_ID\")\" \"$LRWATCH_ETAG\"";
+    let mut run = lrwatch(&["-n", "5", "--exec", command, &format!("{}/x", server.base)]);
+    let lines: Vec<String> = (0..5).map(|_| run.line()).collect();
+    assert_eq!(
+        lines,
+        [
+            "1|a\u{FFFD}b|5|0|",
+            "2|update|6|0|\"x\u{FFFD}y\"",
+            "3|message|7|4096|",
+            "4|message|7|4096|",
+            "5|EEEEEEEEEEEE|4096|4096|",
+        ]
+    );
+    assert_eq!(run.wait().code(), Some(0), "{}", run.stderr_text());
+    assert!(
+        !run.stderr_text().contains("--exec"),
+        "{}",
+        run.stderr_text()
+    );
+}

@@ -189,11 +189,33 @@ fn a_refused_handshake_is_an_error() {
     let url = server.base.replace("http://", "ws://") + "/nope";
     let mut run = lrwatch(&[&url]);
     assert_eq!(run.wait().code(), Some(1));
+    let said = run.stderr_text();
+    assert!(said.contains("HTTP 404"), "{said}");
+    assert!(!said.contains("--transport"), "{said}");
+}
+
+/// A ws:// URL is followed as a WebSocket and nothing else (another --transport is a usage
+/// error), so the advice after a failed handshake is about the server, not --transport.
+#[test]
+fn a_failed_handshake_is_an_error_that_does_not_suggest_another_transport() {
+    let server = crate::live_server::http_server(|_, _, stream| {
+        crate::live_server::send(
+            &stream,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Accept: nope\r\n\r\n",
+        );
+        crate::live_server::hold(stream);
+    });
+    let url = server.base.replace("http://", "ws://") + "/s";
+    let mut run = lrwatch(&[&url]);
+    assert_eq!(run.wait().code(), Some(1));
+    let said = run.stderr_text();
+    assert!(said.contains("Sec-WebSocket-Accept"), "{said}");
     assert!(
-        run.stderr_text().contains("HTTP 404"),
-        "{:?}",
-        run.stderr_seen
+        said.ends_with("Check that a WebSocket server answers at that URL."),
+        "{said}"
     );
+    assert!(!said.contains("--transport"), "{said}");
 }
 
 #[test]

@@ -386,3 +386,79 @@ fn a_multiplexed_stream_that_closes_at_once_backs_off_and_auto_falls_back() {
     let err = run.stderr_text();
     assert_eq!(lines_with(&err, "reconnecting (attempt"), 1, "{err}");
 }
+
+/// A `ws://` server whose connections numbered (from 0) below `failing` each send one message
+/// (their number) and close with 1011; those after send a message every 100 ms for as long as
+/// the client stays. Connections are timed.
+fn one_message_then_1011_server(failing: usize) -> (crate::live_server::LiveServer, Times) {
+    let times: Times = Arc::default();
+    let t = Arc::clone(&times);
+    let server = crate::live_server::ws_server(move |n, _, mut ws| {
+        t.lock().unwrap().push(Instant::now());
+        if n < failing {
+            let _ = ws.send(tungstenite::Message::text(n.to_string()));
+            let _ = ws.close(Some(tungstenite::protocol::CloseFrame {
+                code: tungstenite::protocol::frame::coding::CloseCode::Error,
+                reason: "internal".into(),
+            }));
+            // To the end of the closing handshake, or the client's going away.
+            while ws.read().is_ok() {}
+            return;
+        }
+        let deadline = Instant::now() + BOUND;
+        while Instant::now() < deadline && ws.send(tungstenite::Message::text("up")).is_ok() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    (server, times)
+}
+
+#[test]
+fn a_websocket_that_sends_a_message_then_closes_with_an_error_backs_off() {
+    let (server, sockets) = one_message_then_1011_server(usize::MAX);
+    let mut run = lrwatch(&["-t", "3", &format!("{}/feed", server.base)]);
+    assert_eq!(run.line(), "0");
+    assert_eq!(run.wait().code(), Some(124));
+    // Backoff from 0.25-0.5 s, doubling: 4 connections at most in 3 s. Before, each message
+    // counted as the connection working and the backoff started over every time: a
+    // reconnect every 0.25-0.5 s, 8 or more in 3 s.
+    let n = count(&sockets);
+    assert!((2..=4).contains(&n), "{n} connections");
+    // Each connection's message is still news.
+    assert_eq!(run.rest().len() + 1, n);
+    let err = run.stderr_text();
+    assert_eq!(lines_with(&err, "retrying in"), 1, "{err}");
+    assert!(
+        err.contains("code 1011: internal; retrying in") && err.contains("(attempt 1)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_websocket_that_keeps_closing_with_an_error_is_summarised_once_one_stays_up() {
+    // Three connections that each send a message and close with 1011, then one that stays up
+    // (a keep-alive period of 0.5 s makes it count as working).
+    let (server, _) = one_message_then_1011_server(3);
+    let mut run = lrwatch_env(
+        &[&format!("{}/feed", server.base)],
+        &[("LRWATCH_KEEPALIVE", "0.5")],
+    );
+    assert_eq!(run.line(), "0");
+    let summary = run.stderr_until("more time");
+    assert!(
+        summary.contains("2 more times (latest: the server closed the WebSocket with code 1011")
+            && summary.contains("(attempt 3)"),
+        "{summary}"
+    );
+    run.stop();
+    let err = run.stderr_text();
+    assert_eq!(
+        lines_with(&err, "retrying in"),
+        2,
+        "one, then the summary: {err}"
+    );
+    assert!(
+        err.contains("(attempt 1)") && !err.contains("(attempt 2)"),
+        "{err}"
+    );
+}
