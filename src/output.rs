@@ -208,8 +208,12 @@ fn clock(event: &Event) -> String {
     time.get(11..23).unwrap_or(&time).to_string()
 }
 
+/// An ETag as a diff's header shows it, in a pipe too: a server's ETag holding a line end
+/// would otherwise make a header line that looks like a line of the diff.
 fn etag_label(etag: Option<&str>) -> String {
-    etag.map_or("(no ETag)".to_string(), |e| format!("ETag {e}"))
+    etag.map_or("(no ETag)".to_string(), |e| {
+        format!("ETag {}", for_terminal(e, false))
+    })
 }
 
 /// `text` with `label` before every line (`every`), or before its first only.
@@ -601,6 +605,24 @@ mod tests {
             text,
             "{\"a\":1}\n--- http://h/x ETag \"2\"\n+++ http://h/x ETag \"3\" · value-wait · 11:06:40.123\n@@ -1,3 +1,3 @@\n {\n-  \"a\": 1\n+  \"a\": 2\n }\n"
         );
+    }
+
+    #[test]
+    fn a_diff_header_stays_one_line_whatever_the_etag_holds() {
+        let mut out = Vec::new();
+        let mut printer = Printer::new(&mut out, Mode::Lines, true);
+        let mut first = event(EventKind::Value, Some(("1", None)));
+        first.etag = Some("\"a\n+injected\"".into());
+        printer.event(&first).unwrap();
+        let mut second = event(EventKind::Value, Some(("2", None)));
+        second.etag = Some("\"b\"".into());
+        printer.event(&second).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("--- http://h/x ETag \"a\\x0a+injected\"\n"),
+            "{text}"
+        );
+        assert!(!text.lines().any(|l| l == "+injected\""), "{text}");
     }
 
     #[test]

@@ -310,3 +310,24 @@ fn a_forced_transport_on_a_websocket_url_is_an_error_before_connecting() {
     );
     assert_eq!(server.requests(), 0);
 }
+
+/// A text message that is not UTF-8 breaks its connection, as RFC 6455 says it must: said,
+/// and the socket reconnected (README); the next connection's message is printed.
+#[test]
+fn a_text_message_that_is_not_utf8_breaks_the_connection_which_is_reconnected() {
+    use tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tungstenite::protocol::frame::Frame;
+    let server = ws_server(|n, _, mut ws| {
+        if n == 0 {
+            let bad = Frame::message(&b"caf\xe9"[..], OpCode::Data(Data::Text), true);
+            ws.send(Message::Frame(bad)).unwrap();
+        } else {
+            ws.send(Message::text("ok")).unwrap();
+        }
+        while ws.read().is_ok() {}
+    });
+    let mut run = lrwatch(&[&format!("{}/bad-text", server.base)]);
+    let said = run.stderr_until("retrying");
+    assert!(said.to_lowercase().contains("utf-8"), "{said}");
+    assert_eq!(run.line(), "ok");
+}
