@@ -118,7 +118,8 @@ fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
         &mut selector,
         deadline,
         &caught,
-    );
+    )
+    .or_else(|e| gave_up(e, &caught));
     // A command still running when the run ends early (--timeout, an error, a signal) is
     // stopped, with whatever it started: nothing is left behind.
     if let Sink::Exec(exec) = &mut sink {
@@ -223,20 +224,6 @@ fn interrupted(caught: &AtomicI32) -> Ending {
     }
 }
 
-/// Moves updates from the followers to the sink until the run ends.
-fn pump(
-    config: &Config,
-    stderr: &Stderr,
-    follow: &Follow,
-    sink: &mut Sink,
-    selector: &mut Option<Selector>,
-    deadline: Option<Instant>,
-    caught: &AtomicI32,
-) -> Result<Ending> {
-    pump_until_error(config, stderr, follow, sink, selector, deadline, caught)
-        .or_else(|e| gave_up(e, caught))
-}
-
 /// A write to stdout that gave up because nobody read it (see `stdout`) ends the run as what
 /// made it give up: a signal, or else `--timeout`. Any other error stays one.
 fn gave_up(e: anyhow::Error, caught: &AtomicI32) -> Result<Ending> {
@@ -252,7 +239,8 @@ fn gave_up(e: anyhow::Error, caught: &AtomicI32) -> Result<Ending> {
     }
 }
 
-fn pump_until_error(
+/// Moves updates from the followers to the sink until the run ends.
+fn pump(
     config: &Config,
     stderr: &Stderr,
     follow: &Follow,

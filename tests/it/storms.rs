@@ -21,6 +21,28 @@ fn lines_with(text: &str, needle: &str) -> usize {
     text.lines().filter(|l| l.contains(needle)).count()
 }
 
+/// Stderr of `run` (stopped here) said the first failure once, then summed up the next two
+/// ("2 more times (latest: `latest`…", at attempt 3): not a line per attempt.
+fn said_once_then_summed_up(run: &mut Run, latest: &str) {
+    let summary = run.stderr_until("more times");
+    assert!(
+        summary.contains(&format!("2 more times (latest: {latest}"))
+            && summary.contains("(attempt 3)"),
+        "{summary}"
+    );
+    run.stop();
+    let err = run.stderr_text();
+    assert_eq!(
+        lines_with(&err, "retrying in"),
+        2,
+        "one, then the summary: {err}"
+    );
+    assert!(
+        err.contains("(attempt 1)") && !err.contains("(attempt 2)"),
+        "{err}"
+    );
+}
+
 /// A resource offering only `value-stream` at `/s`, whose stream answers `retry: 0` and ends
 /// at once, except that stream requests numbered (from 0) `working` and on send an event
 /// (and ask for a second before the next). Stream requests are timed.
@@ -95,23 +117,7 @@ fn a_forced_stream_that_keeps_closing_backs_off_and_stderr_is_summarised() {
     let mut run = lrwatch(&["--transport", "value-stream", &url]);
     assert_eq!(run.line(), "1");
     assert_eq!(run.line(), "2");
-    let summary = run.stderr_until("more times");
-    assert!(
-        summary.contains("2 more times (latest: the stream ended before any event; retrying in")
-            && summary.contains("(attempt 3)"),
-        "{summary}"
-    );
-    run.stop();
-    let err = run.stderr_text();
-    assert_eq!(
-        lines_with(&err, "retrying in"),
-        2,
-        "one, then the summary: {err}"
-    );
-    assert!(
-        err.contains("(attempt 1)") && !err.contains("(attempt 2)"),
-        "{err}"
-    );
+    said_once_then_summed_up(&mut run, "the stream ended before any event; retrying in");
     // Three backoffs of at least 0.25, 0.5 and 1 s before the stream that worked.
     let times = streams.lock().unwrap().clone();
     assert!(
@@ -444,21 +450,5 @@ fn a_websocket_that_keeps_closing_with_an_error_is_summarised_once_one_stays_up(
         &[("LRWATCH_KEEPALIVE", "0.5")],
     );
     assert_eq!(run.line(), "0");
-    let summary = run.stderr_until("more time");
-    assert!(
-        summary.contains("2 more times (latest: the server closed the WebSocket with code 1011")
-            && summary.contains("(attempt 3)"),
-        "{summary}"
-    );
-    run.stop();
-    let err = run.stderr_text();
-    assert_eq!(
-        lines_with(&err, "retrying in"),
-        2,
-        "one, then the summary: {err}"
-    );
-    assert!(
-        err.contains("(attempt 1)") && !err.contains("(attempt 2)"),
-        "{err}"
-    );
+    said_once_then_summed_up(&mut run, "the server closed the WebSocket with code 1011");
 }
