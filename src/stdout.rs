@@ -39,6 +39,11 @@ pub struct GiveUp {
     at: Arc<Mutex<Option<Instant>>>,
     /// Set for the last flush: only the time counts, the signal already ended the run.
     time_only: Arc<AtomicBool>,
+    /// The nudger's thread, woken whenever what it waits for changes.
+    nudger: Arc<Mutex<Option<std::thread::Thread>>>,
+    /// How many times the nudger has settled on how long to wait (tests wait for it).
+    #[cfg(test)]
+    waits: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl GiveUp {
@@ -47,6 +52,16 @@ impl GiveUp {
             caught,
             at: Arc::new(Mutex::new(at)),
             time_only: Arc::default(),
+            nudger: Arc::default(),
+            #[cfg(test)]
+            waits: Arc::default(),
+        }
+    }
+
+    /// Makes the nudger look again (a signal was caught).
+    pub fn wake(&self) {
+        if let Some(nudger) = &*self.nudger.lock().unwrap_or_else(|e| e.into_inner()) {
+            nudger.unpark();
         }
     }
 
@@ -54,6 +69,9 @@ impl GiveUp {
     pub fn only_at(&self, at: Instant) {
         *self.at.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
         self.time_only.store(true, Ordering::SeqCst);
+        // A nudger parked until the old time (or for good, without --timeout) must count
+        // from the new one: after an error, nothing was nudging yet.
+        self.wake();
     }
 
     fn at(&self) -> Option<Instant> {
@@ -140,6 +158,7 @@ impl Nudger {
         let target = unsafe { libc::pthread_self() };
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
+        let registry = Arc::clone(&give_up.nudger);
         let thread = std::thread::Builder::new()
             .name("nudger".into())
             .spawn(move || loop {
@@ -152,12 +171,16 @@ impl Nudger {
                     std::thread::sleep(NUDGE_EVERY);
                     continue;
                 }
-                // Woken by a signal (see `wake`), at the time, or to look again.
+                // Woken by a signal or a new time (see `GiveUp::wake`), at the time, or to
+                // look again.
                 let wait = give_up.at().map_or(Duration::from_secs(3600), |at| {
                     at.saturating_duration_since(Instant::now())
                 });
+                #[cfg(test)]
+                give_up.waits.fetch_add(1, Ordering::SeqCst);
                 std::thread::park_timeout(wait);
             })?;
+        *registry.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread.thread().clone());
         Ok(Nudger {
             thread: Some(thread),
             stop,
@@ -171,11 +194,6 @@ impl Nudger {
             stop: Arc::default(),
         })
     }
-
-    /// Makes it look again whether to give up (a signal was caught).
-    pub fn waker(&self) -> Option<std::thread::Thread> {
-        self.thread.as_ref().map(|t| t.thread().clone())
-    }
 }
 
 #[cfg(test)]
@@ -184,16 +202,44 @@ mod tests {
     use std::os::unix::net::UnixStream;
 
     #[test]
+    fn a_time_set_for_the_last_flush_is_kept_by_a_nudger_that_was_waiting_for_nothing() {
+        // No --timeout, no signal: the nudger waits for good. A run that then ends in an
+        // error gives its last flush a time of its own, and the write that waits gives up.
+        let give_up = GiveUp::new(Arc::default(), None);
+        let writer_give_up = give_up.clone();
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (_unread, write) = UnixStream::pair().unwrap();
+            let _nudger = Nudger::start(writer_give_up.clone()).unwrap();
+            let mut out = Interruptible::new(write, writer_give_up);
+            let chunk = vec![b'x'; 64 * 1024];
+            let _ = done.send((0..1024).try_for_each(|_| out.write_all(&chunk)));
+        });
+        // The nudger has settled on waiting (for good) before the time is set.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while give_up.waits.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "the nudger never waited");
+            std::thread::yield_now();
+        }
+        give_up.only_at(Instant::now() + Duration::from_millis(100));
+        let e = result
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the write gave up")
+            .expect_err("a write of 64 MiB nobody reads");
+        assert!(e.get_ref().is_some_and(|e| e.is::<Stalled>()), "{e:?}");
+    }
+
+    #[test]
     fn a_write_nobody_reads_gives_up_once_a_signal_is_caught_then_at_the_time() {
         // A socket pair blocks its writer when full, as a pipe does.
         let (_unread, write) = UnixStream::pair().unwrap();
         let caught = Arc::new(AtomicI32::new(0));
         let give_up = GiveUp::new(Arc::clone(&caught), None);
         // The test's own thread is nudged, as the follow loop's is.
-        let nudger = Nudger::start(give_up.clone()).unwrap();
+        let _nudger = Nudger::start(give_up.clone()).unwrap();
         let mut out = Interruptible::new(write, give_up.clone());
         caught.store(15, Ordering::SeqCst);
-        nudger.waker().unwrap().unpark();
+        give_up.wake();
         let chunk = vec![b'x'; 64 * 1024];
         let e = (0..1024)
             .try_for_each(|_| out.write_all(&chunk))

@@ -107,7 +107,7 @@ fn follow(config: &Config, stderr: &Arc<Stderr>) -> Result<Ending> {
             Some(Nudger::start(give_up.clone()).context("cannot start the stdout nudger")?),
         ),
     };
-    let nudge = nudger.as_ref().and_then(Nudger::waker);
+    let nudge = nudger.is_some().then(|| give_up.clone());
     catch_signals(follow.interrupter(), waker, nudge, Arc::clone(&caught))?;
     let mut selector = config.select.clone().map(Selector::new);
     let ending = pump(
@@ -193,7 +193,7 @@ fn trace_proxies(config: &Config, stderr: &Stderr) {
 fn catch_signals(
     interrupter: Interrupter,
     waker: Option<exec::Waker>,
-    nudger: Option<std::thread::Thread>,
+    nudger: Option<GiveUp>,
     caught: Arc<AtomicI32>,
 ) -> Result<()> {
     let mut signals =
@@ -208,7 +208,7 @@ fn catch_signals(
                     waker.wake();
                 }
                 if let Some(nudger) = nudger {
-                    nudger.unpark();
+                    nudger.wake();
                 }
             }
         })

@@ -70,8 +70,13 @@ pub(super) fn run(mut ctx: Ctx) {
             return;
         };
         if ended.messages > 0 && !ended.error {
-            probation = false;
-            ctx.succeeded();
+            // A normal close ends probation only from a connection that stayed open a
+            // keep-alive period: a server alternating a message and 1011 with a message and a
+            // normal close had the backoff start over, and a stderr line, every other time.
+            if !probation || ended.lived >= ctx.options.keepalive {
+                probation = false;
+                ctx.succeeded();
+            }
             ctx.trace(format!(
                 "{}; reconnecting in {:.1}s",
                 ended.why,

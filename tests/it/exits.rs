@@ -279,7 +279,7 @@ fn exits_within_bound(child: &mut std::process::Child) -> std::process::ExitStat
     }
 }
 
-/// Before the stdout writer had a thread of its own, a write into a full pipe held the run:
+/// Before blocked writes to stdout were interrupted, a write into a full pipe held the run:
 /// neither --timeout nor a signal ended it (it ran until killed).
 #[test]
 fn timeout_and_signals_end_the_run_while_stdout_is_not_read() {

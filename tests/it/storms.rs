@@ -441,6 +441,31 @@ fn a_websocket_that_sends_a_message_then_closes_with_an_error_backs_off() {
 }
 
 #[test]
+fn a_websocket_alternating_error_and_normal_closes_still_backs_off() {
+    // Each connection sends its number and closes: with 1011, then normally, in turn. A normal
+    // close after a message (the connection worked) ended probation and started the backoff
+    // and the "said once" over: a stderr line every other connection.
+    let server = crate::live_server::ws_server(move |n, _, mut ws| {
+        let _ = ws.send(tungstenite::Message::text(n.to_string()));
+        let code = if n % 2 == 0 {
+            tungstenite::protocol::frame::coding::CloseCode::Error
+        } else {
+            tungstenite::protocol::frame::coding::CloseCode::Normal
+        };
+        let _ = ws.close(Some(tungstenite::protocol::CloseFrame {
+            code,
+            reason: "".into(),
+        }));
+        while ws.read().is_ok() {}
+    });
+    let mut run = lrwatch(&["-t", "4", &format!("{}/feed", server.base)]);
+    assert_eq!(run.line(), "0");
+    assert_eq!(run.wait().code(), Some(124));
+    let err = run.stderr_text();
+    assert_eq!(lines_with(&err, "retrying in"), 1, "{err}");
+}
+
+#[test]
 fn a_websocket_that_keeps_closing_with_an_error_is_summarised_once_one_stays_up() {
     // Three connections that each send a message and close with 1011, then one that stays up
     // (a keep-alive period of 0.5 s makes it count as working).
