@@ -732,17 +732,12 @@ fn requests_and_sockets_go_through_a_socks4_proxy() {
             &["-v", "-n", "2", "--transport", "multiplex-ws", &resource],
             &[("ALL_PROXY", &url)],
         );
-        let said = run.stderr_until("requests and WebSockets go");
-        assert!(
-            said.contains(&format!("through proxy {url} (from ALL_PROXY)")),
-            "{scheme}: {said}"
+        counts_through_the_proxy(
+            &mut run,
+            &format!("{url} (from ALL_PROXY)"),
+            &format!("{base}/counter/{scheme}"),
+            scheme,
         );
-        assert_eq!(run.line(), "0", "{scheme}");
-        let said = run.stderr_until("connecting to ws://");
-        assert!(said.contains(&format!("through proxy {url}")), "{said}");
-        post(&format!("{base}/counter/{scheme}"));
-        assert_eq!(run.line(), "1", "{scheme}");
-        assert!(run.wait().success(), "{scheme}: {}", run.stderr_text());
         // Every tunnel asked for in SOCKS4, to the host as the scheme says to name it.
         let path = format!("/counter/{scheme}");
         let authority = format!("{host}:{port}");
@@ -906,20 +901,12 @@ fn requests_and_sockets_go_through_an_https_proxy() {
             &resource,
         ];
         let mut run = lrwatch_env(&args, &env);
-        let said = run.stderr_until("requests and WebSockets go");
-        assert!(
-            said.contains(&format!("through proxy {proxy_url} (from HTTPS_PROXY)")),
-            "{name}: {said}"
+        counts_through_the_proxy(
+            &mut run,
+            &format!("{proxy_url} (from HTTPS_PROXY)"),
+            &format!("{base}/counter/https-proxy-{name}"),
+            name,
         );
-        assert_eq!(run.line(), "0", "{name}");
-        let said = run.stderr_until("connecting to ws");
-        assert!(
-            said.contains(&format!("through proxy {proxy_url}")),
-            "{said}"
-        );
-        post(&format!("{base}/counter/https-proxy-{name}"));
-        assert_eq!(run.line(), "1", "{name}");
-        assert!(run.wait().success(), "{name}: {}", run.stderr_text());
         let tunnels = connect.tunnels()[before..].to_vec();
         let authority = resource_base.split("://").nth(1).unwrap();
         assert!(
@@ -962,4 +949,25 @@ fn requests_and_sockets_go_through_an_https_proxy() {
     }
     assert_eq!(connect.tunnels().len(), before);
     let _ = std::fs::remove_file(&ca_file);
+}
+
+/// A `-v -n 2` run following a counter over a socket: it says its requests and its socket go
+/// through `proxy` (the proxy's URL and where it came from, as `-v` says it), prints the value,
+/// then the one after a POST to `counter`, and exits 0. `case` names the case in failures.
+fn counts_through_the_proxy(run: &mut Run, proxy: &str, counter: &str, case: &str) {
+    let said = run.stderr_until("requests and WebSockets go");
+    assert!(
+        said.contains(&format!("through proxy {proxy}")),
+        "{case}: {said}"
+    );
+    assert_eq!(run.line(), "0", "{case}");
+    let said = run.stderr_until("connecting to ws");
+    let url = proxy.split(' ').next().unwrap_or(proxy);
+    assert!(
+        said.contains(&format!("through proxy {url}")),
+        "{case}: {said}"
+    );
+    post(counter);
+    assert_eq!(run.line(), "1", "{case}");
+    assert!(run.wait().success(), "{case}: {}", run.stderr_text());
 }
